@@ -1,0 +1,316 @@
+#include <l04/config/settings.hpp>
+#include <l04/core/strings.hpp>
+
+#include <l04/config/toml_util.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+namespace l04 {
+
+namespace {
+using T = SettingType;
+}
+
+const std::vector<SettingInfo>& settings_table() {
+    static const std::vector<SettingInfo> table = {
+        {"state_dir", T::path, "", {"L04_STATE_DIR"}, false,
+         "State directory (SQLite, index). Default $XDG_STATE_HOME/l04."},
+        {"runtime_dir", T::path, "", {"L04_RUNTIME_DIR"}, false,
+         "Runtime directory (socket, lock, pid). Default $XDG_RUNTIME_DIR/l04."},
+        {"models_file", T::path, "", {"L04_MODELS"}, false,
+         "Extra models.toml merged over the installed catalogue. Default $XDG_CONFIG_HOME/l04/models.toml."},
+        {"agent", T::string, "default", {"L04_AGENT"}, false, "Agent identity for limits, budgets and the ledger."},
+        {"routing.default_model", T::string, "", {"L04_DEFAULT_MODEL", "L04_MODEL"}, false,
+         "Model used when a request names none and no strategy applies. Empty = route by strategy."},
+        {"routing.strategy", T::string, "balanced", {"L04_ROUTING_STRATEGY", "DEFAULT_ROUTING_STRATEGY"}, false,
+         "capability_match, fastest, cheapest, best_quality, balanced, fallback, round_robin, weighted."},
+        {"request.timeout", T::duration, "120s", {"L04_TIMEOUT"}, false, "Total time a request may take."},
+        {"cache.enabled", T::boolean, "true", {"L04_CACHE_ENABLED", "CACHE_ENABLED"}, false,
+         "Response cache on or off."},
+        {"cache.ttl", T::duration, "3600", {"L04_CACHE_TTL", "CACHE_TTL"}, false,
+         "How long a cached answer stays valid (seconds, or 90s/15m/24h)."},
+        {"cache.similarity_threshold", T::number, "0.85",
+         {"L04_CACHE_SIMILARITY_THRESHOLD", "CACHE_SIMILARITY_THRESHOLD"}, false,
+         "Cosine similarity at or above which a semantic hit is served."},
+        {"cache.max_entries", T::integer, "100000", {"L04_CACHE_MAX_ENTRIES"}, false,
+         "Entries kept before least-recently-used eviction."},
+        {"cache.max_bytes", T::integer, "268435456", {"L04_CACHE_MAX_BYTES"}, false,
+         "Payload bytes kept before least-recently-used eviction."},
+        {"cache.semantic", T::boolean, "true", {"L04_CACHE_SEMANTIC"}, false, "Semantic (embedding) lookups."},
+        {"cache.embedder", T::string, "builtin", {"L04_CACHE_EMBEDDER"}, false,
+         "builtin (offline), ollama or openai."},
+        {"embedding.ollama_model", T::string, "nomic-embed-text", {"L04_OLLAMA_EMBEDDING_MODEL", "OLLAMA_EMBEDDING_MODEL"},
+         false, "Ollama embedding model."},
+        {"embedding.ollama_dimensions", T::integer, "768",
+         {"L04_OLLAMA_EMBEDDING_DIMENSIONS", "OLLAMA_EMBEDDING_DIMENSIONS"}, false, "Its vector size."},
+        {"rate_limit.enabled", T::boolean, "true", {"L04_RATE_LIMIT_ENABLED", "RATE_LIMIT_ENABLED"}, false,
+         "Count requests and tokens in token buckets."},
+        {"rate_limit.enforced", T::boolean, "true", {"L04_RATE_LIMIT_ENFORCED"}, false,
+         "Reject over-limit requests (false = shadow mode: count and report only)."},
+        {"rate_limit.requests_per_minute", T::integer, "60",
+         {"L04_RATE_LIMIT_REQUESTS_PER_MINUTE", "RATE_LIMIT_REQUESTS_PER_MINUTE"}, false,
+         "Requests per minute per agent."},
+        {"rate_limit.tokens_per_minute", T::integer, "100000",
+         {"L04_RATE_LIMIT_TOKENS_PER_MINUTE", "RATE_LIMIT_TOKENS_PER_MINUTE"}, false, "Tokens per minute per agent."},
+        {"circuit_breaker.failure_threshold", T::integer, "5",
+         {"L04_CIRCUIT_BREAKER_FAILURE_THRESHOLD", "CIRCUIT_BREAKER_FAILURE_THRESHOLD"}, false,
+         "Consecutive failures that open a provider's circuit."},
+        {"circuit_breaker.recovery_timeout", T::duration, "60",
+         {"L04_CIRCUIT_BREAKER_RECOVERY_TIMEOUT", "CIRCUIT_BREAKER_RECOVERY_TIMEOUT"}, false,
+         "Time an open circuit waits before a probe."},
+        {"retry.max_retries", T::integer, "2", {"L04_MAX_RETRIES"}, false, "Retries per model before failover."},
+        {"retry.base_delay", T::duration, "500ms", {"L04_RETRY_BASE_DELAY"}, false, "First backoff step."},
+        {"retry.max_delay", T::duration, "20s", {"L04_RETRY_MAX_DELAY"}, false, "Backoff cap."},
+        {"providers.openai.api_key", T::string, "", {"OPENAI_API_KEY", "L04_OPENAI_API_KEY"}, true, "OpenAI API key."},
+        {"providers.openai.base_url", T::string, "", {"OPENAI_BASE_URL", "L04_OPENAI_BASE_URL"}, false,
+         "Override the OpenAI base URL (e.g. a local server)."},
+        {"providers.anthropic.api_key", T::string, "", {"ANTHROPIC_API_KEY", "L04_ANTHROPIC_API_KEY"}, true,
+         "Anthropic API key."},
+        {"providers.anthropic.base_url", T::string, "", {"ANTHROPIC_BASE_URL", "L04_ANTHROPIC_BASE_URL"}, false,
+         "Override the Anthropic base URL."},
+        {"providers.ollama.url", T::string, "", {"OLLAMA_URL", "L04_OLLAMA_URL"}, false,
+         "Ollama server URL (default from models.toml: http://127.0.0.1:11434)."},
+        {"providers.gemini.api_key", T::string, "", {"GEMINI_API_KEY", "L04_GEMINI_API_KEY"}, true,
+         "Gemini API key."},
+        {"providers.gemini.base_url", T::string, "", {"GEMINI_BASE_URL", "L04_GEMINI_BASE_URL"}, false,
+         "Override the Gemini base URL."},
+        {"redis_url", T::string, "", {"L04_REDIS_URL", "REDIS_URL"}, false,
+         "Accepted for compatibility with the seed; l04 keeps shared state in SQLite and does not use Redis."},
+        {"daemon.listen", T::string, "", {"L04_LISTEN"}, false,
+         "Also serve HTTP on this TCP address (e.g. 127.0.0.1:8404). Empty = Unix socket only."},
+        {"daemon.auth_token", T::string, "", {"L04_AUTH_TOKEN"}, true,
+         "Bearer token required on the TCP listener when set."},
+        {"daemon.idle_timeout", T::duration, "600", {"L04_IDLE_TIMEOUT"}, false,
+         "l04d exits after this long with no requests (0 = never)."},
+        {"daemon.max_connections", T::integer, "2048", {"L04_MAX_CONNECTIONS"}, false,
+         "Connections l04d serves at once."},
+        {"log.level", T::string, "info", {"L04_LOG_LEVEL"}, false, "trace, debug, info, warn, error, off."},
+        {"log.format", T::string, "text", {"L04_LOG_FORMAT"}, false, "text or json."},
+        {"usage.retention", T::duration, "90d", {"L04_USAGE_RETENTION"}, false, "Ledger rows older than this are pruned."},
+        {"usage.export_url", T::string, "", {"L01_BASE_URL", "L04_USAGE_EXPORT_URL"}, false,
+         "Post each ledger row as JSON to this URL."},
+        {"usage.export_api_key", T::string, "", {"L01_API_KEY", "L04_USAGE_EXPORT_API_KEY"}, true,
+         "Bearer token for the usage exporter."},
+    };
+    return table;
+}
+
+const SettingInfo* find_setting(std::string_view key) {
+    for (const auto& s : settings_table())
+        if (s.key == key) return &s;
+    return nullptr;
+}
+
+EnvFn process_env() {
+    return [](std::string_view name) -> std::optional<std::string> {
+        const char* v = std::getenv(std::string(name).c_str());
+        if (!v) return std::nullopt;
+        return std::string(v);
+    };
+}
+
+namespace {
+
+Status validate(const SettingInfo& info, const std::string& value) {
+    auto bad = [&](const char* what) {
+        return fail(ErrorCode::config_invalid,
+                    "'" + std::string(info.key) + "' = '" + value + "' is not " + what);
+    };
+    switch (info.type) {
+        case T::integer: {
+            if (value.empty()) return bad("an integer");
+            char* end = nullptr;
+            std::strtoll(value.c_str(), &end, 10);
+            if (*end != '\0') return bad("an integer");
+            break;
+        }
+        case T::number: {
+            if (value.empty()) return bad("a number");
+            char* end = nullptr;
+            std::strtod(value.c_str(), &end);
+            if (*end != '\0') return bad("a number");
+            break;
+        }
+        case T::boolean:
+            if (!parse_bool(value)) return bad("a boolean (true/false)");
+            break;
+        case T::duration:
+            if (!parse_duration_ms(value)) return bad("a duration (e.g. 30, 90s, 15m, 24h)");
+            break;
+        default: break;
+    }
+    return {};
+}
+
+std::string toml_value_string(const toml::node& n) {
+    if (auto s = n.as_string()) return s->get();
+    if (auto i = n.as_integer()) return std::to_string(i->get());
+    if (auto f = n.as_floating_point()) {
+        std::ostringstream o;
+        o << f->get();
+        return o.str();
+    }
+    if (auto b = n.as_boolean()) return b->get() ? "true" : "false";
+    return {};
+}
+
+std::string where(const std::string& file, const toml::source_region& r) {
+    return file + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column);
+}
+
+// Walks a parsed file, applying every leaf to settings; unknown keys fail.
+Status apply_table(Settings& s, const toml::table& tbl, const std::string& prefix, const std::string& file) {
+    for (const auto& [k, node] : tbl) {
+        std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+        if (const auto* sub = node.as_table()) {
+            if (auto st = apply_table(s, *sub, key, file); !st) return st;
+            continue;
+        }
+        const SettingInfo* info = find_setting(key);
+        if (!info) {
+            std::vector<std::string> names;
+            for (const auto& e : settings_table()) names.emplace_back(e.key);
+            auto near = closest_names(key, names, 1);
+            return fail(ErrorCode::config_invalid,
+                        where(file, node.source()) + ": unknown key '" + key + "'" +
+                            (near.empty() ? "" : " (did you mean '" + near[0] + "'?)"));
+        }
+        if (node.is_array() || node.is_table()) {
+            return fail(ErrorCode::config_invalid, where(file, node.source()) + ": '" + key + "' must be a single value");
+        }
+        auto st = s.set(key, toml_value_string(node), file);
+        if (!st) {
+            Error e = st.error();
+            e.message = where(file, node.source()) + ": " + e.message;
+            return fail(std::move(e));
+        }
+    }
+    return {};
+}
+
+Status apply_file(Settings& s, const std::string& path, bool must_exist) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+        if (must_exist) return fail(ErrorCode::config_file_unreadable, "config file " + path + " does not exist");
+        return {};
+    }
+    std::ifstream in(path);
+    if (!in) return fail(ErrorCode::config_file_unreadable, "cannot read config file " + path);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    auto r = detail::parse_toml(buf.str(), path, ErrorCode::config_invalid);
+    if (!r) return fail(r.error());
+    return apply_table(s, *r, "", path);
+}
+
+std::string env_or(const EnvFn& env, std::string_view name, std::string fallback) {
+    if (auto v = env(name); v && !v->empty()) return *v;
+    return fallback;
+}
+
+std::string home(const EnvFn& env) {
+    return env_or(env, "HOME", "/tmp");
+}
+
+}  // namespace
+
+Settings Settings::defaults() {
+    Settings s;
+    s.m_env = process_env();
+    for (const auto& info : settings_table())
+        s.m_values[std::string(info.key)] = Entry{std::string(info.default_value), "default"};
+    return s;
+}
+
+Result<Settings> Settings::load(const SettingsSources& src) {
+    Settings s = defaults();
+    s.m_env = src.env;
+    if (auto st = apply_file(s, src.system_config, false); !st) return fail(st.error());
+
+    bool user_explicit = false;
+    std::string user = src.user_config;
+    if (!user.empty()) user_explicit = true;
+    else if (auto v = src.env("L04_CONFIG"); v && !v->empty()) {
+        user = *v;
+        user_explicit = true;
+    } else {
+        user = s.config_dir() + "/l04.toml";
+    }
+    s.m_user_config = user;
+    if (auto st = apply_file(s, user, user_explicit); !st) return fail(st.error());
+
+    for (const auto& info : settings_table()) {
+        // Canonical name wins over aliases: scan in reverse so the first applies last.
+        for (auto it = info.env.rbegin(); it != info.env.rend(); ++it) {
+            auto v = src.env(*it);
+            if (!v) continue;
+            if (info.secret && v->empty()) continue;
+            if (auto st = s.set(info.key, *v, "env " + std::string(*it)); !st) {
+                Error e = st.error();
+                e.message = "environment " + std::string(*it) + ": " + e.message;
+                return fail(std::move(e));
+            }
+        }
+    }
+    for (const auto& [k, v] : src.flags) {
+        if (auto st = s.set(k, v, "flag"); !st) return fail(st.error());
+    }
+    return s;
+}
+
+const std::string& Settings::get(std::string_view key) const {
+    auto it = m_values.find(key);
+    static const std::string empty;
+    return it == m_values.end() ? empty : it->second.value;
+}
+
+std::int64_t Settings::get_int(std::string_view key) const { return std::strtoll(get(key).c_str(), nullptr, 10); }
+double Settings::get_double(std::string_view key) const { return std::strtod(get(key).c_str(), nullptr); }
+bool Settings::get_bool(std::string_view key) const { return parse_bool(get(key)).value_or(false); }
+std::int64_t Settings::get_duration_ms(std::string_view key) const { return parse_duration_ms(get(key)).value_or(0); }
+
+const std::string& Settings::source(std::string_view key) const {
+    auto it = m_values.find(key);
+    static const std::string unknown = "unknown";
+    return it == m_values.end() ? unknown : it->second.source;
+}
+
+Status Settings::set(std::string_view key, std::string value, std::string source) {
+    const SettingInfo* info = find_setting(key);
+    if (!info) return fail(ErrorCode::config_invalid, "unknown setting '" + std::string(key) + "'");
+    if (auto st = validate(*info, value); !st) return st;
+    m_values[std::string(key)] = Entry{std::move(value), std::move(source)};
+    return {};
+}
+
+std::string Settings::state_dir() const {
+    if (const auto& v = get("state_dir"); !v.empty()) return v;
+    if (auto x = m_env("XDG_STATE_HOME"); x && !x->empty()) return *x + "/l04";
+    return home(m_env) + "/.local/state/l04";
+}
+
+std::string Settings::runtime_dir() const {
+    if (const auto& v = get("runtime_dir"); !v.empty()) return v;
+    if (auto x = m_env("XDG_RUNTIME_DIR"); x && !x->empty()) return *x + "/l04";
+    return "/tmp/l04-" + std::to_string(::getuid());
+}
+
+std::string Settings::config_dir() const {
+    if (auto x = m_env("XDG_CONFIG_HOME"); x && !x->empty()) return *x + "/l04";
+    return home(m_env) + "/.config/l04";
+}
+
+std::string Settings::socket_path() const { return runtime_dir() + "/l04d.sock"; }
+
+std::string Settings::display_value(std::string_view key) const {
+    const SettingInfo* info = find_setting(key);
+    const auto& v = get(key);
+    if (info && info->secret) return v.empty() ? "(unset)" : "(set, hidden)";
+    return v;
+}
+
+}  // namespace l04

@@ -1,0 +1,110 @@
+#include <l04/core/strings.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <ctime>
+
+namespace l04 {
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+}
+
+std::vector<std::string> split(std::string_view s, char sep) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (true) {
+        auto pos = s.find(sep, start);
+        auto piece = trim(s.substr(start, pos == std::string_view::npos ? pos : pos - start));
+        if (!piece.empty()) out.emplace_back(piece);
+        if (pos == std::string_view::npos) break;
+        start = pos + 1;
+    }
+    return out;
+}
+
+std::string to_lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        cur[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            std::size_t sub = prev[j - 1] + (std::tolower(a[i - 1]) == std::tolower(b[j - 1]) ? 0 : 1);
+            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+        }
+        std::swap(prev, cur);
+    }
+    return prev[b.size()];
+}
+
+std::vector<std::string> closest_names(std::string_view name, const std::vector<std::string>& candidates,
+                                       std::size_t n) {
+    std::vector<std::pair<std::size_t, std::string>> scored;
+    const std::string lname = to_lower(name);
+    for (const auto& c : candidates) {
+        std::size_t d = edit_distance(name, c);
+        const std::string lc = to_lower(c);
+        if (!lname.empty() && (lc.find(lname) != std::string::npos || lname.find(lc) != std::string::npos))
+            d = std::min<std::size_t>(d, 1);
+        scored.emplace_back(d, c);
+    }
+    std::sort(scored.begin(), scored.end());
+    std::vector<std::string> out;
+    const std::size_t limit = std::max<std::size_t>(3, name.size() / 2);
+    for (const auto& [d, c] : scored) {
+        if (out.size() >= n || d > limit) break;
+        out.push_back(c);
+    }
+    return out;
+}
+
+std::optional<std::int64_t> parse_duration_ms(std::string_view s) {
+    s = trim(s);
+    if (s.empty()) return std::nullopt;
+    double value = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (ec != std::errc() || value < 0) return std::nullopt;
+    std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
+    double mult = 1000;
+    if (unit.empty() || unit == "s") mult = 1000;
+    else if (unit == "ms") mult = 1;
+    else if (unit == "m" || unit == "min") mult = 60'000;
+    else if (unit == "h") mult = 3'600'000;
+    else if (unit == "d") mult = 86'400'000;
+    else if (unit == "w") mult = 7 * 86'400'000.0;
+    else return std::nullopt;
+    return static_cast<std::int64_t>(value * mult);
+}
+
+std::optional<bool> parse_bool(std::string_view s) {
+    const auto l = to_lower(trim(s));
+    if (l == "1" || l == "true" || l == "yes" || l == "on") return true;
+    if (l == "0" || l == "false" || l == "no" || l == "off" || l.empty()) return false;
+    return std::nullopt;
+}
+
+std::string iso8601_utc(std::int64_t wall_ms) {
+    std::time_t t = static_cast<std::time_t>(wall_ms / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+}  // namespace l04

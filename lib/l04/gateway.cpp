@@ -1,0 +1,460 @@
+#include <l04/gateway.hpp>
+#include <l04/cache/cache_key.hpp>
+#include <l04/core/strings.hpp>
+#include <l04/http/curl_transport.hpp>
+#include <l04/provider/factory.hpp>
+#include <l04/provider/mock.hpp>
+#include <l04/store/schema.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <future>
+#include <random>
+
+namespace l04 {
+
+std::string new_request_id() {
+    static thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                            static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())};
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "req_%016llx", static_cast<unsigned long long>(rng()));
+    return buf;
+}
+
+std::vector<std::string> replay_chunks(const std::string& text) { return MockProvider::chunks_of(text); }
+
+namespace {
+
+double ms_between(Clock::duration a, Clock::duration b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+void declare_metrics(Metrics& m) {
+    m.declare("l04_inference_requests_total", "counter", "Finished inference requests by provider, model and status.");
+    m.declare("l04_inference_latency_seconds", "histogram", "End-to-end request latency.");
+    m.declare("l04_gateway_overhead_seconds", "histogram", "Request latency minus time spent waiting on providers.");
+    m.declare("l04_time_to_first_token_seconds", "histogram", "Time to the first streamed chunk.");
+    m.declare("l04_cache_hits_total", "counter", "Cache hits (exact and semantic).");
+    m.declare("l04_cache_semantic_hits_total", "counter", "Semantic cache hits.");
+    m.declare("l04_cache_misses_total", "counter", "Cache misses.");
+    m.declare("l04_rate_limit_rejections_total", "counter", "Requests rejected by rate limits.");
+    m.declare("l04_circuit_breaker_state", "gauge", "Circuit state per provider (0 closed, 1 half open, 2 open).");
+    m.declare("l04_active_requests", "gauge", "Requests in flight per provider.");
+    m.declare("l04_token_usage_total", "counter", "Tokens by direction and model.");
+    m.declare("l04_cost_usd_total", "counter", "Cost in USD by model.");
+    m.declare("l04_retries_total", "counter", "Retries of a provider call.");
+    m.declare("l04_fallbacks_total", "counter", "Failovers to the next model in the chain.");
+    m.declare("l04_gateway_info", "gauge", "Gateway build information.");
+    m.set("l04_gateway_info", {{"version", L04_VERSION}, {"layer", "L04"}}, 1);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
+    std::unique_ptr<Gateway> g(new Gateway());
+    g->m_settings = std::move(opts.settings);
+    g->m_registry = std::move(opts.registry);
+    g->m_clock = opts.clock ? opts.clock : &SystemClock::instance();
+    g->m_transport = opts.transport ? opts.transport : make_curl_transport();
+    const std::string state_dir = opts.state_dir.empty() ? g->m_settings.state_dir() : opts.state_dir;
+
+    RouterConfig rc;
+    const auto& strat = g->m_settings.get("routing.strategy");
+    auto s = parse_strategy(strat);
+    if (!s) return fail(ErrorCode::invalid_strategy, "routing.strategy: unknown strategy '" + strat + "'");
+    rc.default_strategy = *s;
+    rc.default_model = g->m_settings.get("routing.default_model");
+    if (!rc.default_model.empty() && !g->m_registry.find(rc.default_model))
+        return fail(ErrorCode::model_not_found,
+                    "routing.default_model '" + rc.default_model + "' (from " +
+                        g->m_settings.source("routing.default_model") + ") is not in the model registry");
+    g->m_router = std::make_unique<Router>(g->m_registry, rc);
+
+    auto cache_db = open_state_db(state_dir);
+    if (!cache_db) return fail(cache_db.error());
+    CacheConfig cc;
+    cc.enabled = g->m_settings.get_bool("cache.enabled");
+    cc.ttl_ms = g->m_settings.get_duration_ms("cache.ttl");
+    cc.max_entries = g->m_settings.get_int("cache.max_entries");
+    cc.max_bytes = g->m_settings.get_int("cache.max_bytes");
+    cc.similarity_threshold = g->m_settings.get_double("cache.similarity_threshold");
+    cc.semantic = g->m_settings.get_bool("cache.semantic");
+    g->m_cache = std::make_unique<ResponseCache>(std::move(*cache_db), cc, *g->m_clock);
+
+    auto ledger_db = open_state_db(state_dir);
+    if (!ledger_db) return fail(ledger_db.error());
+    g->m_ledger = std::make_unique<Ledger>(std::move(*ledger_db));
+
+    g->m_limiter = opts.rate_limiter ? opts.rate_limiter : std::make_shared<UnlimitedRateLimiter>();
+    g->m_breaker = opts.breaker ? opts.breaker : std::make_shared<NullCircuitBreaker>();
+    g->m_queue = std::make_unique<RequestQueue>(QueueConfig{}, *g->m_clock);
+
+    for (const auto& [id, info] : g->m_registry.providers())
+        g->m_provider_cfg[id] = resolve_provider_config(info, g->m_settings);
+    for (auto& [id, p] : opts.provider_overrides) {
+        g->m_providers[id] = p;
+        g->m_provider_cfg[id].configured = true;
+    }
+    declare_metrics(g->m_metrics);
+    return g;
+}
+
+Gateway::~Gateway() = default;
+
+Status Gateway::validate(InferenceRequest& req) const {
+    if (req.request_id.empty()) req.request_id = new_request_id();
+    if (req.agent_did.empty()) req.agent_did = m_settings.get("agent");
+    if (req.messages.empty()) return fail(ErrorCode::invalid_request, "the request has no messages (empty prompt)");
+    bool has_user = false;
+    for (const auto& m : req.messages) {
+        if (m.role == Role::user) has_user = true;
+        if (m.role == Role::tool && m.tool_call_id.empty())
+            return fail(ErrorCode::invalid_messages, "a tool message needs tool_call_id");
+    }
+    if (!has_user) return fail(ErrorCode::invalid_messages, "the request has no user message");
+    const auto& last = req.messages.back();
+    if (last.role == Role::user && trim(last.content).empty())
+        return fail(ErrorCode::invalid_request, "the prompt is empty");
+    if (req.temperature && (*req.temperature < 0 || *req.temperature > 2))
+        return fail(ErrorCode::invalid_parameter, "temperature must be within 0..2");
+    if (req.top_p && (*req.top_p < 0 || *req.top_p > 1))
+        return fail(ErrorCode::invalid_parameter, "top_p must be within 0..1");
+    if (req.max_tokens && *req.max_tokens <= 0) return fail(ErrorCode::invalid_parameter, "max_tokens must be positive");
+    if (req.cache_similarity_threshold &&
+        (*req.cache_similarity_threshold <= 0 || *req.cache_similarity_threshold > 1))
+        return fail(ErrorCode::invalid_parameter, "cache similarity threshold must be within (0, 1]");
+    return {};
+}
+
+bool Gateway::provider_available(const std::string& id, std::string& why) {
+    auto it = m_provider_cfg.find(id);
+    if (it == m_provider_cfg.end()) {
+        why = "provider '" + id + "' is not defined";
+        return false;
+    }
+    if (!it->second.configured) {
+        why = it->second.why_not;
+        return false;
+    }
+    auto snap = m_breaker->snapshot(id);
+    if (snap.state == CircuitState::open && snap.blocked_until_ms > m_clock->wall_ms()) {
+        why = "circuit open for provider '" + id + "'";
+        return false;
+    }
+    return true;
+}
+
+Result<Provider*> Gateway::provider_for(const std::string& id) {
+    std::lock_guard lk(m_providers_mu);
+    if (auto it = m_providers.find(id); it != m_providers.end()) return it->second.get();
+    auto cit = m_provider_cfg.find(id);
+    if (cit == m_provider_cfg.end())
+        return fail(ErrorCode::provider_not_configured, "provider '" + id + "' is not defined in models.toml");
+    auto p = make_provider(cit->second, *m_transport, *m_clock);
+    if (!p) return fail(p.error());
+    auto shared = std::shared_ptr<Provider>(std::move(*p));
+    m_providers[id] = shared;
+    return shared.get();
+}
+
+Result<RoutingDecision> Gateway::explain(const InferenceRequest& req) {
+    return m_router->route(req, [this](const std::string& p, std::string& why) { return provider_available(p, why); });
+}
+
+Result<InferenceResponse> Gateway::execute(InferenceRequest req) {
+    req.stream = false;
+    return run(req, nullptr, nullptr);
+}
+
+Result<InferenceResponse> Gateway::stream(InferenceRequest req, const ChunkSink& sink, const CancelToken* cancel) {
+    req.stream = true;
+    return run(req, &sink, cancel);
+}
+
+Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
+                                                 const CancelToken* cancel, int& attempts, bool& delivered,
+                                                 std::optional<double>& ttft_ms, std::int64_t deadline_ms) {
+    auto prov = provider_for(model.provider);
+    if (!prov) return fail(prov.error());
+    const int max_retries = static_cast<int>(std::max<std::int64_t>(0, m_settings.get_int("retry.max_retries")));
+    const auto base = m_settings.get_duration_ms("retry.base_delay");
+    const auto cap = m_settings.get_duration_ms("retry.max_delay");
+    const auto start = m_clock->now();
+
+    for (int retry = 0;; ++retry) {
+        if (auto st = m_breaker->allow(model.provider); !st) return fail(st.error());
+        LimitRequest lr{req.agent_did, model.provider, model.id,
+                        estimate_prompt_tokens(req) + req.max_tokens.value_or(std::min<std::int64_t>(model.max_output_tokens, 1024))};
+        auto res = m_limiter->reserve(lr);
+        if (!res) {
+            m_metrics.inc("l04_rate_limit_rejections_total", {{"agent_did", req.agent_did}});
+            return fail(res.error());
+        }
+        auto ticket = m_queue->acquire(model.provider, req.priority, deadline_ms);
+        if (!ticket) {
+            m_limiter->settle(*res, 0);
+            return fail(ticket.error());
+        }
+        ++attempts;
+        const auto remaining = std::max<std::int64_t>(1, deadline_ms - m_clock->wall_ms());
+        ProviderRequest pr{req, model, std::chrono::milliseconds(remaining), cancel};
+        m_metrics.add("l04_active_requests", {{"provider", model.provider}}, 1);
+        Result<InferenceResponse> r = fail(ErrorCode::internal_error, "not run");
+        if (sink) {
+            ChunkSink forward = [&](const StreamChunk& c) -> bool {
+                if (c.is_final) return true;  // the gateway sends its own final event
+                if (!delivered && (!c.delta.empty() || !c.tool_call_deltas.empty())) {
+                    delivered = true;
+                    ttft_ms = ms_between(start, m_clock->now());
+                }
+                return (*sink)(c);
+            };
+            r = (*prov)->stream(pr, forward);
+        } else {
+            r = (*prov)->complete(pr);
+        }
+        m_metrics.add("l04_active_requests", {{"provider", model.provider}}, -1);
+        if (r) {
+            m_limiter->settle(*res, r->token_usage.total_tokens);
+            m_breaker->on_success(model.provider);
+            return r;
+        }
+        m_limiter->settle(*res, 0);
+        m_breaker->on_failure(model.provider, r.error());
+        Error err = r.error();
+        if (delivered) {
+            // Chunks already reached the caller: never restart silently.
+            if (err.code != ErrorCode::streaming_error) {
+                err.message = "stream failed after output was delivered: " + err.message;
+                err.code = ErrorCode::streaming_error;
+            }
+            err.retryable = false;
+            return fail(std::move(err));
+        }
+        if (!err.retryable || retry >= max_retries || (cancel && cancel->cancelled)) return fail(std::move(err));
+        // Full jitter: uniform(0, min(cap, base * 2^retry)), at least Retry-After.
+        double ceiling = std::min<double>(static_cast<double>(cap), static_cast<double>(base) * std::pow(2.0, retry));
+        double wait;
+        {
+            std::lock_guard lk(m_rng_mu);
+            wait = std::uniform_real_distribution<double>(0, ceiling)(m_rng);
+        }
+        if (err.retry_after) wait = std::max(wait, static_cast<double>(err.retry_after->count()));
+        if (m_clock->wall_ms() + static_cast<std::int64_t>(wait) >= deadline_ms) return fail(std::move(err));
+        m_metrics.inc("l04_retries_total", {{"provider", model.provider}, {"model", model.id}});
+        spdlog::debug("retrying {} on {} in {:.0f} ms after {}", model.id, model.provider, wait, err.to_string());
+        m_clock->sleep_for(std::chrono::milliseconds(static_cast<std::int64_t>(wait)));
+    }
+}
+
+Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* sink, const CancelToken* cancel) {
+    const auto t0 = m_clock->now();
+    if (auto st = validate(req); !st) {
+        record(req, fail(st.error()), req.model, "", 0, std::nullopt, 0, 0);
+        return fail(st.error());
+    }
+    const std::int64_t deadline_ms =
+        req.deadline_ms.value_or(m_clock->wall_ms() + m_settings.get_duration_ms("request.timeout"));
+
+    auto decision = explain(req);
+    if (!decision) {
+        record(req, fail(decision.error()), req.model, "", ms_between(t0, m_clock->now()), std::nullopt, 0, 0);
+        return fail(decision.error());
+    }
+
+    // Cache: exact lookup first.
+    const bool use_cache = m_cache->config().enabled && req.enable_cache && req.cache_mode != CacheMode::bypass;
+    CacheKey key;
+    if (use_cache) {
+        key = make_cache_key(req, decision->target, "");
+        if (req.cache_mode == CacheMode::use) {
+            if (auto hit = m_cache->lookup(key)) {
+                hit->request_id = req.request_id;
+                hit->latency_ms = ms_between(t0, m_clock->now());
+                std::optional<double> ttft;
+                if (sink) {
+                    for (const auto& piece : replay_chunks(hit->content)) {
+                        StreamChunk c;
+                        c.delta = piece;
+                        if (!ttft) ttft = ms_between(t0, m_clock->now());
+                        if (!(*sink)(c)) break;
+                    }
+                }
+                m_metrics.inc("l04_cache_hits_total");
+                double saved = 0;
+                if (const ModelInfo* m = m_registry.find(hit->model_id)) saved = cost_usd(*m, hit->token_usage);
+                hit->latency_ms = ms_between(t0, m_clock->now());
+                record(req, *hit, hit->model_id, hit->provider, hit->latency_ms, ttft, 0, saved);
+                return std::move(*hit);
+            }
+            m_metrics.inc("l04_cache_misses_total");
+        }
+    }
+
+    std::vector<const ModelInfo*> chain{decision->primary};
+    chain.insert(chain.end(), decision->fallbacks.begin(), decision->fallbacks.end());
+    int attempts = 0;
+    bool delivered = false;
+    std::optional<double> ttft;
+    std::vector<std::string> failures;
+    Error last_error(ErrorCode::all_models_unavailable, "no model could serve the request");
+    for (std::size_t i = 0; i < chain.size(); ++i) {
+        const ModelInfo& model = *chain[i];
+        if (i > 0) m_metrics.inc("l04_fallbacks_total", {{"from", chain[i - 1]->id}, {"to", model.id}});
+        const auto call_start = m_clock->now();
+        auto r = attempt_model(req, model, sink, cancel, attempts, delivered, ttft, deadline_ms);
+        const double provider_ms = ms_between(call_start, m_clock->now());
+        if (r) {
+            InferenceResponse resp = std::move(*r);
+            resp.request_id = req.request_id;
+            resp.model_id = model.id;
+            resp.provider = model.provider;
+            if (resp.token_usage.total_tokens == 0)
+                resp.token_usage.total_tokens = resp.token_usage.prompt_tokens + resp.token_usage.completion_tokens;
+            resp.cost_usd = cost_usd(model, resp.token_usage);
+            resp.latency_ms = ms_between(t0, m_clock->now());
+            resp.created_ms = m_clock->wall_ms();
+            if (attempts > 1) resp.metadata["attempts"] = std::to_string(attempts);
+            if (i > 0) resp.metadata["fallback_from"] = chain[0]->id;
+            if (use_cache && resp.finish_reason != "error") {
+                if (auto st = m_cache->store(key, resp); !st)
+                    spdlog::warn("cache store failed: {}", st.error().to_string());
+            }
+            m_metrics.observe("l04_gateway_overhead_seconds", {}, std::max(0.0, resp.latency_ms - provider_ms) / 1000.0);
+            record(req, resp, model.id, model.provider, resp.latency_ms, ttft, attempts, 0);
+            return resp;
+        }
+        last_error = r.error();
+        failures.push_back(model.id + " via " + model.provider + ": " + last_error.to_string());
+        const bool caller_fault = last_error.code == ErrorCode::invalid_request ||
+                                  last_error.code == ErrorCode::invalid_messages ||
+                                  last_error.code == ErrorCode::invalid_parameter ||
+                                  last_error.code == ErrorCode::provider_bad_request;
+        if (delivered || caller_fault || (cancel && cancel->cancelled) || m_clock->wall_ms() >= deadline_ms) break;
+        // Only failover on errors another model could avoid.
+        const bool failover = last_error.retryable || last_error.code == ErrorCode::provider_not_configured ||
+                              last_error.code == ErrorCode::auth_failed ||
+                              last_error.code == ErrorCode::circuit_open ||
+                              last_error.code == ErrorCode::context_length_exceeded ||
+                              last_error.code == ErrorCode::provider_model_not_found ||
+                              last_error.code == ErrorCode::quota_exhausted;
+        if (!failover) break;
+    }
+    Error out = last_error;
+    if (failures.size() > 1) {
+        out = Error(ErrorCode::all_models_unavailable, "all models failed");
+        for (const auto& f : failures) out.message += "; " + f;
+        out.retry_after = last_error.retry_after;
+    }
+    record(req, fail(out), chain.front()->id, chain.front()->provider, ms_between(t0, m_clock->now()), ttft, attempts, 0);
+    return fail(std::move(out));
+}
+
+void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse>& r, const std::string& model,
+                     const std::string& provider, double latency_ms, std::optional<double> ttft_ms, int attempts,
+                     double saved_usd) {
+    UsageRow row;
+    row.request_id = req.request_id;
+    row.time_ms = m_clock->wall_ms();
+    row.agent = req.agent_did.empty() ? m_settings.get("agent") : req.agent_did;
+    row.model = model;
+    row.provider = provider;
+    row.latency_ms = latency_ms;
+    row.ttft_ms = ttft_ms;
+    row.stream = req.stream;
+    row.attempts = attempts;
+    row.saved_usd = saved_usd;
+    std::string status = "ok";
+    if (r) {
+        row.usage = r->token_usage;
+        row.cost_usd = r->cost_usd;
+        row.cached = r->cache_hit;
+        m_metrics.inc("l04_token_usage_total", {{"direction", "input"}, {"model", model}},
+                      static_cast<double>(r->cached ? 0 : r->token_usage.prompt_tokens));
+        m_metrics.inc("l04_token_usage_total", {{"direction", "output"}, {"model", model}},
+                      static_cast<double>(r->cached ? 0 : r->token_usage.completion_tokens));
+        m_metrics.inc("l04_cost_usd_total", {{"model", model}}, r->cost_usd);
+        if (r->cache_hit == CacheHit::semantic) m_metrics.inc("l04_cache_semantic_hits_total");
+        spdlog::info("request {} agent={} model={} provider={} status=ok tokens={}/{} cost={:.6f} latency={:.1f}ms cached={}",
+                     req.request_id, row.agent, model, provider, r->token_usage.prompt_tokens,
+                     r->token_usage.completion_tokens, r->cost_usd, latency_ms, cache_hit_name(r->cache_hit));
+    } else {
+        status = "error";
+        row.error_code = static_cast<int>(r.error().code);
+        spdlog::info("request {} agent={} model={} provider={} status=error code={} latency={:.1f}ms: {}", req.request_id,
+                     row.agent, model, provider, code_string(r.error().code), latency_ms, r.error().message);
+    }
+    row.status = status;
+    m_metrics.inc("l04_inference_requests_total", {{"provider", provider}, {"model", model}, {"status", status}});
+    m_metrics.observe("l04_inference_latency_seconds", {{"provider", provider}, {"model", model}}, latency_ms / 1000.0);
+    if (ttft_ms) m_metrics.observe("l04_time_to_first_token_seconds", {{"provider", provider}, {"model", model}}, *ttft_ms / 1000.0);
+    if (auto st = m_ledger->record(row); !st) spdlog::warn("usage ledger write failed: {}", st.error().to_string());
+}
+
+CacheStats Gateway::cache_stats() { return m_cache->stats(); }
+
+HealthReport Gateway::health(bool probe) {
+    HealthReport h;
+    h.timestamp_ms = m_clock->wall_ms();
+    h.total_models = m_registry.models().size();
+    h.cache = m_cache->stats();
+    h.queue = m_queue->stats();
+    std::vector<std::pair<std::string, std::future<ProviderHealth>>> probes;
+    for (const auto& [id, info] : m_registry.providers()) {
+        ProviderStatus ps;
+        ps.id = id;
+        ps.kind = info.kind;
+        const auto& cfg = m_provider_cfg[id];
+        ps.configured = cfg.configured;
+        ps.circuit = m_breaker->snapshot(id);
+        m_metrics.set("l04_circuit_breaker_state", {{"provider", id}}, static_cast<double>(ps.circuit.state));
+        if (!cfg.configured) {
+            ps.state = HealthState::unconfigured;
+            ps.message = cfg.why_not;
+        } else if (ps.circuit.state == CircuitState::open) {
+            ps.state = HealthState::unhealthy;
+            ps.message = "circuit open: " + ps.circuit.last_error;
+        } else if (ps.circuit.state == CircuitState::half_open) {
+            ps.state = HealthState::degraded;
+            ps.message = "circuit half open";
+        }
+        h.providers.push_back(ps);
+        if (probe && cfg.configured && ps.circuit.state != CircuitState::open) {
+            auto prov = provider_for(id);
+            if (prov) {
+                Provider* p = *prov;
+                probes.emplace_back(id, std::async(std::launch::async, [p] {
+                                        return p->health_check(std::chrono::milliseconds(2000));
+                                    }));
+            } else {
+                h.providers.back().state = HealthState::unhealthy;
+                h.providers.back().message = prov.error().message;
+            }
+        }
+    }
+    for (auto& [id, fut] : probes) {
+        ProviderHealth ph = fut.get();
+        for (auto& ps : h.providers)
+            if (ps.id == id) {
+                ps.state = ph.state;
+                ps.probe_latency_ms = ph.latency_ms;
+                if (!ph.message.empty()) ps.message = ph.message;
+            }
+    }
+    int configured = 0, healthy = 0;
+    for (const auto& ps : h.providers) {
+        if (!ps.configured) continue;
+        ++configured;
+        if (ps.state == HealthState::healthy) ++healthy;
+    }
+    if (configured == 0 || healthy == 0) h.gateway = "unhealthy";
+    else if (healthy < configured) h.gateway = "degraded";
+    else h.gateway = "healthy";
+    return h;
+}
+
+}  // namespace l04

@@ -1,0 +1,121 @@
+#pragma once
+// The pipeline: the one place that knows every stage.
+//   validate → route → cache → (per candidate: breaker → rate limit → queue →
+//   provider with retries) → failover → settle limits → store in cache →
+//   usage ledger → metrics.
+// execute() returns the whole answer; stream() delivers deltas to the sink as
+// they arrive and returns the final response (usage, cost, cache facts).
+// Thread-safe: l04d calls it from many connection threads.
+#include <l04/cache/response_cache.hpp>
+#include <l04/config/registry.hpp>
+#include <l04/config/settings.hpp>
+#include <l04/core/clock.hpp>
+#include <l04/core/error.hpp>
+#include <l04/core/types.hpp>
+#include <l04/http/transport.hpp>
+#include <l04/limit/circuit_breaker.hpp>
+#include <l04/limit/rate_limiter.hpp>
+#include <l04/metrics/metrics.hpp>
+#include <l04/provider/provider.hpp>
+#include <l04/queue/request_queue.hpp>
+#include <l04/router/router.hpp>
+#include <l04/usage/ledger.hpp>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+
+namespace l04 {
+
+struct GatewayOptions {
+    Settings settings = Settings::defaults();
+    Registry registry;
+    Clock* clock = nullptr;                       // default: SystemClock
+    std::shared_ptr<Transport> transport;         // default: libcurl
+    std::string state_dir;                        // default: settings.state_dir()
+    // Tests: replace a provider's adapter by id.
+    std::map<std::string, std::shared_ptr<Provider>> provider_overrides;
+    std::shared_ptr<RateLimiter> rate_limiter;    // default from settings
+    std::shared_ptr<CircuitBreaker> breaker;      // default from settings
+};
+
+struct ProviderStatus {
+    std::string id;
+    std::string kind;
+    HealthState state = HealthState::healthy;
+    bool configured = true;
+    std::string message;
+    CircuitSnapshot circuit;
+    double probe_latency_ms = 0;
+};
+
+struct HealthReport {
+    std::string gateway = "healthy";  // healthy, degraded, unhealthy
+    std::int64_t timestamp_ms = 0;
+    std::size_t total_models = 0;
+    CacheStats cache;
+    QueueStats queue;
+    std::vector<ProviderStatus> providers;
+};
+
+class Gateway {
+public:
+    static Result<std::unique_ptr<Gateway>> create(GatewayOptions opts);
+    ~Gateway();
+
+    Result<InferenceResponse> execute(InferenceRequest req);
+    Result<InferenceResponse> stream(InferenceRequest req, const ChunkSink& sink, const CancelToken* cancel = nullptr);
+    // Routing only, no provider called (l04ctl prompt --explain).
+    Result<RoutingDecision> explain(const InferenceRequest& req);
+
+    // probe=false reports circuit/config state without calling providers.
+    HealthReport health(bool probe);
+    CacheStats cache_stats();
+    ResponseCache* cache() { return m_cache.get(); }
+    Metrics& metrics() { return m_metrics; }
+    const Registry& registry() const { return m_registry; }
+    const Settings& settings() const { return m_settings; }
+    RateLimiter& rate_limiter() { return *m_limiter; }
+    Ledger& ledger() { return *m_ledger; }
+    Clock& clock() { return *m_clock; }
+    // Fills in defaults and checks the request (E4500/E4501/E4502).
+    Status validate(InferenceRequest& req) const;
+
+private:
+    Gateway() = default;
+    Result<InferenceResponse> run(InferenceRequest& req, const ChunkSink* sink, const CancelToken* cancel);
+    Result<InferenceResponse> attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
+                                            const CancelToken* cancel, int& attempts, bool& delivered,
+                                            std::optional<double>& ttft_ms, std::int64_t deadline_ms);
+    Result<Provider*> provider_for(const std::string& id);
+    bool provider_available(const std::string& id, std::string& why);
+    void record(const InferenceRequest& req, const Result<InferenceResponse>& r, const std::string& model,
+                const std::string& provider, double latency_ms, std::optional<double> ttft_ms, int attempts,
+                double saved_usd);
+
+    Settings m_settings;
+    Registry m_registry;
+    Clock* m_clock = nullptr;
+    std::shared_ptr<Transport> m_transport;
+    std::unique_ptr<Router> m_router;
+    std::unique_ptr<ResponseCache> m_cache;
+    std::unique_ptr<Ledger> m_ledger;
+    std::shared_ptr<RateLimiter> m_limiter;
+    std::shared_ptr<CircuitBreaker> m_breaker;
+    std::unique_ptr<RequestQueue> m_queue;
+    Metrics m_metrics;
+    std::mutex m_providers_mu;
+    std::map<std::string, std::shared_ptr<Provider>> m_providers;
+    std::map<std::string, ProviderConfig> m_provider_cfg;
+    std::mutex m_rng_mu;
+    std::mt19937_64 m_rng{std::random_device{}()};
+};
+
+// A fresh request id ("req_" + 16 hex digits).
+std::string new_request_id();
+// Splits a cached answer into the pieces it is replayed in.
+std::vector<std::string> replay_chunks(const std::string& text);
+
+}  // namespace l04

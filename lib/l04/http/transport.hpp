@@ -1,0 +1,56 @@
+#pragma once
+// Transport: one HTTP exchange with an upstream. The body is delivered to
+// on_data as it arrives (so streams are forwarded chunk by chunk, never
+// buffered whole); on_data returning false cancels the transfer. Tests inject
+// a fake; production uses CurlTransport (keep-alive pool, HTTP/2 where
+// offered, proxies from the environment).
+#include <l04/core/error.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace l04 {
+
+struct HttpRequest {
+    std::string method = "POST";
+    std::string url;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+    std::chrono::milliseconds connect_timeout{10000};
+    std::chrono::milliseconds total_timeout{120000};
+};
+
+struct HttpResponseHead {
+    int status = 0;
+    std::map<std::string, std::string> headers;  // names lower-cased
+};
+
+// Called once with the status and headers before any body bytes.
+using HeadFn = std::function<void(const HttpResponseHead&)>;
+// Called with each piece of the body; return false to cancel.
+using DataFn = std::function<bool(std::string_view)>;
+
+class Transport {
+public:
+    virtual ~Transport() = default;
+    // Performs the request. Returns the head once the body has been fully
+    // delivered. Fails with E4202 (timeout), E4201 (connect/reset) or
+    // E4604 (cancelled / cut mid-body). HTTP error statuses are NOT errors
+    // here: the caller maps them (see error_from_http).
+    virtual Result<HttpResponseHead> perform(const HttpRequest& req, const HeadFn& on_head,
+                                             const DataFn& on_data) = 0;
+};
+
+// Convenience: collects the whole body.
+struct HttpResponse {
+    HttpResponseHead head;
+    std::string body;
+};
+Result<HttpResponse> perform_buffered(Transport& t, const HttpRequest& req);
+
+}  // namespace l04

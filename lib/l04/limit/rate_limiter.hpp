@@ -1,0 +1,59 @@
+#pragma once
+// Rate limiting: token buckets (requests/min and tokens/min) scoped per
+// agent, provider and model. reserve() checks and debits every bucket of a
+// request at once (all-or-nothing); settle() corrects the token debit with
+// the real usage once the response ends.
+#include <l04/core/error.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace l04 {
+
+struct LimitRequest {
+    std::string agent;
+    std::string provider;
+    std::string model;
+    std::int64_t estimated_tokens = 0;  // prompt estimate + max_tokens
+};
+
+// What reserve() took, to be settled later.
+struct Reservation {
+    std::int64_t id = 0;
+    LimitRequest request;
+    bool admitted = true;
+    bool shadow_rejected = false;  // would have been rejected (shadow mode)
+};
+
+struct BucketState {
+    std::string scope;  // "agent:alice", "provider:openai", "model:gpt-4o"
+    std::string kind;   // "requests" or "tokens"
+    double level = 0;
+    double capacity = 0;
+    double refill_per_s = 0;
+};
+
+class RateLimiter {
+public:
+    virtual ~RateLimiter() = default;
+    // Admits or rejects (E4401 with retry_after). Never blocks.
+    virtual Result<Reservation> reserve(const LimitRequest& req) = 0;
+    // Refunds or charges the difference between estimate and actual tokens.
+    virtual void settle(const Reservation& r, std::int64_t actual_tokens) = 0;
+    virtual std::vector<BucketState> buckets() = 0;
+};
+
+// Admits everything (rate_limit.enabled = false).
+class UnlimitedRateLimiter final : public RateLimiter {
+public:
+    Result<Reservation> reserve(const LimitRequest& req) override {
+        Reservation r;
+        r.request = req;
+        return r;
+    }
+    void settle(const Reservation&, std::int64_t) override {}
+    std::vector<BucketState> buckets() override { return {}; }
+};
+
+}  // namespace l04

@@ -1,0 +1,145 @@
+#include <l04/provider/mock.hpp>
+#include <l04/core/hash.hpp>
+#include <l04/core/strings.hpp>
+
+#include <cstdlib>
+
+namespace l04 {
+
+namespace {
+
+std::optional<std::int64_t> opt_int(const InferenceRequest& r, const std::string& k) {
+    auto it = r.options.find(k);
+    if (it == r.options.end()) return std::nullopt;
+    char* end = nullptr;
+    long long v = std::strtoll(it->second.c_str(), &end, 10);
+    if (end == it->second.c_str()) return std::nullopt;
+    return v;
+}
+
+bool cancelled(const ProviderRequest& req) { return req.cancel && req.cancel->cancelled.load(); }
+
+}  // namespace
+
+std::string MockProvider::answer_for(const InferenceRequest& req) {
+    if (auto it = req.options.find("reply"); it != req.options.end()) return it->second;
+    std::string prompt = last_user_text(req);
+    std::string shown(trim(prompt).substr(0, 120));
+    for (auto& c : shown)
+        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+    if (trim(prompt).size() > 120) shown += "...";
+    Sha256 h;
+    h.update_field(req.system_prompt);
+    for (const auto& m : req.messages) {
+        h.update_field(role_name(m.role));
+        h.update_field(m.content);
+    }
+    const std::string tag = h.hex_digest().substr(0, 8);
+    return "Mock answer to \"" + shown + "\": this reply comes from l04's offline mock provider (digest " + tag +
+           "), so the whole pipeline can be tried without a network.";
+}
+
+std::vector<std::string> MockProvider::chunks_of(const std::string& answer) {
+    // Split after spaces into pieces of about four words.
+    std::vector<std::string> out;
+    std::string cur;
+    int words = 0;
+    for (char c : answer) {
+        cur += c;
+        if (c == ' ' && ++words == 4) {
+            out.push_back(std::move(cur));
+            cur.clear();
+            words = 0;
+        }
+    }
+    if (!cur.empty()) out.push_back(std::move(cur));
+    // Short answers still arrive in several pieces.
+    while (!out.empty() && out.size() < 3 && out.back().size() >= 2) {
+        std::string last = std::move(out.back());
+        out.pop_back();
+        auto half = last.size() / 2;
+        out.push_back(last.substr(0, half));
+        out.push_back(last.substr(half));
+    }
+    return out;
+}
+
+Result<InferenceResponse> MockProvider::run(const ProviderRequest& req, const ChunkSink* sink) {
+    const auto& r = req.request;
+    if (auto lat = opt_int(r, "latency_ms"); lat && *lat > 0) m_clock.sleep_for(std::chrono::milliseconds(*lat));
+    if (cancelled(req)) return fail(ErrorCode::streaming_error, "request cancelled by the caller");
+    if (auto status = opt_int(r, "fail_status"); status && *status >= 400) {
+        std::map<std::string, std::string> headers;
+        if (auto it = r.options.find("retry_after"); it != r.options.end()) headers["retry-after"] = it->second;
+        std::string body = R"({"error":{"message":"mock provider told to fail with HTTP )" +
+                           std::to_string(*status) + R"(","type":"mock_error"}})";
+        return fail(error_from_http(static_cast<int>(*status), body, headers, m_id, m_clock.wall_ms()));
+    }
+    const std::string answer = answer_for(r);
+    InferenceResponse resp;
+    resp.request_id = r.request_id;
+    resp.model_id = req.model.id;
+    resp.provider = m_id;
+    resp.metadata["provider_model"] = req.model.name;
+    resp.finish_reason = "stop";
+
+    const auto delay = opt_int(r, "chunk_delay_ms").value_or(0);
+    const auto fail_after = opt_int(r, "fail_after_chunks");
+    auto chunks = chunks_of(answer);
+    std::int64_t sent = 0;
+    for (const auto& piece : chunks) {
+        if (fail_after && sent >= *fail_after) {
+            Error e(ErrorCode::streaming_error,
+                    m_id + " stream broke after " + std::to_string(sent) + " chunks without its final event");
+            e.retryable = true;
+            return fail(std::move(e));
+        }
+        if (sink) {
+            if (sent > 0 && delay > 0) m_clock.sleep_for(std::chrono::milliseconds(delay));
+            if (cancelled(req)) return fail(ErrorCode::streaming_error, "request cancelled by the caller");
+            StreamChunk c;
+            c.delta = piece;
+            if (!(*sink)(c)) return fail(ErrorCode::streaming_error, "caller went away");
+        }
+        resp.content += piece;
+        ++sent;
+    }
+    TokenUsage u;
+    u.prompt_tokens = opt_int(r, "usage_prompt_tokens").value_or(estimate_prompt_tokens(r));
+    u.completion_tokens = opt_int(r, "usage_completion_tokens").value_or(estimate_tokens(answer));
+    u.total_tokens = u.prompt_tokens + u.completion_tokens;
+    u.estimated = false;  // the mock is the provider: what it reports is exact
+    resp.token_usage = u;
+    if (sink) {
+        StreamChunk fin;
+        fin.is_final = true;
+        fin.usage = u;
+        fin.finish_reason = resp.finish_reason;
+        (*sink)(fin);
+    }
+    return resp;
+}
+
+Result<InferenceResponse> MockProvider::complete(const ProviderRequest& req) { return run(req, nullptr); }
+
+Result<InferenceResponse> MockProvider::stream(const ProviderRequest& req, const ChunkSink& sink) {
+    return run(req, &sink);
+}
+
+ProviderHealth MockProvider::health_check(std::chrono::milliseconds) { return {HealthState::healthy, 0.0, "offline mock"}; }
+
+Result<std::vector<std::vector<float>>> MockProvider::embed(const std::vector<std::string>& texts, const std::string&) {
+    // Deterministic 16-dimensional vectors from the text's hash (tests only).
+    std::vector<std::vector<float>> out;
+    for (const auto& t : texts) {
+        auto d = Sha256();
+        d.update(t);
+        auto bytes = d.digest();
+        std::vector<float> v(16);
+        for (int i = 0; i < 16; ++i) v[i] = (static_cast<float>(bytes[i]) - 127.5f) / 127.5f;
+        out.push_back(std::move(v));
+    }
+    return out;
+}
+
+}  // namespace l04

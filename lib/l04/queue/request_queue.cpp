@@ -1,0 +1,94 @@
+#include <l04/queue/request_queue.hpp>
+
+#include <chrono>
+
+namespace l04 {
+
+QueueTicket& QueueTicket::operator=(QueueTicket&& o) noexcept {
+    if (this != &o) {
+        if (m_q) m_q->release(m_provider);
+        m_q = o.m_q;
+        m_provider = std::move(o.m_provider);
+        o.m_q = nullptr;
+    }
+    return *this;
+}
+
+QueueTicket::~QueueTicket() {
+    if (m_q) m_q->release(m_provider);
+}
+
+int RequestQueue::limit_for(const std::string& provider) const {
+    auto it = m_cfg.provider_concurrency.find(provider);
+    return it == m_cfg.provider_concurrency.end() ? m_cfg.default_provider_concurrency : it->second;
+}
+
+double RequestQueue::rank(const Waiter& w, std::int64_t now_ms) const {
+    double waited = static_cast<double>(now_ms - w.enqueued_ms);
+    double aging = m_cfg.aging_ms > 0 ? waited / static_cast<double>(m_cfg.aging_ms) : 0.0;
+    return static_cast<double>(static_cast<int>(w.prio)) - aging;
+}
+
+bool RequestQueue::is_next(std::uint64_t seq, std::int64_t now_ms) const {
+    const Waiter& me = m_waiting.at(seq);
+    auto it = m_active.find(me.provider);
+    int active = it == m_active.end() ? 0 : it->second;
+    if (active >= limit_for(me.provider)) return false;
+    const double my_rank = rank(me, now_ms);
+    for (const auto& [s, w] : m_waiting) {
+        if (s == seq || w.provider != me.provider) continue;
+        double r = rank(w, now_ms);
+        if (r < my_rank || (r == my_rank && s < seq)) return false;
+    }
+    return true;
+}
+
+Result<QueueTicket> RequestQueue::acquire(const std::string& provider, Priority prio,
+                                          std::optional<std::int64_t> deadline_wall_ms) {
+    std::unique_lock lk(m_mu);
+    if (deadline_wall_ms && *deadline_wall_ms <= m_clock.wall_ms()) {
+        ++m_counters.expired;
+        return fail(ErrorCode::deadline_exceeded, "the request's deadline passed before it could start");
+    }
+    if (m_waiting.size() >= m_cfg.max_size) {
+        ++m_counters.rejected_full;
+        Error e(ErrorCode::queue_full, "the request queue is full (" + std::to_string(m_cfg.max_size) +
+                                           " waiting); try again shortly");
+        e.retry_after = std::chrono::milliseconds(1000);
+        return fail(std::move(e));
+    }
+    const std::uint64_t seq = ++m_seq;
+    m_waiting.emplace(seq, Waiter{seq, prio, m_clock.wall_ms(), provider});
+    while (!is_next(seq, m_clock.wall_ms())) {
+        if (deadline_wall_ms && *deadline_wall_ms <= m_clock.wall_ms()) {
+            m_waiting.erase(seq);
+            ++m_counters.expired;
+            m_cv.notify_all();
+            return fail(ErrorCode::deadline_exceeded,
+                        "the request's deadline passed while it waited in the queue for " + provider);
+        }
+        // Re-evaluate periodically so aging and deadlines take effect.
+        m_cv.wait_for(lk, std::chrono::milliseconds(50));
+    }
+    m_waiting.erase(seq);
+    ++m_active[provider];
+    m_cv.notify_all();
+    return QueueTicket(this, provider);
+}
+
+void RequestQueue::release(const std::string& provider) {
+    std::lock_guard lk(m_mu);
+    if (--m_active[provider] <= 0) m_active.erase(provider);
+    m_cv.notify_all();
+}
+
+QueueStats RequestQueue::stats() {
+    std::lock_guard lk(m_mu);
+    QueueStats s = m_counters;
+    s.pending = m_waiting.size();
+    for (const auto& [p, n] : m_active) s.active += static_cast<std::size_t>(n);
+    for (const auto& [seq, w] : m_waiting) ++s.pending_by_priority[std::string(priority_name(w.prio))];
+    return s;
+}
+
+}  // namespace l04

@@ -1,0 +1,258 @@
+#include <l04/router/router.hpp>
+#include <l04/core/strings.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace l04 {
+
+std::string_view strategy_name(Strategy s) {
+    switch (s) {
+        case Strategy::capability_match: return "capability_match";
+        case Strategy::fastest: return "fastest";
+        case Strategy::cheapest: return "cheapest";
+        case Strategy::best_quality: return "best_quality";
+        case Strategy::balanced: return "balanced";
+        case Strategy::fallback: return "fallback";
+        case Strategy::round_robin: return "round_robin";
+        case Strategy::weighted: return "weighted";
+    }
+    return "balanced";
+}
+
+std::optional<Strategy> parse_strategy(std::string_view s) {
+    for (int i = 0; i <= 7; ++i)
+        if (strategy_name(static_cast<Strategy>(i)) == s) return static_cast<Strategy>(i);
+    if (s == "quality") return Strategy::best_quality;
+    if (s == "cost") return Strategy::cheapest;
+    if (s == "latency") return Strategy::fastest;
+    return std::nullopt;
+}
+
+Router::Router(const Registry& reg, RouterConfig cfg, std::uint64_t seed) : m_reg(reg), m_cfg(std::move(cfg)), m_rng(seed) {}
+
+namespace {
+
+std::string fmt_num(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.4g", v);
+    return buf;
+}
+
+double blended_price(const ModelInfo& m) { return m.input_price + m.output_price; }
+
+}  // namespace
+
+Result<RoutingDecision> Router::route(const InferenceRequest& req, const ProviderAvailable& available) {
+    RoutingDecision d;
+    std::string model_name = req.model.empty() ? m_cfg.default_model : req.model;
+
+    if (!model_name.empty()) {
+        const ModelInfo* m = m_reg.find(model_name);
+        if (!m) {
+            auto near = closest_names(model_name, m_reg.names());
+            std::string msg = "unknown model '" + model_name + "'";
+            if (!near.empty()) {
+                msg += " (did you mean ";
+                for (std::size_t i = 0; i < near.size(); ++i) msg += (i ? ", " : "") + std::string("'") + near[i] + "'";
+                msg += "?)";
+            }
+            msg += "; run `l04ctl models list` to see every model";
+            return fail(ErrorCode::model_not_found, msg);
+        }
+        d.primary = m;
+        d.explicit_model = true;
+        d.strategy = "explicit";
+        d.target = m->id;
+        d.notes.push_back({m->id, true, 0, "named by the request"});
+        if (auto it = m_cfg.model_fallbacks.find(m->id); it != m_cfg.model_fallbacks.end()) {
+            for (const auto& f : it->second)
+                if (const ModelInfo* fm = m_reg.find(f); fm && fm != m) {
+                    std::string why;
+                    if (available(fm->provider, why)) {
+                        d.fallbacks.push_back(fm);
+                        d.notes.push_back({fm->id, true, 0, "configured fallback"});
+                    } else {
+                        d.notes.push_back({fm->id, false, 0, "configured fallback dropped: " + why});
+                    }
+                }
+        }
+        return d;
+    }
+
+    Strategy strategy = m_cfg.default_strategy;
+    if (!req.strategy.empty()) {
+        auto s = parse_strategy(req.strategy);
+        if (!s)
+            return fail(ErrorCode::invalid_strategy,
+                        "unknown routing strategy '" + req.strategy +
+                            "' (expected capability_match, fastest, cheapest, best_quality, balanced, fallback, "
+                            "round_robin or weighted)");
+        strategy = *s;
+    }
+    d.strategy = std::string(strategy_name(strategy));
+
+    CapabilitySet need;
+    need.add(Capability::text);
+    std::vector<std::string> cap_names = req.capabilities;
+    cap_names.insert(cap_names.end(), req.requirements.capabilities.begin(), req.requirements.capabilities.end());
+    for (const auto& c : cap_names) {
+        auto cap = parse_capability(c);
+        if (!cap) return fail(ErrorCode::invalid_parameter, "unknown capability '" + c + "'");
+        need.add(*cap);
+    }
+    if (req.stream) need.add(Capability::streaming);
+    if (!req.tools.empty()) need.add(Capability::tool_use);
+    std::vector<std::string> sorted_caps = need.names();
+    d.target = "route:" + d.strategy + ":";
+    for (std::size_t i = 0; i < sorted_caps.size(); ++i) d.target += (i ? "," : "") + sorted_caps[i];
+
+    const std::int64_t prompt_est = estimate_prompt_tokens(req);
+    const std::int64_t out_need = std::max<std::int64_t>(req.max_tokens.value_or(0), req.requirements.max_output_tokens);
+    const std::int64_t ctx_need = std::max<std::int64_t>(prompt_est + out_need, req.requirements.min_context_length);
+
+    std::vector<const ModelInfo*> kept;
+    auto drop = [&](const ModelInfo& m, std::string why) { d.notes.push_back({m.id, false, 0, std::move(why)}); };
+    for (const ModelInfo* m : m_reg.models().empty() ? std::vector<const ModelInfo*>{} : m_reg.with_capabilities({})) {
+        const ProviderInfo* p = m_reg.provider(m->provider);
+        if (m->capabilities.has(Capability::embedding) && !m->capabilities.has(Capability::text)) continue;
+        if (p && p->kind == "mock") {
+            drop(*m, "the mock provider is used only when named");
+            continue;
+        }
+        if (!m->capabilities.contains_all(need)) {
+            std::string missing;
+            for (const auto& c : need.names())
+                if (!m->capabilities.has(*parse_capability(c))) missing += (missing.empty() ? "" : ",") + c;
+            drop(*m, "lacks capability " + missing);
+            continue;
+        }
+        if (m->context_window > 0 && m->context_window < ctx_need) {
+            drop(*m, "context window " + std::to_string(m->context_window) + " < needed " + std::to_string(ctx_need));
+            continue;
+        }
+        if (out_need > 0 && m->max_output_tokens > 0 && m->max_output_tokens < out_need) {
+            drop(*m, "max output " + std::to_string(m->max_output_tokens) + " < requested " + std::to_string(out_need));
+            continue;
+        }
+        const auto& ex = req.constraints.excluded_providers;
+        if (std::find(ex.begin(), ex.end(), m->provider) != ex.end()) {
+            drop(*m, "provider excluded by the request");
+            continue;
+        }
+        if (req.constraints.max_latency_ms && m->latency_ms > *req.constraints.max_latency_ms) {
+            drop(*m, "typical latency " + fmt_num(m->latency_ms) + " ms > max " + fmt_num(*req.constraints.max_latency_ms));
+            continue;
+        }
+        if (req.constraints.max_cost_cents) {
+            double est_cents = (static_cast<double>(prompt_est) * m->input_price +
+                                static_cast<double>(std::max<std::int64_t>(out_need, 256)) * m->output_price) /
+                               1e6 * 100.0;
+            if (est_cents > *req.constraints.max_cost_cents) {
+                drop(*m, "estimated cost " + fmt_num(est_cents) + "c > max " + fmt_num(*req.constraints.max_cost_cents) + "c");
+                continue;
+            }
+        }
+        std::string why;
+        if (!available(m->provider, why)) {
+            drop(*m, why);
+            continue;
+        }
+        kept.push_back(m);
+    }
+
+    if (strategy == Strategy::fallback) {
+        std::vector<const ModelInfo*> ordered;
+        for (const auto& id : m_cfg.fallback_chain)
+            for (const ModelInfo* m : kept)
+                if (m->id == id || std::find(m->aliases.begin(), m->aliases.end(), id) != m->aliases.end())
+                    ordered.push_back(m);
+        for (const ModelInfo* m : kept)
+            if (std::find(ordered.begin(), ordered.end(), m) == ordered.end())
+                drop(*m, "not in the configured fallback chain");
+        kept = ordered;
+    }
+
+    if (kept.empty()) {
+        std::string msg = "no model fits this request";
+        int shown = 0;
+        for (const auto& n : d.notes)
+            if (!n.kept && shown < 6) {
+                msg += (shown++ ? "; " : ": ") + n.model + " (" + n.reason + ")";
+            }
+        msg += ". Name a model with -m, or configure a provider (e.g. set OPENAI_API_KEY)";
+        return fail(ErrorCode::no_suitable_model, msg);
+    }
+
+    // Score: higher is better.
+    double max_price = 0, max_lat = 0;
+    for (const ModelInfo* m : kept) {
+        max_price = std::max(max_price, blended_price(*m));
+        max_lat = std::max(max_lat, m->latency_ms);
+    }
+    auto score = [&](const ModelInfo& m) -> double {
+        switch (strategy) {
+            case Strategy::fastest: return -m.latency_ms;
+            case Strategy::cheapest: return -blended_price(m) - m.latency_ms * 1e-9;
+            case Strategy::best_quality: return m.quality;
+            case Strategy::capability_match: {
+                // Fewest unneeded capabilities, then quality.
+                int extra = 0;
+                for (int c = 0; c < k_capability_count; ++c)
+                    if (m.capabilities.has(static_cast<Capability>(c)) && !need.has(static_cast<Capability>(c))) ++extra;
+                return -extra + m.quality * 0.5;
+            }
+            case Strategy::balanced:
+            case Strategy::round_robin:
+            case Strategy::weighted:
+            case Strategy::fallback: {
+                double cost = max_price > 0 ? blended_price(m) / max_price : 0;
+                double lat = max_lat > 0 ? m.latency_ms / max_lat : 0;
+                return m_cfg.w_quality * m.quality + m_cfg.w_cost * (1 - cost) + m_cfg.w_latency * (1 - lat);
+            }
+        }
+        return 0;
+    };
+    std::vector<std::pair<double, const ModelInfo*>> scored;
+    for (const ModelInfo* m : kept) scored.emplace_back(score(*m), m);
+    if (strategy != Strategy::fallback)
+        std::stable_sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first > b.first; });
+
+    if (strategy == Strategy::round_robin) {
+        std::size_t k = static_cast<std::size_t>(m_rr.fetch_add(1) % scored.size());
+        std::rotate(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(k), scored.end());
+    } else if (strategy == Strategy::weighted) {
+        double total = 0;
+        std::vector<double> w;
+        for (auto& [s, m] : scored) {
+            auto it = m_cfg.weights.find(m->id);
+            double wt = it != m_cfg.weights.end() ? it->second : (m_cfg.weights.empty() ? 1.0 : 0.0);
+            w.push_back(wt);
+            total += wt;
+        }
+        if (total > 0) {
+            double r;
+            {
+                std::lock_guard lk(m_rng_mu);
+                r = std::uniform_real_distribution<double>(0, total)(m_rng);
+            }
+            std::size_t pick = 0;
+            for (; pick + 1 < w.size(); ++pick) {
+                if (r < w[pick]) break;
+                r -= w[pick];
+            }
+            std::rotate(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(pick),
+                        scored.begin() + static_cast<std::ptrdiff_t>(pick) + 1);
+        }
+    }
+
+    d.primary = scored.front().second;
+    for (std::size_t i = 0; i < scored.size(); ++i) {
+        if (i > 0) d.fallbacks.push_back(scored[i].second);
+        d.notes.push_back({scored[i].second->id, true, scored[i].first, i == 0 ? "primary" : "fallback #" + std::to_string(i)});
+    }
+    return d;
+}
+
+}  // namespace l04

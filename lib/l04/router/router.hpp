@@ -1,0 +1,77 @@
+#pragma once
+// The router: filters the registry's models for a request (capabilities,
+// context window, provider available, constraints) and orders the survivors
+// by a strategy into a RoutingDecision (primary + fallback chain + why each
+// candidate was kept or dropped). An explicit model skips scoring.
+#include <l04/config/registry.hpp>
+#include <l04/core/error.hpp>
+#include <l04/core/types.hpp>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <random>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace l04 {
+
+enum class Strategy : std::uint8_t {
+    capability_match = 0,
+    fastest = 1,
+    cheapest = 2,
+    best_quality = 3,
+    balanced = 4,
+    fallback = 5,
+    round_robin = 6,
+    weighted = 7,
+};
+std::string_view strategy_name(Strategy s);
+std::optional<Strategy> parse_strategy(std::string_view s);
+
+struct RouterConfig {
+    Strategy default_strategy = Strategy::balanced;
+    std::string default_model;                 // used when a request names none
+    std::vector<std::string> fallback_chain;   // for Strategy::fallback
+    std::map<std::string, std::vector<std::string>> model_fallbacks;  // explicit model → fallbacks
+    std::map<std::string, double> weights;     // model id → weight (Strategy::weighted)
+    double w_quality = 0.5, w_cost = 0.3, w_latency = 0.2;  // balanced
+};
+
+struct CandidateNote {
+    std::string model;
+    bool kept = false;
+    double score = 0;
+    std::string reason;
+};
+
+struct RoutingDecision {
+    const ModelInfo* primary = nullptr;
+    std::vector<const ModelInfo*> fallbacks;
+    std::string strategy;
+    std::string target;  // what the cache keys on
+    bool explicit_model = false;
+    std::vector<CandidateNote> notes;
+};
+
+// Answers whether a provider can take requests now; `why` says why not.
+using ProviderAvailable = std::function<bool(const std::string& provider, std::string& why)>;
+
+class Router {
+public:
+    Router(const Registry& reg, RouterConfig cfg, std::uint64_t seed = 0x104);
+    // E4001 (unknown model, with the closest names), E4101 (unknown
+    // strategy), E4100 (nothing fits, with each drop reason).
+    Result<RoutingDecision> route(const InferenceRequest& req, const ProviderAvailable& available);
+    const RouterConfig& config() const { return m_cfg; }
+
+private:
+    const Registry& m_reg;
+    RouterConfig m_cfg;
+    std::atomic<std::uint64_t> m_rr{0};
+    std::mutex m_rng_mu;
+    std::mt19937_64 m_rng;
+};
+
+}  // namespace l04

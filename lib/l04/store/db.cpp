@@ -1,0 +1,178 @@
+#include <l04/store/db.hpp>
+
+#include <sqlite3.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <sys/stat.h>
+
+namespace l04 {
+
+namespace {
+Error db_error(sqlite3* db, std::string_view what) {
+    Error e(ErrorCode::cache_error, std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "no database"));
+    e.retryable = db && (sqlite3_errcode(db) == SQLITE_BUSY || sqlite3_errcode(db) == SQLITE_LOCKED);
+    return e;
+}
+}  // namespace
+
+Stmt& Stmt::operator=(Stmt&& o) noexcept {
+    if (this != &o) {
+        if (m_st) sqlite3_finalize(m_st);
+        m_db = o.m_db;
+        m_st = o.m_st;
+        o.m_st = nullptr;
+    }
+    return *this;
+}
+
+Stmt::~Stmt() {
+    if (m_st) sqlite3_finalize(m_st);
+}
+
+Stmt& Stmt::bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(m_st, i, v);
+    return *this;
+}
+Stmt& Stmt::bind(int i, double v) {
+    sqlite3_bind_double(m_st, i, v);
+    return *this;
+}
+Stmt& Stmt::bind(int i, std::string_view v) {
+    sqlite3_bind_text(m_st, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+}
+Stmt& Stmt::bind_blob(int i, const void* data, std::size_t n) {
+    sqlite3_bind_blob(m_st, i, data, static_cast<int>(n), SQLITE_TRANSIENT);
+    return *this;
+}
+Stmt& Stmt::bind_null(int i) {
+    sqlite3_bind_null(m_st, i);
+    return *this;
+}
+
+Result<bool> Stmt::step() {
+    int rc = sqlite3_step(m_st);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    Error e = db_error(m_db, "sqlite step");
+    sqlite3_reset(m_st);
+    return fail(std::move(e));
+}
+
+Status Stmt::run() {
+    while (true) {
+        auto r = step();
+        if (!r) return fail(r.error());
+        if (!*r) break;
+    }
+    return {};
+}
+
+void Stmt::reset() {
+    sqlite3_reset(m_st);
+    sqlite3_clear_bindings(m_st);
+}
+
+std::int64_t Stmt::col_int(int i) const { return sqlite3_column_int64(m_st, i); }
+double Stmt::col_double(int i) const { return sqlite3_column_double(m_st, i); }
+std::string Stmt::col_text(int i) const {
+    const auto* p = sqlite3_column_text(m_st, i);
+    int n = sqlite3_column_bytes(m_st, i);
+    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
+}
+std::string Stmt::col_blob(int i) const {
+    const void* p = sqlite3_column_blob(m_st, i);
+    int n = sqlite3_column_bytes(m_st, i);
+    return p ? std::string(static_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
+}
+bool Stmt::col_null(int i) const { return sqlite3_column_type(m_st, i) == SQLITE_NULL; }
+
+Result<std::unique_ptr<Db>> Db::open(const std::string& path) {
+    std::unique_ptr<Db> db(new Db());
+    db->m_path = path;
+    int rc = sqlite3_open_v2(path.c_str(), &db->m_db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) return fail(db_error(db->m_db, "cannot open database " + path));
+    sqlite3_busy_timeout(db->m_db, 10000);
+    if (path != ":memory:") {
+        if (auto st = db->exec("PRAGMA journal_mode=WAL"); !st) return fail(st.error());
+    }
+    if (auto st = db->exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON"); !st) return fail(st.error());
+    return db;
+}
+
+Db::~Db() {
+    if (m_db) sqlite3_close_v2(m_db);
+}
+
+Status Db::exec(std::string_view sql) {
+    char* msg = nullptr;
+    int rc = sqlite3_exec(m_db, std::string(sql).c_str(), nullptr, nullptr, &msg);
+    if (rc != SQLITE_OK) {
+        Error e(ErrorCode::cache_error, std::string("sqlite: ") + (msg ? msg : sqlite3_errmsg(m_db)));
+        e.retryable = rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
+        sqlite3_free(msg);
+        return fail(std::move(e));
+    }
+    return {};
+}
+
+Result<Stmt> Db::prepare(std::string_view sql) {
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v2(m_db, sql.data(), static_cast<int>(sql.size()), &st, nullptr);
+    if (rc != SQLITE_OK) return fail(db_error(m_db, "sqlite prepare"));
+    return Stmt(m_db, st);
+}
+
+std::int64_t Db::last_insert_rowid() const { return sqlite3_last_insert_rowid(m_db); }
+int Db::changes() const { return sqlite3_changes(m_db); }
+std::string Db::last_error() const { return sqlite3_errmsg(m_db); }
+
+Status Db::migrate(const std::vector<std::string_view>& migrations) {
+    auto version = [&]() -> Result<std::int64_t> {
+        auto st = prepare("PRAGMA user_version");
+        if (!st) return fail(st.error());
+        auto r = st->step();
+        if (!r) return fail(r.error());
+        return st->col_int(0);
+    };
+    auto v = version();
+    if (!v) return fail(v.error());
+    if (static_cast<std::size_t>(*v) >= migrations.size()) return {};
+    auto tx = Transaction::begin(*this);
+    if (!tx) return fail(tx.error());
+    v = version();
+    if (!v) return fail(v.error());
+    for (auto i = static_cast<std::size_t>(*v); i < migrations.size(); ++i) {
+        if (auto st = exec(migrations[i]); !st) return st;
+    }
+    if (auto st = exec("PRAGMA user_version=" + std::to_string(migrations.size())); !st) return st;
+    return tx->commit();
+}
+
+Result<Transaction> Transaction::begin(Db& db) {
+    if (auto st = db.exec("BEGIN IMMEDIATE"); !st) return fail(st.error());
+    return Transaction(db);
+}
+
+Transaction::~Transaction() {
+    if (m_db) (void)m_db->exec("ROLLBACK");
+}
+
+Status Transaction::commit() {
+    Db* db = m_db;
+    m_db = nullptr;
+    return db->exec("COMMIT");
+}
+
+Status ensure_dir(const std::string& dir, unsigned mode) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return fail(ErrorCode::config_error, "cannot create directory " + dir + ": " + ec.message());
+    ::chmod(dir.c_str(), mode);
+    return {};
+}
+
+}  // namespace l04

@@ -1,0 +1,96 @@
+#pragma once
+// Thin RAII wrapper over SQLite: a connection (Db) and prepared statements
+// (Stmt). Every database l04 opens is in WAL mode with a busy timeout, so
+// several processes (l04d and --no-daemon runs) share it safely. Errors come
+// back as E4300-class Results; nothing throws.
+#include <l04/core/error.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace l04 {
+
+class Stmt {
+public:
+    Stmt() = default;
+    Stmt(sqlite3* db, sqlite3_stmt* st) : m_db(db), m_st(st) {}
+    Stmt(Stmt&& o) noexcept : m_db(o.m_db), m_st(o.m_st) { o.m_st = nullptr; }
+    Stmt& operator=(Stmt&& o) noexcept;
+    ~Stmt();
+
+    Stmt& bind(int i, std::int64_t v);
+    Stmt& bind(int i, int v) { return bind(i, static_cast<std::int64_t>(v)); }
+    Stmt& bind(int i, double v);
+    Stmt& bind(int i, std::string_view v);
+    Stmt& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
+    Stmt& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
+    Stmt& bind_blob(int i, const void* data, std::size_t n);
+    Stmt& bind_null(int i);
+
+    // true = a row is ready, false = done. Fails on error.
+    Result<bool> step();
+    // Runs to completion (for statements without rows).
+    Status run();
+    void reset();
+
+    std::int64_t col_int(int i) const;
+    double col_double(int i) const;
+    std::string col_text(int i) const;
+    std::string col_blob(int i) const;
+    bool col_null(int i) const;
+
+private:
+    sqlite3* m_db = nullptr;
+    sqlite3_stmt* m_st = nullptr;
+};
+
+class Db {
+public:
+    // Opens (creating) the file at path; ":memory:" works for tests.
+    static Result<std::unique_ptr<Db>> open(const std::string& path);
+    ~Db();
+    Db(const Db&) = delete;
+    Db& operator=(const Db&) = delete;
+
+    Status exec(std::string_view sql);
+    Result<Stmt> prepare(std::string_view sql);
+    std::int64_t last_insert_rowid() const;
+    int changes() const;
+    const std::string& path() const { return m_path; }
+    std::string last_error() const;
+
+    // Applies migrations[i] for every i >= PRAGMA user_version, each in its
+    // own transaction, and bumps user_version. Safe against concurrent
+    // openers (BEGIN IMMEDIATE, re-checks the version inside).
+    Status migrate(const std::vector<std::string_view>& migrations);
+
+private:
+    Db() = default;
+    sqlite3* m_db = nullptr;
+    std::string m_path;
+};
+
+// RAII transaction: BEGIN IMMEDIATE on start, ROLLBACK unless commit().
+class Transaction {
+public:
+    static Result<Transaction> begin(Db& db);
+    Transaction(Transaction&& o) noexcept : m_db(o.m_db) { o.m_db = nullptr; }
+    ~Transaction();
+    Status commit();
+
+private:
+    explicit Transaction(Db& db) : m_db(&db) {}
+    Db* m_db;
+};
+
+// Creates dir (and parents) with the given mode if missing. Fails with E4000.
+Status ensure_dir(const std::string& dir, unsigned mode = 0700);
+
+}  // namespace l04

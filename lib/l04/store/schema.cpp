@@ -1,0 +1,99 @@
+#include <l04/store/schema.hpp>
+
+#include <vector>
+
+namespace l04 {
+
+namespace {
+const std::vector<std::string_view>& migrations() {
+    static const std::vector<std::string_view> m = {
+        // 1: counters, response cache, usage ledger
+        R"sql(
+CREATE TABLE counters(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  value INTEGER NOT NULL DEFAULT 0);
+INSERT INTO counters(id, name) VALUES
+  (1, 'cache_exact_hits'), (2, 'cache_semantic_hits'), (3, 'cache_misses'),
+  (4, 'cache_evictions'), (5, 'cache_stores'), (6, 'cache_embed_failures'), (7, 'cache_expired');
+CREATE TABLE cache_entries(
+  id INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  scope TEXT NOT NULL,
+  target TEXT NOT NULL,
+  model_id TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  prompt TEXT NOT NULL,
+  content TEXT NOT NULL,
+  finish_reason TEXT NOT NULL DEFAULT 'stop',
+  tool_calls BLOB,
+  prompt_tokens INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  cost_usd REAL NOT NULL DEFAULT 0,
+  embedder TEXT,
+  dims INTEGER,
+  vector BLOB,
+  created_ms INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  last_used_ms INTEGER NOT NULL,
+  hits INTEGER NOT NULL DEFAULT 0,
+  bytes INTEGER NOT NULL);
+CREATE INDEX cache_entries_lru ON cache_entries(last_used_ms);
+CREATE INDEX cache_entries_scope ON cache_entries(scope);
+CREATE INDEX cache_entries_expires ON cache_entries(expires_ms);
+CREATE TABLE usage(
+  id INTEGER PRIMARY KEY,
+  request_id TEXT NOT NULL,
+  time_ms INTEGER NOT NULL,
+  agent TEXT NOT NULL,
+  model TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  prompt_tokens INTEGER NOT NULL,
+  completion_tokens INTEGER NOT NULL,
+  estimated INTEGER NOT NULL,
+  cost_usd REAL NOT NULL,
+  saved_usd REAL NOT NULL,
+  latency_ms REAL NOT NULL,
+  ttft_ms REAL,
+  cached INTEGER NOT NULL,
+  stream INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  error_code INTEGER,
+  attempts INTEGER NOT NULL);
+CREATE INDEX usage_time ON usage(time_ms);
+CREATE INDEX usage_agent_time ON usage(agent, time_ms);
+)sql",
+    };
+    return m;
+}
+}  // namespace
+
+std::string state_db_path(const std::string& state_dir) { return state_dir + "/l04.db"; }
+
+Result<std::unique_ptr<Db>> open_state_db(const std::string& state_dir) {
+    std::string path = state_dir == ":memory:" ? state_dir : state_db_path(state_dir);
+    if (state_dir != ":memory:") {
+        if (auto st = ensure_dir(state_dir); !st) return fail(st.error());
+    }
+    auto db = Db::open(path);
+    if (!db) return fail(db.error());
+    if (auto st = (*db)->migrate(migrations()); !st) return fail(st.error());
+    return std::move(*db);
+}
+
+Status bump_counter(Db& db, CounterId id, std::int64_t delta) {
+    auto st = db.prepare("UPDATE counters SET value = value + ? WHERE id = ?");
+    if (!st) return fail(st.error());
+    st->bind(1, delta).bind(2, static_cast<int>(id));
+    return st->run();
+}
+
+std::int64_t read_counter(Db& db, CounterId id) {
+    auto st = db.prepare("SELECT value FROM counters WHERE id = ?");
+    if (!st) return 0;
+    st->bind(1, static_cast<int>(id));
+    auto r = st->step();
+    return (r && *r) ? st->col_int(0) : 0;
+}
+
+}  // namespace l04

@@ -1,0 +1,91 @@
+#include <l04/usage/ledger.hpp>
+
+namespace l04 {
+
+Status Ledger::record(const UsageRow& r) {
+    std::lock_guard lk(m_mu);
+    auto st = m_db->prepare(
+        "INSERT INTO usage(request_id, time_ms, agent, model, provider, prompt_tokens, completion_tokens, estimated, "
+        "cost_usd, saved_usd, latency_ms, ttft_ms, cached, stream, status, error_code, attempts) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (!st) return fail(st.error());
+    st->bind(1, r.request_id).bind(2, r.time_ms).bind(3, r.agent).bind(4, r.model).bind(5, r.provider);
+    st->bind(6, r.usage.prompt_tokens).bind(7, r.usage.completion_tokens).bind(8, r.usage.estimated ? 1 : 0);
+    st->bind(9, r.cost_usd).bind(10, r.saved_usd).bind(11, r.latency_ms);
+    if (r.ttft_ms) st->bind(12, *r.ttft_ms);
+    else st->bind_null(12);
+    st->bind(13, static_cast<int>(r.cached)).bind(14, r.stream ? 1 : 0).bind(15, r.status);
+    if (r.error_code) st->bind(16, *r.error_code);
+    else st->bind_null(16);
+    st->bind(17, r.attempts);
+    return st->run();
+}
+
+Result<UsageTotals> Ledger::totals(std::int64_t since_ms, const std::string& agent) {
+    std::lock_guard lk(m_mu);
+    auto st = m_db->prepare(
+        "SELECT COUNT(*), COALESCE(SUM(status != 'ok'),0), COALESCE(SUM(cached != 0),0), "
+        "COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), COALESCE(SUM(cost_usd),0), "
+        "COALESCE(SUM(saved_usd),0) FROM usage WHERE time_ms >= ?1 AND (?2 = '' OR agent = ?2)");
+    if (!st) return fail(st.error());
+    st->bind(1, since_ms).bind(2, agent);
+    auto r = st->step();
+    if (!r) return fail(r.error());
+    UsageTotals t;
+    t.requests = st->col_int(0);
+    t.errors = st->col_int(1);
+    t.cached = st->col_int(2);
+    t.prompt_tokens = st->col_int(3);
+    t.completion_tokens = st->col_int(4);
+    t.cost_usd = st->col_double(5);
+    t.saved_usd = st->col_double(6);
+    return t;
+}
+
+Result<std::vector<UsageRow>> Ledger::rows_since(std::int64_t since_ms) {
+    std::lock_guard lk(m_mu);
+    auto st = m_db->prepare(
+        "SELECT request_id, time_ms, agent, model, provider, prompt_tokens, completion_tokens, estimated, cost_usd, "
+        "saved_usd, latency_ms, ttft_ms, cached, stream, status, error_code, attempts FROM usage WHERE time_ms >= ? "
+        "ORDER BY time_ms, id");
+    if (!st) return fail(st.error());
+    st->bind(1, since_ms);
+    std::vector<UsageRow> out;
+    while (true) {
+        auto r = st->step();
+        if (!r) return fail(r.error());
+        if (!*r) break;
+        UsageRow u;
+        u.request_id = st->col_text(0);
+        u.time_ms = st->col_int(1);
+        u.agent = st->col_text(2);
+        u.model = st->col_text(3);
+        u.provider = st->col_text(4);
+        u.usage.prompt_tokens = st->col_int(5);
+        u.usage.completion_tokens = st->col_int(6);
+        u.usage.total_tokens = u.usage.prompt_tokens + u.usage.completion_tokens;
+        u.usage.estimated = st->col_int(7) != 0;
+        u.cost_usd = st->col_double(8);
+        u.saved_usd = st->col_double(9);
+        u.latency_ms = st->col_double(10);
+        if (!st->col_null(11)) u.ttft_ms = st->col_double(11);
+        u.cached = static_cast<CacheHit>(st->col_int(12));
+        u.stream = st->col_int(13) != 0;
+        u.status = st->col_text(14);
+        if (!st->col_null(15)) u.error_code = static_cast<int>(st->col_int(15));
+        u.attempts = static_cast<int>(st->col_int(16));
+        out.push_back(std::move(u));
+    }
+    return out;
+}
+
+Result<std::int64_t> Ledger::prune(std::int64_t before_ms) {
+    std::lock_guard lk(m_mu);
+    auto st = m_db->prepare("DELETE FROM usage WHERE time_ms < ?");
+    if (!st) return fail(st.error());
+    st->bind(1, before_ms);
+    if (auto r = st->run(); !r) return fail(r.error());
+    return static_cast<std::int64_t>(m_db->changes());
+}
+
+}  // namespace l04

@@ -1,0 +1,60 @@
+#pragma once
+// The usage ledger: one SQLite row per finished request (streamed or not,
+// cached or not, failed or not) with tokens, cost, latency and outcome.
+#include <l04/core/clock.hpp>
+#include <l04/core/error.hpp>
+#include <l04/core/types.hpp>
+#include <l04/store/db.hpp>
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace l04 {
+
+struct UsageRow {
+    std::string request_id;
+    std::int64_t time_ms = 0;
+    std::string agent;
+    std::string model;
+    std::string provider;
+    TokenUsage usage;
+    double cost_usd = 0;
+    double saved_usd = 0;  // what a cached answer would have cost
+    double latency_ms = 0;
+    std::optional<double> ttft_ms;
+    CacheHit cached = CacheHit::none;
+    bool stream = false;
+    std::string status = "ok";  // ok or error
+    std::optional<int> error_code;
+    int attempts = 1;
+};
+
+struct UsageTotals {
+    std::int64_t requests = 0;
+    std::int64_t errors = 0;
+    std::int64_t cached = 0;
+    std::int64_t prompt_tokens = 0;
+    std::int64_t completion_tokens = 0;
+    double cost_usd = 0;
+    double saved_usd = 0;
+};
+
+class Ledger {
+public:
+    explicit Ledger(std::unique_ptr<Db> db) : m_db(std::move(db)) {}
+    Status record(const UsageRow& row);
+    // Totals since a wall time, optionally for one agent.
+    Result<UsageTotals> totals(std::int64_t since_ms, const std::string& agent = {});
+    Result<std::vector<UsageRow>> rows_since(std::int64_t since_ms);
+    // Deletes rows older than before_ms; returns how many.
+    Result<std::int64_t> prune(std::int64_t before_ms);
+
+private:
+    std::unique_ptr<Db> m_db;
+    std::mutex m_mu;
+};
+
+}  // namespace l04
