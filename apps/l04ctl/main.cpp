@@ -1,1 +1,65 @@
-int main() { return 0; }
+// l04ctl: the l04 command-line client. A thin client of l04d's HTTP API (or,
+// with --no-daemon, of the same API run in-process). See l04ctl(1).
+#include "common.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+
+namespace {
+
+const char* k_footer = R"(Exit status:
+  0  success
+  1  internal error; `health`: gateway unhealthy
+  2  usage error (bad command line)
+  3  invalid request (empty prompt, unknown model, bad parameter)
+  4  authentication failed at a provider
+  5  rate limited, budget exhausted or queue full (retry later)
+  6  all providers unavailable (errors, open circuits, bad responses)
+  7  timeout or deadline passed
+  8  l04d unavailable (not running, or could not be started)
+  9  configuration error (config file, provider not configured)
+
+Environment: L04_CONFIG, L04_STATE_DIR, L04_RUNTIME_DIR, L04_NO_DAEMON=1, NO_COLOR,
+OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, OLLAMA_URL (see `l04ctl config show`).
+Files: $XDG_CONFIG_HOME/l04/l04.toml, $XDG_STATE_HOME/l04/, $XDG_RUNTIME_DIR/l04/l04d.sock.)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::signal(SIGPIPE, SIG_IGN);
+    l04ctl::Context ctx;
+    CLI::App app{"l04ctl - one front door to many LLM providers (through the l04d gateway daemon)"};
+    app.set_version_flag("--version", std::string("l04ctl ") + L04_VERSION);
+    app.footer(k_footer);
+    app.require_subcommand(1);
+    app.fallthrough();
+    auto* g = app.add_option_group("Global options");
+    g->add_flag("--no-daemon", ctx.globals.no_daemon, "Run the pipeline in this process (same state files)");
+    g->add_option("--config", ctx.globals.config, "Config file (default $XDG_CONFIG_HOME/l04/l04.toml)");
+    g->add_flag("-v,--verbose", ctx.globals.verbose, "More detail on stderr (repeatable)");
+    g->add_flag("-q,--quiet", ctx.globals.quiet, "Only the answer and errors");
+
+    l04ctl::add_prompt(app, ctx);
+    l04ctl::add_models(app, ctx);
+    l04ctl::add_health(app, ctx);
+    l04ctl::add_cache(app, ctx);
+    l04ctl::add_daemon(app, ctx);
+    l04ctl::add_config(app, ctx);
+    l04ctl::add_usage(app, ctx);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return l04ctl::k_usage;
+    }
+    return l04ctl::g_exit;
+}

@@ -1,1 +1,203 @@
-int main() { return 0; }
+// l04d: the l04 daemon. Hosts the pipeline and keeps its state warm (rate
+// limit buckets, cache index, provider connections, breaker states, metrics),
+// serving the OpenAI-compatible HTTP API on a Unix socket and, when asked, on
+// loopback TCP. See l04d(8).
+#include <l04/bootstrap.hpp>
+#include <l04/core/strings.hpp>
+#include <l04/server/api.hpp>
+#include <l04/server/http_server.hpp>
+#include <l04/store/db.hpp>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <fstream>
+#include <iostream>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace {
+
+// Exit codes shared with l04ctl's documentation.
+constexpr int k_exit_ok = 0;
+constexpr int k_exit_usage = 2;
+constexpr int k_exit_config = 9;
+constexpr int k_exit_internal = 1;
+
+std::atomic<bool> g_shutdown{false};
+
+void setup_logging(const std::string& level, const std::string& format) {
+    auto logger = spdlog::stderr_color_mt("l04d");
+    spdlog::set_default_logger(logger);
+    if (format == "json") {
+        spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","pid":%P,"msg":"%v"})");
+    } else {
+        spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ l04d[%P] %v");
+    }
+    spdlog::set_level(spdlog::level::from_str(level));
+    spdlog::flush_on(spdlog::level::info);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"l04d - the l04 LLM gateway daemon (OpenAI-compatible API on a Unix socket, optional loopback TCP)"};
+    app.set_version_flag("--version", std::string("l04d ") + L04_VERSION);
+    bool foreground = false;
+    bool started_by_client = false;
+    std::string listen, socket_path, config_path, idle, log_level, log_format, state_dir, runtime_dir;
+    app.add_flag("--foreground,-f", foreground, "Stay attached to the terminal and log to stderr");
+    app.add_flag("--started-by-client", started_by_client, "(internal) started on demand by l04ctl")->group("");
+    app.add_option("--listen,-l", listen, "Also serve HTTP on HOST:PORT (loopback unless told otherwise)");
+    app.add_option("--socket", socket_path, "Unix socket path (default $XDG_RUNTIME_DIR/l04/l04d.sock)");
+    app.add_option("--config,-c", config_path, "Config file (default $XDG_CONFIG_HOME/l04/l04.toml)");
+    app.add_option("--idle-timeout", idle, "Exit after this long without requests (e.g. 10m; 0 = never)");
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off");
+    app.add_option("--log-format", log_format, "text or json");
+    app.add_option("--state-dir", state_dir, "State directory (SQLite, index)");
+    app.add_option("--runtime-dir", runtime_dir, "Runtime directory (socket, pid, lock)");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? k_exit_ok : k_exit_usage;
+    }
+
+    l04::SettingsSources src;
+    src.user_config = config_path;
+    if (!listen.empty()) src.flags["daemon.listen"] = listen;
+    if (!idle.empty()) src.flags["daemon.idle_timeout"] = idle;
+    if (!log_level.empty()) src.flags["log.level"] = log_level;
+    if (!log_format.empty()) src.flags["log.format"] = log_format;
+    if (!state_dir.empty()) src.flags["state_dir"] = state_dir;
+    if (!runtime_dir.empty()) src.flags["runtime_dir"] = runtime_dir;
+    auto settings = l04::Settings::load(src);
+    if (!settings) {
+        std::fprintf(stderr, "l04d: %s\n", settings.error().to_string().c_str());
+        return k_exit_config;
+    }
+    const std::string sock = socket_path.empty() ? settings->socket_path() : socket_path;
+
+    if (!foreground) {
+        // Detach: the parent returns once the child has forked.
+        if (auto st = l04::ensure_dir(settings->state_dir()); !st) {
+            std::fprintf(stderr, "l04d: %s\n", st.error().to_string().c_str());
+            return k_exit_config;
+        }
+        pid_t pid = ::fork();
+        if (pid < 0) return k_exit_internal;
+        if (pid > 0) {
+            std::printf("l04d starting (pid %d), socket %s\n", pid, sock.c_str());
+            return k_exit_ok;
+        }
+        ::setsid();
+        const std::string log = settings->state_dir() + "/l04d.log";
+        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int devnull = ::open("/dev/null", O_RDWR);
+        if (devnull >= 0) ::dup2(devnull, 0);
+        if (fd >= 0) {
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+        }
+    }
+    setup_logging(settings->get("log.level"), settings->get("log.format"));
+
+    // Block the stop signals in every thread; the main thread waits for them.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    auto gw = l04::open_gateway(*settings);
+    if (!gw) {
+        spdlog::error("cannot start: {}", gw.error().to_string());
+        return k_exit_config;
+    }
+    const std::string rt = sock.substr(0, sock.rfind('/'));
+    if (auto st = l04::ensure_dir(rt, 0700); !st) {
+        spdlog::error("{}", st.error().to_string());
+        return k_exit_config;
+    }
+
+    l04::ApiOptions ao;
+    ao.auth_token = settings->get("daemon.auth_token");
+    ao.socket_path = sock;
+    ao.listen = settings->get("daemon.listen");
+    ao.started_ms = (*gw)->clock().wall_ms();
+    ao.on_shutdown = [] {
+        g_shutdown = true;
+        ::kill(::getpid(), SIGTERM);
+    };
+    l04::Api api(**gw, ao);
+    l04::ServerOptions so;
+    so.max_connections = static_cast<std::size_t>(settings->get_int("daemon.max_connections"));
+    l04::HttpServer server([&api](const l04::ServerRequest& r, l04::ResponseWriter& w) { api.handle(r, w); }, so);
+
+    // systemd socket activation: LISTEN_FDS sockets starting at fd 3.
+    bool activated = false;
+    if (const char* pid_env = std::getenv("LISTEN_PID"); pid_env && std::atoi(pid_env) == ::getpid()) {
+        int n = std::atoi(std::getenv("LISTEN_FDS") ? std::getenv("LISTEN_FDS") : "0");
+        for (int i = 0; i < n; ++i) {
+            sockaddr_storage ss{};
+            socklen_t len = sizeof ss;
+            ::getsockname(3 + i, reinterpret_cast<sockaddr*>(&ss), &len);
+            (void)server.adopt_fd(3 + i, ss.ss_family != AF_UNIX);
+            activated = true;
+        }
+        ::unsetenv("LISTEN_PID");
+        ::unsetenv("LISTEN_FDS");
+    }
+    if (!activated) {
+        if (auto st = server.listen_unix(sock); !st) {
+            spdlog::error("{}", st.error().to_string());
+            return k_exit_config;
+        }
+    }
+    if (!ao.listen.empty()) {
+        if (auto st = server.listen_tcp(ao.listen); !st) {
+            spdlog::error("{}", st.error().to_string());
+            return k_exit_config;
+        }
+        spdlog::info("listening on tcp {} (port {}){}", ao.listen, server.tcp_port(),
+                     ao.auth_token.empty() ? "" : " with bearer token");
+    }
+    const std::string pid_file = rt + "/l04d.pid";
+    {
+        std::ofstream pf(pid_file, std::ios::trunc);
+        pf << ::getpid() << "\n";
+    }
+    server.start();
+    spdlog::info("l04d {} ready on {} (state {}, {} models){}", L04_VERSION, sock, settings->state_dir(),
+                 (*gw)->registry().models().size(), started_by_client ? ", started on demand" : "");
+
+    const auto idle_ms = settings->get_duration_ms("daemon.idle_timeout");
+    while (true) {
+        timespec ts{1, 0};
+        int sig = sigtimedwait(&sigs, nullptr, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            spdlog::info("{} received: finishing in-flight requests, then exiting", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        if (sig == SIGHUP) {
+            spdlog::info("SIGHUP received (configuration is read at start; restart l04d to apply changes)");
+            continue;
+        }
+        if (idle_ms > 0 && server.active_connections() == 0 && server.idle_for().count() >= idle_ms) {
+            spdlog::info("idle for {} s: exiting", idle_ms / 1000);
+            break;
+        }
+    }
+    server.stop(std::chrono::milliseconds(30000));
+    ::unlink(pid_file.c_str());
+    spdlog::info("l04d stopped");
+    spdlog::shutdown();
+    return k_exit_ok;
+}

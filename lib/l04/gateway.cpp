@@ -207,11 +207,14 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
         if (sink) {
             ChunkSink forward = [&](const StreamChunk& c) -> bool {
                 if (c.is_final) return true;  // the gateway sends its own final event
+                StreamChunk out = c;
+                out.model_id = model.id;
+                out.provider = model.provider;
                 if (!delivered && (!c.delta.empty() || !c.tool_call_deltas.empty())) {
                     delivered = true;
                     ttft_ms = ms_between(start, m_clock->now());
                 }
-                return (*sink)(c);
+                return (*sink)(out);
             };
             r = (*prov)->stream(pr, forward);
         } else {
@@ -257,8 +260,8 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         record(req, fail(st.error()), req.model, "", 0, std::nullopt, 0, 0);
         return fail(st.error());
     }
-    const std::int64_t deadline_ms =
-        req.deadline_ms.value_or(m_clock->wall_ms() + m_settings.get_duration_ms("request.timeout"));
+    const std::int64_t deadline_ms = req.deadline_ms.value_or(
+        m_clock->wall_ms() + req.timeout_ms.value_or(m_settings.get_duration_ms("request.timeout")));
 
     auto decision = explain(req);
     if (!decision) {
@@ -280,6 +283,8 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
                     for (const auto& piece : replay_chunks(hit->content)) {
                         StreamChunk c;
                         c.delta = piece;
+                        c.model_id = hit->model_id;
+                        c.provider = hit->provider;
                         if (!ttft) ttft = ms_between(t0, m_clock->now());
                         if (!(*sink)(c)) break;
                     }

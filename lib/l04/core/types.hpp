@@ -120,6 +120,7 @@ struct InferenceRequest {
     std::string strategy;  // empty = configured default
     Priority priority = Priority::normal;
     std::optional<std::int64_t> deadline_ms;  // wall-clock ms since epoch
+    std::optional<std::int64_t> timeout_ms;   // relative; deadline = now + timeout
     bool stream = false;
     // Per-request provider options (`-o key=value`, the "l04.options" object);
     // the mock provider is driven by these.
@@ -154,6 +155,9 @@ struct StreamChunk {
     bool is_final = false;
     std::optional<TokenUsage> usage;
     std::string finish_reason;
+    // Set by the gateway on every chunk it forwards: who is answering.
+    std::string model_id;
+    std::string provider;
 };
 
 // Estimated token count of text: ceil(bytes / 4), the common rule of thumb

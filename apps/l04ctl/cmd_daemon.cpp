@@ -1,0 +1,103 @@
+// l04ctl daemon start|stop|status|logs.
+#include "common.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+namespace l04ctl {
+
+namespace {
+
+int status(Context& ctx, bool quiet) {
+    l04::SocketClient c(ctx.settings.socket_path());
+    if (!l04::daemon_answers(c.path())) {
+        if (!quiet) std::printf("l04d is not running (socket %s)\n", c.path().c_str());
+        return k_daemon;
+    }
+    auto j = call_json(c, "GET", "/admin/status");
+    if (!j) return report(j.error());
+    if (!quiet)
+        std::printf("l04d %s running, pid %lld, up %.0f s\nsocket: %s\nlisten: %s\nstate:  %s\n",
+                    (*j)["version"].get<std::string>().c_str(), static_cast<long long>((*j)["pid"].get<long long>()),
+                    (*j)["uptime_s"].get<double>(), (*j)["socket"].get<std::string>().c_str(),
+                    (*j)["listen"].get<std::string>().empty() ? "(unix socket only)" : (*j)["listen"].get<std::string>().c_str(),
+                    (*j)["state_dir"].get<std::string>().c_str());
+    return k_ok;
+}
+
+}  // namespace
+
+void add_daemon(CLI::App& app, Context& ctx) {
+    auto* d = app.add_subcommand("daemon", "Control l04d (it also starts on demand)");
+    d->require_subcommand(1);
+
+    d->add_subcommand("start", "Start l04d if it is not running")->callback([&ctx] {
+        if ((g_exit = ctx.load())) return;
+        l04::DaemonStart ds;
+        if (!ctx.globals.config.empty()) ds.extra_args = {"--config", ctx.globals.config};
+        const bool was_running = l04::daemon_answers(ctx.settings.socket_path());
+        if (auto st = l04::ensure_daemon(ctx.settings, ds); !st) {
+            g_exit = report(st.error());
+            return;
+        }
+        if (!ctx.globals.quiet && was_running) std::printf("l04d was already running\n");
+        g_exit = status(ctx, ctx.globals.quiet);
+    });
+
+    d->add_subcommand("stop", "Stop l04d gracefully (in-flight requests finish)")->callback([&ctx] {
+        if ((g_exit = ctx.load())) return;
+        l04::SocketClient c(ctx.settings.socket_path());
+        if (!l04::daemon_answers(c.path())) {
+            if (!ctx.globals.quiet) std::printf("l04d is not running\n");
+            g_exit = k_ok;
+            return;
+        }
+        auto j = call_json(c, "POST", "/admin/shutdown");
+        if (!j) {
+            g_exit = report(j.error());
+            return;
+        }
+        // Wait (bounded) for the socket to go away.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(35);
+        while (l04::daemon_answers(c.path()) && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (l04::daemon_answers(c.path())) {
+            g_exit = report(l04::Error(l04::ErrorCode::daemon_unavailable, "l04d did not stop within 35 s"));
+            return;
+        }
+        if (!ctx.globals.quiet) std::printf("l04d stopped\n");
+    });
+
+    d->add_subcommand("status", "Is l04d running? (exit 8 when not)")->callback([&ctx] {
+        if ((g_exit = ctx.load())) return;
+        g_exit = status(ctx, ctx.globals.quiet);
+    });
+
+    auto follow = std::make_shared<bool>(false);
+    auto* logs = d->add_subcommand("logs", "Print l04d's log");
+    logs->add_flag("-f,--follow", *follow, "Keep printing new lines (Ctrl-C to stop)");
+    logs->callback([&ctx, follow] {
+        if ((g_exit = ctx.load())) return;
+        const std::string path = l04::daemon_log_path(ctx.settings);
+        std::ifstream in(path);
+        if (!in) {
+            g_exit = report(l04::Error(l04::ErrorCode::config_file_unreadable, "no log at " + path + " (l04d has not run yet?)"));
+            return;
+        }
+        std::string line;
+        while (true) {
+            while (std::getline(in, line)) std::printf("%s\n", line.c_str());
+            std::fflush(stdout);
+            if (!*follow) break;
+            in.clear();
+            std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        }
+    });
+}
+
+}  // namespace l04ctl

@@ -1,0 +1,284 @@
+// l04ctl prompt: send a prompt and print the answer (streamed by default).
+//
+// Prompt assembly: TEXT arguments are joined with spaces. When standard input
+// is not a terminal it is read too: with TEXT, the prompt is stdin's content,
+// a blank line, then TEXT (so `cat file | l04ctl prompt "summarise"` works);
+// without TEXT, stdin alone is the prompt. A terminal stdin is read only when
+// no TEXT is given. --no-stdin never reads it.
+#include "common.hpp"
+
+#include <l04/core/strings.hpp>
+#include <l04/server/openai_json.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <unistd.h>
+
+namespace l04ctl {
+
+namespace {
+
+struct PromptArgs {
+    std::vector<std::string> text;
+    std::string model, system, agent, strategy, priority, timeout;
+    std::vector<std::string> options, capabilities;
+    std::optional<double> temperature;
+    std::optional<std::int64_t> max_tokens;
+    bool no_cache = false, refresh = false, no_stream = false, stream = false, json = false, explain = false,
+         no_stdin = false;
+};
+
+std::string read_stdin() {
+    std::string s((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    return s;
+}
+
+nlohmann::json response_json(const l04::InferenceResponse& r) {
+    nlohmann::json tc = nlohmann::json::array();
+    for (const auto& c : r.tool_calls) tc.push_back({{"id", c.id}, {"name", c.name}, {"arguments", c.arguments}});
+    nlohmann::json j{{"request_id", r.request_id},
+                     {"content", r.content},
+                     {"model_id", r.model_id},
+                     {"provider", r.provider},
+                     {"token_usage",
+                      {{"prompt_tokens", r.token_usage.prompt_tokens},
+                       {"completion_tokens", r.token_usage.completion_tokens},
+                       {"total_tokens", r.token_usage.total_tokens},
+                       {"estimated", r.token_usage.estimated}}},
+                     {"latency_ms", r.latency_ms},
+                     {"cached", r.cached},
+                     {"cache_hit", l04::cache_hit_name(r.cache_hit)},
+                     {"similarity", r.similarity},
+                     {"cost_usd", r.cost_usd},
+                     {"finish_reason", r.finish_reason},
+                     {"tool_calls", tc},
+                     {"metadata", r.metadata}};
+    return j;
+}
+
+void usage_line(const Context& ctx, const l04::InferenceResponse& r) {
+    Style st{ctx.color_stderr()};
+    char cost[32];
+    std::snprintf(cost, sizeof cost, "$%.6f", r.cost_usd);
+    char lat[32];
+    std::snprintf(lat, sizeof lat, "%.1f ms", r.latency_ms);
+    std::string cache = r.cached ? std::string("cache: ") + std::string(l04::cache_hit_name(r.cache_hit)) : "cache: miss";
+    if (r.cache_hit == l04::CacheHit::semantic) {
+        char sim[32];
+        std::snprintf(sim, sizeof sim, " (%.3f)", r.similarity);
+        cache += sim;
+    }
+    std::fprintf(stderr, "%s[%s via %s] %lld+%lld tokens%s, %s, %s, %s%s\n", st.dim(), r.model_id.c_str(),
+                 r.provider.c_str(), static_cast<long long>(r.token_usage.prompt_tokens),
+                 static_cast<long long>(r.token_usage.completion_tokens), r.token_usage.estimated ? " (est.)" : "",
+                 cost, lat, cache.c_str(), st.reset());
+}
+
+int run_prompt(Context& ctx, PromptArgs& a) {
+    if (int rc = ctx.load()) return rc;
+    std::string arg_text;
+    for (std::size_t i = 0; i < a.text.size(); ++i) arg_text += (i ? " " : "") + a.text[i];
+    std::string prompt = arg_text;
+    const bool stdin_tty = ::isatty(0);
+    if (!a.no_stdin && (!stdin_tty || arg_text.empty())) {
+        if (stdin_tty && !ctx.globals.quiet) std::fprintf(stderr, "l04ctl: reading the prompt from the terminal; end with Ctrl-D\n");
+        std::string in = read_stdin();
+        if (!l04::trim(in).empty()) prompt = arg_text.empty() ? in : in + "\n\n" + arg_text;
+    }
+    if (l04::trim(prompt).empty()) {
+        return report(l04::Error(l04::ErrorCode::invalid_request,
+                                 "the prompt is empty: give TEXT or pipe it on stdin (l04ctl prompt \"question\")"));
+    }
+
+    l04::InferenceRequest req;
+    req.model = a.model;
+    req.system_prompt = a.system;
+    req.messages.push_back({l04::Role::user, prompt, {}, {}, {}});
+    req.temperature = a.temperature;
+    req.max_tokens = a.max_tokens;
+    req.agent_did = !a.agent.empty() ? a.agent : ctx.settings.get("agent");
+    req.strategy = a.strategy;
+    req.capabilities = a.capabilities;
+    if (!a.priority.empty()) {
+        auto p = l04::parse_priority(a.priority);
+        if (!p) return report(l04::Error(l04::ErrorCode::invalid_parameter, "--priority must be high, normal or low"));
+        req.priority = *p;
+    }
+    if (!a.timeout.empty()) {
+        auto ms = l04::parse_duration_ms(a.timeout);
+        if (!ms) return report(l04::Error(l04::ErrorCode::invalid_parameter, "--timeout must be a duration like 30s"));
+        req.timeout_ms = *ms;
+    }
+    if (a.no_cache) req.cache_mode = l04::CacheMode::bypass, req.enable_cache = false;
+    else if (a.refresh) req.cache_mode = l04::CacheMode::refresh;
+    for (const auto& o : a.options) {
+        auto eq = o.find('=');
+        if (eq == std::string::npos || eq == 0)
+            return report(l04::Error(l04::ErrorCode::invalid_parameter, "-o takes key=value, got '" + o + "'"));
+        req.options[o.substr(0, eq)] = o.substr(eq + 1);
+    }
+    const bool streaming = !a.json && !a.no_stream;
+    req.stream = streaming;
+
+    auto client = ctx.client(true);
+    if (!client) return report(client.error());
+    const std::string body = l04::chat_request_to_json(req).dump();
+
+    if (a.explain) {
+        auto j = call_json(**client, "POST", "/v1/route", body);
+        if (!j) return report(j.error());
+        if (a.json) {
+            std::printf("%s\n", j->dump(2).c_str());
+            return k_ok;
+        }
+        std::printf("strategy: %s\nprimary:  %s\n", (*j)["strategy"].get<std::string>().c_str(),
+                    (*j)["primary"].get<std::string>().c_str());
+        std::string fb;
+        for (const auto& f : (*j)["fallbacks"]) fb += (fb.empty() ? "" : ", ") + f.get<std::string>();
+        std::printf("fallbacks: %s\n", fb.empty() ? "(none)" : fb.c_str());
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& n : (*j)["candidates"]) {
+            char sc[32];
+            std::snprintf(sc, sizeof sc, "%.3f", n["score"].get<double>());
+            rows.push_back({n["model"].get<std::string>(), n["kept"].get<bool>() ? "kept" : "dropped",
+                            n["kept"].get<bool>() ? sc : "", n["reason"].get<std::string>()});
+        }
+        print_table({"MODEL", "", "SCORE", "WHY"}, rows);
+        return k_ok;
+    }
+
+    l04::ClientRequest creq{"POST", "/v1/chat/completions", body, {}};
+    if (!streaming) {
+        auto r = (*client)->call(creq);
+        if (!r) return report(r.error());
+        auto j = nlohmann::json::parse(r->body, nullptr, false);
+        if (j.is_discarded()) return report(l04::Error(l04::ErrorCode::parse_error, "l04d sent a body that is not JSON"));
+        if (r->status != 200) return report(l04::error_from_json(j, r->status));
+        l04::InferenceResponse resp = l04::response_from_json(j);
+        if (a.json) {
+            std::printf("%s\n", response_json(resp).dump(2).c_str());
+        } else {
+            std::fwrite(resp.content.data(), 1, resp.content.size(), stdout);
+            if (resp.content.empty() || resp.content.back() != '\n') std::fputc('\n', stdout);
+            std::fflush(stdout);
+        }
+        if (ctx.globals.verbose > 0 || (ctx.stderr_tty() && !ctx.globals.quiet && !a.json)) usage_line(ctx, resp);
+        return k_ok;
+    }
+
+    // Streaming: parse the SSE events as they arrive, print each delta at once.
+    std::string pending;
+    bool done = false;
+    bool ended_with_newline = true;
+    bool printed = false;
+    std::optional<l04::Error> stream_error;
+    l04::InferenceResponse final_resp;
+    std::string error_body;
+    int status = 0;
+    auto on_event = [&](std::string_view data) {
+        if (data == "[DONE]") {
+            done = true;
+            return;
+        }
+        auto j = nlohmann::json::parse(data, nullptr, false);
+        if (j.is_discarded()) return;
+        if (j.contains("error")) {
+            stream_error = l04::error_from_json(j, 502);
+            return;
+        }
+        if (j.contains("choices") && j["choices"].is_array() && !j["choices"].empty()) {
+            const auto& d = j["choices"][0]["delta"];
+            if (d.contains("content") && d["content"].is_string()) {
+                const auto& s = d["content"].get_ref<const std::string&>();
+                if (!s.empty()) {
+                    std::fwrite(s.data(), 1, s.size(), stdout);
+                    std::fflush(stdout);
+                    ended_with_newline = s.back() == '\n';
+                    printed = true;
+                }
+            }
+            if (j["choices"][0].contains("finish_reason") && j["choices"][0]["finish_reason"].is_string())
+                final_resp.finish_reason = j["choices"][0]["finish_reason"];
+        }
+        if (j.contains("l04")) {
+            auto f = l04::response_from_json(j);
+            f.finish_reason = final_resp.finish_reason;
+            final_resp = f;
+        }
+    };
+    bool checked_status = false;
+    auto r = (*client)->call(creq, [&](std::string_view piece) {
+        if (!checked_status) {
+            checked_status = true;
+        }
+        if (status != 0 && status != 200) {
+            error_body.append(piece);
+            return true;
+        }
+        pending.append(piece);
+        std::size_t pos;
+        while ((pos = pending.find("\n\n")) != std::string::npos) {
+            std::string ev = pending.substr(0, pos);
+            pending.erase(0, pos + 2);
+            for (const auto& line : l04::split(ev, '\n')) {
+                if (line.rfind("data:", 0) == 0) on_event(l04::trim(std::string_view(line).substr(5)));
+            }
+        }
+        return true;
+    });
+    (void)status;
+    if (!r) {
+        if (printed && !ended_with_newline) std::fputc('\n', stdout);
+        return report(r.error());
+    }
+    if (r->status != 200) {
+        // An error before any output: a JSON body (delivered through on_body).
+        auto j = nlohmann::json::parse(pending + error_body, nullptr, false);
+        return report(j.is_discarded() ? l04::Error(l04::ErrorCode::internal_error, "l04d answered HTTP " + std::to_string(r->status))
+                                       : l04::error_from_json(j, r->status));
+    }
+    if (printed && !ended_with_newline) std::fputc('\n', stdout);
+    std::fflush(stdout);
+    if (stream_error) return report(*stream_error);
+    if (!done)
+        return report(l04::Error(l04::ErrorCode::streaming_error, "the stream ended without its final event"));
+    if (ctx.globals.verbose > 0 || (ctx.stderr_tty() && !ctx.globals.quiet)) usage_line(ctx, final_resp);
+    return k_ok;
+}
+
+}  // namespace
+
+void add_prompt(CLI::App& app, Context& ctx) {
+    auto a = std::make_shared<PromptArgs>();
+    auto* c = app.add_subcommand("prompt", "Send a prompt; the answer goes to stdout (streamed)");
+    c->footer(
+        "Prompt: TEXT words are joined with spaces. If stdin is not a terminal it is read as well and put\n"
+        "before TEXT, separated by a blank line; with no TEXT, stdin alone is the prompt.\n"
+        "Mock options (-o): reply=TEXT latency_ms=N chunk_delay_ms=N fail_status=N retry_after=S\n"
+        "fail_after_chunks=N usage_prompt_tokens=N usage_completion_tokens=N");
+    c->add_option("text", a->text, "Prompt text (joined with spaces)");
+    c->add_option("-m,--model", a->model, "Model id or alias (see `l04ctl models list`); default: routed");
+    c->add_option("-s,--system", a->system, "System prompt");
+    c->add_option("--temperature", a->temperature, "Sampling temperature (0..2)");
+    c->add_option("--max-tokens", a->max_tokens, "Maximum tokens in the answer");
+    c->add_option("-o,--option", a->options, "Provider option key=value (repeatable)");
+    c->add_option("--agent", a->agent, "Agent identity for limits, budgets and usage (default: config `agent`)");
+    c->add_option("--strategy", a->strategy,
+                  "Routing strategy: capability_match, fastest, cheapest, best_quality, balanced, fallback, "
+                  "round_robin, weighted");
+    c->add_option("--capability", a->capabilities, "Required capability (repeatable): code, vision, tool_use, ...");
+    c->add_option("--priority", a->priority, "Queue priority: high, normal, low");
+    c->add_option("--timeout", a->timeout, "Give up after this long (e.g. 30s)");
+    c->add_flag("--no-cache", a->no_cache, "Neither read nor write the response cache");
+    c->add_flag("--refresh", a->refresh, "Skip the cache lookup but store the new answer");
+    c->add_flag("--no-stream", a->no_stream, "Print the answer when complete instead of streaming");
+    c->add_flag("--json", a->json, "Print the whole response (InferenceResponse) as one JSON object");
+    c->add_flag("--explain", a->explain, "Show the routing decision without calling any provider");
+    c->add_flag("--no-stdin", a->no_stdin, "Never read standard input");
+    c->callback([&ctx, a] { g_exit = run_prompt(ctx, *a); });
+}
+
+}  // namespace l04ctl

@@ -1,0 +1,136 @@
+#include "common.hpp"
+
+#include <l04/bootstrap.hpp>
+#include <l04/core/strings.hpp>
+#include <l04/server/openai_json.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <unistd.h>
+
+namespace l04ctl {
+
+int g_exit = k_ok;
+
+int exit_code_for(l04::ErrorCode code) {
+    using l04::ErrorCode;
+    const auto n = static_cast<unsigned>(code);
+    switch (code) {
+        case ErrorCode::model_not_found:
+        case ErrorCode::invalid_strategy: return k_invalid;
+        case ErrorCode::daemon_unavailable: return k_daemon;
+        case ErrorCode::internal_error: return k_internal;
+        case ErrorCode::auth_failed: return k_auth;
+        case ErrorCode::timeout:
+        case ErrorCode::deadline_exceeded: return k_timeout;
+        case ErrorCode::context_length_exceeded:
+        case ErrorCode::provider_bad_request:
+        case ErrorCode::provider_model_not_found: return k_invalid;
+        case ErrorCode::rate_limit_exceeded:
+        case ErrorCode::quota_exhausted:
+        case ErrorCode::queue_full:
+        case ErrorCode::rate_limit_error: return k_rate_limited;
+        default: break;
+    }
+    if (n >= 4000 && n < 4100) return k_config;
+    if (n >= 4100 && n < 4200) return k_unavailable;
+    if (n >= 4200 && n < 4300) return k_unavailable;
+    if (n >= 4300 && n < 4400) return k_internal;
+    if (n >= 4500 && n < 4600) return k_invalid;
+    if (n >= 4600 && n < 4800) return k_unavailable;
+    return k_internal;
+}
+
+int report(const l04::Error& e) {
+    std::string msg = "l04ctl: " + e.to_string();
+    if (e.retry_after) msg += " (retry after " + std::to_string((e.retry_after->count() + 999) / 1000) + " s)";
+    if (!e.details.empty()) msg += "\n  provider said: " + e.details.substr(0, 500);
+    std::fprintf(stderr, "%s\n", msg.c_str());
+    return exit_code_for(e.code);
+}
+
+int report_not_running(const Context& ctx) {
+    std::fprintf(stderr,
+                 "l04ctl: l04d is not running (socket %s). Start it with `l04ctl daemon start`, or use --no-daemon "
+                 "to read the state files directly.\n",
+                 ctx.settings.socket_path().c_str());
+    return k_daemon;
+}
+
+int Context::load() {
+    if (m_loaded) return k_ok;
+    l04::SettingsSources src;
+    src.user_config = globals.config;
+    src.flags = setting_flags;
+    auto s = l04::Settings::load(src);
+    if (!s) return report(s.error());
+    settings = std::move(*s);
+    if (const char* nd = std::getenv("L04_NO_DAEMON"); nd && l04::parse_bool(nd).value_or(false))
+        globals.no_daemon = true;
+    m_loaded = true;
+    return k_ok;
+}
+
+l04::Result<std::unique_ptr<l04::ApiClient>> Context::client(bool start_daemon) {
+    if (globals.no_daemon) {
+        auto gw = l04::open_gateway(settings);
+        if (!gw) return l04::fail(gw.error());
+        return std::unique_ptr<l04::ApiClient>(new l04::InProcessClient(std::move(*gw)));
+    }
+    const std::string sock = settings.socket_path();
+    if (!l04::daemon_answers(sock)) {
+        if (!start_daemon) return l04::fail(l04::ErrorCode::daemon_unavailable, "l04d is not running");
+        l04::DaemonStart ds;
+        if (!globals.config.empty()) ds.extra_args = {"--config", globals.config};
+        if (auto st = l04::ensure_daemon(settings, ds); !st) return l04::fail(st.error());
+    }
+    return std::unique_ptr<l04::ApiClient>(new l04::SocketClient(sock));
+}
+
+bool Context::stdout_tty() const { return ::isatty(1); }
+bool Context::stderr_tty() const { return ::isatty(2); }
+
+static bool no_color() {
+    const char* nc = std::getenv("NO_COLOR");
+    return nc && *nc;
+}
+bool Context::color_stderr() const { return stderr_tty() && !no_color(); }
+bool Context::color_stdout() const { return stdout_tty() && !no_color(); }
+
+l04::Result<nlohmann::json> call_json(l04::ApiClient& c, const std::string& method, const std::string& path,
+                                      const std::string& body) {
+    l04::ClientRequest req;
+    req.method = method;
+    req.path = path;
+    req.body = body;
+    auto r = c.call(req);
+    if (!r) return l04::fail(r.error());
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    if (r->status < 200 || r->status >= 300) {
+        if (j.is_discarded())
+            return l04::fail(l04::ErrorCode::internal_error, "l04d answered HTTP " + std::to_string(r->status));
+        return l04::fail(l04::error_from_json(j, r->status));
+    }
+    if (j.is_discarded()) return l04::fail(l04::ErrorCode::parse_error, "l04d sent a body that is not JSON");
+    return j;
+}
+
+void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+    std::vector<std::size_t> w(header.size());
+    for (std::size_t i = 0; i < header.size(); ++i) w[i] = header[i].size();
+    for (const auto& r : rows)
+        for (std::size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], r[i].size());
+    auto line = [&](const std::vector<std::string>& r) {
+        std::string s;
+        for (std::size_t i = 0; i < r.size(); ++i) {
+            s += r[i];
+            if (i + 1 < r.size()) s += std::string(w[i] - r[i].size() + 2, ' ');
+        }
+        std::printf("%s\n", s.c_str());
+    };
+    line(header);
+    for (const auto& r : rows) line(r);
+}
+
+}  // namespace l04ctl

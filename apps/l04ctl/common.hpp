@@ -1,0 +1,100 @@
+#pragma once
+// Shared state and helpers of l04ctl's subcommands.
+#include <l04/client/client.hpp>
+#include <l04/config/settings.hpp>
+#include <l04/core/error.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace CLI {
+class App;
+}
+
+namespace l04ctl {
+
+// Exit codes (documented in --help, l04ctl(1) and the README).
+enum Exit : int {
+    k_ok = 0,
+    k_internal = 1,       // internal error, or `health` reports unhealthy
+    k_usage = 2,          // bad command line
+    k_invalid = 3,        // invalid request: empty prompt, unknown model, bad parameter
+    k_auth = 4,           // a provider refused the credentials
+    k_rate_limited = 5,   // rate limit, budget or queue full: retry later
+    k_unavailable = 6,    // all providers failed / circuit open / bad provider response
+    k_timeout = 7,        // timeout or deadline passed
+    k_daemon = 8,         // l04d unavailable / not running
+    k_config = 9,         // configuration error (file, key, provider not configured)
+};
+
+// Maps an l04 error code to the exit status.
+int exit_code_for(l04::ErrorCode code);
+
+struct Globals {
+    bool no_daemon = false;
+    std::string config;
+    int verbose = 0;
+    bool quiet = false;
+};
+
+class Context {
+public:
+    Globals globals;
+    // Loaded after parsing; flags set here are the highest settings layer.
+    l04::Settings settings = l04::Settings::defaults();
+    std::map<std::string, std::string> setting_flags;
+
+    // Loads settings (once). Returns an exit code on failure (printed).
+    int load();
+    // A client: in-process with --no-daemon, else the daemon, started on
+    // demand when start_daemon is true. nullptr when not running and not
+    // started (the message is printed by the caller).
+    l04::Result<std::unique_ptr<l04::ApiClient>> client(bool start_daemon);
+
+    bool stdout_tty() const;
+    bool stderr_tty() const;
+    bool color_stderr() const;
+    bool color_stdout() const;
+
+private:
+    bool m_loaded = false;
+};
+
+// Prints "l04ctl: E4001 model_not_found: ..." once on stderr; returns its exit code.
+int report(const l04::Error& e);
+// Prints the daemon-not-running message for read-only commands.
+int report_not_running(const Context& ctx);
+// Performs a JSON call; maps non-2xx answers to Errors.
+l04::Result<nlohmann::json> call_json(l04::ApiClient& c, const std::string& method, const std::string& path,
+                                      const std::string& body = {});
+
+// Subcommand registration (one file each).
+void add_prompt(CLI::App& app, Context& ctx);
+void add_models(CLI::App& app, Context& ctx);
+void add_health(CLI::App& app, Context& ctx);
+void add_cache(CLI::App& app, Context& ctx);
+void add_daemon(CLI::App& app, Context& ctx);
+void add_config(CLI::App& app, Context& ctx);
+void add_usage(CLI::App& app, Context& ctx);
+
+// The run result of the selected subcommand.
+extern int g_exit;
+
+// ANSI helpers (empty strings when colour is off).
+struct Style {
+    bool on;
+    const char* dim() const { return on ? "\033[2m" : ""; }
+    const char* bold() const { return on ? "\033[1m" : ""; }
+    const char* red() const { return on ? "\033[31m" : ""; }
+    const char* green() const { return on ? "\033[32m" : ""; }
+    const char* yellow() const { return on ? "\033[33m" : ""; }
+    const char* reset() const { return on ? "\033[0m" : ""; }
+};
+
+// Prints rows as an aligned table on stdout.
+void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace l04ctl

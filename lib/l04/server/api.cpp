@@ -1,0 +1,338 @@
+#include <l04/server/api.hpp>
+#include <l04/core/strings.hpp>
+#include <l04/server/openai_json.hpp>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <unistd.h>
+
+namespace l04 {
+
+using nlohmann::json;
+
+namespace {
+
+const HeaderList k_json{{"Content-Type", "application/json"}};
+
+void send_json(ResponseWriter& w, int status, const json& j, HeaderList extra = {}) {
+    HeaderList h = k_json;
+    h.insert(h.end(), extra.begin(), extra.end());
+    w.send(status, h, j.dump() + "\n");
+}
+
+void send_error(ResponseWriter& w, const Error& e, const std::string& request_id = {}) {
+    HeaderList h;
+    if (e.retry_after) h.emplace_back("Retry-After", std::to_string((e.retry_after->count() + 999) / 1000));
+    if (!request_id.empty()) h.emplace_back("x-request-id", request_id);
+    h.emplace_back("x-l04-error-code", code_string(e.code));
+    send_json(w, e.http_status > 0 ? e.http_status : default_http_status(e.code), error_to_json(e), h);
+}
+
+json cache_stats_json(const CacheStats& s) {
+    return {{"enabled", s.enabled},
+            {"entries", s.entries},
+            {"bytes", s.bytes},
+            {"hits", s.exact_hits + s.semantic_hits},
+            {"exact_hits", s.exact_hits},
+            {"semantic_hits", s.semantic_hits},
+            {"misses", s.misses},
+            {"hit_rate", s.hit_rate()},
+            {"stores", s.stores},
+            {"evictions", s.evictions},
+            {"expired", s.expired},
+            {"embed_failures", s.embed_failures},
+            {"embedder", s.embedder},
+            {"index_size", s.index_size},
+            {"index_deleted", s.index_deleted},
+            {"oldest", s.oldest_ms ? json(iso8601_utc(s.oldest_ms)) : json(nullptr)},
+            {"newest", s.newest_ms ? json(iso8601_utc(s.newest_ms)) : json(nullptr)}};
+}
+
+json model_json(const ModelInfo& m) {
+    return {{"id", m.id},
+            {"object", "model"},
+            {"created", 0},
+            {"owned_by", m.provider},
+            {"l04",
+             {{"provider", m.provider},
+              {"name", m.name},
+              {"capabilities", m.capabilities.names()},
+              {"context_window", m.context_window},
+              {"max_output_tokens", m.max_output_tokens},
+              {"input_price_per_mtok", m.input_price},
+              {"output_price_per_mtok", m.output_price},
+              {"latency_ms", m.latency_ms},
+              {"quality", m.quality},
+              {"embedding_dimensions", m.embedding_dimensions},
+              {"aliases", m.aliases}}}};
+}
+
+json provider_json(const ProviderStatus& p) {
+    json j{{"status", health_state_name(p.state)},
+           {"kind", p.kind},
+           {"configured", p.configured},
+           {"circuit", circuit_state_name(p.circuit.state)},
+           {"consecutive_failures", p.circuit.consecutive_failures},
+           {"last_error", p.circuit.last_error.empty() ? json(nullptr) : json(p.circuit.last_error)},
+           {"latency_ms", p.probe_latency_ms}};
+    if (!p.message.empty()) j["message"] = p.message;
+    return j;
+}
+
+bool authorized(const ServerRequest& req, const std::string& token) {
+    if (!req.from_tcp || token.empty()) return true;
+    return req.header("authorization") == "Bearer " + token;
+}
+
+}  // namespace
+
+std::string query_param(const std::string& query, const std::string& name) {
+    for (const auto& part : split(query, '&')) {
+        auto eq = part.find('=');
+        std::string k = part.substr(0, eq);
+        if (k != name) continue;
+        std::string v = eq == std::string::npos ? std::string() : part.substr(eq + 1);
+        std::string out;
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            if (v[i] == '+') out += ' ';
+            else if (v[i] == '%' && i + 2 < v.size()) {
+                out += static_cast<char>(std::stoi(v.substr(i + 1, 2), nullptr, 16));
+                i += 2;
+            } else out += v[i];
+        }
+        return out;
+    }
+    return {};
+}
+
+void Api::handle(const ServerRequest& req, ResponseWriter& w) {
+    if (!authorized(req, m_opts.auth_token)) {
+        Error e(ErrorCode::auth_failed, "missing or wrong bearer token for l04d's TCP listener");
+        e.http_status = 401;
+        send_error(w, e);
+        return;
+    }
+    const std::string& p = req.path;
+    const std::string& m = req.method;
+    try {
+        if (p == "/v1/chat/completions" || p == "/chat/completions") {
+            if (m != "POST") return send_error(w, Error(ErrorCode::invalid_request, "use POST"));
+            return chat(req, w);
+        }
+        if (p == "/health" || p == "/healthz" || p == "/v1/health") return health(req, w);
+        if (p == "/metrics") {
+            // Refresh gauges that are cheap to read.
+            m_gw.health(false);
+            return (void)w.send(200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, m_gw.metrics().render());
+        }
+        if (p == "/v1/models" || p.rfind("/v1/models/", 0) == 0) return models(req, w);
+        if (p == "/v1/cache/stats" || (p == "/v1/cache" && m == "GET")) return cache_stats(w);
+        if (p == "/v1/cache" && m == "DELETE") return cache_clear(req, w);
+        if (p == "/v1/cache/prune" && m == "POST") {
+            auto r = m_gw.cache()->prune();
+            if (!r) return send_error(w, r.error());
+            return send_json(w, 200, {{"removed", *r}});
+        }
+        if (p == "/v1/providers" || p.rfind("/v1/providers/", 0) == 0) return providers(req, w);
+        if (p == "/v1/usage") return usage(req, w);
+        if (p == "/v1/limits") {
+            json arr = json::array();
+            for (const auto& b : m_gw.rate_limiter().buckets())
+                arr.push_back({{"scope", b.scope}, {"kind", b.kind}, {"level", b.level}, {"capacity", b.capacity},
+                               {"refill_per_s", b.refill_per_s}});
+            return send_json(w, 200, {{"buckets", arr}});
+        }
+        if (p == "/v1/route" && m == "POST") return route(req, w);
+        if (p == "/admin/status") {
+            json j{{"pid", ::getpid()},
+                   {"version", L04_VERSION},
+                   {"uptime_s", m_opts.started_ms ? (m_gw.clock().wall_ms() - m_opts.started_ms) / 1000.0 : 0.0},
+                   {"socket", m_opts.socket_path},
+                   {"listen", m_opts.listen},
+                   {"state_dir", m_gw.settings().state_dir()},
+                   {"in_process", m_opts.in_process}};
+            return send_json(w, 200, j);
+        }
+        if (p == "/admin/shutdown" && m == "POST") {
+            send_json(w, 200, {{"stopping", true}});
+            if (m_opts.on_shutdown) m_opts.on_shutdown();
+            return;
+        }
+        Error e(ErrorCode::invalid_request, "no such endpoint: " + m + " " + p);
+        e.http_status = 404;
+        send_error(w, e);
+    } catch (const std::exception& ex) {
+        spdlog::error("handler for {} {} failed: {}", m, p, ex.what());
+        if (!w.started()) send_error(w, Error(ErrorCode::internal_error, std::string("internal error: ") + ex.what()));
+    }
+}
+
+void Api::chat(const ServerRequest& http, ResponseWriter& w) {
+    auto parsed = parse_chat_request(http.body);
+    if (!parsed) return send_error(w, parsed.error());
+    InferenceRequest req = std::move(*parsed);
+    if (req.request_id.empty()) req.request_id = http.header("x-request-id");
+    if (req.request_id.empty()) req.request_id = new_request_id();
+
+    if (!req.stream) {
+        auto r = m_gw.execute(std::move(req));
+        if (!r) return send_error(w, r.error(), r.error().details.empty() ? std::string() : std::string());
+        return send_json(w, 200, chat_response_to_json(*r), fact_headers(*r));
+    }
+
+    // Streaming: headers go out with the first chunk, so an error before any
+    // output is still a plain JSON error with its HTTP status.
+    const std::string id = req.request_id;
+    const std::int64_t created = m_gw.clock().wall_ms() / 1000;
+    bool first = true;
+    bool client_gone = false;
+    CancelToken cancel;
+    auto begin = [&](const std::string& model, const std::string& provider) {
+        HeaderList h{{"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"},
+                     {"x-request-id", id}, {"x-l04-model", model}, {"x-l04-provider", provider}};
+        if (!w.begin_stream(200, h)) client_gone = true;
+    };
+    ChunkSink sink = [&](const StreamChunk& c) -> bool {
+        if (client_gone) return false;
+        if (!w.started()) begin(c.model_id, c.provider);
+        std::string ev = "data: " + chunk_to_json(c, id, created, first).dump() + "\n\n";
+        first = false;
+        if (!w.write(ev)) {
+            client_gone = true;
+            cancel.cancelled = true;
+            return false;
+        }
+        return true;
+    };
+    auto r = m_gw.stream(std::move(req), sink, &cancel);
+    if (client_gone) return;
+    if (!r) {
+        if (!w.started()) return send_error(w, r.error(), id);
+        // Mid-stream failure: an error event and no [DONE], so no client
+        // mistakes it for a clean finish.
+        w.write("data: " + error_to_json(r.error()).dump() + "\n\n");
+        w.end_stream();
+        return;
+    }
+    if (!w.started()) begin(r->model_id, r->provider);
+    std::string tail = "data: " + finish_chunk_json(*r, created).dump() + "\n\n";
+    tail += "data: " + usage_chunk_json(*r, created).dump() + "\n\n";
+    tail += "data: [DONE]\n\n";
+    w.write(tail);
+    w.end_stream();
+}
+
+void Api::health(const ServerRequest& req, ResponseWriter& w) {
+    const bool probe = query_param(req.query, "probe") != "0";
+    HealthReport h = m_gw.health(probe);
+    json providers = json::object();
+    for (const auto& p : h.providers) providers[p.id] = provider_json(p);
+    json j{{"gateway", h.gateway},
+           {"timestamp", iso8601_utc(h.timestamp_ms)},
+           {"version", L04_VERSION},
+           {"pid", ::getpid()},
+           {"daemon", !m_opts.in_process},
+           {"uptime_s", m_opts.started_ms ? (h.timestamp_ms - m_opts.started_ms) / 1000.0 : 0.0},
+           {"paths",
+            {{"state_dir", m_gw.settings().state_dir()},
+             {"socket", m_opts.socket_path},
+             {"config", m_gw.settings().user_config_path()}}},
+           {"registry", {{"total_models", h.total_models}}},
+           {"cache", cache_stats_json(h.cache)},
+           {"queue",
+            {{"pending_requests", h.queue.pending},
+             {"active_requests", h.queue.active},
+             {"rejected_full", h.queue.rejected_full},
+             {"expired", h.queue.expired}}},
+           {"providers", providers}};
+    send_json(w, 200, j);
+}
+
+void Api::models(const ServerRequest& req, ResponseWriter& w) {
+    const auto& reg = m_gw.registry();
+    if (req.path.size() > std::string("/v1/models/").size()) {
+        std::string id = req.path.substr(std::string("/v1/models/").size());
+        const ModelInfo* m = reg.find(id);
+        if (!m) {
+            auto near = closest_names(id, reg.names());
+            std::string msg = "unknown model '" + id + "'";
+            if (!near.empty()) msg += " (did you mean '" + near[0] + "'?)";
+            return send_error(w, Error(ErrorCode::model_not_found, msg));
+        }
+        return send_json(w, 200, model_json(*m));
+    }
+    json data = json::array();
+    for (const auto& m : reg.models()) data.push_back(model_json(m));
+    send_json(w, 200, {{"object", "list"}, {"data", data}});
+}
+
+void Api::cache_stats(ResponseWriter& w) { send_json(w, 200, cache_stats_json(m_gw.cache_stats())); }
+
+void Api::cache_clear(const ServerRequest& req, ResponseWriter& w) {
+    std::optional<std::int64_t> older;
+    if (auto o = query_param(req.query, "older_than"); !o.empty()) {
+        older = parse_duration_ms(o);
+        if (!older) return send_error(w, Error(ErrorCode::invalid_parameter, "older_than must be a duration like 24h"));
+    }
+    auto r = m_gw.cache()->clear(query_param(req.query, "model"), older);
+    if (!r) return send_error(w, r.error());
+    send_json(w, 200, {{"deleted", *r}});
+}
+
+void Api::providers(const ServerRequest& req, ResponseWriter& w) {
+    std::string id;
+    if (req.path.rfind("/v1/providers/", 0) == 0) {
+        id = req.path.substr(std::string("/v1/providers/").size());
+        if (auto slash = id.find('/'); slash != std::string::npos) id = id.substr(0, slash);
+    }
+    const bool probe = !id.empty() || query_param(req.query, "probe") == "1";
+    HealthReport h = m_gw.health(probe);
+    json all = json::object();
+    for (const auto& p : h.providers) {
+        if (!id.empty() && p.id != id) continue;
+        all[p.id] = provider_json(p);
+    }
+    if (!id.empty()) {
+        if (all.empty()) {
+            Error e(ErrorCode::provider_not_configured, "unknown provider '" + id + "'");
+            e.http_status = 404;
+            return send_error(w, e);
+        }
+        json one = all[id];
+        one["id"] = id;
+        return send_json(w, 200, one);
+    }
+    send_json(w, 200, {{"providers", all}});
+}
+
+void Api::usage(const ServerRequest& req, ResponseWriter& w) {
+    std::string since = query_param(req.query, "since");
+    auto ms = parse_duration_ms(since.empty() ? "24h" : since);
+    if (!ms) return send_error(w, Error(ErrorCode::invalid_parameter, "since must be a duration like 24h or 7d"));
+    auto t = m_gw.ledger().totals(m_gw.clock().wall_ms() - *ms, query_param(req.query, "agent"));
+    if (!t) return send_error(w, t.error());
+    send_json(w, 200,
+              {{"requests", t->requests}, {"errors", t->errors}, {"cached", t->cached},
+               {"prompt_tokens", t->prompt_tokens}, {"completion_tokens", t->completion_tokens},
+               {"cost_usd", t->cost_usd}, {"saved_usd", t->saved_usd}});
+}
+
+void Api::route(const ServerRequest& http, ResponseWriter& w) {
+    auto parsed = parse_chat_request(http.body);
+    if (!parsed) return send_error(w, parsed.error());
+    InferenceRequest req = std::move(*parsed);
+    if (auto st = m_gw.validate(req); !st) return send_error(w, st.error());
+    auto d = m_gw.explain(req);
+    if (!d) return send_error(w, d.error());
+    json notes = json::array();
+    for (const auto& n : d->notes)
+        notes.push_back({{"model", n.model}, {"kept", n.kept}, {"score", n.score}, {"reason", n.reason}});
+    json fb = json::array();
+    for (const auto* m : d->fallbacks) fb.push_back(m->id);
+    send_json(w, 200,
+              {{"primary", d->primary ? d->primary->id : ""}, {"fallbacks", fb}, {"strategy", d->strategy},
+               {"target", d->target}, {"candidates", notes}});
+}
+
+}  // namespace l04

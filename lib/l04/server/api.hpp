@@ -1,0 +1,56 @@
+#pragma once
+// l04d's HTTP API over the gateway, the same on the Unix socket and on TCP:
+//   POST   /v1/chat/completions   OpenAI-compatible; "stream": true → SSE ending in [DONE]
+//   GET    /v1/models             the registry in OpenAI's list shape (+ l04 fields)
+//   GET    /v1/models/{id}
+//   GET    /health                the health report (?probe=0 skips provider probes)
+//   GET    /metrics               Prometheus text format
+//   GET    /v1/cache/stats        cache statistics
+//   DELETE /v1/cache              clear (?model=M&older_than=DUR)
+//   POST   /v1/cache/prune
+//   GET    /v1/providers, GET /v1/providers/{id}/health
+//   GET    /v1/usage?since=DUR    ledger totals
+//   GET    /v1/limits             rate-limit buckets
+//   POST   /v1/route              routing decision without calling anyone
+//   GET    /admin/status          pid, version, uptime, paths
+//   POST   /admin/shutdown        graceful stop
+// The TCP listener requires "Authorization: Bearer <token>" when a token is set.
+#include <l04/gateway.hpp>
+#include <l04/server/http_server.hpp>
+
+#include <functional>
+#include <string>
+
+namespace l04 {
+
+struct ApiOptions {
+    std::string auth_token;                // required on TCP when non-empty
+    std::function<void()> on_shutdown;     // POST /admin/shutdown
+    std::string socket_path;               // reported by /admin/status
+    std::string listen;                    // reported by /admin/status
+    std::int64_t started_ms = 0;
+    bool in_process = false;               // l04ctl --no-daemon
+};
+
+class Api {
+public:
+    Api(Gateway& gw, ApiOptions opts) : m_gw(gw), m_opts(std::move(opts)) {}
+    void handle(const ServerRequest& req, ResponseWriter& w);
+
+private:
+    void chat(const ServerRequest& req, ResponseWriter& w);
+    void health(const ServerRequest& req, ResponseWriter& w);
+    void models(const ServerRequest& req, ResponseWriter& w);
+    void cache_stats(ResponseWriter& w);
+    void cache_clear(const ServerRequest& req, ResponseWriter& w);
+    void providers(const ServerRequest& req, ResponseWriter& w);
+    void usage(const ServerRequest& req, ResponseWriter& w);
+    void route(const ServerRequest& req, ResponseWriter& w);
+    Gateway& m_gw;
+    ApiOptions m_opts;
+};
+
+// Value of `name` in a query string ("a=1&b=2"), URL-decoded.
+std::string query_param(const std::string& query, const std::string& name);
+
+}  // namespace l04

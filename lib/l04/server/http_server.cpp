@@ -1,0 +1,452 @@
+#include <l04/server/http_server.hpp>
+#include <l04/core/strings.hpp>
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace l04 {
+
+namespace {
+
+std::int64_t steady_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+const char* reason(int status) {
+    switch (status) {
+        case 200: return "OK";
+        case 201: return "Created";
+        case 204: return "No Content";
+        case 400: return "Bad Request";
+        case 401: return "Unauthorized";
+        case 403: return "Forbidden";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 408: return "Request Timeout";
+        case 413: return "Payload Too Large";
+        case 429: return "Too Many Requests";
+        case 500: return "Internal Server Error";
+        case 502: return "Bad Gateway";
+        case 503: return "Service Unavailable";
+        case 504: return "Gateway Timeout";
+        default: return "Status";
+    }
+}
+
+bool write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+// Buffered reader over a socket, with an overall idle timeout per read.
+class Reader {
+public:
+    Reader(int fd, std::atomic<bool>& stopping) : m_fd(fd), m_stopping(stopping) {}
+    // Reads more bytes; false on EOF/error/timeout or when stopping while idle.
+    bool fill(std::chrono::milliseconds idle, bool idle_between_requests) {
+        const auto deadline = std::chrono::steady_clock::now() + idle;
+        while (true) {
+            if (idle_between_requests && m_stopping.load() && m_buf.empty()) return false;
+            pollfd p{m_fd, POLLIN, 0};
+            int rc = ::poll(&p, 1, 200);
+            if (rc < 0 && errno != EINTR) return false;
+            if (rc > 0) {
+                char tmp[16384];
+                ssize_t n = ::recv(m_fd, tmp, sizeof tmp, 0);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) return false;
+                m_buf.append(tmp, static_cast<std::size_t>(n));
+                return true;
+            }
+            if (std::chrono::steady_clock::now() >= deadline) return false;
+        }
+    }
+    std::string& buf() { return m_buf; }
+
+private:
+    int m_fd;
+    std::atomic<bool>& m_stopping;
+    std::string m_buf;
+};
+
+class SocketWriter final : public ResponseWriter {
+public:
+    SocketWriter(int fd, bool keep_alive, bool head_only) : m_fd(fd), m_keep_alive(keep_alive), m_head_only(head_only) {}
+    bool send(int status, const HeaderList& headers, std::string_view body) override {
+        if (m_started) return false;
+        m_started = true;
+        std::string out = head(status, headers);
+        out += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+        if (!m_head_only) out.append(body);
+        m_ok = write_all(m_fd, out);
+        m_finished = true;
+        return m_ok;
+    }
+    bool begin_stream(int status, const HeaderList& headers) override {
+        if (m_started) return false;
+        m_started = true;
+        m_streaming = true;
+        std::string out = head(status, headers);
+        out += "Transfer-Encoding: chunked\r\n\r\n";
+        m_ok = write_all(m_fd, out);
+        return m_ok;
+    }
+    bool write(std::string_view data) override {
+        if (!m_ok || !m_streaming || data.empty()) return m_ok;
+        char size[32];
+        std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+        std::string out = size;
+        out.append(data);
+        out += "\r\n";
+        m_ok = write_all(m_fd, out);
+        return m_ok;
+    }
+    bool end_stream() override {
+        if (!m_streaming || m_finished) return m_ok;
+        m_finished = true;
+        if (m_ok) m_ok = write_all(m_fd, "0\r\n\r\n");
+        return m_ok;
+    }
+    bool started() const override { return m_started; }
+    bool finished() const { return m_finished; }
+    bool ok() const { return m_ok; }
+
+private:
+    std::string head(int status, const HeaderList& headers) {
+        std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) + "\r\n";
+        for (const auto& [k, v] : headers) out += k + ": " + v + "\r\n";
+        out += m_keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+        return out;
+    }
+    int m_fd;
+    bool m_keep_alive;
+    bool m_head_only;
+    bool m_started = false;
+    bool m_streaming = false;
+    bool m_finished = false;
+    bool m_ok = true;
+};
+
+struct ConnArg {
+    HttpServer* server;
+    int fd;
+    bool tcp;
+};
+
+// Parses "a%20b" → "a b" (for paths).
+std::string url_decode(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+            out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+            i += 2;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+HttpServer::HttpServer(Handler handler, ServerOptions opts) : m_handler(std::move(handler)), m_opts(opts) {
+    if (::pipe2(m_wake_pipe, O_CLOEXEC) != 0) m_wake_pipe[0] = m_wake_pipe[1] = -1;
+    touch();
+}
+
+HttpServer::~HttpServer() {
+    stop(std::chrono::milliseconds(0));
+    for (int fd : m_wake_pipe)
+        if (fd >= 0) ::close(fd);
+}
+
+void HttpServer::touch() { m_last_activity_ns = steady_ns(); }
+
+std::chrono::milliseconds HttpServer::idle_for() const {
+    if (m_requests.load() > 0) return std::chrono::milliseconds(0);
+    return std::chrono::milliseconds((steady_ns() - m_last_activity_ns.load()) / 1'000'000);
+}
+
+Status HttpServer::listen_unix(const std::string& path) {
+    sockaddr_un addr{};
+    if (path.size() >= sizeof(addr.sun_path))
+        return fail(ErrorCode::config_error, "socket path too long: " + path);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fail(ErrorCode::config_error, "socket(): " + std::string(std::strerror(errno)));
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    ::unlink(path.c_str());
+    const mode_t old = ::umask(0177);
+    int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::umask(old);
+    if (rc != 0) {
+        std::string err = std::strerror(errno);
+        ::close(fd);
+        return fail(ErrorCode::config_error, "cannot bind " + path + ": " + err);
+    }
+    ::chmod(path.c_str(), 0600);
+    if (::listen(fd, 512) != 0) {
+        ::close(fd);
+        return fail(ErrorCode::config_error, "cannot listen on " + path);
+    }
+    m_listeners.push_back({fd, false, path});
+    return {};
+}
+
+Status HttpServer::listen_tcp(const std::string& host_port) {
+    auto colon = host_port.rfind(':');
+    if (colon == std::string::npos)
+        return fail(ErrorCode::config_invalid, "listen address '" + host_port + "' must be HOST:PORT");
+    std::string host = host_port.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.empty() || host == "localhost") host = "127.0.0.1";
+    int port = std::atoi(host_port.c_str() + colon + 1);
+    const bool v6 = host.find(':') != std::string::npos;
+    int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fail(ErrorCode::config_error, "socket(): " + std::string(std::strerror(errno)));
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc;
+    if (v6) {
+        sockaddr_in6 a{};
+        a.sin6_family = AF_INET6;
+        a.sin6_port = htons(static_cast<uint16_t>(port));
+        if (::inet_pton(AF_INET6, host.c_str(), &a.sin6_addr) != 1) {
+            ::close(fd);
+            return fail(ErrorCode::config_invalid, "bad listen address '" + host + "'");
+        }
+        rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    } else {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(port));
+        if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) {
+            ::close(fd);
+            return fail(ErrorCode::config_invalid, "bad listen address '" + host + "' (use an IP address)");
+        }
+        rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    }
+    if (rc != 0 || ::listen(fd, 1024) != 0) {
+        std::string err = std::strerror(errno);
+        ::close(fd);
+        return fail(ErrorCode::config_error, "cannot listen on " + host_port + ": " + err);
+    }
+    if (m_tcp_port == 0) {
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        m_tcp_port = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+                                              : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    }
+    m_listeners.push_back({fd, true, {}});
+    return {};
+}
+
+Status HttpServer::adopt_fd(int fd, bool is_tcp) {
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    m_listeners.push_back({fd, is_tcp, {}});
+    return {};
+}
+
+void HttpServer::start() {
+    for (const auto& l : m_listeners) m_accept_threads.emplace_back([this, l] { accept_loop(l); });
+}
+
+void HttpServer::accept_loop(Listener l) {
+    while (!m_stopping.load()) {
+        pollfd p[2] = {{l.fd, POLLIN, 0}, {m_wake_pipe[0], POLLIN, 0}};
+        int rc = ::poll(p, m_wake_pipe[0] >= 0 ? 2 : 1, 500);
+        if (rc <= 0 || !(p[0].revents & POLLIN)) continue;
+        int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        if (m_connections.load() >= m_opts.max_connections) {
+            write_all(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            ::close(fd);
+            continue;
+        }
+        if (l.tcp) {
+            int one = 1;
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        {
+            std::lock_guard lk(m_mu);
+            m_open_fds.push_back(fd);
+        }
+        ++m_connections;
+        auto* arg = new ConnArg{this, fd, l.tcp};
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, m_opts.thread_stack_bytes);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_t th;
+        if (pthread_create(&th, &attr, &HttpServer::thread_main, arg) != 0) {
+            delete arg;
+            {
+                std::lock_guard lk(m_mu);
+                m_open_fds.erase(std::remove(m_open_fds.begin(), m_open_fds.end(), fd), m_open_fds.end());
+            }
+            ::close(fd);
+            --m_connections;
+            m_cv.notify_all();
+        }
+        pthread_attr_destroy(&attr);
+    }
+}
+
+void* HttpServer::thread_main(void* p) {
+    std::unique_ptr<ConnArg> arg(static_cast<ConnArg*>(p));
+    arg->server->serve(arg->fd, arg->tcp);
+    return nullptr;
+}
+
+void HttpServer::serve(int fd, bool tcp) {
+    Reader rd(fd, m_stopping);
+    bool keep = true;
+    while (keep && !m_stopping.load()) {
+        // Read the head.
+        std::size_t head_end;
+        while ((head_end = rd.buf().find("\r\n\r\n")) == std::string::npos) {
+            if (rd.buf().size() > 64 * 1024 || !rd.fill(m_opts.keepalive_idle, true)) {
+                keep = false;
+                break;
+            }
+        }
+        if (!keep) break;
+        ServerRequest req;
+        req.from_tcp = tcp;
+        std::string_view head(rd.buf().data(), head_end);
+        auto line_end = head.find("\r\n");
+        std::string_view line = head.substr(0, line_end);
+        auto sp1 = line.find(' ');
+        auto sp2 = line.rfind(' ');
+        if (sp1 == std::string_view::npos || sp2 == sp1) {
+            write_all(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            break;
+        }
+        req.method = std::string(line.substr(0, sp1));
+        req.target = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
+        const bool http10 = line.substr(sp2 + 1) == "HTTP/1.0";
+        auto q = req.target.find('?');
+        req.path = url_decode(req.target.substr(0, q));
+        if (q != std::string::npos) req.query = req.target.substr(q + 1);
+        std::size_t pos = line_end == std::string_view::npos ? head.size() : line_end + 2;
+        while (pos < head.size()) {
+            auto e = head.find("\r\n", pos);
+            if (e == std::string_view::npos) e = head.size();
+            std::string_view h = head.substr(pos, e - pos);
+            auto colon = h.find(':');
+            if (colon != std::string_view::npos) {
+                auto& slot = req.headers[to_lower(trim(h.substr(0, colon)))];
+                auto v = std::string(trim(h.substr(colon + 1)));
+                slot = slot.empty() ? v : slot + ", " + v;
+            }
+            pos = e + 2;
+        }
+        rd.buf().erase(0, head_end + 4);
+
+        // Body.
+        bool bad = false;
+        if (auto te = req.header("transfer-encoding"); !te.empty() && to_lower(te).find("chunked") != std::string::npos) {
+            while (true) {
+                std::size_t le;
+                while ((le = rd.buf().find("\r\n")) == std::string::npos)
+                    if (!rd.fill(std::chrono::milliseconds(30000), false)) { bad = true; break; }
+                if (bad) break;
+                std::size_t n = std::strtoul(rd.buf().c_str(), nullptr, 16);
+                rd.buf().erase(0, le + 2);
+                if (n == 0) {
+                    // Trailers until an empty line.
+                    while ((le = rd.buf().find("\r\n")) == std::string::npos)
+                        if (!rd.fill(std::chrono::milliseconds(30000), false)) { bad = true; break; }
+                    if (!bad) rd.buf().erase(0, le + 2);
+                    break;
+                }
+                if (req.body.size() + n > m_opts.max_body_bytes) { bad = true; break; }
+                while (rd.buf().size() < n + 2)
+                    if (!rd.fill(std::chrono::milliseconds(30000), false)) { bad = true; break; }
+                if (bad) break;
+                req.body.append(rd.buf(), 0, n);
+                rd.buf().erase(0, n + 2);
+            }
+        } else if (auto cl = req.header("content-length"); !cl.empty()) {
+            std::size_t n = std::strtoull(cl.c_str(), nullptr, 10);
+            if (n > m_opts.max_body_bytes) {
+                write_all(fd, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                break;
+            }
+            while (rd.buf().size() < n)
+                if (!rd.fill(std::chrono::milliseconds(30000), false)) { bad = true; break; }
+            if (!bad) {
+                req.body = rd.buf().substr(0, n);
+                rd.buf().erase(0, n);
+            }
+        }
+        if (bad) break;
+
+        const std::string conn = to_lower(req.header("connection"));
+        keep = http10 ? conn == "keep-alive" : conn != "close";
+        ++m_requests;
+        touch();
+        SocketWriter w(fd, keep && !m_stopping.load(), req.method == "HEAD");
+        m_handler(req, w);
+        if (!w.started()) w.send(500, {{"Content-Type", "text/plain"}}, "handler produced no response\n");
+        else w.end_stream();
+        touch();
+        --m_requests;
+        m_cv.notify_all();
+        if (!w.ok()) keep = false;
+    }
+    {
+        std::lock_guard lk(m_mu);
+        m_open_fds.erase(std::remove(m_open_fds.begin(), m_open_fds.end(), fd), m_open_fds.end());
+    }
+    ::close(fd);
+    --m_connections;
+    m_cv.notify_all();
+}
+
+void HttpServer::stop(std::chrono::milliseconds grace) {
+    if (m_stopping.exchange(true) && m_accept_threads.empty()) {
+        // already stopped
+    }
+    if (m_wake_pipe[1] >= 0) {
+        char c = 1;
+        (void)!::write(m_wake_pipe[1], &c, 1);
+    }
+    for (auto& t : m_accept_threads)
+        if (t.joinable()) t.join();
+    m_accept_threads.clear();
+    for (auto& l : m_listeners) {
+        ::close(l.fd);
+        if (!l.unix_path.empty()) ::unlink(l.unix_path.c_str());
+    }
+    m_listeners.clear();
+    std::unique_lock lk(m_mu);
+    // In-flight requests finish; idle keep-alive connections notice m_stopping.
+    m_cv.wait_for(lk, grace, [&] { return m_requests.load() == 0 && m_connections.load() == 0; });
+    for (int fd : m_open_fds) ::shutdown(fd, SHUT_RDWR);
+    m_cv.wait_for(lk, std::chrono::milliseconds(2000), [&] { return m_connections.load() == 0; });
+}
+
+}  // namespace l04

@@ -1,0 +1,113 @@
+#pragma once
+// A small HTTP/1.1 server for l04d: Unix-socket and loopback-TCP listeners,
+// one thread per connection (the pipeline below is blocking: provider calls
+// wait on libcurl), keep-alive, Content-Length and chunked request bodies,
+// fixed or chunked (streamed, flushed per write) responses.
+// stop() stops accepting, lets in-flight requests finish and closes idle
+// connections. No exceptions cross this API.
+#include <l04/core/error.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace l04 {
+
+struct ServerRequest {
+    std::string method;
+    std::string target;  // path + query
+    std::string path;
+    std::string query;
+    std::map<std::string, std::string> headers;  // names lower-cased
+    std::string body;
+    bool from_tcp = false;
+    std::string header(const std::string& name) const {
+        auto it = headers.find(name);
+        return it == headers.end() ? std::string() : it->second;
+    }
+};
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// Writes one response. Either send() once, or begin_stream(), write() any
+// number of times, end_stream(). Every call returns false once the client
+// has gone away.
+class ResponseWriter {
+public:
+    virtual ~ResponseWriter() = default;
+    virtual bool send(int status, const HeaderList& headers, std::string_view body) = 0;
+    virtual bool begin_stream(int status, const HeaderList& headers) = 0;
+    virtual bool write(std::string_view data) = 0;
+    virtual bool end_stream() = 0;
+    virtual bool started() const = 0;
+};
+
+using Handler = std::function<void(const ServerRequest&, ResponseWriter&)>;
+
+struct ServerOptions {
+    std::size_t max_connections = 2048;
+    std::size_t max_body_bytes = 32u << 20;
+    std::chrono::milliseconds keepalive_idle{60000};
+    std::size_t thread_stack_bytes = 256u << 10;
+};
+
+class HttpServer {
+public:
+    HttpServer(Handler handler, ServerOptions opts = {});
+    ~HttpServer();
+
+    // Binds a Unix socket at path (mode 0600; an existing stale socket file
+    // is replaced). Fails with E4000 naming the path.
+    Status listen_unix(const std::string& path);
+    // Binds host:port ("127.0.0.1:8404"; port 0 = ephemeral).
+    Status listen_tcp(const std::string& host_port);
+    // Serves an already-listening socket (systemd socket activation).
+    Status adopt_fd(int fd, bool is_tcp);
+    // Port of the first TCP listener (after listen_tcp with port 0).
+    int tcp_port() const { return m_tcp_port; }
+
+    // Starts accepting in background threads.
+    void start();
+    // Stops accepting; waits for in-flight requests to finish (up to grace),
+    // then closes every connection.
+    void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(30000));
+
+    std::size_t active_connections() const { return m_connections.load(); }
+    std::size_t active_requests() const { return m_requests.load(); }
+    // Time since the last request started or finished.
+    std::chrono::milliseconds idle_for() const;
+
+private:
+    struct Listener {
+        int fd;
+        bool tcp;
+        std::string unix_path;
+    };
+    void accept_loop(Listener l);
+    void serve(int fd, bool tcp);
+    static void* thread_main(void* arg);
+    void touch();
+
+    Handler m_handler;
+    ServerOptions m_opts;
+    std::vector<Listener> m_listeners;
+    std::vector<std::thread> m_accept_threads;
+    std::atomic<bool> m_stopping{false};
+    std::atomic<std::size_t> m_connections{0};
+    std::atomic<std::size_t> m_requests{0};
+    std::atomic<std::int64_t> m_last_activity_ns{0};
+    int m_tcp_port = 0;
+    int m_wake_pipe[2] = {-1, -1};
+    mutable std::mutex m_mu;
+    std::condition_variable m_cv;
+    std::vector<int> m_open_fds;
+};
+
+}  // namespace l04

@@ -1,0 +1,36 @@
+#pragma once
+// The OpenAI-compatible wire format at l04d's edge: JSON request bodies →
+// InferenceRequest, InferenceResponse → chat.completion JSON, stream chunks →
+// chat.completion.chunk events, Errors → {"error": {...}}. The "l04" object
+// carries gateway options in and gateway facts out.
+#include <l04/core/error.hpp>
+#include <l04/core/types.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace l04 {
+
+// Parses a /v1/chat/completions body. E4500/E4501/E4502 on bad input.
+Result<InferenceRequest> parse_chat_request(std::string_view body);
+// Reverse of parse_chat_request (l04ctl builds its requests with it).
+nlohmann::json chat_request_to_json(const InferenceRequest& req);
+
+// The facts object ("l04") describing how a response was produced.
+nlohmann::json response_facts(const InferenceResponse& r);
+nlohmann::json chat_response_to_json(const InferenceResponse& r);
+// One delta event.
+nlohmann::json chunk_to_json(const StreamChunk& c, const std::string& id, std::int64_t created_s, bool first);
+// The closing events: finish_reason delta, then usage + facts.
+nlohmann::json finish_chunk_json(const InferenceResponse& r, std::int64_t created_s);
+nlohmann::json usage_chunk_json(const InferenceResponse& r, std::int64_t created_s);
+nlohmann::json error_to_json(const Error& e);
+// Parses an error body written by error_to_json (client side).
+Error error_from_json(const nlohmann::json& j, int http_status);
+// Reads a chat.completion (+ "l04" facts) back into an InferenceResponse.
+InferenceResponse response_from_json(const nlohmann::json& j);
+// Response headers carrying the facts (x-l04-*).
+std::vector<std::pair<std::string, std::string>> fact_headers(const InferenceResponse& r);
+
+}  // namespace l04
