@@ -49,7 +49,9 @@ void add_models(CLI::App& app, Context& ctx) {
     };
     auto la = std::make_shared<ListArgs>();
     auto* list = models->add_subcommand("list", "List models");
-    list->add_option("--capability", la->caps, "Only models with this capability (repeatable)");
+    list->add_option("--capability", la->caps, "Only models with this capability (repeatable)")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     list->add_option("--provider", la->provider, "Only models of this provider");
     list->add_flag("--json", la->json, "JSON output");
     list->callback([&ctx, la] {

@@ -86,6 +86,8 @@ int run_prompt(Context& ctx, PromptArgs& a) {
     if (!a.no_stdin && (!stdin_tty || arg_text.empty())) {
         if (stdin_tty && !ctx.globals.quiet) std::fprintf(stderr, "l04ctl: reading the prompt from the terminal; end with Ctrl-D\n");
         std::string in = read_stdin();
+        while (!in.empty() && (in.back() == '\n' || in.back() == '\r' || in.back() == ' ' || in.back() == '\t'))
+            in.pop_back();
         if (!l04::trim(in).empty()) prompt = arg_text.empty() ? in : in + "\n\n" + arg_text;
     }
     if (l04::trim(prompt).empty()) {
@@ -264,12 +266,16 @@ void add_prompt(CLI::App& app, Context& ctx) {
     c->add_option("-s,--system", a->system, "System prompt");
     c->add_option("--temperature", a->temperature, "Sampling temperature (0..2)");
     c->add_option("--max-tokens", a->max_tokens, "Maximum tokens in the answer");
-    c->add_option("-o,--option", a->options, "Provider option key=value (repeatable)");
+    c->add_option("-o,--option", a->options, "Provider option key=value (repeatable)")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     c->add_option("--agent", a->agent, "Agent identity for limits, budgets and usage (default: config `agent`)");
     c->add_option("--strategy", a->strategy,
                   "Routing strategy: capability_match, fastest, cheapest, best_quality, balanced, fallback, "
                   "round_robin, weighted");
-    c->add_option("--capability", a->capabilities, "Required capability (repeatable): code, vision, tool_use, ...");
+    c->add_option("--capability", a->capabilities, "Required capability (repeatable): code, vision, tool_use, ...")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     c->add_option("--priority", a->priority, "Queue priority: high, normal, low");
     c->add_option("--timeout", a->timeout, "Give up after this long (e.g. 30s)");
     c->add_flag("--no-cache", a->no_cache, "Neither read nor write the response cache");

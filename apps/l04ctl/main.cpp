@@ -3,9 +3,15 @@
 #include "common.hpp"
 
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <cstdio>
+
+namespace l04ctl {
+void setup_logging(int verbose, bool quiet);
+}
 
 namespace {
 
@@ -49,6 +55,7 @@ int main(int argc, char** argv) {
     l04ctl::add_config(app, ctx);
     l04ctl::add_usage(app, ctx);
 
+    app.parse_complete_callback([&ctx] { l04ctl::setup_logging(ctx.globals.verbose, ctx.globals.quiet); });
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -62,4 +69,18 @@ int main(int argc, char** argv) {
         return l04ctl::k_usage;
     }
     return l04ctl::g_exit;
+}
+
+namespace l04ctl {
+// Diagnostics of an in-process pipeline (--no-daemon) go to stderr: warnings
+// by default, request lines with -v, debug with -vv.
+void setup_logging(int verbose, bool quiet) {
+    auto logger = spdlog::stderr_color_mt("l04ctl");
+    spdlog::set_default_logger(logger);
+    spdlog::set_pattern("l04ctl: %l: %v");
+    spdlog::set_level(quiet ? spdlog::level::err
+                            : verbose >= 2 ? spdlog::level::debug
+                            : verbose == 1 ? spdlog::level::info
+                                           : spdlog::level::warn);
+}
 }

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <ctime>
+#include <tuple>
 
 namespace l04 {
 
@@ -54,19 +55,21 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 
 std::vector<std::string> closest_names(std::string_view name, const std::vector<std::string>& candidates,
                                        std::size_t n) {
-    std::vector<std::pair<std::size_t, std::string>> scored;
+    // Rank by (distance with a substring bonus, real distance, name).
+    std::vector<std::tuple<std::size_t, std::size_t, std::string>> scored;
     const std::string lname = to_lower(name);
     for (const auto& c : candidates) {
-        std::size_t d = edit_distance(name, c);
+        const std::size_t real = edit_distance(name, c);
+        std::size_t d = real;
         const std::string lc = to_lower(c);
         if (!lname.empty() && (lc.find(lname) != std::string::npos || lname.find(lc) != std::string::npos))
             d = std::min<std::size_t>(d, 1);
-        scored.emplace_back(d, c);
+        scored.emplace_back(d, real, c);
     }
     std::sort(scored.begin(), scored.end());
     std::vector<std::string> out;
     const std::size_t limit = std::max<std::size_t>(3, name.size() / 2);
-    for (const auto& [d, c] : scored) {
+    for (const auto& [d, real, c] : scored) {
         if (out.size() >= n || d > limit) break;
         out.push_back(c);
     }

@@ -1,0 +1,110 @@
+#include <l04/core/error.hpp>
+#include <l04/core/hash.hpp>
+#include <l04/core/strings.hpp>
+#include <l04/core/types.hpp>
+
+#include <doctest/doctest.h>
+
+using namespace l04;
+
+TEST_CASE("error codes: the spec's codes, strings, retryable flags and HTTP statuses") {
+    CHECK(code_string(ErrorCode::model_not_found) == "E4001");
+    CHECK(code_string(ErrorCode::provider_not_configured) == "E4002");
+    CHECK(code_string(ErrorCode::no_suitable_model) == "E4100");
+    CHECK(code_string(ErrorCode::all_models_unavailable) == "E4102");
+    CHECK(code_string(ErrorCode::provider_error) == "E4200");
+    CHECK(code_string(ErrorCode::timeout) == "E4202");
+    CHECK(code_string(ErrorCode::auth_failed) == "E4203");
+    CHECK(code_string(ErrorCode::cache_error) == "E4300");
+    CHECK(code_string(ErrorCode::embedding_failed) == "E4301");
+    CHECK(code_string(ErrorCode::rate_limit_exceeded) == "E4401");
+    CHECK(code_string(ErrorCode::quota_exhausted) == "E4402");
+    CHECK(code_string(ErrorCode::invalid_request) == "E4500");
+    CHECK(code_string(ErrorCode::invalid_messages) == "E4501");
+    CHECK(code_string(ErrorCode::parse_error) == "E4600");
+    CHECK(code_string(ErrorCode::streaming_error) == "E4604");
+    CHECK(code_string(ErrorCode::circuit_open) == "E4701");
+    CHECK(code_string(ErrorCode::recovery_failed) == "E4702");
+    CHECK(default_retryable(ErrorCode::timeout));
+    CHECK(default_retryable(ErrorCode::rate_limit_exceeded));
+    CHECK_FALSE(default_retryable(ErrorCode::auth_failed));
+    CHECK_FALSE(default_retryable(ErrorCode::invalid_request));
+    CHECK(Error(ErrorCode::model_not_found, "x").http_status == 404);
+    CHECK(Error(ErrorCode::invalid_messages, "x").http_status == 400);
+    CHECK(Error(ErrorCode::rate_limit_exceeded, "x").http_status == 429);
+    CHECK(Error(ErrorCode::auth_failed, "bad key").to_string() == "E4203 auth_failed: bad key");
+}
+
+TEST_CASE("Result holds a value or an error") {
+    Result<int> ok = 42;
+    CHECK(ok.has_value());
+    CHECK(*ok == 42);
+    CHECK(ok.value_or(1) == 42);
+    Result<int> bad = fail(ErrorCode::timeout, "slow");
+    CHECK_FALSE(bad);
+    CHECK(bad.error().code == ErrorCode::timeout);
+    CHECK(bad.value_or(7) == 7);
+    Status s;
+    CHECK(s.has_value());
+    Status f = fail(ErrorCode::config_error, "x");
+    CHECK(f.error().message == "x");
+}
+
+TEST_CASE("sha256 matches reference digests (FIPS 180-4 vectors and Python hashlib)") {
+    CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmjklmnklmnolmnopmnopqnopq") ==
+          "9ad289b5b8ca3b67b3e1238ea026560d218cac02ee49b871795a3311874d107e");
+    std::string million(1000000, 'a');
+    CHECK(sha256_hex(million) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    Sha256 a, b;
+    a.update_field("ab");
+    a.update_field("c");
+    b.update_field("a");
+    b.update_field("bc");
+    CHECK(a.hex_digest() != b.hex_digest());
+}
+
+TEST_CASE("string helpers") {
+    CHECK(trim("  a b \n") == "a b");
+    CHECK(split("a, b,,c", ',') == std::vector<std::string>{"a", "b", "c"});
+    CHECK(edit_distance("kitten", "sitting") == 3);
+    auto near = closest_names("gpt-4o-mni", {"gpt-4o-mini", "gpt-4o", "claude-3-haiku", "mistral"});
+    REQUIRE_FALSE(near.empty());
+    CHECK(near[0] == "gpt-4o-mini");
+    CHECK(closest_names("zzzzzzzzzzzz", {"mock"}).empty());
+    CHECK(parse_duration_ms("90s") == 90000);
+    CHECK(parse_duration_ms("15m") == 900000);
+    CHECK(parse_duration_ms("24h") == 86400000);
+    CHECK(parse_duration_ms("7d") == 604800000);
+    CHECK(parse_duration_ms("250ms") == 250);
+    CHECK(parse_duration_ms("3600") == 3600000);
+    CHECK_FALSE(parse_duration_ms("soon"));
+    CHECK_FALSE(parse_duration_ms("-1s"));
+    CHECK(parse_bool("yes") == true);
+    CHECK(parse_bool("0") == false);
+    CHECK_FALSE(parse_bool("maybe"));
+    CHECK(iso8601_utc(0) == "1970-01-01T00:00:00Z");
+}
+
+TEST_CASE("token estimates and tool-call encoding") {
+    CHECK(estimate_tokens("") == 0);
+    CHECK(estimate_tokens("abcd") == 1);
+    CHECK(estimate_tokens("abcde") == 2);
+    InferenceRequest r;
+    r.messages.push_back({Role::user, "hello world", {}, {}, {}});
+    CHECK(estimate_prompt_tokens(r) == 4 + 3 + 3);
+    std::vector<ToolCall> calls{{"call_1", "get_weather", R"({"city":"Paris"})"}, {"", "x", ""}};
+    CHECK(decode_tool_calls(encode_tool_calls(calls)) == calls);
+    CHECK(decode_tool_calls("garbage").empty());
+    CHECK(parse_role("developer") == Role::system);
+    CHECK_FALSE(parse_role("robot"));
+    CHECK(parse_capability("tool_use") == Capability::tool_use);
+    CapabilitySet s;
+    s.add(Capability::code);
+    s.add(Capability::vision);
+    CapabilitySet need;
+    need.add(Capability::code);
+    CHECK(s.contains_all(need));
+    CHECK(s.names() == std::vector<std::string>{"code", "vision"});
+}

@@ -1,0 +1,181 @@
+#include "support/test_util.hpp"
+
+#include <l04/cache/cache_key.hpp>
+#include <l04/cache/response_cache.hpp>
+#include <l04/store/schema.hpp>
+
+#include <doctest/doctest.h>
+
+using namespace l04;
+
+namespace {
+
+InferenceRequest req(const std::string& prompt) {
+    InferenceRequest r;
+    r.messages.push_back({Role::user, prompt, {}, {}, {}});
+    return r;
+}
+
+InferenceResponse resp(const std::string& content) {
+    InferenceResponse r;
+    r.content = content;
+    r.model_id = "mock";
+    r.provider = "mock";
+    r.token_usage = {10, 20, 30, false};
+    r.cost_usd = 0.5;
+    r.tool_calls = {{"c1", "f", "{}"}};
+    return r;
+}
+
+struct Fixture {
+    test::TempDir dir;
+    ManualClock clock;
+    std::unique_ptr<ResponseCache> cache;
+    explicit Fixture(CacheConfig cfg = {}) {
+        auto db = open_state_db(dir.str());
+        REQUIRE(db.has_value());
+        cache = std::make_unique<ResponseCache>(std::move(*db), cfg, clock);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("cache keys: exact key covers everything; scope leaves out only the last user message") {
+    auto base = req("what is 2+2?");
+    auto k = make_cache_key(base, "gpt-4o", "");
+    CHECK(k.exact.size() == 64);
+    CHECK(k.prompt == "what is 2+2?");
+    CHECK(make_cache_key(base, "gpt-4o", "") .exact == k.exact);
+
+    auto other_prompt = req("what is 3+3?");
+    auto k2 = make_cache_key(other_prompt, "gpt-4o", "");
+    CHECK(k2.exact != k.exact);
+    CHECK(k2.scope == k.scope);
+
+    auto variants = std::vector<std::pair<std::string, InferenceRequest>>{};
+    auto v = base;
+    v.system_prompt = "be terse";
+    variants.emplace_back("system", v);
+    v = base;
+    v.temperature = 0.2;
+    variants.emplace_back("temperature", v);
+    v = base;
+    v.max_tokens = 10;
+    variants.emplace_back("max_tokens", v);
+    v = base;
+    v.tools.push_back({"f", "", "{}"});
+    variants.emplace_back("tools", v);
+    v = base;
+    v.response_format = R"({"type":"json_object"})";
+    variants.emplace_back("response_format", v);
+    v = base;
+    v.messages.insert(v.messages.begin(), Message{Role::assistant, "earlier turn", {}, {}, {}});
+    variants.emplace_back("earlier turns", v);
+    v = base;
+    v.options["reply"] = "x";
+    variants.emplace_back("options", v);
+    for (const auto& [what, r] : variants) {
+        auto kv = make_cache_key(r, "gpt-4o", "");
+        CHECK_MESSAGE(kv.scope != k.scope, what);
+        CHECK_MESSAGE(kv.exact != k.exact, what);
+    }
+    CHECK(make_cache_key(base, "gpt-4o-mini", "").scope != k.scope);
+    CHECK(make_cache_key(base, "gpt-4o", "alice").scope != k.scope);
+}
+
+TEST_CASE("exact cache: miss, store, hit; counters persist in SQLite") {
+    Fixture f;
+    auto k = make_cache_key(req("hello"), "mock", "");
+    CHECK_FALSE(f.cache->lookup(k).has_value());
+    REQUIRE(f.cache->store(k, resp("world")).has_value());
+    auto hit = f.cache->lookup(k);
+    REQUIRE(hit.has_value());
+    CHECK(hit->content == "world");
+    CHECK(hit->cached);
+    CHECK(hit->cache_hit == CacheHit::exact);
+    CHECK(hit->cost_usd == 0);
+    CHECK(hit->token_usage.total_tokens == 30);
+    CHECK(hit->tool_calls.size() == 1);
+    auto s = f.cache->stats();
+    CHECK(s.entries == 1);
+    CHECK(s.exact_hits == 1);
+    CHECK(s.misses == 1);
+    CHECK(s.hit_rate() == doctest::Approx(0.5));
+
+    // A second cache object on the same file sees the same entries and counters.
+    auto db = open_state_db(f.dir.str());
+    REQUIRE(db);
+    ResponseCache again(std::move(*db), {}, f.clock);
+    CHECK(again.lookup(k).has_value());
+    CHECK(again.stats().exact_hits == 2);
+}
+
+TEST_CASE("exact cache: TTL on the injected clock") {
+    CacheConfig cfg;
+    cfg.ttl_ms = 1000;
+    Fixture f(cfg);
+    auto k = make_cache_key(req("ttl"), "mock", "");
+    REQUIRE(f.cache->store(k, resp("v")));
+    f.clock.advance(std::chrono::milliseconds(999));
+    CHECK(f.cache->lookup(k).has_value());
+    f.clock.advance(std::chrono::milliseconds(1));
+    CHECK_FALSE(f.cache->lookup(k).has_value());
+    auto pruned = f.cache->prune();
+    REQUIRE(pruned);
+    CHECK(*pruned == 1);
+    CHECK(f.cache->stats().entries == 0);
+    CHECK(f.cache->stats().expired == 1);
+}
+
+TEST_CASE("exact cache: least recently used entries are evicted past the bounds") {
+    CacheConfig cfg;
+    cfg.max_entries = 3;
+    Fixture f(cfg);
+    std::vector<CacheKey> keys;
+    for (int i = 0; i < 3; ++i) {
+        keys.push_back(make_cache_key(req("q" + std::to_string(i)), "mock", ""));
+        REQUIRE(f.cache->store(keys.back(), resp("a" + std::to_string(i))));
+        f.clock.advance(std::chrono::milliseconds(10));
+    }
+    CHECK(f.cache->lookup(keys[0]).has_value());  // 0 is now the most recently used
+    f.clock.advance(std::chrono::milliseconds(10));
+    keys.push_back(make_cache_key(req("q3"), "mock", ""));
+    REQUIRE(f.cache->store(keys.back(), resp("a3")));
+    CHECK(f.cache->lookup(keys[0]).has_value());
+    CHECK_FALSE(f.cache->lookup(keys[1]).has_value());  // least recently used: evicted
+    CHECK(f.cache->lookup(keys[2]).has_value());
+    CHECK(f.cache->lookup(keys[3]).has_value());
+    CHECK(f.cache->stats().evictions == 1);
+
+    CacheConfig bytes_cfg;
+    bytes_cfg.max_bytes = 50;
+    Fixture g(bytes_cfg);
+    auto big1 = make_cache_key(req("b1"), "mock", "");
+    auto big2 = make_cache_key(req("b2"), "mock", "");
+    REQUIRE(g.cache->store(big1, resp(std::string(30, 'x'))));
+    g.clock.advance(std::chrono::milliseconds(1));
+    REQUIRE(g.cache->store(big2, resp(std::string(30, 'y'))));
+    CHECK_FALSE(g.cache->lookup(big1).has_value());
+    CHECK(g.cache->lookup(big2).has_value());
+}
+
+TEST_CASE("exact cache: clear by model and by age") {
+    CacheConfig cfg;
+    cfg.ttl_ms = std::chrono::milliseconds(std::chrono::hours(24)).count();
+    Fixture f(cfg);
+    auto a = make_cache_key(req("a"), "mock", "");
+    auto b = make_cache_key(req("b"), "gpt-4o", "");
+    REQUIRE(f.cache->store(a, resp("1")));
+    auto rb = resp("2");
+    rb.model_id = "gpt-4o";
+    f.clock.advance(std::chrono::hours(2));
+    REQUIRE(f.cache->store(b, rb));
+    auto old = f.cache->clear("", std::chrono::milliseconds(std::chrono::hours(1)).count());
+    REQUIRE(old);
+    CHECK(*old == 1);
+    CHECK_FALSE(f.cache->lookup(a).has_value());
+    auto bym = f.cache->clear("gpt-4o", std::nullopt);
+    REQUIRE(bym);
+    CHECK(*bym == 1);
+    CHECK(f.cache->stats().entries == 0);
+}

@@ -1,0 +1,237 @@
+#include "support/test_util.hpp"
+
+#include <l04/gateway.hpp>
+#include <l04/provider/mock.hpp>
+
+#include <doctest/doctest.h>
+
+using namespace l04;
+
+namespace {
+
+// A provider whose results are scripted per call (for failover and retries).
+class ScriptedProvider final : public Provider {
+public:
+    ScriptedProvider(std::string id, std::vector<Result<InferenceResponse>> script)
+        : m_id(std::move(id)), m_script(std::move(script)) {}
+    const std::string& id() const override { return m_id; }
+    Result<InferenceResponse> complete(const ProviderRequest&) override { return next(); }
+    Result<InferenceResponse> stream(const ProviderRequest&, const ChunkSink& sink) override {
+        auto r = next();
+        if (r) {
+            StreamChunk c;
+            c.delta = r->content;
+            sink(c);
+        }
+        return r;
+    }
+    ProviderHealth health_check(std::chrono::milliseconds) override { return {}; }
+    int calls = 0;
+
+private:
+    Result<InferenceResponse> next() {
+        ++calls;
+        if (m_script.empty()) return fail(ErrorCode::provider_unavailable, "script exhausted: still down");
+        auto r = m_script.front();
+        m_script.erase(m_script.begin());
+        return r;
+    }
+    std::string m_id;
+    std::vector<Result<InferenceResponse>> m_script;
+};
+
+InferenceResponse ok(const std::string& content, std::int64_t in = 100, std::int64_t out = 50) {
+    InferenceResponse r;
+    r.content = content;
+    r.token_usage = {in, out, in + out, false};
+    return r;
+}
+
+Error err(ErrorCode c, std::optional<std::chrono::milliseconds> retry_after = std::nullopt) {
+    Error e(c, "scripted");
+    e.retry_after = retry_after;
+    return e;
+}
+
+struct Fixture {
+    test::TempDir dir;
+    ManualClock clock;
+    std::unique_ptr<Gateway> gw;
+    explicit Fixture(std::map<std::string, std::shared_ptr<Provider>> overrides = {},
+                     std::map<std::string, std::string> flags = {}) {
+        auto reg = Registry::load({test::models_toml_path()});
+        REQUIRE(reg);
+        SettingsSources src;
+        src.system_config = "/nonexistent";
+        src.env = [](std::string_view) { return std::nullopt; };
+        src.flags = std::move(flags);
+        src.user_config = "";
+        auto s = Settings::load(src);
+        REQUIRE(s);
+        GatewayOptions o;
+        o.settings = *s;
+        o.registry = std::move(*reg);
+        o.clock = &clock;
+        o.state_dir = dir.str();
+        o.provider_overrides = std::move(overrides);
+        auto g = Gateway::create(std::move(o));
+        REQUIRE(g.has_value());
+        gw = std::move(*g);
+    }
+};
+
+InferenceRequest prompt(const std::string& model, const std::string& text = "hi") {
+    InferenceRequest r;
+    r.model = model;
+    r.messages.push_back({Role::user, text, {}, {}, {}});
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("gateway: execute with the mock, then an exact cache hit; ledger and metrics record both") {
+    Fixture f;
+    auto r1 = f.gw->execute(prompt("mock", "question one"));
+    REQUIRE(r1.has_value());
+    CHECK_FALSE(r1->cached);
+    CHECK(r1->model_id == "mock");
+    CHECK(r1->provider == "mock");
+    CHECK(r1->request_id.rfind("req_", 0) == 0);
+    auto r2 = f.gw->execute(prompt("mock-1", "question one"));  // an alias: same target
+    REQUIRE(r2.has_value());
+    CHECK(r2->cached);
+    CHECK(r2->cache_hit == CacheHit::exact);
+    CHECK(r2->content == r1->content);
+    auto t = f.gw->ledger().totals(0);
+    REQUIRE(t);
+    CHECK(t->requests == 2);
+    CHECK(t->cached == 1);
+    const auto metrics = f.gw->metrics().render();
+    CHECK(metrics.find(R"(l04_inference_requests_total{provider="mock",model="mock",status="ok"} 2)") != std::string::npos);
+    CHECK(metrics.find("l04_cache_hits_total 1") != std::string::npos);
+}
+
+TEST_CASE("gateway: stream delivers chunks and a cached answer replays as a stream") {
+    Fixture f;
+    std::string streamed;
+    int chunks = 0;
+    auto r = f.gw->stream(prompt("mock", "stream me"), [&](const StreamChunk& c) {
+        CHECK_FALSE(c.is_final);
+        CHECK(c.model_id == "mock");
+        streamed += c.delta;
+        ++chunks;
+        return true;
+    });
+    REQUIRE(r);
+    CHECK(streamed == r->content);
+    CHECK(chunks >= 3);
+    std::string replay;
+    int replay_chunks = 0;
+    auto hit = f.gw->stream(prompt("mock", "stream me"), [&](const StreamChunk& c) {
+        replay += c.delta;
+        ++replay_chunks;
+        return true;
+    });
+    REQUIRE(hit);
+    CHECK(hit->cached);
+    CHECK(replay == r->content);
+    CHECK(replay_chunks >= 3);
+}
+
+TEST_CASE("gateway: validation errors") {
+    Fixture f;
+    InferenceRequest empty;
+    empty.model = "mock";
+    CHECK(f.gw->execute(empty).error().code == ErrorCode::invalid_request);
+    CHECK(f.gw->execute(prompt("mock", "  \n")).error().code == ErrorCode::invalid_request);
+    auto t = prompt("mock");
+    t.temperature = 3;
+    CHECK(f.gw->execute(t).error().code == ErrorCode::invalid_parameter);
+    auto sys_only = prompt("mock");
+    sys_only.messages[0].role = Role::assistant;
+    CHECK(f.gw->execute(sys_only).error().code == ErrorCode::invalid_messages);
+    CHECK(f.gw->execute(prompt("no-such-model")).error().code == ErrorCode::model_not_found);
+    auto unconfigured = f.gw->execute(prompt("gpt-4o"));
+    REQUIRE_FALSE(unconfigured);
+    CHECK(unconfigured.error().code == ErrorCode::provider_not_configured);
+    CHECK(unconfigured.error().message.find("OPENAI_API_KEY") != std::string::npos);
+}
+
+TEST_CASE("gateway: retryable errors are retried with backoff on the clock, honouring Retry-After") {
+    auto p = std::make_shared<ScriptedProvider>(
+        "openai", std::vector<Result<InferenceResponse>>{fail(err(ErrorCode::provider_overloaded)),
+                                                         fail(err(ErrorCode::rate_limit_exceeded, std::chrono::milliseconds(3000))),
+                                                         ok("third time")});
+    Fixture f({{"openai", p}});
+    auto r = f.gw->execute(prompt("gpt-4o-mini"));
+    REQUIRE(r.has_value());
+    CHECK(r->content == "third time");
+    CHECK(p->calls == 3);
+    CHECK(r->metadata["attempts"] == "3");
+    // First backoff ≤ 500 ms (full jitter), second at least the 3 s Retry-After.
+    CHECK(f.clock.now() >= std::chrono::milliseconds(3000));
+    CHECK(f.clock.now() <= std::chrono::milliseconds(3500));
+    // Cost from registry prices: 100 in, 50 out at 0.15/0.60 per M.
+    CHECK(r->cost_usd == doctest::Approx((100 * 0.15 + 50 * 0.60) / 1e6));
+}
+
+TEST_CASE("gateway: non-retryable errors are not retried; exhausted retries fail over to the configured fallback") {
+    auto p = std::make_shared<ScriptedProvider>("openai", std::vector<Result<InferenceResponse>>{fail(err(ErrorCode::auth_failed))});
+    Fixture f({{"openai", p}});
+    auto r = f.gw->execute(prompt("gpt-4o-mini"));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::auth_failed);
+    CHECK(p->calls == 1);
+
+    auto down = std::make_shared<ScriptedProvider>(
+        "anthropic", std::vector<Result<InferenceResponse>>{fail(err(ErrorCode::provider_unavailable)),
+                                                            fail(err(ErrorCode::provider_unavailable)),
+                                                            fail(err(ErrorCode::provider_unavailable))});
+    auto up = std::make_shared<ScriptedProvider>("openai", std::vector<Result<InferenceResponse>>{ok("from the fallback")});
+    Fixture g({{"anthropic", down}, {"openai", up}}, {{"routing.strategy", "best_quality"}});
+    auto req = prompt("");
+    req.constraints.excluded_providers = {"gemini", "ollama", "claude-code"};
+    auto d = g.gw->explain(req);
+    REQUIRE(d);
+    CHECK(d->primary->provider == "anthropic");
+    auto r2 = g.gw->execute(req);
+    REQUIRE(r2.has_value());
+    CHECK(r2->content == "from the fallback");
+    CHECK(r2->provider == "openai");
+    CHECK(down->calls >= 3);  // 1 + 2 retries on the primary, then the other anthropic models
+    CHECK(r2->metadata["fallback_from"] == d->primary->id);
+}
+
+TEST_CASE("gateway: a stream that already delivered output is not restarted elsewhere") {
+    Fixture f;
+    auto req = prompt("mock");
+    req.options = {{"reply", "one two three four five six seven eight"}, {"fail_after_chunks", "1"}};
+    int chunks = 0;
+    auto r = f.gw->stream(req, [&](const StreamChunk&) {
+        ++chunks;
+        return true;
+    });
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::streaming_error);
+    CHECK(chunks == 1);
+    auto t = f.gw->ledger().totals(0);
+    CHECK(t->errors == 1);
+    // Failed answers are never cached.
+    CHECK(f.gw->cache_stats().entries == 0);
+}
+
+TEST_CASE("gateway: health reports providers and the gateway state") {
+    Fixture f;
+    auto h = f.gw->health(true);
+    CHECK(h.total_models >= 19);
+    bool mock = false;
+    for (const auto& p : h.providers) {
+        if (p.id == "mock") {
+            mock = true;
+            CHECK(p.state == HealthState::healthy);
+        }
+        if (p.id == "openai") CHECK(p.state == HealthState::unconfigured);
+    }
+    CHECK(mock);
+    CHECK(h.gateway != "unhealthy");
+}

@@ -1,0 +1,136 @@
+#include <l04/server/openai_json.hpp>
+
+#include <doctest/doctest.h>
+
+using namespace l04;
+using nlohmann::json;
+
+TEST_CASE("OpenAI request parsing: messages, parameters, tools and the l04 object") {
+    auto r = parse_chat_request(R"({
+      "model": "gpt-4o",
+      "messages": [
+        {"role": "system", "content": "be terse"},
+        {"role": "user", "content": [{"type": "text", "text": "part one"}, {"type": "text", "text": "part two"}]},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+          "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}
+      ],
+      "temperature": 0.2, "top_p": 0.9, "max_completion_tokens": 100, "stop": "END",
+      "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+      "stream": true, "user": "u1",
+      "l04": {"agent": "batch", "strategy": "cheapest", "priority": "low", "cache": "refresh", "timeout": "30s",
+              "options": {"reply": "x", "latency_ms": 5}, "capabilities": ["code"],
+              "constraints": {"max_cost_cents": 2, "excluded_providers": ["gemini"]}}
+    })");
+    REQUIRE(r.has_value());
+    CHECK(r->model == "gpt-4o");
+    CHECK(r->system_prompt == "be terse");
+    REQUIRE(r->messages.size() == 3);
+    CHECK(r->messages[0].content == "part one\npart two");
+    CHECK(r->messages[1].tool_calls.at(0).name == "get_weather");
+    CHECK(r->messages[1].tool_calls.at(0).arguments == R"({"city":"Paris"})");
+    CHECK(r->messages[2].role == Role::tool);
+    CHECK(r->messages[2].tool_call_id == "c1");
+    CHECK(r->temperature == 0.2);
+    CHECK(r->max_tokens == 100);
+    CHECK(r->stop == std::vector<std::string>{"END"});
+    CHECK(r->tools.at(0).parameters == R"({"type":"object"})");
+    CHECK(r->stream);
+    CHECK(r->agent_did == "batch");
+    CHECK(r->strategy == "cheapest");
+    CHECK(r->priority == Priority::low);
+    CHECK(r->cache_mode == CacheMode::refresh);
+    CHECK(r->timeout_ms == 30000);
+    CHECK(r->options.at("reply") == "x");
+    CHECK(r->options.at("latency_ms") == "5");
+    CHECK(r->capabilities == std::vector<std::string>{"code"});
+    CHECK(r->constraints.max_cost_cents == 2);
+    CHECK(r->constraints.excluded_providers == std::vector<std::string>{"gemini"});
+}
+
+TEST_CASE("OpenAI request parsing: bad input is E45xx") {
+    CHECK(parse_chat_request("{").error().code == ErrorCode::invalid_request);
+    CHECK(parse_chat_request("[]").error().code == ErrorCode::invalid_request);
+    CHECK(parse_chat_request(R"({"model":"x"})").error().code == ErrorCode::invalid_messages);
+    CHECK(parse_chat_request(R"({"messages":[{"role":"robot","content":"x"}]})").error().code == ErrorCode::invalid_messages);
+    CHECK(parse_chat_request(R"({"messages":[],"temperature":"hot"})").error().code == ErrorCode::invalid_parameter);
+    CHECK(parse_chat_request(R"({"messages":[],"l04":{"priority":"urgent"}})").error().code == ErrorCode::invalid_parameter);
+    CHECK(parse_chat_request(R"({"model":"auto","messages":[]})")->model.empty());
+}
+
+TEST_CASE("requests round-trip through chat_request_to_json") {
+    InferenceRequest r;
+    r.model = "mock";
+    r.system_prompt = "sys";
+    r.messages.push_back({Role::user, "hello", {}, {}, {}});
+    r.temperature = 0.5;
+    r.max_tokens = 42;
+    r.agent_did = "alice";
+    r.options = {{"reply", "hi"}};
+    r.cache_mode = CacheMode::bypass;
+    r.enable_cache = false;
+    r.timeout_ms = 1500;
+    auto back = parse_chat_request(chat_request_to_json(r).dump());
+    REQUIRE(back);
+    CHECK(back->model == "mock");
+    CHECK(back->system_prompt == "sys");
+    CHECK(back->messages == r.messages);
+    CHECK(back->temperature == 0.5);
+    CHECK(back->max_tokens == 42);
+    CHECK(back->agent_did == "alice");
+    CHECK(back->options == r.options);
+    CHECK(back->cache_mode == CacheMode::bypass);
+    CHECK(back->timeout_ms == 1500);
+}
+
+TEST_CASE("responses, chunks and errors in the OpenAI shape with l04 facts") {
+    InferenceResponse r;
+    r.request_id = "req_1";
+    r.content = "hello";
+    r.model_id = "gpt-4o";
+    r.provider = "openai";
+    r.token_usage = {3, 4, 7, false};
+    r.cached = true;
+    r.cache_hit = CacheHit::semantic;
+    r.similarity = 0.93;
+    r.cost_usd = 0.001;
+    r.created_ms = 1700000000000;
+    r.tool_calls = {{"c1", "f", "{}"}};
+    auto j = chat_response_to_json(r);
+    CHECK(j["object"] == "chat.completion");
+    CHECK(j["created"] == 1700000000);
+    CHECK(j["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "f");
+    CHECK(j["usage"]["total_tokens"] == 7);
+    CHECK(j["l04"]["cache_hit"] == "semantic");
+    auto back = response_from_json(j);
+    CHECK(back.content == "hello");
+    CHECK(back.provider == "openai");
+    CHECK(back.cache_hit == CacheHit::semantic);
+    CHECK(back.similarity == doctest::Approx(0.93));
+    CHECK(back.tool_calls == r.tool_calls);
+    CHECK(back.token_usage.total_tokens == 7);
+
+    StreamChunk c;
+    c.delta = "he";
+    c.model_id = "gpt-4o";
+    auto cj = chunk_to_json(c, "req_1", 1, true);
+    CHECK(cj["object"] == "chat.completion.chunk");
+    CHECK(cj["choices"][0]["delta"]["role"] == "assistant");
+    CHECK(cj["choices"][0]["delta"]["content"] == "he");
+    CHECK(usage_chunk_json(r, 1)["choices"].empty());
+
+    Error e(ErrorCode::rate_limit_exceeded, "slow down");
+    e.retry_after = std::chrono::milliseconds(2500);
+    auto ej = error_to_json(e);
+    CHECK(ej["error"]["code"] == "E4401");
+    auto eb = error_from_json(ej, 429);
+    CHECK(eb.code == ErrorCode::rate_limit_exceeded);
+    CHECK(eb.retry_after == std::chrono::milliseconds(2500));
+    CHECK(eb.retryable);
+
+    auto h = fact_headers(r);
+    bool sim = false;
+    for (const auto& [k, v] : h)
+        if (k == "x-l04-similarity") sim = v == "0.9300";
+    CHECK(sim);
+}

@@ -1,0 +1,113 @@
+#include <l04/metrics/metrics.hpp>
+#include <l04/queue/request_queue.hpp>
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <thread>
+
+using namespace l04;
+
+TEST_CASE("queue: concurrency per provider, deadlines, full queue") {
+    ManualClock clock;
+    QueueConfig cfg;
+    cfg.default_provider_concurrency = 1;
+    cfg.max_size = 1;
+    RequestQueue q(cfg, clock);
+    auto t1 = q.acquire("p", Priority::normal, std::nullopt);
+    REQUIRE(t1);
+    CHECK(q.stats().active == 1);
+    // Another provider is independent.
+    auto other = q.acquire("other", Priority::normal, std::nullopt);
+    REQUIRE(other);
+    // A deadline already passed fails at once.
+    auto late = q.acquire("p", Priority::high, clock.wall_ms() - 1);
+    REQUIRE_FALSE(late);
+    CHECK(late.error().code == ErrorCode::deadline_exceeded);
+
+    // A waiter whose deadline passes while it waits fails early.
+    std::atomic<bool> done{false};
+    Result<QueueTicket> waited = fail(ErrorCode::internal_error, "unset");
+    std::thread th([&] {
+        waited = q.acquire("p", Priority::normal, clock.wall_ms() + 1000);
+        done = true;
+    });
+    while (q.stats().pending == 0) std::this_thread::yield();
+    // The queue holds one waiter: a second is rejected as full.
+    auto full = q.acquire("p", Priority::normal, std::nullopt);
+    REQUIRE_FALSE(full);
+    CHECK(full.error().code == ErrorCode::queue_full);
+    clock.advance(std::chrono::milliseconds(1001));
+    th.join();
+    REQUIRE_FALSE(waited);
+    CHECK(waited.error().code == ErrorCode::deadline_exceeded);
+    CHECK(q.stats().expired == 2);
+}
+
+TEST_CASE("queue: high priority is served first; aging lets low priority through") {
+    ManualClock clock;
+    QueueConfig cfg;
+    cfg.default_provider_concurrency = 1;
+    cfg.aging_ms = 1000;
+    RequestQueue q(cfg, clock);
+    auto hold = q.acquire("p", Priority::normal, std::nullopt);
+    REQUIRE(hold);
+    std::vector<std::string> order;
+    std::mutex mu;
+    auto waiter = [&](Priority p, const std::string& name) {
+        return std::thread([&, p, name] {
+            auto t = q.acquire("p", p, std::nullopt);
+            std::lock_guard lk(mu);
+            order.push_back(name);
+        });
+    };
+    auto low = waiter(Priority::low, "low");
+    while (q.stats().pending < 1) std::this_thread::yield();
+    clock.advance(std::chrono::milliseconds(2500));  // low has aged past normal and high
+    auto high = waiter(Priority::high, "high");
+    while (q.stats().pending < 2) std::this_thread::yield();
+    hold = Result<QueueTicket>(QueueTicket());  // release the slot
+    low.join();
+    high.join();
+    REQUIRE(order.size() == 2);
+    CHECK(order[0] == "low");
+
+    std::vector<std::string> order2;
+    auto hold2 = q.acquire("p", Priority::normal, std::nullopt);
+    auto lo = std::thread([&] {
+        auto t = q.acquire("p", Priority::low, std::nullopt);
+        std::lock_guard lk(mu);
+        order2.push_back("low");
+    });
+    while (q.stats().pending < 1) std::this_thread::yield();
+    auto hi = std::thread([&] {
+        auto t = q.acquire("p", Priority::high, std::nullopt);
+        std::lock_guard lk(mu);
+        order2.push_back("high");
+    });
+    while (q.stats().pending < 2) std::this_thread::yield();
+    hold2 = Result<QueueTicket>(QueueTicket());
+    lo.join();
+    hi.join();
+    REQUIRE(order2.size() == 2);
+    CHECK(order2[0] == "high");
+}
+
+TEST_CASE("metrics: Prometheus text format") {
+    Metrics m;
+    m.declare("l04_requests_total", "counter", "Requests.");
+    m.declare("l04_latency_seconds", "histogram", "Latency.", {0.1, 1});
+    m.inc("l04_requests_total", {{"model", "a\"b"}});
+    m.inc("l04_requests_total", {{"model", "a\"b"}}, 2);
+    m.observe("l04_latency_seconds", {{"model", "x"}}, 0.05);
+    m.observe("l04_latency_seconds", {{"model", "x"}}, 0.5);
+    m.observe("l04_latency_seconds", {{"model", "x"}}, 5);
+    auto t = m.render();
+    CHECK(t.find("# TYPE l04_requests_total counter\n") != std::string::npos);
+    CHECK(t.find("l04_requests_total{model=\"a\\\"b\"} 3\n") != std::string::npos);
+    CHECK(t.find("l04_latency_seconds_bucket{model=\"x\",le=\"0.1\"} 1\n") != std::string::npos);
+    CHECK(t.find("l04_latency_seconds_bucket{model=\"x\",le=\"1\"} 2\n") != std::string::npos);
+    CHECK(t.find("l04_latency_seconds_bucket{model=\"x\",le=\"+Inf\"} 3\n") != std::string::npos);
+    CHECK(t.find("l04_latency_seconds_count{model=\"x\"} 3\n") != std::string::npos);
+    CHECK(m.value("l04_requests_total", {{"model", "a\"b"}}) == 3);
+}
