@@ -92,7 +92,12 @@ struct SqliteRateLimiter::Need {
 };
 
 SqliteRateLimiter::SqliteRateLimiter(std::unique_ptr<Db> db, RateLimitConfig cfg, Clock& clock)
-    : m_db(std::move(db)), m_cfg(std::move(cfg)), m_clock(clock) {}
+    : m_db(std::move(db)), m_cfg(std::move(cfg)), m_clock(clock) {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), static_cast<unsigned>(::getpid()),
+                      static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count())};
+    m_rng.seed(seq);
+}
 
 Result<std::unique_ptr<SqliteRateLimiter>> SqliteRateLimiter::create(std::unique_ptr<Db> db, RateLimitConfig cfg,
                                                                      Clock& clock) {
@@ -114,7 +119,7 @@ Status SqliteRateLimiter::prepare() {
     if (auto s = p(m_commit, "COMMIT"); !s) return s;
     if (auto s = p(m_rollback, "ROLLBACK"); !s) return s;
     if (auto s = p(m_select_bucket,
-                   "SELECT level, capacity, updated_ms FROM limit_buckets WHERE scope = ? AND kind = ?");
+                   "SELECT scope, kind, level, updated_ms FROM limit_buckets WHERE scope IN (?, ?, ?)");
         !s)
         return s;
     if (auto s = p(m_upsert_bucket,
@@ -125,7 +130,7 @@ Status SqliteRateLimiter::prepare() {
         !s)
         return s;
     if (auto s = p(m_insert_reservation,
-                   "INSERT INTO limit_reservations(agent, provider, model, tokens, created_ms) VALUES(?,?,?,?,?)");
+                   "INSERT INTO limit_reservations(id, agent, provider, model, tokens, created_ms) VALUES(?,?,?,?,?,?)");
         !s)
         return s;
     if (auto s = p(m_select_reservation,
@@ -164,17 +169,34 @@ std::vector<SqliteRateLimiter::Need> SqliteRateLimiter::needs_for(const std::str
     return out;
 }
 
-Result<double> SqliteRateLimiter::load_level(const Need& n, std::int64_t now_ms) {
+Result<std::vector<double>> SqliteRateLimiter::load_levels(const std::vector<Need>& needs, std::int64_t now_ms) {
+    std::vector<double> levels;
+    levels.reserve(needs.size());
+    for (const auto& n : needs) levels.push_back(n.capacity);  // new buckets start full
+    if (needs.empty()) return levels;
+    // Up to three distinct scopes; unused placeholders repeat the first.
+    std::vector<const std::string*> scopes;
+    for (const auto& n : needs)
+        if (std::none_of(scopes.begin(), scopes.end(), [&](const std::string* s) { return *s == n.scope; }))
+            scopes.push_back(&n.scope);
     StmtReset reset(m_select_bucket);
-    m_select_bucket.bind(1, n.scope).bind(2, static_cast<int>(n.kind));
-    auto row = m_select_bucket.step();
-    if (!row) return fail(row.error());
-    if (!*row) return n.capacity;  // new buckets start full
-    double level = m_select_bucket.col_double(0);
-    const auto updated_ms = m_select_bucket.col_int(2);
-    const double elapsed_s = static_cast<double>(std::max<std::int64_t>(0, now_ms - updated_ms)) / 1000.0;
-    level = std::min(n.capacity, level + elapsed_s * n.refill_per_s);
-    return level;
+    for (int i = 0; i < 3; ++i)
+        m_select_bucket.bind(i + 1, *scopes[std::min<std::size_t>(static_cast<std::size_t>(i), scopes.size() - 1)]);
+    while (true) {
+        auto row = m_select_bucket.step();
+        if (!row) return fail(row.error());
+        if (!*row) break;
+        const auto scope = m_select_bucket.col_text(0);
+        const auto kind = static_cast<BucketKind>(m_select_bucket.col_int(1));
+        for (std::size_t i = 0; i < needs.size(); ++i) {
+            const auto& n = needs[i];
+            if (n.kind != kind || n.scope != scope) continue;
+            const double elapsed_s =
+                static_cast<double>(std::max<std::int64_t>(0, now_ms - m_select_bucket.col_int(3))) / 1000.0;
+            levels[i] = std::min(n.capacity, m_select_bucket.col_double(2) + elapsed_s * n.refill_per_s);
+        }
+    }
+    return levels;
 }
 
 Status SqliteRateLimiter::store_level(const Need& n, double level, std::int64_t now_ms) {
@@ -200,24 +222,23 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
     // Take the time inside the lock: transactions then see non-decreasing times.
     const auto now_ms = m_clock.wall_ms();
 
-    std::vector<double> levels;
-    levels.reserve(needs.size());
+    auto loaded = load_levels(needs, now_ms);
+    if (!loaded) return fail(loaded.error());
+    const auto& levels = *loaded;
     double wait_s = 0;
     const Need* limiting = nullptr;
     double limiting_level = 0;
-    for (const auto& n : needs) {
-        auto level = load_level(n, now_ms);
-        if (!level) return fail(level.error());
-        levels.push_back(*level);
+    for (std::size_t i = 0; i < needs.size(); ++i) {
+        const auto& n = needs[i];
         // A request larger than the capacity can never fit: admit it when the
         // bucket is full and let the bucket go into debt.
         const double want = std::min(n.amount, n.capacity);
-        if (*level + 1e-9 < want) {
-            const double w = (want - *level) / n.refill_per_s;
+        if (levels[i] + 1e-9 < want) {
+            const double w = (want - levels[i]) / n.refill_per_s;
             if (!limiting || w > wait_s) {
                 wait_s = w;
                 limiting = &n;
-                limiting_level = *level;
+                limiting_level = levels[i];
             }
         }
     }
@@ -250,14 +271,22 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
         has_tokens = has_tokens || needs[i].kind == BucketKind::tokens;
     }
     if (has_tokens) {
-        StmtReset reset(m_insert_reservation);
-        m_insert_reservation.bind(1, req.agent)
-            .bind(2, req.provider)
-            .bind(3, req.model)
-            .bind(4, std::max<std::int64_t>(0, req.estimated_tokens))
-            .bind(5, now_ms);
-        if (auto st = m_insert_reservation.run(); !st) return fail(st.error());
-        res.id = m_db->last_insert_rowid();
+        // Random 63-bit ids: never reused (a late second settle cannot hit
+        // someone else's reservation) and no sqlite_sequence write.
+        Status inserted;
+        for (int attempt = 0; attempt < 3; ++attempt) {
+            res.id = static_cast<std::int64_t>(m_rng() >> 1) | 1;
+            StmtReset reset(m_insert_reservation);
+            m_insert_reservation.bind(1, res.id)
+                .bind(2, req.agent)
+                .bind(3, req.provider)
+                .bind(4, req.model)
+                .bind(5, std::max<std::int64_t>(0, req.estimated_tokens))
+                .bind(6, now_ms);
+            inserted = m_insert_reservation.run();
+            if (inserted) break;
+        }
+        if (!inserted) return fail(inserted.error());
     }
     if (auto st = tx->commit(); !st) return fail(st.error());
     if (++m_reserves % 1024 == 0) (void)prune_reservations_locked(now_ms);
@@ -289,11 +318,12 @@ Status SqliteRateLimiter::settle_checked(const Reservation& r, std::int64_t actu
     }
     const double delta = static_cast<double>(reserved - std::max<std::int64_t>(0, actual_tokens));
     if (delta != 0) {
-        for (const auto& n : needs_for(agent, provider, model, 0, true)) {
-            auto level = load_level(n, now_ms);
-            if (!level) return fail(level.error());
-            const double next = std::clamp(*level + delta, -n.capacity, n.capacity);
-            if (auto st = store_level(n, next, now_ms); !st) return fail(st.error());
+        const auto needs = needs_for(agent, provider, model, 0, true);
+        auto levels = load_levels(needs, now_ms);
+        if (!levels) return fail(levels.error());
+        for (std::size_t i = 0; i < needs.size(); ++i) {
+            const double next = std::clamp((*levels)[i] + delta, -needs[i].capacity, needs[i].capacity);
+            if (auto st = store_level(needs[i], next, now_ms); !st) return fail(st.error());
         }
     }
     {

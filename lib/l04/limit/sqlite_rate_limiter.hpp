@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -96,8 +97,9 @@ private:
     Status prepare();
     std::vector<Need> needs_for(const std::string& agent, const std::string& provider, const std::string& model,
                                 std::int64_t tokens, bool tokens_only) const;
-    // Reads a bucket (a missing one is full) and refills it to now_ms.
-    Result<double> load_level(const Need& n, std::int64_t now_ms);
+    // Reads the buckets of needs (one SELECT; missing ones are full) and
+    // refills them to now_ms, in the order of needs.
+    Result<std::vector<double>> load_levels(const std::vector<Need>& needs, std::int64_t now_ms);
     // Writes a bucket's level as of now_ms (updated_ms never moves back).
     Status store_level(const Need& n, double level, std::int64_t now_ms);
     Result<std::int64_t> prune_reservations_locked(std::int64_t now_ms);
@@ -107,6 +109,7 @@ private:
     Clock& m_clock;
     std::mutex m_mu;
     std::uint64_t m_reserves = 0;
+    std::mt19937_64 m_rng;  // reservation ids: random, never reused
     Stmt m_begin, m_commit, m_rollback;
     Stmt m_select_bucket, m_upsert_bucket;
     Stmt m_insert_reservation, m_select_reservation, m_delete_reservation;

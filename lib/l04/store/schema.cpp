@@ -74,13 +74,12 @@ CREATE TABLE limit_buckets(
   updated_ms INTEGER NOT NULL,
   PRIMARY KEY(scope, kind)) WITHOUT ROWID;
 CREATE TABLE limit_reservations(
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   agent TEXT NOT NULL,
   provider TEXT NOT NULL,
   model TEXT NOT NULL,
   tokens INTEGER NOT NULL,
   created_ms INTEGER NOT NULL);
-CREATE INDEX limit_reservations_created ON limit_reservations(created_ms);
 CREATE TABLE circuit_breakers(
   provider TEXT PRIMARY KEY,
   state INTEGER NOT NULL DEFAULT 0,
