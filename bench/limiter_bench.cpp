@@ -15,8 +15,11 @@
 //            schedule; a process that falls behind measures from the
 //            scheduled start (no coordinated omission), one on time from
 //            its wake-up.
+//   breaker  SqliteCircuitBreaker::allow() + on_success() on a closed
+//            circuit in a loop (the per-attempt breaker cost: reads only).
 // Output: a Markdown table on stdout.
 #include <l04/core/clock.hpp>
+#include <l04/limit/sqlite_circuit_breaker.hpp>
 #include <l04/limit/sqlite_rate_limiter.hpp>
 #include <l04/store/schema.hpp>
 
@@ -39,7 +42,7 @@ using l04::LimitRequest;
 using l04::RateLimitConfig;
 using l04::SqliteRateLimiter;
 
-enum class Mode { closed, settle, paced };
+enum class Mode { closed, settle, paced, breaker };
 
 struct Options {
     std::vector<int> procs{1, 16};
@@ -72,8 +75,12 @@ struct ChildResult {
         std::fprintf(stderr, "open: %s\n", db.error().to_string().c_str());
         ::_exit(2);
     }
+    auto db2 = l04::open_state_db(o.dir);
+    if (!db2) ::_exit(2);
     auto rl = SqliteRateLimiter::create(std::move(*db), bench_config(), l04::SystemClock::instance());
     if (!rl) ::_exit(2);
+    auto cb = l04::SqliteCircuitBreaker::create(std::move(*db2), {}, l04::SystemClock::instance());
+    if (!cb) ::_exit(2);
     const LimitRequest req{"agent" + std::to_string(index % 4), "openai", "gpt-4o", 1500};
     // Warm-up: statements, page cache.
     for (int i = 0; i < 50; ++i) {
@@ -106,6 +113,13 @@ struct ChildResult {
             next += interval_ns;
         } else if (t0 >= end_ns) {
             break;
+        }
+        if (mode == Mode::breaker) {
+            if (!(*cb)->allow("openai")) ++res.errors;
+            (*cb)->on_success("openai");
+            res.lat_ns.push_back(now_ns() - t0);
+            ++res.decisions;
+            continue;
         }
         auto r = (*rl)->reserve(req);
         if (!r) ++res.errors;
@@ -204,7 +218,10 @@ Row run(const Options& o, Mode mode, int nprocs) {
         auto i = static_cast<std::size_t>(q * static_cast<double>(all.size() - 1));
         return static_cast<double>(all[i]) / 1000.0;
     };
-    const char* name = mode == Mode::closed ? "closed" : mode == Mode::settle ? "reserve+settle" : "paced";
+    const char* name = mode == Mode::closed   ? "closed"
+                       : mode == Mode::settle ? "reserve+settle"
+                       : mode == Mode::paced  ? "paced"
+                                              : "breaker allow";
     return Row{name,
                nprocs,
                decisions,
@@ -261,7 +278,7 @@ int main(int argc, char** argv) {
     }
     std::printf("| mode | procs | decisions | decisions/s | p50 µs | p99 µs | p99.9 µs | max µs | errors |\n");
     std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (Mode m : {Mode::closed, Mode::settle, Mode::paced}) {
+    for (Mode m : {Mode::closed, Mode::settle, Mode::paced, Mode::breaker}) {
         for (int n : o.procs) {
             Row r = run(o, m, n);
             std::printf("| %s | %d | %lld | %.0f | %.1f | %.1f | %.1f | %.1f | %lld |\n", r.mode, r.procs,
