@@ -2,10 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <sys/stat.h>
+#include <thread>
 
 namespace l04 {
 
@@ -129,6 +131,27 @@ Result<Stmt> Db::prepare(std::string_view sql) {
 std::int64_t Db::last_insert_rowid() const { return sqlite3_last_insert_rowid(m_db); }
 int Db::changes() const { return sqlite3_changes(m_db); }
 std::string Db::last_error() const { return sqlite3_errmsg(m_db); }
+
+void Db::set_short_busy_wait(std::chrono::milliseconds timeout) {
+    m_busy_timeout_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+    sqlite3_busy_handler(m_db, &Db::short_busy_wait, this);
+}
+
+int Db::short_busy_wait(void* self, int count) {
+    auto* db = static_cast<Db*>(self);
+    const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    if (count == 0) db->m_busy_start_ns = now_ns;
+    if (now_ns - db->m_busy_start_ns >= db->m_busy_timeout_ns) return 0;
+    if (count < 4) {
+        std::this_thread::yield();
+    } else {
+        const int step = std::min(count - 4, 5);  // 10, 20, 40, 80, 160, 200 us
+        std::this_thread::sleep_for(std::chrono::microseconds(std::min(200, 10 << step)));
+    }
+    return 1;
+}
 
 Status Db::migrate(const std::vector<std::string_view>& migrations) {
     auto version = [&]() -> Result<std::int64_t> {

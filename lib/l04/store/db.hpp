@@ -5,6 +5,7 @@
 // back as E4300-class Results; nothing throws.
 #include <l04/core/error.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -66,6 +67,13 @@ public:
     const std::string& path() const { return m_path; }
     std::string last_error() const;
 
+    // Replaces SQLite's default busy wait (sleeps of 1, 2, 5 ... 100 ms
+    // between attempts) with short waits: a few yields, then sleeps from
+    // 10 us doubling up to 200 us, giving up after `timeout` (then SQLITE_BUSY,
+    // reported as a retryable E4300). For connections whose transactions are
+    // tiny and latency-critical (rate limiter, circuit breaker).
+    void set_short_busy_wait(std::chrono::milliseconds timeout);
+
     // Applies migrations[i] for every i >= PRAGMA user_version, each in its
     // own transaction, and bumps user_version. Safe against concurrent
     // openers (BEGIN IMMEDIATE, re-checks the version inside).
@@ -73,8 +81,11 @@ public:
 
 private:
     Db() = default;
+    static int short_busy_wait(void* self, int count);
     sqlite3* m_db = nullptr;
     std::string m_path;
+    std::int64_t m_busy_timeout_ns = 0;
+    std::int64_t m_busy_start_ns = 0;
 };
 
 // RAII transaction: BEGIN IMMEDIATE on start, ROLLBACK unless commit().

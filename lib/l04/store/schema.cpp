@@ -63,6 +63,35 @@ CREATE TABLE usage(
 CREATE INDEX usage_time ON usage(time_ms);
 CREATE INDEX usage_agent_time ON usage(agent, time_ms);
 )sql",
+        // 2: rate-limit buckets and reservations, circuit breakers, limiter counters
+        R"sql(
+CREATE TABLE limit_buckets(
+  scope TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  level REAL NOT NULL,
+  capacity REAL NOT NULL,
+  refill_per_s REAL NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY(scope, kind)) WITHOUT ROWID;
+CREATE TABLE limit_reservations(
+  id INTEGER PRIMARY KEY,
+  agent TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  model TEXT NOT NULL,
+  tokens INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL);
+CREATE TABLE circuit_breakers(
+  provider TEXT PRIMARY KEY,
+  state INTEGER NOT NULL DEFAULT 0,
+  consecutive_failures INTEGER NOT NULL DEFAULT 0,
+  opened_at_ms INTEGER NOT NULL DEFAULT 0,
+  blocked_until_ms INTEGER NOT NULL DEFAULT 0,
+  probe_until_ms INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  updated_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+INSERT INTO counters(id, name) VALUES
+  (8, 'rate_limit_rejections'), (9, 'rate_limit_shadow_rejections'), (10, 'budget_rejections');
+)sql",
     };
     return m;
 }

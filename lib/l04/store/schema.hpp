@@ -18,6 +18,9 @@ enum class CounterId : int {
     cache_stores = 5,
     cache_embed_failures = 6,
     cache_expired = 7,
+    rate_limit_rejections = 8,
+    rate_limit_shadow_rejections = 9,
+    budget_rejections = 10,
 };
 
 // Opens (creating and migrating) $state_dir/l04.db; ":memory:" for tests.

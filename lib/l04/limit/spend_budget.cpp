@@ -1,0 +1,145 @@
+#include <l04/limit/spend_budget.hpp>
+
+#include <l04/core/strings.hpp>
+#include <l04/store/schema.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+namespace l04 {
+
+namespace {
+
+constexpr std::int64_t k_day_ms = 86'400'000;
+
+std::optional<double> parse_usd(std::string_view s) {
+    s = trim(s);
+    if (s == "-") return 0.0;
+    if (s.empty()) return std::nullopt;
+    std::string str(s);
+    char* end = nullptr;
+    double v = std::strtod(str.c_str(), &end);
+    if (*end != '\0' || !(v >= 0)) return std::nullopt;
+    return v;
+}
+
+std::string usd(double v) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "$%.2f", v);
+    return buf;
+}
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+}  // namespace
+
+Result<std::map<std::string, BudgetLimits, std::less<>>> parse_budget_agents(std::string_view spec,
+                                                                             const BudgetLimits& agent_default) {
+    std::map<std::string, BudgetLimits, std::less<>> out;
+    std::string normalized(spec);
+    std::replace(normalized.begin(), normalized.end(), ';', ',');
+    for (const auto& raw : split(normalized, ',')) {
+        auto entry = trim(raw);
+        if (entry.empty()) continue;
+        auto bad = [&](const std::string& why) {
+            return fail(ErrorCode::config_invalid, "budget.agents: '" + std::string(entry) + "': " + why +
+                                                       " (expected agent=daily_usd[/monthly_usd], e.g. alice=5/100)");
+        };
+        auto eq = entry.find('=');
+        if (eq == std::string_view::npos) return bad("missing '='");
+        std::string agent(trim(entry.substr(0, eq)));
+        if (agent.empty()) return bad("empty agent");
+        auto values = entry.substr(eq + 1);
+        auto slash = values.find('/');
+        auto daily = parse_usd(values.substr(0, slash));
+        if (!daily) return bad("the daily limit must be a non-negative number or '-'");
+        BudgetLimits l{*daily, agent_default.monthly_usd};
+        if (slash != std::string_view::npos) {
+            auto monthly = parse_usd(values.substr(slash + 1));
+            if (!monthly) return bad("the monthly limit must be a non-negative number or '-'");
+            l.monthly_usd = *monthly;
+        }
+        if (out.count(agent)) return bad("agent given twice");
+        out.emplace(std::move(agent), l);
+    }
+    return out;
+}
+
+std::int64_t utc_day_start_ms(std::int64_t wall_ms) { return floor_div(wall_ms, k_day_ms) * k_day_ms; }
+
+std::int64_t utc_month_start_ms(std::int64_t wall_ms) {
+    using namespace std::chrono;
+    const sys_days day{days{floor_div(wall_ms, k_day_ms)}};
+    const year_month_day ymd{day};
+    const sys_days first{ymd.year() / ymd.month() / 1};
+    return static_cast<std::int64_t>(first.time_since_epoch().count()) * k_day_ms;
+}
+
+std::int64_t utc_next_month_start_ms(std::int64_t wall_ms) {
+    using namespace std::chrono;
+    const sys_days day{days{floor_div(wall_ms, k_day_ms)}};
+    const year_month_day ymd{day};
+    const sys_days first{(ymd.year() / ymd.month() / 1) + months{1}};
+    return static_cast<std::int64_t>(first.time_since_epoch().count()) * k_day_ms;
+}
+
+bool SpendBudget::active() const {
+    auto on = [](const BudgetLimits& l) { return l.daily_usd > 0 || l.monthly_usd > 0; };
+    if (on(m_cfg.agent_default)) return true;
+    return std::any_of(m_cfg.agents.begin(), m_cfg.agents.end(), [&](const auto& kv) { return on(kv.second); });
+}
+
+BudgetLimits SpendBudget::limits_for(std::string_view agent) const {
+    if (auto it = m_cfg.agents.find(agent); it != m_cfg.agents.end()) return it->second;
+    return m_cfg.agent_default;
+}
+
+Result<AgentSpend> SpendBudget::spend(const std::string& agent) {
+    std::lock_guard lk(m_mu);
+    const auto now = m_clock.wall_ms();
+    const auto day0 = utc_day_start_ms(now);
+    const auto month0 = utc_month_start_ms(now);
+    AgentSpend s;
+    s.agent = agent;
+    s.limits = limits_for(agent);
+    // One pass over the agent's rows of this month (index usage_agent_time).
+    auto st = m_db->prepare(
+        "SELECT COALESCE(SUM(CASE WHEN time_ms >= ? THEN cost_usd ELSE 0 END), 0), COALESCE(SUM(cost_usd), 0) "
+        "FROM usage WHERE agent = ? AND time_ms >= ?");
+    if (!st) return fail(st.error());
+    st->bind(1, day0).bind(2, agent).bind(3, month0);  // a day lies within its month
+    auto r = st->step();
+    if (!r) return fail(r.error());
+    if (*r) {
+        s.day_usd = st->col_double(0);
+        s.month_usd = st->col_double(1);
+    }
+    return s;
+}
+
+Status SpendBudget::check(const std::string& agent) {
+    const auto limits = limits_for(agent);
+    if (limits.daily_usd <= 0 && limits.monthly_usd <= 0) return {};
+    auto s = spend(agent);
+    if (!s) return {};
+    const auto now = m_clock.wall_ms();
+    auto refuse = [&](const char* budget, double spent, double limit, std::int64_t reset_ms) {
+        Error e(ErrorCode::quota_exhausted, std::string(budget) + " budget of agent '" + agent + "' exhausted: spent " +
+                                                usd(spent) + " of " + usd(limit) + "; it resets in " +
+                                                std::to_string((reset_ms - now + 59'999) / 60'000) + " min (UTC)");
+        e.retryable = false;
+        e.retry_after = std::chrono::milliseconds(std::max<std::int64_t>(1, reset_ms - now));
+        std::lock_guard lk(m_mu);
+        (void)bump_counter(*m_db, CounterId::budget_rejections);
+        return fail(std::move(e));
+    };
+    if (limits.monthly_usd > 0 && s->month_usd >= limits.monthly_usd)
+        return refuse("monthly", s->month_usd, limits.monthly_usd, utc_next_month_start_ms(now));
+    if (limits.daily_usd > 0 && s->day_usd >= limits.daily_usd)
+        return refuse("daily", s->day_usd, limits.daily_usd, utc_day_start_ms(now) + k_day_ms);
+    return {};
+}
+
+}  // namespace l04

@@ -1,0 +1,294 @@
+#include <l04/limit/sqlite_circuit_breaker.hpp>
+
+#include <l04/limit/tx.hpp>
+
+#include <algorithm>
+#include <chrono>
+
+namespace l04 {
+
+bool counts_as_fault(const Error& e) {
+    const auto c = static_cast<int>(e.code);
+    switch (e.code) {
+        case ErrorCode::provider_error:
+        case ErrorCode::provider_unavailable:
+        case ErrorCode::timeout:
+        case ErrorCode::provider_overloaded: return true;
+        default: return c >= 4600 && c <= 4699;
+    }
+}
+
+struct SqliteCircuitBreaker::Row {
+    CircuitState state = CircuitState::closed;
+    int failures = 0;
+    std::int64_t opened_at_ms = 0;
+    std::int64_t blocked_until_ms = 0;
+    std::int64_t probe_until_ms = 0;
+    std::string last_error;
+};
+
+namespace {
+
+constexpr std::int64_t k_probe_busy_retry_ms = 1000;
+constexpr std::size_t k_last_error_max = 300;
+
+std::string secs(std::int64_t ms) { return std::to_string((ms + 999) / 1000) + " s"; }
+
+Error circuit_error(const std::string& provider, std::int64_t retry_ms, std::string why) {
+    Error e(ErrorCode::circuit_open, "provider '" + provider + "' is unavailable: " + std::move(why) +
+                                         "; retry in " + secs(retry_ms));
+    e.retryable = true;
+    e.retry_after = std::chrono::milliseconds(std::max<std::int64_t>(1, retry_ms));
+    return e;
+}
+
+CircuitState state_from(std::int64_t v) {
+    switch (v) {
+        case 1: return CircuitState::half_open;
+        case 2: return CircuitState::open;
+        default: return CircuitState::closed;
+    }
+}
+
+}  // namespace
+
+SqliteCircuitBreaker::SqliteCircuitBreaker(std::unique_ptr<Db> db, CircuitBreakerConfig cfg, Clock& clock)
+    : m_db(std::move(db)), m_cfg(cfg), m_clock(clock) {
+    m_cfg.failure_threshold = std::max(1, m_cfg.failure_threshold);
+    m_cfg.recovery_timeout_ms = std::max<std::int64_t>(0, m_cfg.recovery_timeout_ms);
+    m_cfg.probe_timeout_ms = std::max<std::int64_t>(1, m_cfg.probe_timeout_ms);
+}
+
+Result<std::unique_ptr<SqliteCircuitBreaker>> SqliteCircuitBreaker::create(std::unique_ptr<Db> db,
+                                                                           CircuitBreakerConfig cfg, Clock& clock) {
+    db->set_short_busy_wait(std::chrono::milliseconds(cfg.busy_timeout_ms));
+    std::unique_ptr<SqliteCircuitBreaker> cb(new SqliteCircuitBreaker(std::move(db), cfg, clock));
+    if (auto st = cb->prepare(); !st) return fail(st.error());
+    return cb;
+}
+
+Status SqliteCircuitBreaker::prepare() {
+    auto p = [&](Stmt& out, std::string_view sql) -> Status {
+        auto st = m_db->prepare(sql);
+        if (!st) return fail(st.error());
+        out = std::move(*st);
+        return {};
+    };
+    if (auto s = p(m_begin, "BEGIN IMMEDIATE"); !s) return s;
+    if (auto s = p(m_commit, "COMMIT"); !s) return s;
+    if (auto s = p(m_rollback, "ROLLBACK"); !s) return s;
+    if (auto s = p(m_select,
+                   "SELECT state, consecutive_failures, opened_at_ms, blocked_until_ms, probe_until_ms, last_error "
+                   "FROM circuit_breakers WHERE provider = ?");
+        !s)
+        return s;
+    return p(m_upsert,
+             "INSERT INTO circuit_breakers(provider, state, consecutive_failures, opened_at_ms, blocked_until_ms, "
+             "probe_until_ms, last_error, updated_ms) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(provider) DO UPDATE SET "
+             "state = excluded.state, consecutive_failures = excluded.consecutive_failures, "
+             "opened_at_ms = excluded.opened_at_ms, blocked_until_ms = excluded.blocked_until_ms, "
+             "probe_until_ms = excluded.probe_until_ms, last_error = excluded.last_error, "
+             "updated_ms = excluded.updated_ms");
+}
+
+Result<bool> SqliteCircuitBreaker::load(const std::string& provider, Row& row) {
+    StmtReset reset(m_select);
+    m_select.bind(1, provider);
+    auto r = m_select.step();
+    if (!r) return fail(r.error());
+    if (!*r) {
+        row = Row{};
+        return false;
+    }
+    row.state = state_from(m_select.col_int(0));
+    row.failures = static_cast<int>(m_select.col_int(1));
+    row.opened_at_ms = m_select.col_int(2);
+    row.blocked_until_ms = m_select.col_int(3);
+    row.probe_until_ms = m_select.col_int(4);
+    row.last_error = m_select.col_text(5);
+    return true;
+}
+
+Status SqliteCircuitBreaker::store(const std::string& provider, const Row& row) {
+    StmtReset reset(m_upsert);
+    m_upsert.bind(1, provider)
+        .bind(2, static_cast<int>(row.state))
+        .bind(3, row.failures)
+        .bind(4, row.opened_at_ms)
+        .bind(5, row.blocked_until_ms)
+        .bind(6, row.probe_until_ms)
+        .bind(7, row.last_error)
+        .bind(8, m_clock.wall_ms());
+    return m_upsert.run();
+}
+
+template <class Fn>
+Status SqliteCircuitBreaker::update(const std::string& provider, Fn&& fn) {
+    auto tx = ImmediateTx::begin(m_begin, m_commit, m_rollback);
+    if (!tx) return fail(tx.error());
+    Row row;
+    if (auto r = load(provider, row); !r) return fail(r.error());
+    if (!fn(row)) return {};  // nothing to write: the destructor rolls back
+    if (auto st = store(provider, row); !st) return st;
+    return tx->commit();
+}
+
+Status SqliteCircuitBreaker::allow(const std::string& provider) {
+    std::lock_guard lk(m_mu);
+    const auto now = m_clock.wall_ms();
+    // Why a provider in this row is kept out now, or nullopt when the caller
+    // may go ahead (possibly after claiming the probe).
+    auto refusal = [&](const Row& row) -> std::optional<Error> {
+        if (row.blocked_until_ms > now) {
+            const auto wait = row.blocked_until_ms - now;
+            if (row.state != CircuitState::open)
+                return circuit_error(provider, wait, "rate limited upstream (429 Retry-After)");
+            return circuit_error(provider, wait,
+                                 "circuit open after " + std::to_string(row.failures) + " consecutive failures" +
+                                     (row.last_error.empty() ? "" : " (last: " + row.last_error + ")"));
+        }
+        if (row.state == CircuitState::half_open && row.probe_until_ms > now)
+            return circuit_error(provider, std::min(k_probe_busy_retry_ms, row.probe_until_ms - now),
+                                 "circuit half-open, a probe request is in flight");
+        return std::nullopt;
+    };
+
+    Row row;
+    auto found = load(provider, row);
+    if (!found || !*found) return {};  // no state, or database trouble: admit
+    if (auto e = refusal(row)) return fail(std::move(*e));
+    if (row.state == CircuitState::closed) return {};
+
+    // OPEN past its timeout, or HALF_OPEN with no live probe: claim the probe.
+    std::optional<Error> refused;
+    auto st = update(provider, [&](Row& r) {
+        if (r.state == CircuitState::closed) return false;  // closed meanwhile
+        if ((refused = refusal(r))) return false;           // another caller claimed it
+        r.state = CircuitState::half_open;
+        r.probe_until_ms = now + m_cfg.probe_timeout_ms;
+        return true;
+    });
+    if (!st) return {};  // fail open
+    if (refused) return fail(std::move(*refused));
+    return {};
+}
+
+void SqliteCircuitBreaker::on_success(const std::string& provider) {
+    std::lock_guard lk(m_mu);
+    Row row;
+    auto found = load(provider, row);
+    if (!found || !*found) return;
+    if (row.state == CircuitState::open) return;
+    if (row.state == CircuitState::closed && row.failures == 0) return;
+    (void)update(provider, [&](Row& r) {
+        if (r.state == CircuitState::open) return false;
+        if (r.state == CircuitState::half_open) r.blocked_until_ms = 0;
+        r.state = CircuitState::closed;
+        r.failures = 0;
+        r.opened_at_ms = 0;
+        r.probe_until_ms = 0;
+        return true;
+    });
+}
+
+void SqliteCircuitBreaker::on_failure(const std::string& provider, const Error& e) {
+    std::lock_guard lk(m_mu);
+    const auto now = m_clock.wall_ms();
+    std::string what = e.to_string();
+    if (what.size() > k_last_error_max) what.resize(k_last_error_max);
+
+    if (e.code == ErrorCode::rate_limit_exceeded) {
+        if (!e.retry_after || e.retry_after->count() <= 0) {
+            // No Retry-After: nothing to hold the provider out for; the
+            // retry loop backs off. Only a live probe is released.
+            Row row;
+            auto found = load(provider, row);
+            if (!found || !*found || row.state != CircuitState::half_open || row.probe_until_ms == 0) return;
+        }
+        (void)update(provider, [&](Row& r) {
+            if (e.retry_after && e.retry_after->count() > 0)
+                r.blocked_until_ms = std::max(r.blocked_until_ms, now + e.retry_after->count());
+            if (r.state == CircuitState::half_open) r.probe_until_ms = 0;
+            r.last_error = what;
+            return true;
+        });
+        return;
+    }
+
+    if (!counts_as_fault(e)) {
+        Row row;
+        auto found = load(provider, row);
+        if (!found || !*found || row.state != CircuitState::half_open || row.probe_until_ms == 0) return;
+        (void)update(provider, [&](Row& r) {
+            if (r.state != CircuitState::half_open) return false;
+            r.probe_until_ms = 0;  // no verdict: let the next caller probe
+            return true;
+        });
+        return;
+    }
+
+    (void)update(provider, [&](Row& r) {
+        switch (r.state) {
+            case CircuitState::open: return false;  // a straggler: already open
+            case CircuitState::closed:
+                r.failures += 1;
+                if (r.failures >= m_cfg.failure_threshold) {
+                    r.state = CircuitState::open;
+                    r.opened_at_ms = now;
+                    r.blocked_until_ms = std::max(r.blocked_until_ms, now + m_cfg.recovery_timeout_ms);
+                }
+                break;
+            case CircuitState::half_open:
+                r.failures += 1;
+                r.state = CircuitState::open;
+                r.opened_at_ms = now;
+                r.blocked_until_ms = std::max(r.blocked_until_ms, now + m_cfg.recovery_timeout_ms);
+                r.probe_until_ms = 0;
+                break;
+        }
+        r.last_error = what;
+        return true;
+    });
+}
+
+CircuitSnapshot SqliteCircuitBreaker::snapshot(const std::string& provider) {
+    std::lock_guard lk(m_mu);
+    CircuitSnapshot s;
+    s.provider = provider;
+    Row row;
+    if (auto found = load(provider, row); !found || !*found) return s;
+    s.state = row.state;
+    s.consecutive_failures = row.failures;
+    s.opened_at_ms = row.opened_at_ms;
+    s.blocked_until_ms = row.blocked_until_ms;
+    s.last_error = row.last_error;
+    return s;
+}
+
+std::vector<CircuitSnapshot> SqliteCircuitBreaker::snapshots() {
+    std::vector<std::string> names;
+    {
+        std::lock_guard lk(m_mu);
+        auto st = m_db->prepare("SELECT provider FROM circuit_breakers ORDER BY provider");
+        if (!st) return {};
+        while (true) {
+            auto r = st->step();
+            if (!r || !*r) break;
+            names.push_back(st->col_text(0));
+        }
+    }
+    std::vector<CircuitSnapshot> out;
+    out.reserve(names.size());
+    for (const auto& n : names) out.push_back(snapshot(n));
+    return out;
+}
+
+Status SqliteCircuitBreaker::reset(const std::string& provider) {
+    std::lock_guard lk(m_mu);
+    auto st = m_db->prepare("DELETE FROM circuit_breakers WHERE provider = ?");
+    if (!st) return fail(st.error());
+    st->bind(1, provider);
+    return st->run();
+}
+
+}  // namespace l04

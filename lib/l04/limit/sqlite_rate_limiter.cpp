@@ -1,0 +1,392 @@
+#include <l04/limit/sqlite_rate_limiter.hpp>
+
+#include <l04/core/strings.hpp>
+#include <l04/limit/tx.hpp>
+#include <l04/store/schema.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+namespace l04 {
+
+std::string_view bucket_kind_name(BucketKind k) {
+    switch (k) {
+        case BucketKind::requests: return "requests";
+        case BucketKind::tokens: return "tokens";
+    }
+    return "requests";
+}
+
+namespace {
+
+// "0", "-" → 0 (unlimited); digits → value; else nullopt.
+std::optional<std::int64_t> parse_limit(std::string_view s) {
+    s = trim(s);
+    if (s == "-") return 0;
+    if (s.empty() || s.size() > 15) return std::nullopt;
+    std::int64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') return std::nullopt;
+        v = v * 10 + (c - '0');
+    }
+    return v;
+}
+
+std::string fmt_num(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", v);
+    return buf;
+}
+
+}  // namespace
+
+Result<std::map<std::string, Limits, std::less<>>> parse_scope_limits(std::string_view spec,
+                                                                      const Limits& agent_default) {
+    std::map<std::string, Limits, std::less<>> out;
+    std::string normalized(spec);
+    std::replace(normalized.begin(), normalized.end(), ';', ',');
+    for (const auto& raw : split(normalized, ',')) {
+        auto entry = trim(raw);
+        if (entry.empty()) continue;
+        auto bad = [&](const std::string& why) {
+            return fail(ErrorCode::config_invalid, "rate_limit.scopes: '" + std::string(entry) + "': " + why +
+                                                       " (expected scope=rpm[/tpm], e.g. provider:openai=500/200000)");
+        };
+        auto eq = entry.find('=');
+        if (eq == std::string_view::npos) return bad("missing '='");
+        std::string scope(trim(entry.substr(0, eq)));
+        auto colon = scope.find(':');
+        if (colon == std::string::npos || colon + 1 == scope.size()) return bad("scope must be kind:id");
+        auto kind = std::string_view(scope).substr(0, colon);
+        if (kind != "agent" && kind != "provider" && kind != "model")
+            return bad("scope kind must be agent, provider or model");
+        auto values = entry.substr(eq + 1);
+        auto slash = values.find('/');
+        auto rpm = parse_limit(values.substr(0, slash));
+        if (!rpm) return bad("requests per minute must be a non-negative integer or '-'");
+        Limits l;
+        l.requests_per_minute = *rpm;
+        if (slash != std::string_view::npos) {
+            auto tpm = parse_limit(values.substr(slash + 1));
+            if (!tpm) return bad("tokens per minute must be a non-negative integer or '-'");
+            l.tokens_per_minute = *tpm;
+        } else if (kind == "agent") {
+            l.tokens_per_minute = agent_default.tokens_per_minute;
+        }
+        if (out.count(scope)) return bad("scope given twice");
+        out.emplace(std::move(scope), l);
+    }
+    return out;
+}
+
+// One bucket a request touches, with the limits of the current config.
+struct SqliteRateLimiter::Need {
+    std::string scope;
+    BucketKind kind;
+    double amount;
+    double capacity;
+    double refill_per_s;
+};
+
+SqliteRateLimiter::SqliteRateLimiter(std::unique_ptr<Db> db, RateLimitConfig cfg, Clock& clock)
+    : m_db(std::move(db)), m_cfg(std::move(cfg)), m_clock(clock) {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), static_cast<unsigned>(::getpid()),
+                      static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count())};
+    m_rng.seed(seq);
+}
+
+Result<std::unique_ptr<SqliteRateLimiter>> SqliteRateLimiter::create(std::unique_ptr<Db> db, RateLimitConfig cfg,
+                                                                     Clock& clock) {
+    db->set_short_busy_wait(std::chrono::milliseconds(cfg.busy_timeout_ms));
+    std::unique_ptr<SqliteRateLimiter> rl(new SqliteRateLimiter(std::move(db), std::move(cfg), clock));
+    if (auto st = rl->prepare(); !st) return fail(st.error());
+    (void)rl->prune_reservations();
+    return rl;
+}
+
+Status SqliteRateLimiter::prepare() {
+    auto p = [&](Stmt& out, std::string_view sql) -> Status {
+        auto st = m_db->prepare(sql);
+        if (!st) return fail(st.error());
+        out = std::move(*st);
+        return {};
+    };
+    if (auto s = p(m_begin, "BEGIN IMMEDIATE"); !s) return s;
+    if (auto s = p(m_commit, "COMMIT"); !s) return s;
+    if (auto s = p(m_rollback, "ROLLBACK"); !s) return s;
+    if (auto s = p(m_select_bucket,
+                   "SELECT scope, kind, level, updated_ms FROM limit_buckets WHERE scope IN (?, ?, ?)");
+        !s)
+        return s;
+    if (auto s = p(m_upsert_bucket,
+                   "INSERT INTO limit_buckets(scope, kind, level, capacity, refill_per_s, updated_ms) "
+                   "VALUES(?,?,?,?,?,?) ON CONFLICT(scope, kind) DO UPDATE SET level = excluded.level, "
+                   "capacity = excluded.capacity, refill_per_s = excluded.refill_per_s, "
+                   "updated_ms = max(updated_ms, excluded.updated_ms)");
+        !s)
+        return s;
+    if (auto s = p(m_insert_reservation,
+                   "INSERT INTO limit_reservations(id, agent, provider, model, tokens, created_ms) VALUES(?,?,?,?,?,?)");
+        !s)
+        return s;
+    if (auto s = p(m_select_reservation,
+                   "SELECT agent, provider, model, tokens FROM limit_reservations WHERE id = ?");
+        !s)
+        return s;
+    return p(m_delete_reservation, "DELETE FROM limit_reservations WHERE id = ?");
+}
+
+Limits SqliteRateLimiter::limits_for(std::string_view scope) const {
+    if (auto it = m_cfg.scopes.find(scope); it != m_cfg.scopes.end()) return it->second;
+    if (scope.substr(0, 6) == "agent:") return m_cfg.agent_default;
+    return {};
+}
+
+std::vector<SqliteRateLimiter::Need> SqliteRateLimiter::needs_for(const std::string& agent,
+                                                                   const std::string& provider,
+                                                                   const std::string& model, std::int64_t tokens,
+                                                                   bool tokens_only) const {
+    std::vector<Need> out;
+    auto add = [&](std::string scope) {
+        Limits l = limits_for(scope);
+        if (l.requests_per_minute > 0 && !tokens_only) {
+            const double cap = static_cast<double>(l.requests_per_minute);
+            out.push_back(Need{scope, BucketKind::requests, 1.0, cap, cap / 60.0});
+        }
+        if (l.tokens_per_minute > 0) {
+            const double cap = static_cast<double>(l.tokens_per_minute);
+            out.push_back(Need{scope, BucketKind::tokens, static_cast<double>(std::max<std::int64_t>(0, tokens)),
+                               cap, cap / 60.0});
+        }
+    };
+    if (!agent.empty()) add("agent:" + agent);
+    if (!provider.empty()) add("provider:" + provider);
+    if (!model.empty()) add("model:" + model);
+    return out;
+}
+
+Result<std::vector<double>> SqliteRateLimiter::load_levels(const std::vector<Need>& needs, std::int64_t now_ms) {
+    std::vector<double> levels;
+    levels.reserve(needs.size());
+    for (const auto& n : needs) levels.push_back(n.capacity);  // new buckets start full
+    if (needs.empty()) return levels;
+    // Up to three distinct scopes; unused placeholders repeat the first.
+    std::vector<const std::string*> scopes;
+    for (const auto& n : needs)
+        if (std::none_of(scopes.begin(), scopes.end(), [&](const std::string* s) { return *s == n.scope; }))
+            scopes.push_back(&n.scope);
+    StmtReset reset(m_select_bucket);
+    for (int i = 0; i < 3; ++i)
+        m_select_bucket.bind(i + 1, *scopes[std::min<std::size_t>(static_cast<std::size_t>(i), scopes.size() - 1)]);
+    while (true) {
+        auto row = m_select_bucket.step();
+        if (!row) return fail(row.error());
+        if (!*row) break;
+        const auto scope = m_select_bucket.col_text(0);
+        const auto kind = static_cast<BucketKind>(m_select_bucket.col_int(1));
+        for (std::size_t i = 0; i < needs.size(); ++i) {
+            const auto& n = needs[i];
+            if (n.kind != kind || n.scope != scope) continue;
+            const double elapsed_s =
+                static_cast<double>(std::max<std::int64_t>(0, now_ms - m_select_bucket.col_int(3))) / 1000.0;
+            levels[i] = std::min(n.capacity, m_select_bucket.col_double(2) + elapsed_s * n.refill_per_s);
+        }
+    }
+    return levels;
+}
+
+Status SqliteRateLimiter::store_level(const Need& n, double level, std::int64_t now_ms) {
+    StmtReset reset(m_upsert_bucket);
+    m_upsert_bucket.bind(1, n.scope)
+        .bind(2, static_cast<int>(n.kind))
+        .bind(3, level)
+        .bind(4, n.capacity)
+        .bind(5, n.refill_per_s)
+        .bind(6, now_ms);
+    return m_upsert_bucket.run();
+}
+
+Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
+    Reservation res;
+    res.request = req;
+    auto needs = needs_for(req.agent, req.provider, req.model, req.estimated_tokens, false);
+    if (needs.empty()) return res;
+
+    std::lock_guard lk(m_mu);
+    auto tx = ImmediateTx::begin(m_begin, m_commit, m_rollback);
+    if (!tx) return fail(tx.error());
+    // Take the time inside the lock: transactions then see non-decreasing times.
+    const auto now_ms = m_clock.wall_ms();
+
+    auto loaded = load_levels(needs, now_ms);
+    if (!loaded) return fail(loaded.error());
+    const auto& levels = *loaded;
+    double wait_s = 0;
+    const Need* limiting = nullptr;
+    double limiting_level = 0;
+    for (std::size_t i = 0; i < needs.size(); ++i) {
+        const auto& n = needs[i];
+        // A request larger than the capacity can never fit: admit it when the
+        // bucket is full and let the bucket go into debt.
+        const double want = std::min(n.amount, n.capacity);
+        if (levels[i] + 1e-9 < want) {
+            const double w = (want - levels[i]) / n.refill_per_s;
+            if (!limiting || w > wait_s) {
+                wait_s = w;
+                limiting = &n;
+                limiting_level = levels[i];
+            }
+        }
+    }
+
+    if (limiting) {
+        const bool shadow = !m_cfg.enforced;
+        if (auto st = bump_counter(*m_db, shadow ? CounterId::rate_limit_shadow_rejections
+                                                 : CounterId::rate_limit_rejections);
+            !st)
+            return fail(st.error());
+        if (auto st = tx->commit(); !st) return fail(st.error());
+        if (shadow) {
+            res.shadow_rejected = true;
+            return res;
+        }
+        const auto retry_ms = static_cast<std::int64_t>(std::ceil(wait_s * 1000.0));
+        Error e(ErrorCode::rate_limit_exceeded,
+                "rate limit exceeded for " + limiting->scope + " (" + std::string(bucket_kind_name(limiting->kind)) +
+                    ": " + fmt_num(std::max(0.0, limiting_level)) + " of " + fmt_num(limiting->capacity) +
+                    "/min available, " + fmt_num(limiting->amount) + " needed); retry in " +
+                    fmt_num(static_cast<double>(retry_ms) / 1000.0) + " s");
+        e.retryable = true;
+        e.retry_after = std::chrono::milliseconds(std::max<std::int64_t>(1, retry_ms));
+        return fail(std::move(e));
+    }
+
+    bool has_tokens = false;
+    for (std::size_t i = 0; i < needs.size(); ++i) {
+        if (auto st = store_level(needs[i], levels[i] - needs[i].amount, now_ms); !st) return fail(st.error());
+        has_tokens = has_tokens || needs[i].kind == BucketKind::tokens;
+    }
+    if (has_tokens) {
+        // Random 63-bit ids: never reused (a late second settle cannot hit
+        // someone else's reservation) and no sqlite_sequence write.
+        Status inserted;
+        for (int attempt = 0; attempt < 3; ++attempt) {
+            res.id = static_cast<std::int64_t>(m_rng() >> 1) | 1;
+            StmtReset reset(m_insert_reservation);
+            m_insert_reservation.bind(1, res.id)
+                .bind(2, req.agent)
+                .bind(3, req.provider)
+                .bind(4, req.model)
+                .bind(5, std::max<std::int64_t>(0, req.estimated_tokens))
+                .bind(6, now_ms);
+            inserted = m_insert_reservation.run();
+            if (inserted) break;
+        }
+        if (!inserted) return fail(inserted.error());
+    }
+    if (auto st = tx->commit(); !st) return fail(st.error());
+    if (++m_reserves % 1024 == 0) (void)prune_reservations_locked(now_ms);
+    return res;
+}
+
+void SqliteRateLimiter::settle(const Reservation& r, std::int64_t actual_tokens) {
+    (void)settle_checked(r, actual_tokens);
+}
+
+Status SqliteRateLimiter::settle_checked(const Reservation& r, std::int64_t actual_tokens) {
+    if (r.id == 0) return {};
+    std::lock_guard lk(m_mu);
+    auto tx = ImmediateTx::begin(m_begin, m_commit, m_rollback);
+    if (!tx) return fail(tx.error());
+    const auto now_ms = m_clock.wall_ms();
+    std::string agent, provider, model;
+    std::int64_t reserved = 0;
+    {
+        StmtReset reset(m_select_reservation);
+        m_select_reservation.bind(1, r.id);
+        auto row = m_select_reservation.step();
+        if (!row) return fail(row.error());
+        if (!*row) return {};  // settled already, or pruned
+        agent = m_select_reservation.col_text(0);
+        provider = m_select_reservation.col_text(1);
+        model = m_select_reservation.col_text(2);
+        reserved = m_select_reservation.col_int(3);
+    }
+    const double delta = static_cast<double>(reserved - std::max<std::int64_t>(0, actual_tokens));
+    if (delta != 0) {
+        const auto needs = needs_for(agent, provider, model, 0, true);
+        auto levels = load_levels(needs, now_ms);
+        if (!levels) return fail(levels.error());
+        for (std::size_t i = 0; i < needs.size(); ++i) {
+            const double next = std::clamp((*levels)[i] + delta, -needs[i].capacity, needs[i].capacity);
+            if (auto st = store_level(needs[i], next, now_ms); !st) return fail(st.error());
+        }
+    }
+    {
+        StmtReset reset(m_delete_reservation);
+        m_delete_reservation.bind(1, r.id);
+        if (auto st = m_delete_reservation.run(); !st) return fail(st.error());
+    }
+    return tx->commit();
+}
+
+std::vector<BucketState> SqliteRateLimiter::buckets() {
+    std::lock_guard lk(m_mu);
+    const auto now_ms = m_clock.wall_ms();
+    std::map<std::pair<std::string, int>, BucketState> out;
+    auto st = m_db->prepare("SELECT scope, kind, level, updated_ms FROM limit_buckets");
+    if (!st) return {};
+    while (true) {
+        auto row = st->step();
+        if (!row || !*row) break;
+        const auto scope = st->col_text(0);
+        const auto kind = static_cast<BucketKind>(st->col_int(1));
+        const Limits l = limits_for(scope);
+        const auto limit = kind == BucketKind::requests ? l.requests_per_minute : l.tokens_per_minute;
+        if (limit <= 0) continue;  // no longer limited
+        BucketState b;
+        b.scope = scope;
+        b.kind = std::string(bucket_kind_name(kind));
+        b.capacity = static_cast<double>(limit);
+        b.refill_per_s = b.capacity / 60.0;
+        const double elapsed_s = static_cast<double>(std::max<std::int64_t>(0, now_ms - st->col_int(3))) / 1000.0;
+        b.level = std::min(b.capacity, st->col_double(2) + elapsed_s * b.refill_per_s);
+        out[{scope, static_cast<int>(kind)}] = b;
+    }
+    for (const auto& [scope, l] : m_cfg.scopes) {
+        for (auto kind : {BucketKind::requests, BucketKind::tokens}) {
+            const auto limit = kind == BucketKind::requests ? l.requests_per_minute : l.tokens_per_minute;
+            if (limit <= 0 || out.count({scope, static_cast<int>(kind)})) continue;
+            BucketState b;
+            b.scope = scope;
+            b.kind = std::string(bucket_kind_name(kind));
+            b.capacity = static_cast<double>(limit);
+            b.refill_per_s = b.capacity / 60.0;
+            b.level = b.capacity;
+            out[{scope, static_cast<int>(kind)}] = b;
+        }
+    }
+    std::vector<BucketState> v;
+    v.reserve(out.size());
+    for (auto& [k, b] : out) v.push_back(std::move(b));
+    return v;
+}
+
+Result<std::int64_t> SqliteRateLimiter::prune_reservations() {
+    std::lock_guard lk(m_mu);
+    return prune_reservations_locked(m_clock.wall_ms());
+}
+
+Result<std::int64_t> SqliteRateLimiter::prune_reservations_locked(std::int64_t now_ms) {
+    auto st = m_db->prepare("DELETE FROM limit_reservations WHERE created_ms < ?");
+    if (!st) return fail(st.error());
+    st->bind(1, now_ms - m_cfg.reservation_ttl_ms);
+    if (auto r = st->run(); !r) return fail(r.error());
+    return static_cast<std::int64_t>(m_db->changes());
+}
+
+}  // namespace l04

@@ -1,0 +1,118 @@
+#pragma once
+// The rate limiter l04 uses: token buckets persisted in the state database so
+// that l04d and every `l04ctl --no-daemon` run share them. One bucket per
+// (scope, kind): scope "agent:<id>", "provider:<id>" or "model:<id>", kind
+// requests or tokens; capacity = the per-minute limit, refilled continuously
+// at limit/60 per second, starting full.
+//
+// reserve() runs one BEGIN IMMEDIATE transaction: refill every bucket of the
+// request by the elapsed wall time, check all, debit all or none. The token
+// debit is persisted as a reservation row that settle() later corrects with
+// the real usage (refund bounded at capacity, extra charge bounded at
+// -capacity, i.e. at most one minute of debt).
+#include <l04/core/clock.hpp>
+#include <l04/limit/rate_limiter.hpp>
+#include <l04/store/db.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+
+namespace l04 {
+
+// Stable numbers (persisted in limit_buckets.kind).
+enum class BucketKind : std::uint8_t { requests = 0, tokens = 1 };
+std::string_view bucket_kind_name(BucketKind k);
+
+// Per-minute limits of one scope; 0 = unlimited.
+struct Limits {
+    std::int64_t requests_per_minute = 0;
+    std::int64_t tokens_per_minute = 0;
+    bool operator==(const Limits&) const = default;
+};
+
+struct RateLimitConfig {
+    // false = shadow mode: over-limit requests are counted and admitted with
+    // Reservation::shadow_rejected set, and debit nothing (as if rejected).
+    bool enforced = true;
+    // Every agent without an "agent:<id>" entry gets these.
+    Limits agent_default{60, 100'000};
+    // "agent:alice", "provider:openai", "model:gpt-4o" → limits. Providers and
+    // models without an entry are not limited.
+    std::map<std::string, Limits, std::less<>> scopes;
+    // Reservations never settled (crashed process) are forgotten after this;
+    // their estimate stays charged.
+    std::int64_t reservation_ttl_ms = 3'600'000;
+    // How long reserve()/settle() wait for another process's transaction.
+    std::int64_t busy_timeout_ms = 5'000;
+};
+
+// Parses the `rate_limit.scopes` setting: entries "scope=rpm[/tpm]" separated
+// by ',' or ';', e.g. "provider:openai=500/200000, model:gpt-4o=100/-,
+// agent:cron=10". A value of 0 or '-' means unlimited. An omitted tpm is the
+// agent default for agent scopes and unlimited otherwise (agent_default is
+// used for that). Fails with E4004 naming the bad entry.
+Result<std::map<std::string, Limits, std::less<>>> parse_scope_limits(std::string_view spec,
+                                                                      const Limits& agent_default);
+
+class SqliteRateLimiter final : public RateLimiter {
+public:
+    // Uses db (the state database, migrated) for buckets and reservations;
+    // installs a short busy wait on it. Fails with E4300 if a statement cannot
+    // be prepared (schema missing).
+    static Result<std::unique_ptr<SqliteRateLimiter>> create(std::unique_ptr<Db> db, RateLimitConfig cfg,
+                                                             Clock& clock);
+
+    // Admits and debits every bucket of req, or none of them. Over limit:
+    // E4401 (retryable) naming the limiting bucket, retry_after = time until
+    // every short bucket holds enough (requests larger than a token bucket's
+    // capacity are admitted when that bucket is full, leaving it in debt).
+    // In shadow mode never rejects. Database trouble (busy past the timeout,
+    // I/O): E4300. Thread-safe.
+    Result<Reservation> reserve(const LimitRequest& req) override;
+    // settle_checked() with errors dropped (the interface's contract).
+    void settle(const Reservation& r, std::int64_t actual_tokens) override;
+    // Applies estimate - actual_tokens to the token buckets of r's persisted
+    // reservation and deletes it. Idempotent: an unknown or already settled id
+    // (or id 0: nothing was reserved) is a no-op. Fails with E4300.
+    Status settle_checked(const Reservation& r, std::int64_t actual_tokens);
+    // Every bucket limited under the current config, refilled to now (not
+    // written), sorted by scope then kind; configured scopes not used yet show
+    // full. Empty on database error.
+    std::vector<BucketState> buckets() override;
+    // Limits that apply to a scope ("agent:x" falls back to agent_default).
+    Limits limits_for(std::string_view scope) const;
+    // Deletes reservations older than the TTL; returns how many.
+    Result<std::int64_t> prune_reservations();
+
+    const RateLimitConfig& config() const { return m_cfg; }
+
+private:
+    struct Need;
+    SqliteRateLimiter(std::unique_ptr<Db> db, RateLimitConfig cfg, Clock& clock);
+    Status prepare();
+    std::vector<Need> needs_for(const std::string& agent, const std::string& provider, const std::string& model,
+                                std::int64_t tokens, bool tokens_only) const;
+    // Reads the buckets of needs (one SELECT; missing ones are full) and
+    // refills them to now_ms, in the order of needs.
+    Result<std::vector<double>> load_levels(const std::vector<Need>& needs, std::int64_t now_ms);
+    // Writes a bucket's level as of now_ms (updated_ms never moves back).
+    Status store_level(const Need& n, double level, std::int64_t now_ms);
+    Result<std::int64_t> prune_reservations_locked(std::int64_t now_ms);
+
+    std::unique_ptr<Db> m_db;
+    RateLimitConfig m_cfg;
+    Clock& m_clock;
+    std::mutex m_mu;
+    std::uint64_t m_reserves = 0;
+    std::mt19937_64 m_rng;  // reservation ids: random, never reused
+    Stmt m_begin, m_commit, m_rollback;
+    Stmt m_select_bucket, m_upsert_bucket;
+    Stmt m_insert_reservation, m_select_reservation, m_delete_reservation;
+};
+
+}  // namespace l04
