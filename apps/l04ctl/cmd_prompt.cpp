@@ -27,6 +27,7 @@ struct PromptArgs {
     std::vector<std::string> options, capabilities;
     std::optional<double> temperature;
     std::optional<std::int64_t> max_tokens;
+    bool wait = false;
     bool no_cache = false, refresh = false, no_stream = false, stream = false, json = false, explain = false,
          no_stdin = false;
 };
@@ -114,6 +115,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         if (!ms) return report(l04::Error(l04::ErrorCode::invalid_parameter, "--timeout must be a duration like 30s"));
         req.timeout_ms = *ms;
     }
+    req.wait_for_limits = a.wait;
     if (a.no_cache) req.cache_mode = l04::CacheMode::bypass, req.enable_cache = false;
     else if (a.refresh) req.cache_mode = l04::CacheMode::refresh;
     for (const auto& o : a.options) {
@@ -278,6 +280,7 @@ void add_prompt(CLI::App& app, Context& ctx) {
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     c->add_option("--priority", a->priority, "Queue priority: high, normal, low");
     c->add_option("--timeout", a->timeout, "Give up after this long (e.g. 30s)");
+    c->add_flag("--wait", a->wait, "When rate limited, wait for the bucket (bounded by --timeout) instead of failing");
     c->add_flag("--no-cache", a->no_cache, "Neither read nor write the response cache");
     c->add_flag("--refresh", a->refresh, "Skip the cache lookup but store the new answer");
     c->add_flag("--no-stream", a->no_stream, "Print the answer when complete instead of streaming");

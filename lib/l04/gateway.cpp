@@ -2,6 +2,7 @@
 #include <l04/cache/cache_key.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/http/curl_transport.hpp>
+#include <l04/limit/factory.hpp>
 #include <l04/provider/factory.hpp>
 #include <l04/provider/mock.hpp>
 #include <l04/store/schema.hpp>
@@ -42,6 +43,7 @@ void declare_metrics(Metrics& m) {
     m.declare("l04_cache_semantic_hits_total", "counter", "Semantic cache hits.");
     m.declare("l04_cache_misses_total", "counter", "Cache misses.");
     m.declare("l04_rate_limit_rejections_total", "counter", "Requests rejected by rate limits.");
+    m.declare("l04_rate_limit_shadow_rejections_total", "counter", "Requests over a limit admitted in shadow mode.");
     m.declare("l04_circuit_breaker_state", "gauge", "Circuit state per provider (0 closed, 1 half open, 2 open).");
     m.declare("l04_active_requests", "gauge", "Requests in flight per provider.");
     m.declare("l04_token_usage_total", "counter", "Tokens by direction and model.");
@@ -89,8 +91,27 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     if (!ledger_db) return fail(ledger_db.error());
     g->m_ledger = std::make_unique<Ledger>(std::move(*ledger_db));
 
-    g->m_limiter = opts.rate_limiter ? opts.rate_limiter : std::make_shared<UnlimitedRateLimiter>();
-    g->m_breaker = opts.breaker ? opts.breaker : std::make_shared<NullCircuitBreaker>();
+    if (opts.rate_limiter) {
+        g->m_limiter = opts.rate_limiter;
+    } else {
+        auto l = make_rate_limiter(g->m_settings, state_dir, *g->m_clock);
+        if (!l) return fail(l.error());
+        g->m_limiter = *l;
+    }
+    if (opts.breaker) {
+        g->m_breaker = opts.breaker;
+    } else {
+        auto b = make_circuit_breaker(g->m_settings, state_dir, *g->m_clock);
+        if (!b) return fail(b.error());
+        g->m_breaker = *b;
+    }
+    if (opts.budget) {
+        g->m_budget = opts.budget;
+    } else {
+        auto b = make_spend_budget(g->m_settings, state_dir, *g->m_clock);
+        if (!b) return fail(b.error());
+        g->m_budget = *b;
+    }
     g->m_queue = std::make_unique<RequestQueue>(QueueConfig{}, *g->m_clock);
 
     for (const auto& [id, info] : g->m_registry.providers())
@@ -140,9 +161,12 @@ bool Gateway::provider_available(const std::string& id, std::string& why) {
         why = it->second.why_not;
         return false;
     }
+    // Open circuits and providers kept out by a 429's Retry-After (which
+    // leaves the circuit closed) are both unavailable until blocked_until.
     auto snap = m_breaker->snapshot(id);
-    if (snap.state == CircuitState::open && snap.blocked_until_ms > m_clock->wall_ms()) {
-        why = "circuit open for provider '" + id + "'";
+    if (snap.blocked_until_ms > m_clock->wall_ms()) {
+        why = snap.state == CircuitState::open ? "circuit open for provider '" + id + "'"
+                                               : "provider '" + id + "' rate-limited us; kept out until its Retry-After";
         return false;
     }
     return true;
@@ -186,18 +210,33 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
     const auto start = m_clock->now();
 
     for (int retry = 0;; ++retry) {
-        if (auto st = m_breaker->allow(model.provider); !st) return fail(st.error());
         LimitRequest lr{req.agent_did, model.provider, model.id,
                         estimate_prompt_tokens(req) + req.max_tokens.value_or(std::min<std::int64_t>(model.max_output_tokens, 1024))};
         auto res = m_limiter->reserve(lr);
+        while (!res && req.wait_for_limits && res.error().code == ErrorCode::rate_limit_exceeded) {
+            // --wait: sleep until the bucket refills, bounded by the deadline.
+            const auto wait_ms = res.error().retry_after.value_or(std::chrono::milliseconds(1000)).count();
+            if (m_clock->wall_ms() + wait_ms >= deadline_ms) break;
+            m_clock->sleep_for(std::chrono::milliseconds(std::max<std::int64_t>(wait_ms, 1)));
+            res = m_limiter->reserve(lr);
+        }
         if (!res) {
             m_metrics.inc("l04_rate_limit_rejections_total", {{"agent_did", req.agent_did}});
             return fail(res.error());
+        }
+        if (res->shadow_rejected) {
+            m_metrics.inc("l04_rate_limit_shadow_rejections_total", {{"agent_did", req.agent_did}});
+            spdlog::warn("rate limit exceeded for agent {} on {} (shadow mode: admitted)", req.agent_did, model.id);
         }
         auto ticket = m_queue->acquire(model.provider, req.priority, deadline_ms);
         if (!ticket) {
             m_limiter->settle(*res, 0);
             return fail(ticket.error());
+        }
+        // Last, just before the call: allow() may claim the half-open probe.
+        if (auto st = m_breaker->allow(model.provider); !st) {
+            m_limiter->settle(*res, 0);
+            return fail(st.error());
         }
         ++attempts;
         const auto remaining = std::max<std::int64_t>(1, deadline_ms - m_clock->wall_ms());
@@ -298,6 +337,12 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
             }
             m_metrics.inc("l04_cache_misses_total");
         }
+    }
+
+    if (auto st = m_budget->check(req.agent_did); !st) {
+        record(req, fail(st.error()), decision->primary->id, decision->primary->provider, ms_between(t0, m_clock->now()),
+               std::nullopt, 0, 0);
+        return fail(st.error());
     }
 
     std::vector<const ModelInfo*> chain{decision->primary};

@@ -15,6 +15,7 @@
 #include <l04/http/transport.hpp>
 #include <l04/limit/circuit_breaker.hpp>
 #include <l04/limit/rate_limiter.hpp>
+#include <l04/limit/spend_budget.hpp>
 #include <l04/metrics/metrics.hpp>
 #include <l04/provider/provider.hpp>
 #include <l04/queue/request_queue.hpp>
@@ -39,6 +40,7 @@ struct GatewayOptions {
     std::map<std::string, std::shared_ptr<Provider>> provider_overrides;
     std::shared_ptr<RateLimiter> rate_limiter;    // default from settings
     std::shared_ptr<CircuitBreaker> breaker;      // default from settings
+    std::shared_ptr<SpendBudget> budget;          // default from settings
 };
 
 struct ProviderStatus {
@@ -78,6 +80,8 @@ public:
     const Registry& registry() const { return m_registry; }
     const Settings& settings() const { return m_settings; }
     RateLimiter& rate_limiter() { return *m_limiter; }
+    CircuitBreaker& breaker() { return *m_breaker; }
+    SpendBudget& budget() { return *m_budget; }
     Ledger& ledger() { return *m_ledger; }
     Clock& clock() { return *m_clock; }
     // Fills in defaults and checks the request (E4500/E4501/E4502).
@@ -104,6 +108,7 @@ private:
     std::unique_ptr<Ledger> m_ledger;
     std::shared_ptr<RateLimiter> m_limiter;
     std::shared_ptr<CircuitBreaker> m_breaker;
+    std::shared_ptr<SpendBudget> m_budget;
     std::unique_ptr<RequestQueue> m_queue;
     Metrics m_metrics;
     std::mutex m_providers_mu;

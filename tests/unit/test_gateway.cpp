@@ -235,3 +235,89 @@ TEST_CASE("gateway: health reports providers and the gateway state") {
     CHECK(mock);
     CHECK(h.gateway != "unhealthy");
 }
+
+TEST_CASE("gateway: rate limits reject with retry_after; --wait waits on the clock; limits hold across gateways") {
+    Fixture f({}, {{"rate_limit.requests_per_minute", "2"}});
+    auto req = [](int i) {
+        auto r = prompt("mock", "q" + std::to_string(i));
+        r.enable_cache = false;
+        r.cache_mode = CacheMode::bypass;
+        return r;
+    };
+    REQUIRE(f.gw->execute(req(1)));
+    REQUIRE(f.gw->execute(req(2)));
+    auto third = f.gw->execute(req(3));
+    REQUIRE_FALSE(third);
+    CHECK(third.error().code == ErrorCode::rate_limit_exceeded);
+    REQUIRE(third.error().retry_after.has_value());
+    CHECK(third.error().retry_after->count() == doctest::Approx(30000).epsilon(0.01));
+    CHECK(f.gw->metrics().render().find("l04_rate_limit_rejections_total{agent_did=\"default\"} 1") != std::string::npos);
+
+    auto waiting = req(4);
+    waiting.wait_for_limits = true;
+    const auto before = f.clock.now();
+    auto r = f.gw->execute(waiting);
+    REQUIRE(r.has_value());
+    CHECK(f.clock.now() - before >= std::chrono::seconds(29));
+
+    // A cache hit is free: it never touches the buckets.
+    auto cached = prompt("mock", "cached question");
+    f.clock.advance(std::chrono::minutes(2));
+    REQUIRE(f.gw->execute(cached));
+    for (int i = 0; i < 5; ++i) CHECK(f.gw->execute(cached).has_value());
+}
+
+TEST_CASE("gateway: the circuit opens after consecutive faults, then E4701; 429 keeps the provider out") {
+    auto p = std::make_shared<ScriptedProvider>("openai", std::vector<Result<InferenceResponse>>{});
+    Fixture f({{"openai", p}}, {{"retry.max_retries", "0"}, {"circuit_breaker.failure_threshold", "3"}});
+    for (int i = 0; i < 3; ++i) {
+        auto r = f.gw->execute(prompt("gpt-4o-mini", "x" + std::to_string(i)));
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == ErrorCode::provider_unavailable);
+    }
+    CHECK(p->calls == 3);
+    auto open = f.gw->execute(prompt("gpt-4o-mini", "after"));
+    REQUIRE_FALSE(open);
+    CHECK(open.error().code == ErrorCode::circuit_open);
+    CHECK(p->calls == 3);  // not called while open
+    CHECK(f.gw->breaker().snapshot("openai").state == CircuitState::open);
+    auto h = f.gw->health(false);
+    for (const auto& ps : h.providers)
+        if (ps.id == "openai") CHECK(ps.state == HealthState::unhealthy);
+    CHECK(h.gateway == "degraded");
+
+    // After the recovery timeout one probe goes through; success closes it.
+    auto good = std::make_shared<ScriptedProvider>("anthropic", std::vector<Result<InferenceResponse>>{
+        fail(err(ErrorCode::rate_limit_exceeded, std::chrono::milliseconds(10000))), ok("fine")});
+    Fixture g({{"anthropic", good}}, {{"retry.max_retries", "0"}});
+    auto limited = g.gw->execute(prompt("claude-haiku-4-5"));
+    REQUIRE_FALSE(limited);
+    CHECK(limited.error().code == ErrorCode::rate_limit_exceeded);
+    std::string why;
+    auto snap = g.gw->breaker().snapshot("anthropic");
+    CHECK(snap.state == CircuitState::closed);
+    CHECK(snap.blocked_until_ms > g.clock.wall_ms());
+    auto req = prompt("");
+    req.strategy = "best_quality";
+    auto d = g.gw->explain(req);
+    // Every anthropic model is dropped from routing while kept out.
+    if (d) CHECK(d->primary->provider != "anthropic");
+    g.clock.advance(std::chrono::seconds(11));
+    auto after = g.gw->execute(prompt("claude-haiku-4-5"));
+    REQUIRE(after.has_value());
+    CHECK(after->content == "fine");
+}
+
+TEST_CASE("gateway: spend budgets are enforced before the call (E4402)") {
+    auto p = std::make_shared<ScriptedProvider>("openai", std::vector<Result<InferenceResponse>>{
+        ok("expensive", 1'000'000, 1'000'000), ok("never")});
+    Fixture f({{"openai", p}}, {{"budget.daily_usd", "0.50"}});
+    auto r = f.gw->execute(prompt("gpt-4o-mini", "one"));  // costs 0.15 + 0.60 = 0.75 USD
+    REQUIRE(r.has_value());
+    CHECK(r->cost_usd == doctest::Approx(0.75));
+    auto over = f.gw->execute(prompt("gpt-4o-mini", "two"));
+    REQUIRE_FALSE(over);
+    CHECK(over.error().code == ErrorCode::quota_exhausted);
+    CHECK(over.error().message.find("0.5") != std::string::npos);
+    CHECK(p->calls == 1);
+}

@@ -122,6 +122,8 @@ struct InferenceRequest {
     std::optional<std::int64_t> deadline_ms;  // wall-clock ms since epoch
     std::optional<std::int64_t> timeout_ms;   // relative; deadline = now + timeout
     bool stream = false;
+    // Wait for rate-limit buckets (bounded by the deadline) instead of failing.
+    bool wait_for_limits = false;
     // Per-request provider options (`-o key=value`, the "l04.options" object);
     // the mock provider is driven by these.
     std::map<std::string, std::string> options;

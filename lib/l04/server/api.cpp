@@ -141,7 +141,15 @@ void Api::handle(const ServerRequest& req, ResponseWriter& w) {
             for (const auto& b : m_gw.rate_limiter().buckets())
                 arr.push_back({{"scope", b.scope}, {"kind", b.kind}, {"level", b.level}, {"capacity", b.capacity},
                                {"refill_per_s", b.refill_per_s}});
-            return send_json(w, 200, {{"buckets", arr}});
+            json circuits = json::object();
+            for (const auto& [id, info] : m_gw.registry().providers()) {
+                auto c = m_gw.breaker().snapshot(id);
+                circuits[id] = {{"state", circuit_state_name(c.state)},
+                                {"consecutive_failures", c.consecutive_failures},
+                                {"blocked_until", c.blocked_until_ms > m_gw.clock().wall_ms() ? json(iso8601_utc(c.blocked_until_ms)) : json(nullptr)},
+                                {"last_error", c.last_error.empty() ? json(nullptr) : json(c.last_error)}};
+            }
+            return send_json(w, 200, {{"buckets", arr}, {"circuits", circuits}});
         }
         if (p == "/v1/route" && m == "POST") return route(req, w);
         if (p == "/admin/status") {

@@ -153,6 +153,7 @@ Result<InferenceRequest> parse_chat_request(std::string_view body) {
                     else return fail(ErrorCode::invalid_parameter, "l04.cache must be use, bypass or refresh");
                 }
             }
+            if (g.contains("wait")) r.wait_for_limits = g["wait"].get<bool>();
             if (g.contains("cache_threshold")) r.cache_similarity_threshold = g["cache_threshold"].get<double>();
             if (g.contains("options") && g["options"].is_object())
                 for (const auto& [k, v] : g["options"].items())
@@ -211,6 +212,7 @@ json chat_request_to_json(const InferenceRequest& r) {
     if (r.cache_mode == CacheMode::bypass || !r.enable_cache) g["cache"] = "bypass";
     else if (r.cache_mode == CacheMode::refresh) g["cache"] = "refresh";
     if (r.cache_similarity_threshold) g["cache_threshold"] = *r.cache_similarity_threshold;
+    if (r.wait_for_limits) g["wait"] = true;
     if (!r.options.empty()) g["options"] = r.options;
     if (!r.metadata.empty()) g["metadata"] = r.metadata;
     if (!g.empty()) j["l04"] = std::move(g);
