@@ -1,6 +1,8 @@
 // l04ctl usage: requests, tokens and cost from the usage ledger.
 #include "common.hpp"
 
+#include <l04/core/strings.hpp>
+
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -10,14 +12,18 @@ namespace l04ctl {
 void add_usage(CLI::App& app, Context& ctx) {
     struct Args {
         std::string since = "24h";
+        std::string by;
         std::string agent;
         bool json = false;
+        bool csv = false;
     };
     auto a = std::make_shared<Args>();
-    auto* c = app.add_subcommand("usage", "Requests, tokens and cost from the usage ledger");
-    c->add_option("--since", a->since, "Period to report (e.g. 24h, 7d)");
+    auto* c = app.add_subcommand("usage", "Requests, tokens, cost, cache savings and latency from the usage ledger");
+    c->add_option("--since", a->since, "Period: a duration (24h, 7d) or a date (2026-11-01)");
+    c->add_option("--by", a->by, "Group by model, provider, agent or day");
     c->add_option("--agent", a->agent, "Only this agent");
     c->add_flag("--json", a->json, "JSON output");
+    c->add_flag("--csv", a->csv, "CSV output (one row per group)");
     c->callback([&ctx, a] {
         if ((g_exit = ctx.load())) return;
         auto client = ctx.client(true);
@@ -26,6 +32,7 @@ void add_usage(CLI::App& app, Context& ctx) {
             return;
         }
         std::string path = "/v1/usage?since=" + a->since;
+        if (!a->by.empty()) path += "&by=" + a->by;
         if (!a->agent.empty()) path += "&agent=" + a->agent;
         auto j = call_json(**client, "GET", path);
         if (!j) {
@@ -36,11 +43,43 @@ void add_usage(CLI::App& app, Context& ctx) {
             std::printf("%s\n", j->dump(2).c_str());
             return;
         }
-        auto i = [&](const char* k) { return static_cast<long long>((*j)[k].get<long long>()); };
-        std::printf("since %s: %lld requests (%lld errors, %lld cached), %lld prompt + %lld completion tokens, "
-                    "$%.6f spent, $%.6f saved by the cache\n",
-                    a->since.c_str(), i("requests"), i("errors"), i("cached"), i("prompt_tokens"),
-                    i("completion_tokens"), (*j)["cost_usd"].get<double>(), (*j)["saved_usd"].get<double>());
+        const auto& groups = a->by.empty() ? nlohmann::json::array({(*j)["total"]}) : (*j)["groups"];
+        auto i = [](const nlohmann::json& g, const char* k) { return std::to_string(g[k].get<long long>()); };
+        auto f = [](double v, const char* fmt) {
+            char b[32];
+            std::snprintf(b, sizeof b, fmt, v);
+            return std::string(b);
+        };
+        const std::string first = a->by.empty() ? "PERIOD" : a->by;
+        std::vector<std::string> header{first, "requests", "errors", "cached", "prompt_tokens", "completion_tokens",
+                                        "cost_usd", "saved_usd", "p50_ms", "p95_ms"};
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& g : groups)
+            rows.push_back({a->by.empty() ? "since " + (*j)["since"].get<std::string>() : g["key"].get<std::string>(),
+                            i(g, "requests"), i(g, "errors"), i(g, "cached"), i(g, "prompt_tokens"),
+                            i(g, "completion_tokens"), f(g["cost_usd"].get<double>(), "%.6f"),
+                            f(g["saved_usd"].get<double>(), "%.6f"), f(g["p50_latency_ms"].get<double>(), "%.1f"),
+                            f(g["p95_latency_ms"].get<double>(), "%.1f")});
+        if (a->csv) {
+            for (std::size_t k = 0; k < header.size(); ++k) std::printf("%s%s", k ? "," : "", header[k].c_str());
+            std::printf("\n");
+            for (const auto& r : rows) {
+                for (std::size_t k = 0; k < r.size(); ++k) {
+                    std::string v = r[k];
+                    if (v.find_first_of(",\"") != std::string::npos) {
+                        std::string q = "\"";
+                        for (char ch : v) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+                        v = q + "\"";
+                    }
+                    std::printf("%s%s", k ? "," : "", v.c_str());
+                }
+                std::printf("\n");
+            }
+            return;
+        }
+        print_table({a->by.empty() ? "PERIOD" : l04::to_lower(a->by), "REQUESTS", "ERRORS", "CACHED", "PROMPT", "COMPLETION",
+                     "COST $", "SAVED $", "P50 MS", "P95 MS"},
+                    rows);
     });
 }
 

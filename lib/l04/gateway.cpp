@@ -51,6 +51,8 @@ void declare_metrics(Metrics& m) {
     m.declare("l04_retries_total", "counter", "Retries of a provider call.");
     m.declare("l04_fallbacks_total", "counter", "Failovers to the next model in the chain.");
     m.declare("l04_gateway_info", "gauge", "Gateway build information.");
+    m.declare("l04_queue_depth", "gauge", "Requests waiting in the queue by priority.");
+    m.declare("l04_cache_entries", "gauge", "Entries in the response cache.");
     m.set("l04_gateway_info", {{"version", L04_VERSION}, {"layer", "L04"}}, 1);
 }
 
@@ -121,6 +123,18 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
         g->m_provider_cfg[id].configured = true;
     }
     declare_metrics(g->m_metrics);
+    // Counters that must survive a restart start from the ledger.
+    if (auto agg = g->m_ledger->aggregates()) {
+        for (const auto& a : *agg) {
+            g->m_metrics.add("l04_inference_requests_total", {{"provider", a.provider}, {"model", a.model}, {"status", a.status}},
+                             static_cast<double>(a.requests));
+            if (a.status != "ok") continue;
+            g->m_metrics.add("l04_token_usage_total", {{"direction", "input"}, {"model", a.model}}, static_cast<double>(a.prompt_tokens));
+            g->m_metrics.add("l04_token_usage_total", {{"direction", "output"}, {"model", a.model}}, static_cast<double>(a.completion_tokens));
+            g->m_metrics.add("l04_cost_usd_total", {{"model", a.model}}, a.cost_usd);
+        }
+    }
+    g->refresh_metrics();
     return g;
 }
 
@@ -328,14 +342,12 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
                         if (!(*sink)(c)) break;
                     }
                 }
-                m_metrics.inc("l04_cache_hits_total");
                 double saved = 0;
                 if (const ModelInfo* m = m_registry.find(hit->model_id)) saved = cost_usd(*m, hit->token_usage);
                 hit->latency_ms = ms_between(t0, m_clock->now());
                 record(req, *hit, hit->model_id, hit->provider, hit->latency_ms, ttft, 0, saved);
                 return std::move(*hit);
             }
-            m_metrics.inc("l04_cache_misses_total");
         }
     }
 
@@ -428,7 +440,6 @@ void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse
         m_metrics.inc("l04_token_usage_total", {{"direction", "output"}, {"model", model}},
                       static_cast<double>(r->cached ? 0 : r->token_usage.completion_tokens));
         m_metrics.inc("l04_cost_usd_total", {{"model", model}}, r->cost_usd);
-        if (r->cache_hit == CacheHit::semantic) m_metrics.inc("l04_cache_semantic_hits_total");
         spdlog::info("request {} agent={} model={} provider={} status=ok tokens={}/{} cost={:.6f} latency={:.1f}ms cached={}",
                      req.request_id, row.agent, model, provider, r->token_usage.prompt_tokens,
                      r->token_usage.completion_tokens, r->cost_usd, latency_ms, cache_hit_name(r->cache_hit));
@@ -446,6 +457,21 @@ void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse
 }
 
 CacheStats Gateway::cache_stats() { return m_cache->stats(); }
+
+void Gateway::refresh_metrics() {
+    const CacheStats cs = m_cache->stats();
+    m_metrics.set("l04_cache_hits_total", {}, static_cast<double>(cs.exact_hits + cs.semantic_hits));
+    m_metrics.set("l04_cache_semantic_hits_total", {}, static_cast<double>(cs.semantic_hits));
+    m_metrics.set("l04_cache_misses_total", {}, static_cast<double>(cs.misses));
+    m_metrics.set("l04_cache_entries", {}, static_cast<double>(cs.entries));
+    const QueueStats qs = m_queue->stats();
+    for (const char* p : {"high", "normal", "low"}) {
+        auto it = qs.pending_by_priority.find(p);
+        m_metrics.set("l04_queue_depth", {{"priority", p}}, it == qs.pending_by_priority.end() ? 0.0 : static_cast<double>(it->second));
+    }
+    for (const auto& [id, info] : m_registry.providers())
+        m_metrics.set("l04_circuit_breaker_state", {{"provider", id}}, static_cast<double>(m_breaker->snapshot(id).state));
+}
 
 HealthReport Gateway::health(bool probe) {
     HealthReport h;

@@ -75,6 +75,9 @@ public:
     // probe=false reports circuit/config state without calling providers.
     HealthReport health(bool probe);
     CacheStats cache_stats();
+    // Updates gauges and the counters kept in SQLite (cache hits/misses,
+    // circuit states, queue depth) before /metrics is rendered.
+    void refresh_metrics();
     ResponseCache* cache() { return m_cache.get(); }
     Metrics& metrics() { return m_metrics; }
     const Registry& registry() const { return m_registry; }

@@ -106,9 +106,50 @@ TEST_CASE("gateway: execute with the mock, then an exact cache hit; ledger and m
     REQUIRE(t);
     CHECK(t->requests == 2);
     CHECK(t->cached == 1);
+    f.gw->refresh_metrics();
     const auto metrics = f.gw->metrics().render();
     CHECK(metrics.find(R"(l04_inference_requests_total{provider="mock",model="mock",status="ok"} 2)") != std::string::npos);
     CHECK(metrics.find("l04_cache_hits_total 1") != std::string::npos);
+    CHECK(metrics.find("l04_cache_misses_total 1") != std::string::npos);
+    CHECK(metrics.find(R"(l04_queue_depth{priority="low"} 0)") != std::string::npos);
+    CHECK(metrics.find(R"(l04_circuit_breaker_state{provider="mock"} 0)") != std::string::npos);
+}
+
+TEST_CASE("gateway: counters that must survive a restart are read back from SQLite") {
+    test::TempDir dir;
+    ManualClock clock;
+    auto make = [&]() -> std::unique_ptr<Gateway> {
+        auto reg = Registry::load({test::models_toml_path()});
+        GatewayOptions o;
+        o.registry = std::move(*reg);
+        o.clock = &clock;
+        o.state_dir = dir.str();
+        auto g = Gateway::create(std::move(o));
+        REQUIRE(g.has_value());
+        return std::move(g).value();
+    };
+    {
+        auto gw = make();
+        auto r = prompt("mock", "persist me");
+        r.options["usage_prompt_tokens"] = "7";
+        r.options["usage_completion_tokens"] = "9";
+        REQUIRE(gw->execute(r));
+        REQUIRE(gw->execute(r));  // exact hit
+    }
+    auto gw = make();
+    gw->refresh_metrics();
+    const auto m = gw->metrics().render();
+    CHECK(m.find(R"(l04_inference_requests_total{provider="mock",model="mock",status="ok"} 2)") != std::string::npos);
+    CHECK(m.find(R"(l04_token_usage_total{direction="input",model="mock"} 7)") != std::string::npos);
+    CHECK(m.find(R"(l04_token_usage_total{direction="output",model="mock"} 9)") != std::string::npos);
+    CHECK(m.find("l04_cache_hits_total 1") != std::string::npos);
+    auto rep = gw->ledger().report(0, "model");
+    REQUIRE(rep);
+    REQUIRE(rep->size() == 1);
+    CHECK((*rep)[0].key == "mock");
+    CHECK((*rep)[0].requests == 2);
+    CHECK((*rep)[0].cached == 1);
+    CHECK(gw->ledger().report(0, "colour").error().code == ErrorCode::invalid_parameter);
 }
 
 TEST_CASE("gateway: stream delivers chunks and a cached answer replays as a stream") {

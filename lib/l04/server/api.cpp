@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <ctime>
 #include <unistd.h>
 
 namespace l04 {
@@ -122,8 +123,7 @@ void Api::handle(const ServerRequest& req, ResponseWriter& w) {
         }
         if (p == "/health" || p == "/healthz" || p == "/v1/health") return health(req, w);
         if (p == "/metrics") {
-            // Refresh gauges that are cheap to read.
-            m_gw.health(false);
+            m_gw.refresh_metrics();
             return (void)w.send(200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, m_gw.metrics().render());
         }
         if (p == "/v1/models" || p.rfind("/v1/models/", 0) == 0) return models(req, w);
@@ -316,14 +316,39 @@ void Api::providers(const ServerRequest& req, ResponseWriter& w) {
 
 void Api::usage(const ServerRequest& req, ResponseWriter& w) {
     std::string since = query_param(req.query, "since");
-    auto ms = parse_duration_ms(since.empty() ? "24h" : since);
-    if (!ms) return send_error(w, Error(ErrorCode::invalid_parameter, "since must be a duration like 24h or 7d"));
-    auto t = m_gw.ledger().totals(m_gw.clock().wall_ms() - *ms, query_param(req.query, "agent"));
+    const auto now = m_gw.clock().wall_ms();
+    std::int64_t since_ms = 0;
+    if (since.size() == 10 && since[4] == '-' && since[7] == '-') {
+        std::tm tm{};
+        if (!strptime(since.c_str(), "%Y-%m-%d", &tm))
+            return send_error(w, Error(ErrorCode::invalid_parameter, "since must be a duration like 24h or a date YYYY-MM-DD"));
+        since_ms = static_cast<std::int64_t>(timegm(&tm)) * 1000;
+    } else {
+        auto ms = parse_duration_ms(since.empty() ? "24h" : since);
+        if (!ms) return send_error(w, Error(ErrorCode::invalid_parameter, "since must be a duration like 24h or a date YYYY-MM-DD"));
+        since_ms = now - *ms;
+    }
+    const std::string agent = query_param(req.query, "agent");
+    auto groups = m_gw.ledger().report(since_ms, query_param(req.query, "by"), agent);
+    if (!groups) return send_error(w, groups.error());
+    auto t = m_gw.ledger().report(since_ms, "", agent);
     if (!t) return send_error(w, t.error());
-    send_json(w, 200,
-              {{"requests", t->requests}, {"errors", t->errors}, {"cached", t->cached},
-               {"prompt_tokens", t->prompt_tokens}, {"completion_tokens", t->completion_tokens},
-               {"cost_usd", t->cost_usd}, {"saved_usd", t->saved_usd}});
+    auto group_json = [](const UsageGroup& g) {
+        return json{{"key", g.key},
+                    {"requests", g.requests},
+                    {"errors", g.errors},
+                    {"cached", g.cached},
+                    {"prompt_tokens", g.prompt_tokens},
+                    {"completion_tokens", g.completion_tokens},
+                    {"cost_usd", g.cost_usd},
+                    {"saved_usd", g.saved_usd},
+                    {"p50_latency_ms", g.p50_latency_ms},
+                    {"p95_latency_ms", g.p95_latency_ms}};
+    };
+    json total = t->empty() ? group_json(UsageGroup{"total"}) : group_json((*t)[0]);
+    json arr = json::array();
+    for (const auto& g : *groups) arr.push_back(group_json(g));
+    send_json(w, 200, {{"since", iso8601_utc(since_ms)}, {"by", query_param(req.query, "by")}, {"total", total}, {"groups", arr}});
 }
 
 void Api::route(const ServerRequest& http, ResponseWriter& w) {

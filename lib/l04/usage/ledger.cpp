@@ -1,4 +1,8 @@
 #include <l04/usage/ledger.hpp>
+#include <l04/core/strings.hpp>
+
+#include <algorithm>
+#include <map>
 
 namespace l04 {
 
@@ -75,6 +79,65 @@ Result<std::vector<UsageRow>> Ledger::rows_since(std::int64_t since_ms) {
         if (!st->col_null(15)) u.error_code = static_cast<int>(st->col_int(15));
         u.attempts = static_cast<int>(st->col_int(16));
         out.push_back(std::move(u));
+    }
+    return out;
+}
+
+Result<std::vector<UsageGroup>> Ledger::report(std::int64_t since_ms, const std::string& by, const std::string& agent) {
+    if (!by.empty() && by != "model" && by != "provider" && by != "agent" && by != "day")
+        return fail(ErrorCode::invalid_parameter, "--by must be model, provider, agent or day");
+    auto rows = rows_since(since_ms);
+    if (!rows) return fail(rows.error());
+    std::map<std::string, UsageGroup> groups;
+    std::map<std::string, std::vector<double>> latencies;
+    for (const auto& r : *rows) {
+        if (!agent.empty() && r.agent != agent) continue;
+        std::string key = by == "model" ? r.model
+                          : by == "provider" ? r.provider
+                          : by == "agent" ? r.agent
+                          : by == "day" ? iso8601_utc(r.time_ms).substr(0, 10)
+                                        : std::string("total");
+        if (key.empty()) key = "(none)";
+        auto& g = groups[key];
+        g.key = key;
+        ++g.requests;
+        if (r.status != "ok") ++g.errors;
+        if (r.cached != CacheHit::none) ++g.cached;
+        g.prompt_tokens += r.usage.prompt_tokens;
+        g.completion_tokens += r.usage.completion_tokens;
+        g.cost_usd += r.cost_usd;
+        g.saved_usd += r.saved_usd;
+        latencies[key].push_back(r.latency_ms);
+    }
+    std::vector<UsageGroup> out;
+    for (auto& [k, g] : groups) {
+        auto& l = latencies[k];
+        std::sort(l.begin(), l.end());
+        auto pct = [&](double p) {
+            std::size_t i = static_cast<std::size_t>(p * static_cast<double>(l.size() - 1) + 0.5);
+            return l[std::min(i, l.size() - 1)];
+        };
+        g.p50_latency_ms = pct(0.50);
+        g.p95_latency_ms = pct(0.95);
+        out.push_back(g);
+    }
+    return out;
+}
+
+Result<std::vector<UsageAggregate>> Ledger::aggregates() {
+    std::lock_guard lk(m_mu);
+    auto st = m_db->prepare(
+        "SELECT provider, model, status, COUNT(*), SUM(CASE WHEN cached = 0 THEN prompt_tokens ELSE 0 END), "
+        "SUM(CASE WHEN cached = 0 THEN completion_tokens ELSE 0 END), SUM(cost_usd) FROM usage "
+        "GROUP BY provider, model, status");
+    if (!st) return fail(st.error());
+    std::vector<UsageAggregate> out;
+    while (true) {
+        auto r = st->step();
+        if (!r) return fail(r.error());
+        if (!*r) break;
+        out.push_back({st->col_text(0), st->col_text(1), st->col_text(2), st->col_int(3), st->col_int(4), st->col_int(5),
+                       st->col_double(6)});
     }
     return out;
 }

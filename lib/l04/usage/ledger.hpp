@@ -42,6 +42,29 @@ struct UsageTotals {
     double saved_usd = 0;
 };
 
+// One group of a usage report (by model, provider, agent or day).
+struct UsageGroup {
+    std::string key;
+    std::int64_t requests = 0;
+    std::int64_t errors = 0;
+    std::int64_t cached = 0;
+    std::int64_t prompt_tokens = 0;
+    std::int64_t completion_tokens = 0;
+    double cost_usd = 0;
+    double saved_usd = 0;
+    double p50_latency_ms = 0;
+    double p95_latency_ms = 0;
+};
+
+// Aggregated counts for seeding metrics after a restart.
+struct UsageAggregate {
+    std::string provider, model, status;
+    std::int64_t requests = 0;
+    std::int64_t prompt_tokens = 0;
+    std::int64_t completion_tokens = 0;
+    double cost_usd = 0;
+};
+
 class Ledger {
 public:
     explicit Ledger(std::unique_ptr<Db> db) : m_db(std::move(db)) {}
@@ -49,6 +72,11 @@ public:
     // Totals since a wall time, optionally for one agent.
     Result<UsageTotals> totals(std::int64_t since_ms, const std::string& agent = {});
     Result<std::vector<UsageRow>> rows_since(std::int64_t since_ms);
+    // Groups rows since since_ms by "model", "provider", "agent", "day" or
+    // "" (one total row); fails with E4502 on another `by`.
+    Result<std::vector<UsageGroup>> report(std::int64_t since_ms, const std::string& by, const std::string& agent = {});
+    // Totals per (provider, model, status) over the whole ledger.
+    Result<std::vector<UsageAggregate>> aggregates();
     // Deletes rows older than before_ms; returns how many.
     Result<std::int64_t> prune(std::int64_t before_ms);
 
