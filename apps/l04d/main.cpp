@@ -3,6 +3,7 @@
 // serving the OpenAI-compatible HTTP API on a Unix socket and, when asked, on
 // loopback TCP. See l04d(8).
 #include <l04/bootstrap.hpp>
+#include <l04/core/logging.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/server/api.hpp>
 #include <l04/server/http_server.hpp>
@@ -31,18 +32,6 @@ constexpr int k_exit_config = 9;
 constexpr int k_exit_internal = 1;
 
 std::atomic<bool> g_shutdown{false};
-
-void setup_logging(const std::string& level, const std::string& format) {
-    auto logger = spdlog::stderr_color_mt("l04d");
-    spdlog::set_default_logger(logger);
-    if (format == "json") {
-        spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","pid":%P,"msg":"%v"})");
-    } else {
-        spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ l04d[%P] %v");
-    }
-    spdlog::set_level(spdlog::level::from_str(level));
-    spdlog::flush_on(spdlog::level::info);
-}
 
 }  // namespace
 
@@ -105,7 +94,7 @@ int main(int argc, char** argv) {
             ::dup2(fd, 2);
         }
     }
-    setup_logging(settings->get("log.level"), settings->get("log.format"));
+    l04::setup_logging("l04d", settings->get("log.level"), settings->get("log.format"));
 
     // Block the stop signals in every thread; the main thread waits for them.
     sigset_t sigs;
@@ -179,7 +168,18 @@ int main(int argc, char** argv) {
                  (*gw)->registry().models().size(), started_by_client ? ", started on demand" : "");
 
     const auto idle_ms = settings->get_duration_ms("daemon.idle_timeout");
+    // Housekeeping: ledger retention and cache expiry, at start and hourly.
+    auto housekeeping = [&] {
+        if (auto n = (*gw)->prune_usage(); n && *n > 0) spdlog::info("pruned {} usage rows past retention", *n);
+        if (auto n = (*gw)->cache()->prune(); n && *n > 0) spdlog::info("pruned {} expired cache entries", *n);
+    };
+    housekeeping();
+    auto next_housekeeping = std::chrono::steady_clock::now() + std::chrono::hours(1);
     while (true) {
+        if (std::chrono::steady_clock::now() >= next_housekeeping) {
+            housekeeping();
+            next_housekeeping = std::chrono::steady_clock::now() + std::chrono::hours(1);
+        }
         timespec ts{1, 0};
         int sig = sigtimedwait(&sigs, nullptr, &ts);
         if (sig == SIGTERM || sig == SIGINT) {

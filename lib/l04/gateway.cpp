@@ -122,6 +122,14 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
         g->m_providers[id] = p;
         g->m_provider_cfg[id].configured = true;
     }
+    if (opts.exporter) {
+        g->m_exporter = opts.exporter;
+    } else if (const auto& url = g->m_settings.get("usage.export_url"); !url.empty()) {
+        ExporterConfig ec;
+        ec.url = url;
+        ec.api_key = g->m_settings.get("usage.export_api_key");
+        g->m_exporter = std::make_shared<UsageExporter>(ec, g->m_transport, *g->m_clock);
+    }
     declare_metrics(g->m_metrics);
     // Counters that must survive a restart start from the ledger.
     if (auto agg = g->m_ledger->aggregates()) {
@@ -454,9 +462,16 @@ void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse
     m_metrics.observe("l04_inference_latency_seconds", {{"provider", provider}, {"model", model}}, latency_ms / 1000.0);
     if (ttft_ms) m_metrics.observe("l04_time_to_first_token_seconds", {{"provider", provider}, {"model", model}}, *ttft_ms / 1000.0);
     if (auto st = m_ledger->record(row); !st) spdlog::warn("usage ledger write failed: {}", st.error().to_string());
+    if (m_exporter) m_exporter->enqueue(row);
 }
 
 CacheStats Gateway::cache_stats() { return m_cache->stats(); }
+
+Result<std::int64_t> Gateway::prune_usage() {
+    const auto keep = m_settings.get_duration_ms("usage.retention");
+    if (keep <= 0) return std::int64_t{0};
+    return m_ledger->prune(m_clock->wall_ms() - keep);
+}
 
 void Gateway::refresh_metrics() {
     const CacheStats cs = m_cache->stats();

@@ -20,6 +20,7 @@
 #include <l04/provider/provider.hpp>
 #include <l04/queue/request_queue.hpp>
 #include <l04/router/router.hpp>
+#include <l04/usage/exporter.hpp>
 #include <l04/usage/ledger.hpp>
 
 #include <map>
@@ -41,6 +42,8 @@ struct GatewayOptions {
     std::shared_ptr<RateLimiter> rate_limiter;    // default from settings
     std::shared_ptr<CircuitBreaker> breaker;      // default from settings
     std::shared_ptr<SpendBudget> budget;          // default from settings
+    // Usage export (usage.export_url); tests inject one without a thread.
+    std::shared_ptr<UsageExporter> exporter;
 };
 
 struct ProviderStatus {
@@ -78,6 +81,9 @@ public:
     // Updates gauges and the counters kept in SQLite (cache hits/misses,
     // circuit states, queue depth) before /metrics is rendered.
     void refresh_metrics();
+    // Deletes ledger rows older than usage.retention; returns how many.
+    Result<std::int64_t> prune_usage();
+    UsageExporter* exporter() { return m_exporter.get(); }
     ResponseCache* cache() { return m_cache.get(); }
     Metrics& metrics() { return m_metrics; }
     const Registry& registry() const { return m_registry; }
@@ -112,6 +118,7 @@ private:
     std::shared_ptr<RateLimiter> m_limiter;
     std::shared_ptr<CircuitBreaker> m_breaker;
     std::shared_ptr<SpendBudget> m_budget;
+    std::shared_ptr<UsageExporter> m_exporter;
     std::unique_ptr<RequestQueue> m_queue;
     Metrics m_metrics;
     std::mutex m_providers_mu;

@@ -1,0 +1,64 @@
+#include <l04/core/logging.hpp>
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+namespace l04 {
+
+std::string json_escape(const std::string& s) {
+    std::string out;
+    out.reserve(s.size() + 8);
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    return out;
+}
+
+namespace {
+
+// %* in a pattern: the message, JSON-escaped.
+class JsonMessage final : public spdlog::custom_flag_formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+        const std::string esc = json_escape(std::string(msg.payload.data(), msg.payload.size()));
+        dest.append(esc.data(), esc.data() + esc.size());
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessage>(); }
+};
+
+}  // namespace
+
+void setup_logging(const std::string& name, const std::string& level, const std::string& format) {
+    auto logger = spdlog::get(name);
+    if (!logger) logger = spdlog::stderr_color_mt(name);
+    spdlog::set_default_logger(logger);
+    if (format == "json") {
+        auto f = std::make_unique<spdlog::pattern_formatter>();
+        f->add_flag<JsonMessage>('*').set_pattern(
+            R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","process":")" + name + R"(","pid":%P,"msg":"%*"})");
+        spdlog::set_formatter(std::move(f));
+    } else {
+        spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ " + name + "[%P] %v");
+    }
+    spdlog::set_level(spdlog::level::from_str(level));
+    spdlog::flush_on(spdlog::level::info);
+}
+
+}  // namespace l04
