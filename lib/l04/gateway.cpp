@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <future>
+#include <set>
 #include <random>
 
 namespace l04 {
@@ -495,6 +496,7 @@ HealthReport Gateway::health(bool probe) {
     h.cache = m_cache->stats();
     h.queue = m_queue->stats();
     std::vector<std::pair<std::string, std::future<ProviderHealth>>> probes;
+    std::set<std::string> from_cache;
     for (const auto& [id, info] : m_registry.providers()) {
         ProviderStatus ps;
         ps.id = id;
@@ -515,6 +517,17 @@ HealthReport Gateway::health(bool probe) {
         }
         h.providers.push_back(ps);
         if (probe && cfg.configured && ps.circuit.state != CircuitState::open) {
+            {
+                std::lock_guard lk(m_probe_mu);
+                auto it = m_probe_cache.find(id);
+                if (it != m_probe_cache.end() && m_clock->now() - it->second.first < std::chrono::seconds(5)) {
+                    std::promise<ProviderHealth> cached;
+                    cached.set_value(it->second.second);
+                    probes.emplace_back(id, cached.get_future());
+                    from_cache.insert(id);
+                    continue;
+                }
+            }
             auto prov = provider_for(id);
             if (prov) {
                 Provider* p = *prov;
@@ -529,6 +542,10 @@ HealthReport Gateway::health(bool probe) {
     }
     for (auto& [id, fut] : probes) {
         ProviderHealth ph = fut.get();
+        if (!from_cache.count(id)) {
+            std::lock_guard lk(m_probe_mu);
+            m_probe_cache[id] = {m_clock->now(), ph};
+        }
         for (auto& ps : h.providers)
             if (ps.id == id) {
                 ps.state = ph.state;

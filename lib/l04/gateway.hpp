@@ -126,6 +126,9 @@ private:
     std::map<std::string, ProviderConfig> m_provider_cfg;
     std::mutex m_rng_mu;
     std::mt19937_64 m_rng{std::random_device{}()};
+    // Provider probes are cached for a few seconds (health is polled).
+    std::mutex m_probe_mu;
+    std::map<std::string, std::pair<Clock::duration, ProviderHealth>> m_probe_cache;
 };
 
 // A fresh request id ("req_" + 16 hex digits).
