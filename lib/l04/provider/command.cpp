@@ -190,7 +190,7 @@ struct Child {
     bool wait_for(std::chrono::milliseconds d) {
         const auto until = steady::now() + d;
         while (!try_reap()) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now());
+            auto left = std::chrono::ceil<std::chrono::milliseconds>(until - steady::now());
             if (left.count() <= 0) return false;
             if (pidfd.fd >= 0) {
                 pollfd p{pidfd.fd, POLLIN, 0};
@@ -304,7 +304,7 @@ Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const
             stop = Stop::cancelled;
             break;
         }
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - steady::now());
         if (left.count() <= 0) {
             stop = Stop::timeout;
             break;
