@@ -24,10 +24,10 @@ struct Rig {
 
     explicit Rig(bool with_anthropic_key = true) {
         const std::string base = server.base_url();
-        env = {{"OPENAI_BASE_URL", base + "/v1"},  {"OPENAI_API_KEY", "sk-openai-test"},
-               {"ANTHROPIC_BASE_URL", base},       {"OLLAMA_URL", base},
-               {"GEMINI_BASE_URL", base},          {"GEMINI_API_KEY", "gm-test"},
-               {"XDG_STATE_HOME", dir.str()},      {"XDG_CONFIG_HOME", dir.str()}};
+        env = {{"OPENAI_BASE_URL", base + "/v1"}, {"OPENAI_API_KEY", "sk-openai-test"},
+               {"ANTHROPIC_BASE_URL", base},      {"OLLAMA_URL", base},
+               {"GEMINI_BASE_URL", base},         {"GEMINI_API_KEY", "gm-test"},
+               {"XDG_STATE_HOME", dir.str()},     {"XDG_CONFIG_HOME", dir.str()}};
         if (with_anthropic_key) env["ANTHROPIC_API_KEY"] = "sk-ant-test";
         SettingsSources src;
         src.env = [this](std::string_view k) -> std::optional<std::string> {
@@ -87,7 +87,8 @@ TEST_CASE("gateway: each protocol, streamed and not, with exact usage and cost")
     CHECK(a->token_usage == TokenUsage{10, 4, 14, false});
     CHECK(a->cost_usd == doctest::Approx((10 * 1.0 + 4 * 5.0) / 1e6));
 
-    rig.server.add(Route::recorded("POST", "/api/chat", "wire/ollama/chat_stream.headers", "wire/ollama/chat_stream.ndjson"));
+    rig.server.add(
+        Route::recorded("POST", "/api/chat", "wire/ollama/chat_stream.headers", "wire/ollama/chat_stream.ndjson"));
     seen.clear();
     auto l = g.stream(prompt("llama3.2:3b", "Count from 1 to 5"), [&](const StreamChunk& c) {
         seen += c.delta;
@@ -116,8 +117,8 @@ TEST_CASE("gateway: each protocol, streamed and not, with exact usage and cost")
 
 TEST_CASE("gateway: a 429 with Retry-After comes back with retry_after; health probes each provider") {
     Rig rig;
-    rig.server.add(Route::recorded("POST", "/v1/messages", "wire/anthropic/error_429.headers",
-                                   "wire/anthropic/error_429.json"));
+    rig.server.add(
+        Route::recorded("POST", "/v1/messages", "wire/anthropic/error_429.headers", "wire/anthropic/error_429.json"));
     auto r = rig.gateway->execute(prompt("claude-haiku-4-5", "hi"));
     REQUIRE_FALSE(r);
     CHECK(r.error().retry_after == std::chrono::milliseconds(16000));

@@ -45,8 +45,8 @@ std::string hex(std::size_t n) {
 
 }  // namespace
 
-Route Route::recorded(std::string method, std::string path, const std::string& rel_headers,
-                      const std::string& rel_body, int status_if_no_headers) {
+Route Route::recorded(std::string method, std::string path, const std::string& rel_headers, const std::string& rel_body,
+                      int status_if_no_headers) {
     Route r;
     r.method = std::move(method);
     r.path = std::move(path);
@@ -84,7 +84,9 @@ FixtureServer::FixtureServer() {
     m_acceptor = std::thread([this] { accept_loop(); });
 }
 
-FixtureServer::~FixtureServer() { stop(); }
+FixtureServer::~FixtureServer() {
+    stop();
+}
 
 void FixtureServer::stop() {
     if (m_stopping.exchange(true)) {
@@ -119,7 +121,9 @@ void FixtureServer::add(Route r) {
     m_routes.push_back(std::move(r));
 }
 
-std::string FixtureServer::base_url() const { return "http://127.0.0.1:" + std::to_string(m_port); }
+std::string FixtureServer::base_url() const {
+    return "http://127.0.0.1:" + std::to_string(m_port);
+}
 
 std::vector<ReceivedRequest> FixtureServer::requests() const {
     std::lock_guard lk(m_mu);

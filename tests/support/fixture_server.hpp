@@ -21,9 +21,9 @@ namespace l04::test {
 
 enum class Fault : std::uint8_t {
     none = 0,
-    reset_mid_body = 1,         // send fault_at body bytes, then RST the connection
-    stall_mid_body = 2,         // send fault_at body bytes, then go silent
-    close_without_answer = 3,   // read the request, close without a byte
+    reset_mid_body = 1,        // send fault_at body bytes, then RST the connection
+    stall_mid_body = 2,        // send fault_at body bytes, then go silent
+    close_without_answer = 3,  // read the request, close without a byte
 };
 
 struct Route {
@@ -34,7 +34,7 @@ struct Route {
     std::string reason = "OK";
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
-    bool chunked = false;       // Transfer-Encoding: chunked in pieces of chunk_size
+    bool chunked = false;  // Transfer-Encoding: chunked in pieces of chunk_size
     std::size_t chunk_size = 64;
     Fault fault = Fault::none;
     std::size_t fault_at = 0;

@@ -11,12 +11,12 @@
 
 #include <doctest/doctest.h>
 
-#include <csignal>
-#include <filesystem>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <csignal>
+#include <filesystem>
 
 using namespace l04;
 

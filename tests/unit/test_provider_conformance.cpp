@@ -31,11 +31,15 @@ struct Setup {
     std::string id = {};  // provider id; default = kind
 };
 
-Setup openai(std::string model = "gpt-4o") { return {"openai", "https://api.openai.com/v1", std::move(model)}; }
+Setup openai(std::string model = "gpt-4o") {
+    return {"openai", "https://api.openai.com/v1", std::move(model)};
+}
 Setup anthropic(std::string model = "claude-sonnet-4-0") {
     return {"anthropic", "https://api.anthropic.com", std::move(model), 64000};
 }
-Setup ollama(std::string model = "llama3:8b") { return {"ollama", "http://127.0.0.1:11434", std::move(model), 8192}; }
+Setup ollama(std::string model = "llama3:8b") {
+    return {"ollama", "http://127.0.0.1:11434", std::move(model), 8192};
+}
 Setup gemini(std::string model = "gemini-2.5-flash") {
     return {"gemini", "https://generativelanguage.googleapis.com", std::move(model), 65536};
 }
@@ -122,8 +126,10 @@ Outcome run(const Setup& s, const InferenceRequest& req, bool stream, test::Fake
     Outcome o;
     o.seen.stop_after = stop_after;
     ProviderRequest pr{req, model, std::chrono::milliseconds(30000), cancel};
-    if (stream) o.result.emplace((*p)->stream(pr, sink_for(o.seen)));
-    else o.result.emplace((*p)->complete(pr));
+    if (stream)
+        o.result.emplace((*p)->stream(pr, sink_for(o.seen)));
+    else
+        o.result.emplace((*p)->complete(pr));
     o.sent = transport.last_request();
     o.pieces = transport.last_pieces().size();
     return o;
@@ -183,37 +189,83 @@ std::int64_t epoch_ms(int y, int mon, int d, int h, int mi, int s) {
 TEST_CASE("conformance: every fixture file is replayed by a test in this file") {
     // Keep this list in step with the directory: a new recording must get a test.
     const std::set<std::string> covered = {
-        "anthropic/error_401.headers", "anthropic/error_401.json", "anthropic/error_429.headers",
-        "anthropic/error_429.json", "anthropic/error_429_input_tokens_per_minute.json", "anthropic/error_529.headers",
-        "anthropic/error_529.json", "anthropic/messages_nonstream.headers", "anthropic/messages_nonstream.json",
-        "anthropic/messages_nonstream_claude3opus.headers", "anthropic/messages_nonstream_claude3opus.json",
-        "anthropic/messages_nonstream_claude3opus_request.json", "anthropic/messages_nonstream_request.json",
-        "anthropic/messages_stream.headers", "anthropic/messages_stream.sse", "anthropic/messages_stream_request.json",
-        "anthropic/messages_stream_tool_use.headers", "anthropic/messages_stream_tool_use.sse",
-        "anthropic/messages_stream_tool_use_request.json", "anthropic/stream_error_event.sse",
-        "anthropic/stream_error_event_observed_data.json", "gemini/generate_content.headers",
-        "gemini/generate_content.json", "gemini/generate_content_request.json",
-        "gemini/stream_generate_content.headers", "gemini/stream_generate_content.sse",
-        "gemini/stream_generate_content_request.json", "ollama/chat_nonstream.headers", "ollama/chat_nonstream.json",
-        "ollama/chat_nonstream_request.json", "ollama/chat_stream.headers", "ollama/chat_stream.ndjson",
-        "ollama/chat_stream_request.json", "ollama/embed.headers", "ollama/embed.json", "ollama/embed_request.json",
-        "ollama/openai_compat_chat_completions.headers", "ollama/openai_compat_chat_completions.json",
-        "ollama/openai_compat_chat_completions_request.json", "ollama/tags.headers", "ollama/tags.json",
-        "openai/chat_nonstream.headers", "openai/chat_nonstream.json", "openai/chat_nonstream_gpt35.headers",
-        "openai/chat_nonstream_gpt35.json", "openai/chat_nonstream_gpt35_request.json",
-        "openai/chat_nonstream_request.json", "openai/chat_stream_after_tool_result.headers",
-        "openai/chat_stream_after_tool_result.sse", "openai/chat_stream_after_tool_result_request.json",
-        "openai/chat_stream_parallel_tool_calls.headers", "openai/chat_stream_parallel_tool_calls.sse",
-        "openai/chat_stream_parallel_tool_calls_request.json", "openai/chat_stream_text_gpt4o.headers",
-        "openai/chat_stream_text_gpt4o.sse", "openai/chat_stream_text_gpt4o_request.json",
-        "openai/chat_stream_tool_calls_with_usage.headers", "openai/chat_stream_tool_calls_with_usage.sse",
-        "openai/chat_stream_tool_calls_with_usage_request.json", "openai/chat_stream_with_usage.headers",
-        "openai/chat_stream_with_usage.sse", "openai/chat_stream_with_usage_request.json", "openai/embeddings.headers",
-        "openai/embeddings.json", "openai/embeddings_request.json", "openai/error_400_context_length_exceeded.json",
-        "openai/error_400_unsupported_parameter.headers", "openai/error_400_unsupported_parameter.json",
-        "openai/error_400_unsupported_parameter_request.json", "openai/error_401.headers", "openai/error_401.json",
-        "openai/error_429_insufficient_quota.json", "openai/error_429_responses_api.headers", "openai/error_500.json",
-        "openai/error_503.json", "openrouter/error_429.headers", "openrouter/error_429.json",
+        "anthropic/error_401.headers",
+        "anthropic/error_401.json",
+        "anthropic/error_429.headers",
+        "anthropic/error_429.json",
+        "anthropic/error_429_input_tokens_per_minute.json",
+        "anthropic/error_529.headers",
+        "anthropic/error_529.json",
+        "anthropic/messages_nonstream.headers",
+        "anthropic/messages_nonstream.json",
+        "anthropic/messages_nonstream_claude3opus.headers",
+        "anthropic/messages_nonstream_claude3opus.json",
+        "anthropic/messages_nonstream_claude3opus_request.json",
+        "anthropic/messages_nonstream_request.json",
+        "anthropic/messages_stream.headers",
+        "anthropic/messages_stream.sse",
+        "anthropic/messages_stream_request.json",
+        "anthropic/messages_stream_tool_use.headers",
+        "anthropic/messages_stream_tool_use.sse",
+        "anthropic/messages_stream_tool_use_request.json",
+        "anthropic/stream_error_event.sse",
+        "anthropic/stream_error_event_observed_data.json",
+        "gemini/generate_content.headers",
+        "gemini/generate_content.json",
+        "gemini/generate_content_request.json",
+        "gemini/stream_generate_content.headers",
+        "gemini/stream_generate_content.sse",
+        "gemini/stream_generate_content_request.json",
+        "ollama/chat_nonstream.headers",
+        "ollama/chat_nonstream.json",
+        "ollama/chat_nonstream_request.json",
+        "ollama/chat_stream.headers",
+        "ollama/chat_stream.ndjson",
+        "ollama/chat_stream_request.json",
+        "ollama/embed.headers",
+        "ollama/embed.json",
+        "ollama/embed_request.json",
+        "ollama/openai_compat_chat_completions.headers",
+        "ollama/openai_compat_chat_completions.json",
+        "ollama/openai_compat_chat_completions_request.json",
+        "ollama/tags.headers",
+        "ollama/tags.json",
+        "openai/chat_nonstream.headers",
+        "openai/chat_nonstream.json",
+        "openai/chat_nonstream_gpt35.headers",
+        "openai/chat_nonstream_gpt35.json",
+        "openai/chat_nonstream_gpt35_request.json",
+        "openai/chat_nonstream_request.json",
+        "openai/chat_stream_after_tool_result.headers",
+        "openai/chat_stream_after_tool_result.sse",
+        "openai/chat_stream_after_tool_result_request.json",
+        "openai/chat_stream_parallel_tool_calls.headers",
+        "openai/chat_stream_parallel_tool_calls.sse",
+        "openai/chat_stream_parallel_tool_calls_request.json",
+        "openai/chat_stream_text_gpt4o.headers",
+        "openai/chat_stream_text_gpt4o.sse",
+        "openai/chat_stream_text_gpt4o_request.json",
+        "openai/chat_stream_tool_calls_with_usage.headers",
+        "openai/chat_stream_tool_calls_with_usage.sse",
+        "openai/chat_stream_tool_calls_with_usage_request.json",
+        "openai/chat_stream_with_usage.headers",
+        "openai/chat_stream_with_usage.sse",
+        "openai/chat_stream_with_usage_request.json",
+        "openai/embeddings.headers",
+        "openai/embeddings.json",
+        "openai/embeddings_request.json",
+        "openai/error_400_context_length_exceeded.json",
+        "openai/error_400_unsupported_parameter.headers",
+        "openai/error_400_unsupported_parameter.json",
+        "openai/error_400_unsupported_parameter_request.json",
+        "openai/error_401.headers",
+        "openai/error_401.json",
+        "openai/error_429_insufficient_quota.json",
+        "openai/error_429_responses_api.headers",
+        "openai/error_500.json",
+        "openai/error_503.json",
+        "openrouter/error_429.headers",
+        "openrouter/error_429.json",
         "openrouter/error_429_request.json",
     };
     std::set<std::string> on_disk;
@@ -296,8 +348,9 @@ TEST_CASE("openai: chat_stream_text_gpt4o") {
 
 TEST_CASE("openai: chat_stream_tool_calls_with_usage reassembles the streamed tool call") {
     InferenceRequest req = user_prompt("What is 1231 * 2331?");
-    req.tools.push_back(ToolSpec{"multiply", "Multiply two numbers.",
-                                 R"({"properties":{"a":{"type":"integer"},"b":{"type":"integer"}},"required":["a","b"],"type":"object"})"});
+    req.tools.push_back(ToolSpec{
+        "multiply", "Multiply two numbers.",
+        R"({"properties":{"a":{"type":"integer"},"b":{"type":"integer"}},"required":["a","b"],"type":"object"})"});
     for_each_split([&](std::uint64_t seed, std::size_t piece) {
         auto o = run(openai("gpt-4o-mini"), req, true, rec("openai", "chat_stream_tool_calls_with_usage", "sse"), seed,
                      piece);
@@ -316,14 +369,19 @@ TEST_CASE("openai: chat_stream_tool_calls_with_usage reassembles the streamed to
 TEST_CASE("openai: chat_stream_after_tool_result sends the tool turn and streams the answer") {
     InferenceRequest req = user_prompt("What is 1231 * 2331?");
     req.messages.push_back(Message{Role::assistant, "", "", "", {}});
-    req.messages.push_back(Message{Role::assistant, "", "", "",
-                                   {ToolCall{"call_1EYWDzueHEp8OsB8jJSEp7WB", "multiply", R"({"a": 1231, "b": 2331})"}}});
+    req.messages.push_back(
+        Message{Role::assistant,
+                "",
+                "",
+                "",
+                {ToolCall{"call_1EYWDzueHEp8OsB8jJSEp7WB", "multiply", R"({"a": 1231, "b": 2331})"}}});
     req.messages.push_back(Message{Role::tool, "2869461", "", "call_1EYWDzueHEp8OsB8jJSEp7WB", {}});
-    req.tools.push_back(ToolSpec{"multiply", "Multiply two numbers.",
-                                 R"({"properties":{"a":{"type":"integer"},"b":{"type":"integer"}},"required":["a","b"],"type":"object"})"});
+    req.tools.push_back(ToolSpec{
+        "multiply", "Multiply two numbers.",
+        R"({"properties":{"a":{"type":"integer"},"b":{"type":"integer"}},"required":["a","b"],"type":"object"})"});
     for_each_split([&](std::uint64_t seed, std::size_t piece) {
-        auto o = run(openai("gpt-4o-mini"), req, true, rec("openai", "chat_stream_after_tool_result", "sse"), seed,
-                     piece);
+        auto o =
+            run(openai("gpt-4o-mini"), req, true, rec("openai", "chat_stream_after_tool_result", "sse"), seed, piece);
         const auto& r = o.ok();
         CHECK(r.content == R"(The result of \( 1231 \times 2331 \) is \( 2,869,461 \).)");
         CHECK(o.seen.text == r.content);
@@ -338,11 +396,12 @@ TEST_CASE("openai: chat_stream_after_tool_result sends the tool turn and streams
 }
 
 TEST_CASE("openai: chat_stream_parallel_tool_calls gives two calls in index order") {
-    InferenceRequest req = user_prompt(
-        "Please retrieve the secrets associated with each of these passwords: mellon,radiance");
+    InferenceRequest req =
+        user_prompt("Please retrieve the secrets associated with each of these passwords: mellon,radiance");
     req.system_prompt = "Use parallel tool calling.";
-    req.tools.push_back(ToolSpec{"secret_retrieval_tool", "A tool that requires a password to retrieve a secret.",
-                                 R"({"properties":{"password":{"title":"Password","type":"string"}},"required":["password"],"additionalProperties":false,"type":"object"})"});
+    req.tools.push_back(ToolSpec{
+        "secret_retrieval_tool", "A tool that requires a password to retrieve a secret.",
+        R"({"properties":{"password":{"title":"Password","type":"string"}},"required":["password"],"additionalProperties":false,"type":"object"})"});
     for_each_split([&](std::uint64_t seed, std::size_t piece) {
         auto o = run(openai("gpt-4o"), req, true, rec("openai", "chat_stream_parallel_tool_calls", "sse"), seed, piece);
         const auto& r = o.ok();
@@ -490,9 +549,10 @@ TEST_CASE("openai: a body that is not JSON is E4600") {
 TEST_CASE("openai: no usage chunk (a compatible server without include_usage) → estimated usage") {
     auto r = rec("openai", "chat_stream_with_usage", "sse");
     // Drop the usage-only event.
-    auto start = r.body.find("data: {\"id\":\"chatcmpl-C6bjxzOr3Oz1rTiafksd6himIit3q\",\"object\":\"chat.completion.chunk\","
-                             "\"created\":1755691077,\"model\":\"gpt-3.5-turbo-0125\",\"service_tier\":\"default\","
-                             "\"system_fingerprint\":null,\"choices\":[]");
+    auto start = r.body.find(
+        "data: {\"id\":\"chatcmpl-C6bjxzOr3Oz1rTiafksd6himIit3q\",\"object\":\"chat.completion.chunk\","
+        "\"created\":1755691077,\"model\":\"gpt-3.5-turbo-0125\",\"service_tier\":\"default\","
+        "\"system_fingerprint\":null,\"choices\":[]");
     REQUIRE(start != std::string::npos);
     auto end = r.body.find("\n\n", start);
     r.body.erase(start, end + 2 - start);
@@ -628,12 +688,13 @@ TEST_CASE("anthropic: messages_stream, any split: text, usage = message_start in
 }
 
 TEST_CASE("anthropic: messages_stream_tool_use: text, ping, two tool_use blocks from input_json_delta") {
-    InferenceRequest req = user_prompt(
-        "Please retrieve the secrets associated with each of these passwords: mellon,radiance");
+    InferenceRequest req =
+        user_prompt("Please retrieve the secrets associated with each of these passwords: mellon,radiance");
     req.system_prompt = "Use parallel tool calling.";
     req.max_tokens = 16000;
-    req.tools.push_back(ToolSpec{"secret_retrieval_tool", "A tool that requires a password to retrieve a secret.",
-                                 R"({"properties":{"password":{"title":"Password","type":"string"}},"required":["password"],"additionalProperties":false,"type":"object"})"});
+    req.tools.push_back(ToolSpec{
+        "secret_retrieval_tool", "A tool that requires a password to retrieve a secret.",
+        R"({"properties":{"password":{"title":"Password","type":"string"}},"required":["password"],"additionalProperties":false,"type":"object"})"});
     for_each_split([&](std::uint64_t seed, std::size_t piece) {
         auto o = run(anthropic("claude-sonnet-4-0"), req, true, rec("anthropic", "messages_stream_tool_use", "sse"),
                      seed, piece);
@@ -800,7 +861,8 @@ TEST_CASE("ollama: chat_stream (NDJSON), any split") {
 
 TEST_CASE("ollama: a stream without the done:true line is E4604") {
     for_each_split([&](std::uint64_t seed, std::size_t piece) {
-        auto cut = cut_before(rec("ollama", "chat_stream", "ndjson"), "{\"model\":\"gemma3:1b\",\"created_at\":\"2025-08-20T13:48:24.421331Z\"");
+        auto cut = cut_before(rec("ollama", "chat_stream", "ndjson"),
+                              "{\"model\":\"gemma3:1b\",\"created_at\":\"2025-08-20T13:48:24.421331Z\"");
         auto o = run(ollama("gemma3:1b"), user_prompt("x"), true, cut, seed, piece);
         CHECK(o.err().code == ErrorCode::streaming_error);
         CHECK(o.seen.text == "Okay, here we go!\n\n1, 2, 3, 4, 5\n");
@@ -885,9 +947,10 @@ TEST_CASE("gemini: stream_generate_content (SSE with \\r\\n\\r\\n), any split") 
         auto o = run(gemini(), user_prompt("What is 4200 + 42?"), true, rec("gemini", "stream_generate_content", "sse"),
                      seed, piece);
         const auto& r = o.ok();
-        CHECK(r.content ==
-              "To find the sum of 4200 + 42, we can align the numbers by their place values:\n\n  4200\n+   42\n------\n "
-              " 4242\n\nSo, 4200 + 42 = **4242**.");
+        CHECK(
+            r.content ==
+            "To find the sum of 4200 + 42, we can align the numbers by their place values:\n\n  4200\n+   42\n------\n "
+            " 4242\n\nSo, 4200 + 42 = **4242**.");
         CHECK(o.seen.text == r.content);
         CHECK(o.seen.chunks == 2);
         // The last usageMetadata: 13 prompt, 63 candidates + 75 thoughts, total 151.
@@ -901,7 +964,8 @@ TEST_CASE("gemini: stream_generate_content (SSE with \\r\\n\\r\\n), any split") 
 
 TEST_CASE("gemini: a stream without a finishReason is E4604 (there is no [DONE])") {
     for_each_split([&](std::uint64_t seed, std::size_t piece) {
-        auto cut = cut_before(rec("gemini", "stream_generate_content", "sse"), "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"00 + 42");
+        auto cut = cut_before(rec("gemini", "stream_generate_content", "sse"),
+                              "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"00 + 42");
         auto o = run(gemini(), user_prompt("x"), true, cut, seed, piece);
         CHECK(o.err().code == ErrorCode::streaming_error);
         CHECK(o.seen.finals == 0);
@@ -912,7 +976,8 @@ TEST_CASE("gemini: an error body with RetryInfo is a rate limit with its delay")
     auto r = rec("gemini", "generate_content", "json");
     r.head.status = 429;
     // Shape of Google's RESOURCE_EXHAUSTED answer (hand-written, not a recording).
-    r.body = R"({"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"17s"}]}})";
+    r.body =
+        R"({"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"17s"}]}})";
     auto o = run(gemini(), user_prompt("x"), false, r);
     CHECK(o.err().code == ErrorCode::rate_limit_exceeded);
     CHECK(o.err().retryable);

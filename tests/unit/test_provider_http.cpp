@@ -50,13 +50,13 @@ struct Client {
         provider = std::move(*p);
     }
 
-    Result<InferenceResponse> complete(const InferenceRequest& r, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    Result<InferenceResponse> complete(const InferenceRequest& r,
+                                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
         return provider->complete(ProviderRequest{r, model, timeout, nullptr});
     }
     Result<InferenceResponse> stream(const InferenceRequest& r, std::string& seen,
                                      std::chrono::milliseconds timeout = std::chrono::seconds(10),
-                                     const CancelToken* cancel = nullptr,
-                                     std::function<void()> on_first = {}) {
+                                     const CancelToken* cancel = nullptr, std::function<void()> on_first = {}) {
         return provider->stream(ProviderRequest{r, model, timeout, cancel}, [&](const StreamChunk& c) {
             if (!c.is_final) {
                 if (seen.empty() && on_first) on_first();
@@ -115,12 +115,14 @@ TEST_CASE("http openai: non-streamed and streamed over one kept-alive connection
 
 TEST_CASE("http openai: embeddings and health") {
     FixtureServer server;
-    server.add(Route::recorded("POST", "/v1/embeddings", "wire/openai/embeddings.headers", "wire/openai/embeddings.json"));
+    server.add(
+        Route::recorded("POST", "/v1/embeddings", "wire/openai/embeddings.headers", "wire/openai/embeddings.json"));
     Route models;
     models.method = "GET";
     models.path = "/v1/models";
     models.headers = {{"Content-Type", "application/json"}};
-    models.body = R"({"object":"list","data":[{"id":"gpt-4o","object":"model"},{"id":"gpt-4o-mini","object":"model"}]})";
+    models.body =
+        R"({"object":"list","data":[{"id":"gpt-4o","object":"model"},{"id":"gpt-4o-mini","object":"model"}]})";
     server.add(models);
     Client c("openai", server.base_url() + "/v1", "text-embedding-3-small");
     auto v = c.provider->embed({"Hello world"}, "text-embedding-3-small");
@@ -167,7 +169,8 @@ TEST_CASE("http anthropic: streamed (chunked) and not") {
 
 TEST_CASE("http ollama: NDJSON stream, chat, embed, tags") {
     FixtureServer server;
-    server.add(Route::recorded("POST", "/api/chat", "wire/ollama/chat_stream.headers", "wire/ollama/chat_stream.ndjson"));
+    server.add(
+        Route::recorded("POST", "/api/chat", "wire/ollama/chat_stream.headers", "wire/ollama/chat_stream.ndjson"));
     server.add(Route::recorded("POST", "/api/embed", "wire/ollama/embed.headers", "wire/ollama/embed.json"));
     server.add(Route::recorded("GET", "/api/tags", "wire/ollama/tags.headers", "wire/ollama/tags.json"));
     Client c("ollama", server.base_url(), "gemma3:1b");
@@ -178,7 +181,8 @@ TEST_CASE("http ollama: NDJSON stream, chat, embed, tags") {
     CHECK(r->token_usage == TokenUsage{16, 22, 38, false});
     CHECK(server.requests()[0].headers.count("authorization") == 0);
 
-    server.add(Route::recorded("POST", "/api/chat", "wire/ollama/chat_nonstream.headers", "wire/ollama/chat_nonstream.json"));
+    server.add(
+        Route::recorded("POST", "/api/chat", "wire/ollama/chat_nonstream.headers", "wire/ollama/chat_nonstream.json"));
     auto n = c.complete(prompt("What is the PH of honey?"));
     REQUIRE(n);
     CHECK(n->token_usage == TokenUsage{17, 358, 375, false});
@@ -198,7 +202,8 @@ TEST_CASE("http ollama: NDJSON stream, chat, embed, tags") {
 TEST_CASE("http gemini: streamGenerateContent?alt=sse and generateContent") {
     FixtureServer server;
     server.add(Route::recorded("POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-                               "wire/gemini/stream_generate_content.headers", "wire/gemini/stream_generate_content.sse"));
+                               "wire/gemini/stream_generate_content.headers",
+                               "wire/gemini/stream_generate_content.sse"));
     server.add(Route::recorded("POST", "/v1beta/models/gemini-2.5-flash:generateContent",
                                "wire/gemini/generate_content.headers", "wire/gemini/generate_content.json"));
     Client c("gemini", server.base_url(), "gemini-2.5-flash");
@@ -219,7 +224,8 @@ TEST_CASE("http gemini: streamGenerateContent?alt=sse and generateContent") {
 
 TEST_CASE("http faults: 429 with Retry-After and 503") {
     FixtureServer server;
-    Route limited = Route::recorded("POST", "/v1/messages", "wire/anthropic/error_429.headers", "wire/anthropic/error_429.json");
+    Route limited =
+        Route::recorded("POST", "/v1/messages", "wire/anthropic/error_429.headers", "wire/anthropic/error_429.json");
     server.add(limited);
     Client a("anthropic", server.base_url(), "claude-haiku-4-5");
     for (bool stream : {false, true}) {
@@ -261,7 +267,8 @@ TEST_CASE("http faults: connection reset mid-stream is E4604 after the first chu
             r = Route::recorded("POST", "/v1/messages", "wire/anthropic/messages_stream.headers",
                                 "wire/anthropic/messages_stream.sse");
         } else {
-            r = Route::recorded("POST", "/api/chat", "wire/ollama/chat_stream.headers", "wire/ollama/chat_stream.ndjson");
+            r = Route::recorded("POST", "/api/chat", "wire/ollama/chat_stream.headers",
+                                "wire/ollama/chat_stream.ndjson");
         }
         r.fault = Fault::reset_mid_body;
         // Two thirds in; for the short Anthropic stream, right after the text delta.

@@ -188,13 +188,17 @@ TEST_CASE("sse: an event with no data line is not dispatched; empty data is") {
 }
 
 TEST_CASE("sse: a leading UTF-8 BOM is skipped, even split across feeds") {
-    const std::string body = "\xEF\xBB\xBF" "data: hi\n\n";
+    const std::string body =
+        "\xEF\xBB\xBF"
+        "data: hi\n\n";
     auto whole = parse_whole(body);
     REQUIRE(whole.size() == 1);
     CHECK(whole[0].data == "hi");
     CHECK(parse_bytewise(body) == whole);
     // A first byte that only looks like a BOM start is content.
-    auto other = parse_whole("\xEF" "data: x\n\n");
+    auto other = parse_whole(
+        "\xEF"
+        "data: x\n\n");
     CHECK(other.empty());  // the field name is "\xEF" "data", unknown
 }
 

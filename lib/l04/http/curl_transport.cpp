@@ -1,5 +1,5 @@
-#include <l04/http/curl_transport.hpp>
 #include <l04/core/strings.hpp>
+#include <l04/http/curl_transport.hpp>
 
 #include <curl/curl.h>
 
@@ -197,12 +197,12 @@ public:
 
         const std::string where = origin_of(req.url);
         const std::string what = curl_easy_strerror(rc);
-        if (t.cancelled)
-            return fail(ErrorCode::streaming_error, "transfer from " + where + " cancelled by the caller");
+        if (t.cancelled) return fail(ErrorCode::streaming_error, "transfer from " + where + " cancelled by the caller");
         Error e;
         if (rc == CURLE_OPERATION_TIMEDOUT) {
             e = Error(ErrorCode::timeout, (t.head_sent ? "upstream " + where + " timed out mid-response: "
-                                                       : "upstream " + where + " timed out: ") + what);
+                                                       : "upstream " + where + " timed out: ") +
+                                              what);
         } else if (t.head_sent) {
             e = Error(ErrorCode::streaming_error, "connection to " + where + " broke mid-response: " + what);
         } else if (is_connect_failure(rc)) {
@@ -229,8 +229,10 @@ private:
     }
     void give(CURL* h, bool reusable) {
         std::lock_guard lk(m_mu);
-        if (reusable && m_pool.size() < 64) m_pool.push_back(h);
-        else curl_easy_cleanup(h);
+        if (reusable && m_pool.size() < 64)
+            m_pool.push_back(h);
+        else
+            curl_easy_cleanup(h);
     }
     std::unique_ptr<Share> m_share;  // outlives the handles (cleaned up in ~CurlTransport)
     std::mutex m_mu;
@@ -239,6 +241,8 @@ private:
 
 }  // namespace
 
-std::shared_ptr<Transport> make_curl_transport() { return std::make_shared<CurlTransport>(); }
+std::shared_ptr<Transport> make_curl_transport() {
+    return std::make_shared<CurlTransport>();
+}
 
 }  // namespace l04

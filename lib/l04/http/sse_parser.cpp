@@ -110,7 +110,8 @@ void SseParser::process_line(std::string_view line, std::vector<SseEvent>& out) 
     } else if (field == "id") {
         if (value.find('\0') == std::string_view::npos) m_last_id.assign(value);
     } else if (field == "retry") {
-        if (!value.empty() && value.size() <= 18 && std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        if (!value.empty() && value.size() <= 18 &&
+            std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
             std::int64_t v = 0;
             for (char c : value) v = v * 10 + (c - '0');
             m_retry = v;

@@ -23,8 +23,8 @@ namespace l04 {
 
 struct SseEvent {
     std::string event = "message";  // the "event:" field; "message" when absent
-    std::string data;                // "data:" lines joined by "\n"
-    std::string id;                  // the last event id seen on the stream
+    std::string data;               // "data:" lines joined by "\n"
+    std::string id;                 // the last event id seen on the stream
     std::optional<std::int64_t> retry_ms;
     bool operator==(const SseEvent&) const = default;
 };
@@ -52,10 +52,10 @@ private:
     void dispatch(std::vector<SseEvent>& out);
 
     std::size_t m_max_line;
-    std::string m_line;           // bytes of the current, unterminated line
-    bool m_after_cr = false;      // previous byte was '\r' (a following '\n' belongs to it)
-    bool m_started = false;       // BOM check done
-    std::string m_bom_buf;        // first bytes while checking for a BOM
+    std::string m_line;       // bytes of the current, unterminated line
+    bool m_after_cr = false;  // previous byte was '\r' (a following '\n' belongs to it)
+    bool m_started = false;   // BOM check done
+    std::string m_bom_buf;    // first bytes while checking for a BOM
     std::string m_event;
     std::string m_data;
     bool m_has_data = false;

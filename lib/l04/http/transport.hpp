@@ -51,8 +51,7 @@ public:
     // or E4604 (cancelled by the caller, or the connection broke mid-body).
     // HTTP error statuses are NOT errors here: the caller maps them (see
     // error_from_http). Error messages never contain request headers (keys).
-    virtual Result<HttpResponseHead> perform(const HttpRequest& req, const HeadFn& on_head,
-                                             const DataFn& on_data) = 0;
+    virtual Result<HttpResponseHead> perform(const HttpRequest& req, const HeadFn& on_head, const DataFn& on_data) = 0;
 };
 
 // Convenience: collects the whole body.

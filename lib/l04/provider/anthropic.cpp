@@ -173,9 +173,9 @@ private:
                 }
             }
         }
-        std::int64_t max_tokens = r.max_tokens.value_or(
-            pr.model.max_output_tokens > 0 ? std::min(pr.model.max_output_tokens, k_default_max_tokens)
-                                           : k_default_max_tokens);
+        std::int64_t max_tokens = r.max_tokens.value_or(pr.model.max_output_tokens > 0
+                                                            ? std::min(pr.model.max_output_tokens, k_default_max_tokens)
+                                                            : k_default_max_tokens);
         json body = {{"model", pr.model.name}, {"max_tokens", max_tokens}, {"messages", std::move(msgs)}};
         if (!system.empty()) body["system"] = system;
         if (r.temperature) body["temperature"] = std::min(*r.temperature, 1.0);  // Anthropic's range is 0..1
@@ -264,7 +264,8 @@ private:
             if (done) return true;
             auto j = detail::parse_json(ev.data);
             if (!j || !j->is_object()) {
-                stream_error = detail::parse_error(m_id, "stream event '" + ev.event + "' is not a JSON object", ev.data);
+                stream_error =
+                    detail::parse_error(m_id, "stream event '" + ev.event + "' is not a JSON object", ev.data);
                 return false;
             }
             std::string type = detail::str_of(*j, "type");
@@ -306,8 +307,8 @@ private:
                 } else if (dt == "input_json_delta") {
                     auto it = blocks.find(index);
                     if (it == blocks.end() || !it->second.tool) {
-                        stream_error = detail::parse_error(m_id, "input_json_delta for a block that is not tool_use",
-                                                           ev.data);
+                        stream_error =
+                            detail::parse_error(m_id, "input_json_delta for a block that is not tool_use", ev.data);
                         return false;
                     }
                     std::string frag = detail::str_of(*d, "partial_json");

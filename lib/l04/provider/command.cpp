@@ -17,15 +17,15 @@
 #include <l04/provider/factory.hpp>
 #include <l04/provider/http_common.hpp>
 
-#include <cerrno>
-#include <chrono>
-#include <csignal>
-#include <cstring>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
 
 extern char** environ;
 
@@ -60,9 +60,12 @@ std::size_t utf8_complete_prefix(std::string_view s) {
         const auto c = static_cast<unsigned char>(s[n - back]);
         if ((c & 0xC0) == 0x80) continue;  // continuation byte: look further back
         std::size_t need = 1;
-        if ((c & 0xE0) == 0xC0) need = 2;
-        else if ((c & 0xF0) == 0xE0) need = 3;
-        else if ((c & 0xF8) == 0xF0) need = 4;
+        if ((c & 0xE0) == 0xC0)
+            need = 2;
+        else if ((c & 0xF0) == 0xE0)
+            need = 3;
+        else if ((c & 0xF8) == 0xF0)
+            need = 4;
         return back < need ? n - back : n;
     }
     return n;  // not UTF-8 at all: pass the bytes through
@@ -82,15 +85,21 @@ std::string render_prompt(const InferenceRequest& r) {
     if (!r.system_prompt.empty()) para("System:", r.system_prompt);
     for (const auto& m : r.messages) {
         switch (m.role) {
-            case Role::system: para("System:", m.content); break;
-            case Role::user: para("User:", m.content); break;
+            case Role::system:
+                para("System:", m.content);
+                break;
+            case Role::user:
+                para("User:", m.content);
+                break;
             case Role::assistant: {
                 std::string text = m.content;
                 for (const auto& tc : m.tool_calls) text += "\n[called tool " + tc.name + " with " + tc.arguments + "]";
                 para("Assistant:", text);
                 break;
             }
-            case Role::tool: para("Tool result:", m.content); break;
+            case Role::tool:
+                para("Tool result:", m.content);
+                break;
         }
     }
     return out;
@@ -221,7 +230,9 @@ Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const
     if (m_argv.empty()) return fail(ErrorCode::provider_not_configured, "provider '" + m_id + "' has no command");
     auto exe = resolve_executable(m_argv[0]);
     if (!exe) {
-        Error e(ErrorCode::provider_not_configured, "command '" + m_argv[0] + "' not found on PATH; install it or edit [providers." + m_id + "] in models.toml");
+        Error e(ErrorCode::provider_not_configured, "command '" + m_argv[0] +
+                                                        "' not found on PATH; install it or edit [providers." + m_id +
+                                                        "] in models.toml");
         e.retryable = false;
         return fail(std::move(e));
     }
@@ -276,8 +287,7 @@ Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const
         if (n == static_cast<ssize_t>(sizeof child_errno)) {
             ::waitpid(ch.pid, nullptr, 0);
             ch.reaped = true;
-            Error e(ErrorCode::provider_unavailable,
-                    "cannot run '" + *exe + "': " + std::strerror(child_errno));
+            Error e(ErrorCode::provider_unavailable, "cannot run '" + *exe + "': " + std::strerror(child_errno));
             e.retryable = false;
             return fail(std::move(e));
         }
@@ -312,9 +322,18 @@ Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const
         pollfd fds[4];
         nfds_t n = 0;
         int i_out = -1, i_err = -1, i_in = -1;
-        if (ch.out.fd >= 0) { i_out = static_cast<int>(n); fds[n++] = {ch.out.fd, POLLIN, 0}; }
-        if (ch.err.fd >= 0) { i_err = static_cast<int>(n); fds[n++] = {ch.err.fd, POLLIN, 0}; }
-        if (ch.in.fd >= 0) { i_in = static_cast<int>(n); fds[n++] = {ch.in.fd, POLLOUT, 0}; }
+        if (ch.out.fd >= 0) {
+            i_out = static_cast<int>(n);
+            fds[n++] = {ch.out.fd, POLLIN, 0};
+        }
+        if (ch.err.fd >= 0) {
+            i_err = static_cast<int>(n);
+            fds[n++] = {ch.err.fd, POLLIN, 0};
+        }
+        if (ch.in.fd >= 0) {
+            i_in = static_cast<int>(n);
+            fds[n++] = {ch.in.fd, POLLOUT, 0};
+        }
         if (ch.out.fd < 0 && ch.err.fd < 0 && ch.pidfd.fd >= 0) fds[n++] = {ch.pidfd.fd, POLLIN, 0};
         // Wake at least every 50 ms to notice a cancel from another thread.
         const int wait_ms = static_cast<int>(std::min<std::int64_t>(left.count(), 50));
@@ -329,8 +348,10 @@ Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const
                 ch.in.reset();  // the CLI closed its stdin: it will not read more
             } else {
                 ssize_t w = write_nosigpipe(ch.in.fd, input.data() + written, input.size() - written);
-                if (w > 0) written += static_cast<std::size_t>(w);
-                else if (w < 0 && errno != EAGAIN && errno != EINTR) ch.in.reset();
+                if (w > 0)
+                    written += static_cast<std::size_t>(w);
+                else if (w < 0 && errno != EAGAIN && errno != EINTR)
+                    ch.in.reset();
                 if (written >= input.size()) ch.in.reset();  // EOF tells the CLI the prompt is complete
             }
         }
@@ -362,8 +383,7 @@ Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const
         }
     }
 
-    const auto elapsed_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started).count();
+    const auto elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started).count();
     if (stop != Stop::none) {
         ch.kill_and_reap();
         if (stop == Stop::timeout) {
@@ -383,8 +403,8 @@ Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const
 
     const std::string detail_text(trim(err_tail));
     if (WIFSIGNALED(ch.status)) {
-        Error e(ErrorCode::provider_unavailable, "command '" + m_argv[0] + "' was killed by signal " +
-                                                     std::to_string(WTERMSIG(ch.status)));
+        Error e(ErrorCode::provider_unavailable,
+                "command '" + m_argv[0] + "' was killed by signal " + std::to_string(WTERMSIG(ch.status)));
         e.retryable = true;
         e.details = detail_text;
         return fail(std::move(e));

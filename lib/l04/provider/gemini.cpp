@@ -123,11 +123,12 @@ public:
             const std::string name = bare_model(model);
             json requests = json::array();
             for (const auto& t : texts)
-                requests.push_back({{"model", "models/" + name}, {"content", {{"parts", json::array({{{"text", t}}})}}}});
+                requests.push_back(
+                    {{"model", "models/" + name}, {"content", {{"parts", json::array({{{"text", t}}})}}}});
             json body = {{"requests", std::move(requests)}};
-            auto http = detail::make_http_request("POST", model_url(name, ":batchEmbedContents"), headers(),
-                                                  detail::dump(body), std::chrono::milliseconds(60000), m_timeout_ms,
-                                                  nullptr);
+            auto http =
+                detail::make_http_request("POST", model_url(name, ":batchEmbedContents"), headers(), detail::dump(body),
+                                          std::chrono::milliseconds(60000), m_timeout_ms, nullptr);
             auto text = detail::exchange_buffered(ctx(), http);
             if (!text) return fail(text.error());
             auto j = detail::parse_json(*text);

@@ -1,5 +1,5 @@
-#include <l04/provider/http_common.hpp>
 #include <l04/core/strings.hpp>
+#include <l04/provider/http_common.hpp>
 
 #include <algorithm>
 
@@ -43,7 +43,9 @@ json json_or_string(const std::string& text) {
     return json(text);
 }
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 std::string redact(std::string s, std::string_view secret) {
     if (secret.empty()) return s;
@@ -75,8 +77,10 @@ Error http_error(int status, std::string_view body, const HttpResponseHead& head
     if (!e.details.empty()) e.message += ": " + e.details;
     // Anthropic (and OpenAI) say explicitly whether a retry can succeed.
     if (auto it = head.headers.find("x-should-retry"); it != head.headers.end()) {
-        if (iequals(trim(it->second), "true")) e.retryable = true;
-        else if (iequals(trim(it->second), "false")) e.retryable = false;
+        if (iequals(trim(it->second), "true"))
+            e.retryable = true;
+        else if (iequals(trim(it->second), "false"))
+            e.retryable = false;
     }
     return e;
 }
@@ -129,7 +133,8 @@ Result<HttpResponseHead> exchange(const CallContext& ctx, const HttpRequest& req
     std::string error_body;
     constexpr std::size_t k_max_error_body = 64 * 1024;
     auto r = ctx.transport.perform(
-        req, [&](const HttpResponseHead& h) {
+        req,
+        [&](const HttpResponseHead& h) {
             status = h.status;
             seen = h;
         },

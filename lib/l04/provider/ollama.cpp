@@ -50,7 +50,8 @@ public:
             auto text = detail::exchange_buffered(ctx(), http);
             if (!text) return fail(text.error());
             auto j = detail::parse_json(*text);
-            if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "chat answer is not a JSON object", *text));
+            if (!j || !j->is_object())
+                return fail(detail::parse_error(m_id, "chat answer is not a JSON object", *text));
             if (std::string e = detail::str_of(*j, "error"); !e.empty())
                 return fail(detail::payload_error(status_for_ollama_error(e), *j, ctx()));
             InferenceResponse resp = detail::new_response(req, m_id);
@@ -69,8 +70,8 @@ public:
     }
 
     ProviderHealth health_check(std::chrono::milliseconds timeout) override {
-        auto http = detail::make_http_request("GET", detail::join_url(m_base, "/api/tags"), headers(false), "",
-                                              timeout, 0, nullptr);
+        auto http = detail::make_http_request("GET", detail::join_url(m_base, "/api/tags"), headers(false), "", timeout,
+                                              0, nullptr);
         return detail::probe_health(ctx(), http, [](std::string_view body) -> std::string {
             auto j = detail::parse_json(body);
             const json* models = j ? detail::arr_of(*j, "models") : nullptr;
@@ -83,9 +84,9 @@ public:
                                                   const std::string& model) override {
         return detail::guard_json(m_id, [&]() -> Result<std::vector<std::vector<float>>> {
             json body = {{"model", model}, {"input", texts}};
-            auto http = detail::make_http_request("POST", detail::join_url(m_base, "/api/embed"), headers(),
-                                                  detail::dump(body), std::chrono::milliseconds(60000), m_timeout_ms,
-                                                  nullptr);
+            auto http =
+                detail::make_http_request("POST", detail::join_url(m_base, "/api/embed"), headers(), detail::dump(body),
+                                          std::chrono::milliseconds(60000), m_timeout_ms, nullptr);
             auto text = detail::exchange_buffered(ctx(), http);
             if (!text) return fail(text.error());
             auto j = detail::parse_json(*text);
@@ -161,9 +162,10 @@ private:
                                     "tool '" + t.name + "': parameters is not a JSON Schema object");
                     params = std::move(*p);
                 }
-                tools.push_back({{"type", "function"},
-                                 {"function",
-                                  {{"name", t.name}, {"description", t.description}, {"parameters", std::move(params)}}}});
+                tools.push_back(
+                    {{"type", "function"},
+                     {"function",
+                      {{"name", t.name}, {"description", t.description}, {"parameters", std::move(params)}}}});
             }
             body["tools"] = std::move(tools);
         }
@@ -171,7 +173,8 @@ private:
             // OpenAI's response_format → Ollama's format: "json" or a schema.
             json rf = detail::json_or_string(r.response_format);
             const std::string type = detail::str_of(rf, "type");
-            if (type == "json_object") body["format"] = "json";
+            if (type == "json_object")
+                body["format"] = "json";
             else if (type == "json_schema") {
                 const json* js = detail::obj_of(rf, "json_schema");
                 const json* schema = js ? detail::obj_of(*js, "schema") : nullptr;
@@ -208,9 +211,12 @@ private:
     void finish(const json& last, const ProviderRequest& req, InferenceResponse& resp) {
         std::string reason = detail::str_of(last, "done_reason");
         if (!reason.empty()) resp.metadata["provider_finish_reason"] = reason;
-        if (!resp.tool_calls.empty()) resp.finish_reason = "tool_calls";
-        else if (reason == "length") resp.finish_reason = "length";
-        else resp.finish_reason = "stop";
+        if (!resp.tool_calls.empty())
+            resp.finish_reason = "tool_calls";
+        else if (reason == "length")
+            resp.finish_reason = "length";
+        else
+            resp.finish_reason = "stop";
         durations_to_metadata(last, resp);
         // Ollama omits prompt_eval_count when the whole prompt came from its cache.
         detail::set_usage(resp, req.request, detail::int_of(last, "prompt_eval_count"),

@@ -42,7 +42,8 @@ public:
           m_clock(clock) {
         // api.openai.com deprecated max_tokens (o-series models reject it);
         // compatible servers often know only max_tokens.
-        m_max_tokens_field = m_base.find("api.openai.com") != std::string::npos ? "max_completion_tokens" : "max_tokens";
+        m_max_tokens_field =
+            m_base.find("api.openai.com") != std::string::npos ? "max_completion_tokens" : "max_tokens";
     }
 
     const std::string& id() const override { return m_id; }
@@ -78,9 +79,9 @@ public:
                                                   const std::string& model) override {
         return detail::guard_json(m_id, [&]() -> Result<std::vector<std::vector<float>>> {
             json body = {{"model", model}, {"input", texts}};
-            auto http = detail::make_http_request("POST", detail::join_url(m_base, "/embeddings"), headers(),
-                                                  detail::dump(body), std::chrono::milliseconds(60000), m_timeout_ms,
-                                                  nullptr);
+            auto http =
+                detail::make_http_request("POST", detail::join_url(m_base, "/embeddings"), headers(),
+                                          detail::dump(body), std::chrono::milliseconds(60000), m_timeout_ms, nullptr);
             auto text = detail::exchange_buffered(ctx(), http);
             if (!text) return fail(text.error());
             auto j = detail::parse_json(*text);
@@ -191,7 +192,8 @@ private:
     Result<InferenceResponse> parse_completion(std::string_view text, const ProviderRequest& req) {
         auto j = detail::parse_json(text);
         if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "chat completion is not a JSON object", text));
-        if (const json* err = detail::obj_of(*j, "error")) return fail(detail::payload_error(status_for_openai_error(*err), *j, ctx()));
+        if (const json* err = detail::obj_of(*j, "error"))
+            return fail(detail::payload_error(status_for_openai_error(*err), *j, ctx()));
         const json* choices = detail::arr_of(*j, "choices");
         if (!choices) return fail(detail::parse_error(m_id, "chat completion has no choices[]", text));
         if (choices->empty()) return fail(ErrorCode::empty_response, m_id + " returned no choices");
