@@ -1009,3 +1009,22 @@ TEST_CASE("every adapter passes transport failures through unchanged in kind") {
         CHECK(run(s, user_prompt("x"), true, timed_out).err().code == ErrorCode::timeout);
     }
 }
+
+TEST_CASE("openai: a compatible server that answers a stream request with one JSON body") {
+    // Ollama's /v1 completion served where an event stream was asked for.
+    auto r = rec("ollama", "openai_compat_chat_completions", "json");
+    for_each_split([&](std::uint64_t seed, std::size_t piece) {
+        auto o = run({"openai", "http://127.0.0.1:11434/v1", "gemma3:4b"}, user_prompt("What is 4200 + 42?"), true, r,
+                     seed, piece);
+        const auto& resp = o.ok();
+        CHECK(resp.content == "4200 + 42 = 4242\n");
+        CHECK(o.seen.text == resp.content);
+        CHECK(resp.token_usage == TokenUsage{21, 16, 37, false});
+    });
+    // ...or with an error object: mapped, not a truncated stream.
+    auto err = rec("ollama", "openai_compat_chat_completions", "json");
+    err.body = R"({"error":{"message":"model 'x' not found","type":"invalid_request_error","code":"model_not_found"}})";
+    auto o = run({"openai", "http://127.0.0.1:11434/v1", "x"}, user_prompt("hi"), true, err);
+    CHECK(o.err().code == ErrorCode::provider_model_not_found);
+    CHECK(o.err().details == "model 'x' not found");
+}

@@ -281,12 +281,19 @@ private:
             return true;
         };
 
+        // Some compatible servers ignore "stream": true (or fail) with one JSON
+        // body; the first bytes are kept until an event shows it is SSE.
+        std::string raw;
+        bool any_event = false;
+        constexpr std::size_t k_raw_keep = 256 * 1024;
         auto on_body = [&](std::string_view piece) -> bool {
+            if (!any_event && raw.size() < k_raw_keep) raw.append(piece.substr(0, k_raw_keep - raw.size()));
             events.clear();
             if (auto st = parser.feed(piece, events); !st) {
                 stream_error = st.error();
                 return false;
             }
+            any_event = any_event || !events.empty();
             for (const auto& ev : events)
                 if (!handle(ev)) return false;
             return true;
@@ -295,6 +302,16 @@ private:
         if (stream_error) return fail(*stream_error);
         if (acc.caller_gone()) return fail(detail::caller_gone_error(m_id));
         if (!head && !done) return fail(head.error());  // a break after [DONE] loses nothing
+        if (!any_event && head) {
+            if (auto j = detail::parse_json(raw); j && j->is_object()) {
+                // A whole chat completion (or an error object) instead of a stream.
+                auto whole = parse_completion(raw, req);
+                if (!whole) return whole;
+                if (!acc.text(whole->content)) return fail(detail::caller_gone_error(m_id));
+                acc.finish(*whole);
+                return whole;
+            }
+        }
         events.clear();
         if (auto st = parser.finish(events); !st) return fail(st.error());
         for (const auto& ev : events) handle(ev);
