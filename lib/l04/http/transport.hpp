@@ -6,6 +6,7 @@
 // offered, proxies from the environment).
 #include <l04/core/error.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -21,8 +22,13 @@ struct HttpRequest {
     std::string url;
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
+    // Time to establish the connection (TCP + TLS) and for the whole exchange.
     std::chrono::milliseconds connect_timeout{10000};
     std::chrono::milliseconds total_timeout{120000};
+    // When set and it becomes true, the transfer is abandoned (E4604) even
+    // while the upstream sends nothing (libcurl checks it about once a
+    // second while idle, at every received piece otherwise).
+    const std::atomic<bool>* cancel = nullptr;
 };
 
 struct HttpResponseHead {
@@ -38,12 +44,14 @@ using DataFn = std::function<bool(std::string_view)>;
 class Transport {
 public:
     virtual ~Transport() = default;
-    // Performs the request. Returns the head once the body has been fully
-    // delivered. Fails with E4202 (timeout), E4201 (connect/reset) or
-    // E4604 (cancelled / cut mid-body). HTTP error statuses are NOT errors
-    // here: the caller maps them (see error_from_http).
-    virtual Result<HttpResponseHead> perform(const HttpRequest& req, const HeadFn& on_head,
-                                             const DataFn& on_data) = 0;
+    // Performs the request. on_head is called once, before the first body
+    // byte; on_data with each body piece. Returns the head once the body has
+    // been fully delivered. Fails with E4202 (timeout, retryable), E4201
+    // (cannot connect, or the connection broke before a response; retryable)
+    // or E4604 (cancelled by the caller, or the connection broke mid-body).
+    // HTTP error statuses are NOT errors here: the caller maps them (see
+    // error_from_http). Error messages never contain request headers (keys).
+    virtual Result<HttpResponseHead> perform(const HttpRequest& req, const HeadFn& on_head, const DataFn& on_data) = 0;
 };
 
 // Convenience: collects the whole body.

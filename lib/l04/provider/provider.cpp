@@ -170,7 +170,9 @@ Error error_from_http(int status, std::string_view body, const std::map<std::str
         e = Error(ErrorCode::provider_error, who + " answered HTTP " + st);
         e.retryable = false;
     }
-    e.retry_after = retry_after_from(headers, now_wall_ms);
+    // A wait only means something when waiting can help (429, 408, 5xx):
+    // OpenAI sends x-ratelimit-reset-* on every answer, 400s included.
+    if (status == 429 || status == 408 || status >= 500) e.retry_after = retry_after_from(headers, now_wall_ms);
     std::string detail(body.substr(0, 2000));
     e.details = std::string(trim(detail));
     return e;

@@ -62,7 +62,8 @@ public:
 // Maps an upstream HTTP failure to an Error: 400 (context length → E4205),
 // 401/403 → E4203, 404 → E4204, 408 → E4202, 429 → E4401 or E4402 (quota),
 // 5xx/529 → E4207/E4201 retryable. retry_after from Retry-After,
-// retry-after-ms, x-ratelimit-reset-*, anthropic-ratelimit-*-reset.
+// retry-after-ms, x-ratelimit-reset-*, anthropic-ratelimit-*-reset, set
+// only for statuses where waiting can help (408, 429, 5xx).
 // `headers` keys are lower-case. `now_wall_ms` is for absolute reset times.
 Error error_from_http(int status, std::string_view body, const std::map<std::string, std::string>& headers,
                       std::string_view provider, std::int64_t now_wall_ms);
