@@ -360,6 +360,8 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         }
     }
 
+    // Budgets read the ledger's table: write what is queued first.
+    if (m_budget->active()) (void)m_ledger->flush();
     if (auto st = m_budget->check(req.agent_did); !st) {
         record(req, fail(st.error()), decision->primary->id, decision->primary->provider, ms_between(t0, m_clock->now()),
                std::nullopt, 0, 0);

@@ -367,7 +367,7 @@ TEST_CASE("spend budget: daily and monthly USD limits per agent from the usage l
     ManualClock clock;  // 2023-11-14T22:13:20Z
     auto ledger_db = open_state_db(dir.str());
     REQUIRE(ledger_db);
-    Ledger ledger(std::move(*ledger_db));
+    Ledger ledger(std::move(*ledger_db), /*background=*/false);
     auto spend_row = [&](const std::string& agent, double usd, std::int64_t at_ms) {
         UsageRow row;
         row.request_id = "r" + std::to_string(at_ms);

@@ -2,30 +2,89 @@
 #include <l04/core/strings.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <spdlog/spdlog.h>
 #include <map>
 
 namespace l04 {
 
+Ledger::Ledger(std::unique_ptr<Db> db, bool background) : m_db(std::move(db)) {
+    if (background) m_writer = std::thread([this] { writer_loop(); });
+}
+
+Ledger::~Ledger() {
+    {
+        std::lock_guard lk(m_q_mu);
+        m_stop = true;
+    }
+    m_cv.notify_all();
+    if (m_writer.joinable()) m_writer.join();
+    (void)flush();
+}
+
 Status Ledger::record(const UsageRow& r) {
+    if (!m_writer.joinable()) {
+        std::lock_guard lk(m_mu);
+        return write_locked({r});
+    }
+    {
+        std::lock_guard lk(m_q_mu);
+        m_pending.push_back(r);
+    }
+    m_cv.notify_one();
+    return {};
+}
+
+Status Ledger::flush() {
+    std::vector<UsageRow> rows;
+    {
+        std::lock_guard lk(m_q_mu);
+        rows.swap(m_pending);
+    }
+    if (rows.empty()) return {};
     std::lock_guard lk(m_mu);
+    return write_locked(rows);
+}
+
+void Ledger::writer_loop() {
+    std::unique_lock lk(m_q_mu);
+    while (!m_stop) {
+        m_cv.wait(lk, [&] { return m_stop || !m_pending.empty(); });
+        if (m_stop) break;
+        // Let a few more rows join the batch.
+        m_cv.wait_for(lk, std::chrono::milliseconds(25), [&] { return m_stop || m_pending.size() >= 256; });
+        lk.unlock();
+        if (auto st = flush(); !st) spdlog::warn("usage ledger write failed: {}", st.error().to_string());
+        lk.lock();
+    }
+}
+
+Status Ledger::write_locked(const std::vector<UsageRow>& rows) {
+    auto tx = Transaction::begin(*m_db);
+    if (!tx) return fail(tx.error());
     auto st = m_db->prepare(
         "INSERT INTO usage(request_id, time_ms, agent, model, provider, prompt_tokens, completion_tokens, estimated, "
         "cost_usd, saved_usd, latency_ms, ttft_ms, cached, stream, status, error_code, attempts) "
         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st) return fail(st.error());
-    st->bind(1, r.request_id).bind(2, r.time_ms).bind(3, r.agent).bind(4, r.model).bind(5, r.provider);
-    st->bind(6, r.usage.prompt_tokens).bind(7, r.usage.completion_tokens).bind(8, r.usage.estimated ? 1 : 0);
-    st->bind(9, r.cost_usd).bind(10, r.saved_usd).bind(11, r.latency_ms);
-    if (r.ttft_ms) st->bind(12, *r.ttft_ms);
-    else st->bind_null(12);
-    st->bind(13, static_cast<int>(r.cached)).bind(14, r.stream ? 1 : 0).bind(15, r.status);
-    if (r.error_code) st->bind(16, *r.error_code);
-    else st->bind_null(16);
-    st->bind(17, r.attempts);
-    return st->run();
+    for (const auto& r : rows) {
+        st->reset();
+        st->bind(1, r.request_id).bind(2, r.time_ms).bind(3, r.agent).bind(4, r.model).bind(5, r.provider);
+        st->bind(6, r.usage.prompt_tokens).bind(7, r.usage.completion_tokens).bind(8, r.usage.estimated ? 1 : 0);
+        st->bind(9, r.cost_usd).bind(10, r.saved_usd).bind(11, r.latency_ms);
+        if (r.ttft_ms) st->bind(12, *r.ttft_ms);
+        else st->bind_null(12);
+        st->bind(13, static_cast<int>(r.cached)).bind(14, r.stream ? 1 : 0).bind(15, r.status);
+        if (r.error_code) st->bind(16, *r.error_code);
+        else st->bind_null(16);
+        st->bind(17, r.attempts);
+        if (auto rr = st->run(); !rr) return rr;
+    }
+    return tx->commit();
 }
 
 Result<UsageTotals> Ledger::totals(std::int64_t since_ms, const std::string& agent) {
+    if (auto f = flush(); !f) return fail(f.error());
     std::lock_guard lk(m_mu);
     auto st = m_db->prepare(
         "SELECT COUNT(*), COALESCE(SUM(status != 'ok'),0), COALESCE(SUM(cached != 0),0), "
@@ -47,6 +106,7 @@ Result<UsageTotals> Ledger::totals(std::int64_t since_ms, const std::string& age
 }
 
 Result<std::vector<UsageRow>> Ledger::rows_since(std::int64_t since_ms) {
+    if (auto f = flush(); !f) return fail(f.error());
     std::lock_guard lk(m_mu);
     auto st = m_db->prepare(
         "SELECT request_id, time_ms, agent, model, provider, prompt_tokens, completion_tokens, estimated, cost_usd, "
@@ -125,6 +185,7 @@ Result<std::vector<UsageGroup>> Ledger::report(std::int64_t since_ms, const std:
 }
 
 Result<std::vector<UsageAggregate>> Ledger::aggregates() {
+    if (auto f = flush(); !f) return fail(f.error());
     std::lock_guard lk(m_mu);
     auto st = m_db->prepare(
         "SELECT provider, model, status, COUNT(*), SUM(CASE WHEN cached = 0 THEN prompt_tokens ELSE 0 END), "
@@ -143,6 +204,7 @@ Result<std::vector<UsageAggregate>> Ledger::aggregates() {
 }
 
 Result<std::int64_t> Ledger::prune(std::int64_t before_ms) {
+    if (auto f = flush(); !f) return fail(f.error());
     std::lock_guard lk(m_mu);
     auto st = m_db->prepare("DELETE FROM usage WHERE time_ms < ?");
     if (!st) return fail(st.error());

@@ -7,7 +7,9 @@
 #include <l04/store/db.hpp>
 
 #include <memory>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -65,10 +67,21 @@ struct UsageAggregate {
     double cost_usd = 0;
 };
 
+// Rows are written in batches by a background thread (one transaction per
+// batch, at most every 25 ms), so a request never waits on a SQLite commit.
+// Every read flushes first, so this process always sees its own rows; the
+// destructor flushes what is left. A crash loses at most the last batch.
 class Ledger {
 public:
-    explicit Ledger(std::unique_ptr<Db> db) : m_db(std::move(db)) {}
+    // background=false: record() writes synchronously (tools, tests).
+    explicit Ledger(std::unique_ptr<Db> db, bool background = true);
+    ~Ledger();
+    Ledger(const Ledger&) = delete;
+    Ledger& operator=(const Ledger&) = delete;
+    // Queues the row (or writes it when not in background mode).
     Status record(const UsageRow& row);
+    // Writes every queued row now.
+    Status flush();
     // Totals since a wall time, optionally for one agent.
     Result<UsageTotals> totals(std::int64_t since_ms, const std::string& agent = {});
     Result<std::vector<UsageRow>> rows_since(std::int64_t since_ms);
@@ -81,8 +94,15 @@ public:
     Result<std::int64_t> prune(std::int64_t before_ms);
 
 private:
+    Status write_locked(const std::vector<UsageRow>& rows);
+    void writer_loop();
     std::unique_ptr<Db> m_db;
-    std::mutex m_mu;
+    std::mutex m_mu;  // the connection
+    std::mutex m_q_mu;
+    std::condition_variable m_cv;
+    std::vector<UsageRow> m_pending;
+    bool m_stop = false;
+    std::thread m_writer;
 };
 
 }  // namespace l04
