@@ -74,6 +74,12 @@ const std::unordered_set<std::string_view>& negation_cues() {
     return s;
 }
 
+// Prepositions whose object's role matters (from X to Y, X than Y).
+const std::unordered_set<std::string_view>& roles() {
+    static const std::unordered_set<std::string_view> s = {"from", "to", "into", "than", "by", "onto", "or", "vs"};
+    return s;
+}
+
 // Antonym axes: word -> (axis, sign). Raw lower-case words, not stems.
 const std::unordered_map<std::string_view, std::pair<int, int>>& polarity() {
     static const std::unordered_map<std::string_view, std::pair<int, int>> m = [] {
@@ -291,8 +297,12 @@ Vector BuiltinEmbedder::embed_one(std::string_view text) const {
     const auto toks = analyse(text);
     Block uni, bi, chr;
     const Token* prev = nullptr;
+    const Token* last_stop = nullptr;
     for (const auto& t : toks) {
-        if (t.raw.empty()) continue;  // clause breaks do not cut bigrams: order still matters across commas
+        if (t.raw.empty()) {  // clause breaks do not cut bigrams: order still matters across commas
+            last_stop = nullptr;
+            continue;
+        }
         float w = t.stop ? 0.15f : 1.0f;
         if (t.number) w *= m_opts.number_boost;
         if (t.cue || t.negated) w *= m_opts.negation_boost;
@@ -304,8 +314,15 @@ Vector BuiltinEmbedder::embed_one(std::string_view text) const {
         } else {
             uni.add(t.text, w);
         }
-        if (t.stop) continue;
-        if (prev) bi.add(prev->text + "\x1f" + t.text, t.number || prev->number ? m_opts.number_boost : 1.0f);
+        if (t.stop) {
+            last_stop = &t;
+            continue;
+        }
+        if (prev) bi.add(prev->text + "\x1f" + t.text, 1.0f);
+        // Role features: the word after a directional preposition ("from
+        // paris", "to london", "than java") so swapped entities differ.
+        if (last_stop && roles().count(last_stop->raw)) bi.add(last_stop->raw + "\x1e" + t.text, 1.0f);
+        last_stop = nullptr;
         prev = &t;
         if (t.number) continue;
         const std::string w2 = (t.negated ? "{" : "<") + (t.negated ? t.text.substr(k_neg_mark.size()) : t.text) + ">";

@@ -64,8 +64,9 @@ struct BuiltinEmbedderOptions {
 //     `dimension` buckets with sublinear term frequency 1 + ln(tf):
 //       - unigrams of words (stopwords weighted 0.15, numbers x2, negated
 //         words x1.5),
-//       - ordered bigrams of adjacent content words (catches swapped
-//         entities: "paris to london" vs "london to paris"),
+//       - ordered bigrams of adjacent content words, and role pairs of a
+//         directional preposition and the next content word ("from paris",
+//         "to london", "than java"), so swapped entities differ,
 //       - character 3- and 4-grams of content words with boundary marks
 //         (morphology, typos),
 //       - polarity axes: each antonym pair (on/off, enable/disable, start/
