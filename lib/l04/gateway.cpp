@@ -88,7 +88,8 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     if (ec.kind == "ollama") {
         ec.url = g->m_settings.get("providers.ollama.url");
         ec.model = g->m_settings.get("embedding.ollama_model");
-        ec.dimensions = static_cast<std::size_t>(std::max<std::int64_t>(0, g->m_settings.get_int("embedding.ollama_dimensions")));
+        const auto dims = g->m_settings.get_int("embedding.ollama_dimensions");
+        ec.dimensions = static_cast<std::size_t>(std::max<std::int64_t>(0, dims));
     } else if (ec.kind == "openai") {
         ec.url = g->m_settings.get("providers.openai.base_url");
         ec.api_key = g->m_settings.get("providers.openai.api_key");
