@@ -88,7 +88,20 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     cc.max_bytes = g->m_settings.get_int("cache.max_bytes");
     cc.similarity_threshold = g->m_settings.get_double("cache.similarity_threshold");
     cc.semantic = g->m_settings.get_bool("cache.semantic");
-    g->m_cache = std::make_unique<ResponseCache>(std::move(*cache_db), cc, *g->m_clock);
+    EmbedderConfig ec;
+    ec.kind = cc.semantic ? g->m_settings.get("cache.embedder") : "none";
+    if (ec.kind == "ollama") {
+        ec.url = g->m_settings.get("providers.ollama.url");
+        ec.model = g->m_settings.get("embedding.ollama_model");
+        const auto dims = g->m_settings.get_int("embedding.ollama_dimensions");
+        ec.dimensions = static_cast<std::size_t>(std::max<std::int64_t>(0, dims));
+    } else if (ec.kind == "openai") {
+        ec.url = g->m_settings.get("providers.openai.base_url");
+        ec.api_key = g->m_settings.get("providers.openai.api_key");
+    }
+    auto embedder = make_embedder(ec, g->m_transport);
+    if (!embedder) return fail(embedder.error());
+    g->m_cache = std::make_unique<ResponseCache>(std::move(*cache_db), cc, *g->m_clock, std::move(*embedder));
 
     auto ledger_db = open_state_db(state_dir);
     if (!ledger_db) return fail(ledger_db.error());
@@ -337,7 +350,7 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
     if (use_cache) {
         key = make_cache_key(req, decision->target, "");
         if (req.cache_mode == CacheMode::use) {
-            if (auto hit = m_cache->lookup(key)) {
+            if (auto hit = m_cache->lookup(key, req.cache_similarity_threshold)) {
                 hit->request_id = req.request_id;
                 hit->latency_ms = ms_between(t0, m_clock->now());
                 std::optional<double> ttft;

@@ -1,87 +1,316 @@
 #include <l04/cache/response_cache.hpp>
 #include <l04/store/schema.hpp>
 
+#include <spdlog/spdlog.h>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
 namespace l04 {
 
-ResponseCache::ResponseCache(std::unique_ptr<Db> db, CacheConfig cfg, Clock& clock)
-    : m_db(std::move(db)), m_cfg(cfg), m_clock(clock) {}
+namespace {
 
-std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key) {
-    std::lock_guard lk(m_mu);
-    const auto now = m_clock.wall_ms();
-    auto st = m_db->prepare(
-        "SELECT id, model_id, provider, content, finish_reason, tool_calls, prompt_tokens, completion_tokens, "
-        "cost_usd, created_ms, expires_ms FROM cache_entries WHERE key = ?");
-    if (!st) return std::nullopt;
-    st->bind(1, key.exact);
-    auto row = st->step();
-    if (!row || !*row || st->col_int(10) <= now) {
-        (void)bump_counter(*m_db, CounterId::cache_misses);
-        return std::nullopt;
-    }
+constexpr std::size_t k_pending_max = 256;
+
+// Columns read for a hit, in this order.
+constexpr const char* k_hit_cols =
+    "id, model_id, provider, content, finish_reason, tool_calls, prompt_tokens, completion_tokens, cost_usd, "
+    "created_ms, expires_ms, scope, embedder, dims";
+
+InferenceResponse response_from(const Stmt& st) {
     InferenceResponse r;
-    const auto id = st->col_int(0);
-    r.model_id = st->col_text(1);
-    r.provider = st->col_text(2);
-    r.content = st->col_text(3);
-    r.finish_reason = st->col_text(4);
-    r.tool_calls = decode_tool_calls(st->col_blob(5));
-    r.token_usage.prompt_tokens = st->col_int(6);
-    r.token_usage.completion_tokens = st->col_int(7);
+    r.model_id = st.col_text(1);
+    r.provider = st.col_text(2);
+    r.content = st.col_text(3);
+    r.finish_reason = st.col_text(4);
+    r.tool_calls = decode_tool_calls(st.col_blob(5));
+    r.token_usage.prompt_tokens = st.col_int(6);
+    r.token_usage.completion_tokens = st.col_int(7);
     r.token_usage.total_tokens = r.token_usage.prompt_tokens + r.token_usage.completion_tokens;
-    r.metadata["original_cost_usd"] = std::to_string(st->col_double(8));
-    r.metadata["cached_at"] = std::to_string(st->col_int(9));
+    r.metadata["original_cost_usd"] = std::to_string(st.col_double(8));
+    r.metadata["cached_at"] = std::to_string(st.col_int(9));
     r.cached = true;
-    r.cache_hit = CacheHit::exact;
-    r.similarity = 1.0;
     r.cost_usd = 0;
-    st = m_db->prepare("UPDATE cache_entries SET last_used_ms = ?, hits = hits + 1 WHERE id = ?");
-    if (st) {
-        st->bind(1, now).bind(2, id);
-        (void)st->run();
-    }
-    (void)bump_counter(*m_db, CounterId::cache_exact_hits);
     return r;
 }
 
+std::string encode_vector(const Vector& v) {
+    std::string out(v.size() * sizeof(float), '\0');
+    std::memcpy(out.data(), v.data(), out.size());
+    return out;
+}
+
+std::optional<Vector> decode_vector(const std::string& blob, std::size_t dims) {
+    if (blob.size() != dims * sizeof(float)) return std::nullopt;
+    Vector v(dims);
+    std::memcpy(v.data(), blob.data(), blob.size());
+    return v;
+}
+
+std::string sanitize(const std::string& name) {
+    std::string out;
+    for (char c : name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                        c == '_' || c == '.';
+        out.push_back(ok ? c : '_');
+    }
+    return out;
+}
+
+bool file_exists(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+std::uint64_t digest_tag(const std::string& hex) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < 16 && i < hex.size(); ++i) {
+        const char c = hex[i];
+        const unsigned d = (c >= '0' && c <= '9') ? unsigned(c - '0')
+                           : (c >= 'a' && c <= 'f') ? unsigned(c - 'a' + 10)
+                           : (c >= 'A' && c <= 'F') ? unsigned(c - 'A' + 10)
+                                                    : unsigned(static_cast<unsigned char>(c) & 15u);
+        v = (v << 4) | d;
+    }
+    return v;
+}
+
+ResponseCache::ResponseCache(std::unique_ptr<Db> db, CacheConfig cfg, Clock& clock, std::shared_ptr<Embedder> embedder)
+    : m_db(std::move(db)), m_cfg(std::move(cfg)), m_clock(clock), m_embedder(std::move(embedder)) {
+    if (m_embedder) {
+        m_embedder_name = m_embedder->name();
+        m_dims = m_embedder->dimension();
+    }
+}
+
+ResponseCache::~ResponseCache() {
+    {
+        std::lock_guard cl(m_compact_mu);
+        if (m_compactor.joinable()) m_compactor.join();
+    }
+    if (m_index_dirty) {
+        if (auto st = save_index(); !st) spdlog::warn("cache index not saved: {}", st.error().to_string());
+    }
+}
+
+std::string ResponseCache::index_path() const {
+    if (!m_embedder || m_cfg.index_dir == "-") return "";
+    std::string dir = m_cfg.index_dir;
+    if (dir.empty()) {
+        const std::string& db = m_db->path();
+        if (db.empty() || db == ":memory:" || db.rfind("file:", 0) == 0) return "";
+        const auto slash = db.find_last_of('/');
+        dir = (slash == std::string::npos ? std::string(".") : db.substr(0, slash)) + "/cache-index";
+    }
+    return dir + "/" + sanitize(m_embedder_name) + "-" + std::to_string(m_dims) + ".hnsw";
+}
+
+Result<Vector> ResponseCache::embed_prompt(const std::string& text) {
+    Result<std::vector<Vector>> r = fail(ErrorCode::embedding_failed, "no embedder");
+    try {
+        r = m_embedder->embed({text});
+    } catch (const std::exception& e) {
+        r = fail(ErrorCode::embedding_failed, std::string("embedder threw: ") + e.what());
+    }
+    Error err(ErrorCode::embedding_failed, "");
+    if (r && r->size() == 1 && (*r)[0].size() == m_dims) return std::move((*r)[0]);
+    if (r)
+        err.message = m_embedder_name + " returned a vector of the wrong shape";
+    else
+        err = r.error();
+    err.code = ErrorCode::embedding_failed;
+    spdlog::warn("{} (semantic cache skipped for this request; the exact cache still works)", err.to_string());
+    std::lock_guard lk(m_mu);
+    (void)bump_counter(*m_db, CounterId::cache_embed_failures);
+    return fail(std::move(err));
+}
+
+void ResponseCache::remember_vector(const std::string& exact, Vector v) {
+    std::lock_guard lk(m_mu);
+    for (auto it = m_pending.begin(); it != m_pending.end(); ++it)
+        if (it->first == exact) {
+            m_pending.erase(it);
+            break;
+        }
+    m_pending.emplace_front(exact, std::move(v));
+    if (m_pending.size() > k_pending_max) m_pending.pop_back();
+}
+
+std::optional<Vector> ResponseCache::take_vector(const std::string& exact) {
+    std::lock_guard lk(m_mu);
+    for (auto it = m_pending.begin(); it != m_pending.end(); ++it)
+        if (it->first == exact) {
+            Vector v = std::move(it->second);
+            m_pending.erase(it);
+            return v;
+        }
+    return std::nullopt;
+}
+
+std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std::optional<double> threshold) {
+    const auto now = m_clock.wall_ms();
+    {
+        std::lock_guard lk(m_mu);
+        auto st = m_db->prepare(std::string("SELECT ") + k_hit_cols + " FROM cache_entries WHERE key = ?");
+        if (st) {
+            st->bind(1, key.exact);
+            auto row = st->step();
+            if (row && *row && st->col_int(10) > now) {
+                InferenceResponse r = response_from(*st);
+                const auto id = st->col_int(0);
+                r.cache_hit = CacheHit::exact;
+                r.similarity = 1.0;
+                auto up = m_db->prepare("UPDATE cache_entries SET last_used_ms = ?, hits = hits + 1 WHERE id = ?");
+                if (up) {
+                    up->bind(1, now).bind(2, id);
+                    (void)up->run();
+                }
+                (void)bump_counter(*m_db, CounterId::cache_exact_hits);
+                return r;
+            }
+        }
+    }
+    auto count_miss = [&] {
+        std::lock_guard lk(m_mu);
+        (void)bump_counter(*m_db, CounterId::cache_misses);
+    };
+    if (!semantic_on() || key.prompt.empty()) {
+        count_miss();
+        return std::nullopt;
+    }
+    auto vec = embed_prompt(key.prompt);
+    if (!vec) {
+        count_miss();
+        return std::nullopt;
+    }
+    remember_vector(key.exact, *vec);
+    auto idx = ensure_index();
+    if (!idx) {
+        count_miss();
+        return std::nullopt;
+    }
+    sync_new_rows(*idx);
+    const double t = threshold.value_or(m_cfg.similarity_threshold);
+    const auto cands = idx->search(*vec, std::max<std::size_t>(1, m_cfg.semantic_candidates), digest_tag(key.scope));
+
+    std::lock_guard lk(m_mu);
+    std::vector<std::int64_t> gone;
+    std::optional<InferenceResponse> hit;
+    for (const auto& c : cands) {
+        // 1e-6: the same text re-embedded must reach a threshold of 1.0.
+        if (static_cast<double>(c.similarity) + 1e-6 < t) break;
+        auto st = m_db->prepare(std::string("SELECT ") + k_hit_cols + " FROM cache_entries WHERE id = ?");
+        if (!st) break;
+        st->bind(1, c.label);
+        auto row = st->step();
+        if (!row) break;
+        if (!*row) {
+            gone.push_back(c.label);  // deleted by another process
+            continue;
+        }
+        if (st->col_text(11) != key.scope || st->col_text(12) != m_embedder_name ||
+            st->col_int(13) != static_cast<std::int64_t>(m_dims) || st->col_int(10) <= now)
+            continue;
+        InferenceResponse r = response_from(*st);
+        r.cache_hit = CacheHit::semantic;
+        r.similarity = std::min(1.0, static_cast<double>(c.similarity));
+        auto up = m_db->prepare("UPDATE cache_entries SET last_used_ms = ?, hits = hits + 1 WHERE id = ?");
+        if (up) {
+            up->bind(1, now).bind(2, c.label);
+            (void)up->run();
+        }
+        (void)bump_counter(*m_db, CounterId::cache_semantic_hits);
+        hit = std::move(r);
+        break;
+    }
+    for (auto id : gone) idx->remove(id);
+    if (!gone.empty()) m_index_dirty = true;
+    if (!hit) (void)bump_counter(*m_db, CounterId::cache_misses);
+    return hit;
+}
+
 Status ResponseCache::store(const CacheKey& key, const InferenceResponse& resp) {
+    std::optional<Vector> vec;
+    if (semantic_on() && !key.prompt.empty()) {
+        vec = take_vector(key.exact);
+        if (!vec) {
+            if (auto r = embed_prompt(key.prompt)) vec = std::move(*r);
+        }
+    }
     std::lock_guard lk(m_mu);
     const auto now = m_clock.wall_ms();
     auto tx = Transaction::begin(*m_db);
     if (!tx) return fail(tx.error());
     auto st = m_db->prepare(
         "INSERT INTO cache_entries(key, scope, target, model_id, provider, prompt, content, finish_reason, "
-        "tool_calls, prompt_tokens, completion_tokens, cost_usd, created_ms, expires_ms, last_used_ms, bytes) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "tool_calls, prompt_tokens, completion_tokens, cost_usd, created_ms, expires_ms, last_used_ms, bytes, "
+        "embedder, dims, vector) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT(key) DO UPDATE SET model_id=excluded.model_id, provider=excluded.provider, "
         "content=excluded.content, finish_reason=excluded.finish_reason, tool_calls=excluded.tool_calls, "
         "prompt_tokens=excluded.prompt_tokens, completion_tokens=excluded.completion_tokens, "
         "cost_usd=excluded.cost_usd, created_ms=excluded.created_ms, expires_ms=excluded.expires_ms, "
-        "last_used_ms=excluded.last_used_ms, bytes=excluded.bytes");
+        "last_used_ms=excluded.last_used_ms, bytes=excluded.bytes, embedder=excluded.embedder, "
+        "dims=excluded.dims, vector=excluded.vector RETURNING id");
     if (!st) return fail(st.error());
     const std::string tools = encode_tool_calls(resp.tool_calls);
-    const auto bytes = static_cast<std::int64_t>(resp.content.size() + key.prompt.size() + tools.size());
+    const std::string blob = vec ? encode_vector(*vec) : std::string();
+    const auto bytes = static_cast<std::int64_t>(resp.content.size() + key.prompt.size() + tools.size() + blob.size());
     st->bind(1, key.exact).bind(2, key.scope).bind(3, key.target).bind(4, resp.model_id).bind(5, resp.provider);
     st->bind(6, key.prompt).bind(7, resp.content).bind(8, resp.finish_reason);
     st->bind_blob(9, tools.data(), tools.size());
     st->bind(10, resp.token_usage.prompt_tokens).bind(11, resp.token_usage.completion_tokens);
     st->bind(12, resp.cost_usd).bind(13, now).bind(14, now + m_cfg.ttl_ms).bind(15, now).bind(16, bytes);
-    if (auto r = st->run(); !r) return r;
+    if (vec) {
+        st->bind(17, m_embedder_name).bind(18, static_cast<std::int64_t>(m_dims));
+        st->bind_blob(19, blob.data(), blob.size());
+    } else {
+        st->bind_null(17).bind_null(18).bind_null(19);
+    }
+    auto row = st->step();
+    if (!row) return fail(row.error());
+    if (!*row) return fail(ErrorCode::cache_error, "cache insert returned no row id");
+    const std::int64_t id = st->col_int(0);
+    if (auto r = st->step(); !r) return fail(r.error());
     if (auto r = bump_counter(*m_db, CounterId::cache_stores); !r) return r;
-    if (auto r = evict_locked(); !r) return fail(r.error());
-    return tx->commit();
+    auto removed = evict_locked();
+    if (!removed) return fail(removed.error());
+    if (auto c = tx->commit(); !c) return c;
+
+    // Mirror into the index (only when loaded: a later load reconciles).
+    if (m_index) {
+        if (vec) {
+            if (auto a = m_index->add(id, *vec, digest_tag(key.scope), digest_tag(key.exact)); !a)
+                spdlog::warn("cache index add failed: {}", a.error().to_string());
+        } else {
+            m_index->remove(id);  // an upsert that lost its vector
+        }
+        for (auto rid : *removed) m_index->remove(rid);
+        m_index_dirty = true;
+        maybe_compact(m_index);
+    }
+    return {};
 }
 
-Result<std::int64_t> ResponseCache::evict_locked() {
-    std::int64_t removed = 0;
+Result<std::vector<std::int64_t>> ResponseCache::evict_locked() {
+    std::vector<std::int64_t> removed;
     const auto now = m_clock.wall_ms();
-    auto st = m_db->prepare("DELETE FROM cache_entries WHERE expires_ms <= ?");
+    auto st = m_db->prepare("DELETE FROM cache_entries WHERE expires_ms <= ? RETURNING id");
     if (!st) return fail(st.error());
     st->bind(1, now);
-    if (auto r = st->run(); !r) return fail(r.error());
-    const auto expired = m_db->changes();
+    for (;;) {
+        auto r = st->step();
+        if (!r) return fail(r.error());
+        if (!*r) break;
+        removed.push_back(st->col_int(0));
+    }
+    const auto expired = static_cast<std::int64_t>(removed.size());
     if (expired > 0) (void)bump_counter(*m_db, CounterId::cache_expired, expired);
-    removed += expired;
 
     auto totals = m_db->prepare("SELECT COUNT(*), COALESCE(SUM(bytes),0) FROM cache_entries");
     if (!totals) return fail(totals.error());
@@ -91,23 +320,201 @@ Result<std::int64_t> ResponseCache::evict_locked() {
     if (count <= m_cfg.max_entries && bytes <= m_cfg.max_bytes) return removed;
 
     auto lru = m_db->prepare("SELECT id, bytes FROM cache_entries ORDER BY last_used_ms ASC, id ASC");
-    auto del = m_db->prepare("DELETE FROM cache_entries WHERE id = ?");
     if (!lru) return fail(lru.error());
-    if (!del) return fail(del.error());
-    std::int64_t evicted = 0;
+    std::vector<std::int64_t> victims;
     while (count > m_cfg.max_entries || bytes > m_cfg.max_bytes) {
         auto r = lru->step();
         if (!r) return fail(r.error());
         if (!*r) break;
-        del->reset();
-        del->bind(1, lru->col_int(0));
-        if (auto d = del->run(); !d) return fail(d.error());
+        victims.push_back(lru->col_int(0));
         --count;
         bytes -= lru->col_int(1);
-        ++evicted;
     }
-    if (evicted > 0) (void)bump_counter(*m_db, CounterId::cache_evictions, evicted);
-    return removed + evicted;
+    lru->reset();
+    auto del = m_db->prepare("DELETE FROM cache_entries WHERE id = ?");
+    if (!del) return fail(del.error());
+    for (auto id : victims) {
+        del->reset();
+        del->bind(1, id);
+        if (auto d = del->run(); !d) return fail(d.error());
+        removed.push_back(id);
+    }
+    if (!victims.empty()) (void)bump_counter(*m_db, CounterId::cache_evictions, static_cast<std::int64_t>(victims.size()));
+    return removed;
+}
+
+void ResponseCache::forget(const std::vector<std::int64_t>& ids) {
+    if (!m_index || ids.empty()) return;
+    for (auto id : ids) m_index->remove(id);
+    m_index_dirty = true;
+}
+
+void ResponseCache::maybe_compact(const std::shared_ptr<VectorIndex>& idx) {
+    if (!idx->needs_compaction()) return;
+    if (!m_cfg.background_compaction) {
+        if (auto st = idx->compact(); !st) spdlog::warn("cache index compaction failed: {}", st.error().to_string());
+        m_index_dirty = true;
+        return;
+    }
+    if (m_compact_running.exchange(true)) return;
+    std::lock_guard cl(m_compact_mu);
+    if (m_compactor.joinable()) m_compactor.join();  // finished: m_compact_running was false
+    m_compactor = std::thread([this, idx] {
+        if (auto st = idx->compact(); !st) spdlog::warn("cache index compaction failed: {}", st.error().to_string());
+        m_index_dirty = true;
+        m_compact_running = false;
+    });
+}
+
+std::shared_ptr<VectorIndex> ResponseCache::ensure_index() {
+    {
+        std::lock_guard lk(m_mu);
+        if (m_index) return m_index;
+    }
+    if (!semantic_on()) return nullptr;
+    std::lock_guard il(m_index_mu);
+    std::lock_guard lk(m_mu);
+    if (m_index) return m_index;
+    const std::string path = index_path();
+    std::shared_ptr<VectorIndex> idx;
+    bool changed = false;
+    if (!path.empty()) {
+        auto loaded = VectorIndex::load(path, m_embedder_name, m_dims, m_cfg.index);
+        if (loaded) {
+            bool rebuilt = false;
+            std::shared_ptr<VectorIndex> sp(std::move(*loaded));
+            if (auto st = reconcile_locked(*sp, rebuilt); st) {
+                idx = std::move(sp);
+                changed = rebuilt;
+            } else {
+                spdlog::warn("{}; rebuilding the cache index from the database", st.error().to_string());
+            }
+        } else if (file_exists(path)) {
+            spdlog::warn("{}; rebuilding the cache index from the database", loaded.error().to_string());
+        }
+    }
+    if (!idx) {
+        auto r = rebuild_index_locked();
+        if (!r) {
+            spdlog::warn("cache index rebuild failed: {} (semantic lookups skipped)", r.error().to_string());
+            return nullptr;
+        }
+        idx = std::move(*r);
+        changed = true;
+    }
+    if (auto dv = m_db->prepare("PRAGMA data_version"); dv) {
+        if (auto row = dv->step(); row && *row) m_data_version = dv->col_int(0);
+    }
+    m_index = idx;
+    m_index_dirty = changed;
+    return m_index;
+}
+
+Result<std::shared_ptr<VectorIndex>> ResponseCache::rebuild_index_locked() {
+    std::shared_ptr<VectorIndex> idx;
+    try {
+        idx = std::make_shared<VectorIndex>(m_embedder_name, m_dims, m_cfg.index);
+    } catch (const std::exception& e) {
+        return fail(ErrorCode::cache_error, std::string("cannot create index: ") + e.what());
+    }
+    auto st = m_db->prepare(
+        "SELECT id, key, scope, vector FROM cache_entries WHERE embedder = ? AND dims = ? AND vector IS NOT NULL "
+        "ORDER BY id");
+    if (!st) return fail(st.error());
+    st->bind(1, m_embedder_name).bind(2, static_cast<std::int64_t>(m_dims));
+    std::int64_t max_id = 0;
+    for (;;) {
+        auto r = st->step();
+        if (!r) return fail(r.error());
+        if (!*r) break;
+        const auto id = st->col_int(0);
+        max_id = std::max(max_id, id);
+        auto v = decode_vector(st->col_blob(3), m_dims);
+        if (!v) continue;  // malformed row: exact hits only
+        (void)idx->add(id, *v, digest_tag(st->col_text(2)), digest_tag(st->col_text(1)));
+    }
+    m_max_synced = max_id;
+    return idx;
+}
+
+Status ResponseCache::reconcile_locked(VectorIndex& idx, bool& changed) {
+    changed = false;
+    struct Want {
+        std::uint64_t stamp, group;
+    };
+    std::unordered_map<std::int64_t, Want> want;
+    auto st = m_db->prepare(
+        "SELECT id, key, scope FROM cache_entries WHERE embedder = ? AND dims = ? AND vector IS NOT NULL");
+    if (!st) return fail(st.error());
+    st->bind(1, m_embedder_name).bind(2, static_cast<std::int64_t>(m_dims));
+    std::int64_t max_id = 0;
+    for (;;) {
+        auto r = st->step();
+        if (!r) return fail(r.error());
+        if (!*r) break;
+        const auto id = st->col_int(0);
+        want[id] = Want{digest_tag(st->col_text(1)), digest_tag(st->col_text(2))};
+        max_id = std::max(max_id, id);
+    }
+    std::vector<std::int64_t> drop, add;
+    std::unordered_map<std::int64_t, bool> have;
+    for (const auto& e : idx.entries()) {
+        auto it = want.find(e.label);
+        if (it == want.end() || it->second.stamp != e.stamp || it->second.group != e.group) drop.push_back(e.label);
+        else have[e.label] = true;
+    }
+    for (const auto& [id, w] : want)
+        if (!have.count(id)) add.push_back(id);
+    const std::size_t limit = std::max<std::size_t>(1000, want.size() / 10);
+    if (drop.size() + add.size() > limit)
+        return fail(ErrorCode::cache_index_corrupt,
+                    "index file is stale (" + std::to_string(drop.size() + add.size()) + " entries differ)");
+    for (auto id : drop) idx.remove(id);
+    if (!add.empty()) {
+        auto get = m_db->prepare("SELECT key, scope, vector FROM cache_entries WHERE id = ?");
+        if (!get) return fail(get.error());
+        for (auto id : add) {
+            get->reset();
+            get->bind(1, id);
+            auto r = get->step();
+            if (!r) return fail(r.error());
+            if (!*r) continue;
+            auto v = decode_vector(get->col_blob(2), m_dims);
+            if (!v) continue;
+            if (auto a = idx.add(id, *v, digest_tag(get->col_text(1)), digest_tag(get->col_text(0))); !a) return a;
+        }
+    }
+    if (!drop.empty() || !add.empty())
+        spdlog::info("cache index reconciled with the database: {} removed, {} added", drop.size(), add.size());
+    changed = !drop.empty() || !add.empty();
+    m_max_synced = max_id;
+    return {};
+}
+
+void ResponseCache::sync_new_rows(VectorIndex& idx) {
+    std::lock_guard lk(m_mu);
+    auto dv = m_db->prepare("PRAGMA data_version");
+    if (!dv) return;
+    auto row = dv->step();
+    if (!row || !*row) return;
+    const auto version = dv->col_int(0);
+    if (version == m_data_version) return;
+    m_data_version = version;
+    auto st = m_db->prepare(
+        "SELECT id, key, scope, vector FROM cache_entries WHERE id > ? AND embedder = ? AND dims = ? "
+        "AND vector IS NOT NULL ORDER BY id");
+    if (!st) return;
+    st->bind(1, m_max_synced).bind(2, m_embedder_name).bind(3, static_cast<std::int64_t>(m_dims));
+    for (;;) {
+        auto r = st->step();
+        if (!r || !*r) break;
+        const auto id = st->col_int(0);
+        m_max_synced = std::max(m_max_synced, id);
+        if (idx.contains(id)) continue;
+        auto v = decode_vector(st->col_blob(3), m_dims);
+        if (!v) continue;
+        if (idx.add(id, *v, digest_tag(st->col_text(2)), digest_tag(st->col_text(1)))) m_index_dirty = true;
+    }
 }
 
 CacheStats ResponseCache::stats() {
@@ -133,7 +540,59 @@ CacheStats ResponseCache::stats() {
     s.expired = read_counter(*m_db, CounterId::cache_expired);
     s.stores = read_counter(*m_db, CounterId::cache_stores);
     s.embed_failures = read_counter(*m_db, CounterId::cache_embed_failures);
+    if (semantic_on()) {
+        s.embedder = m_embedder_name;
+        if (m_index) {
+            const auto is = m_index->stats();
+            s.index_loaded = true;
+            s.index_size = static_cast<std::int64_t>(is.live);
+            s.index_deleted = static_cast<std::int64_t>(is.deleted);
+        } else if (auto c = m_db->prepare("SELECT COUNT(*) FROM cache_entries WHERE embedder = ? AND dims = ? AND "
+                                          "vector IS NOT NULL")) {
+            c->bind(1, m_embedder_name).bind(2, static_cast<std::int64_t>(m_dims));
+            if (auto r = c->step(); r && *r) s.index_size = c->col_int(0);
+        }
+    }
     return s;
+}
+
+Result<std::vector<CacheSearchHit>> ResponseCache::search(const std::string& text, std::size_t k) {
+    if (!semantic_on()) return fail(ErrorCode::cache_error, "semantic cache is off (cache.semantic / cache.embedder)");
+    auto vec = embed_prompt(text);
+    if (!vec) return fail(vec.error());
+    auto idx = ensure_index();
+    if (!idx) return fail(ErrorCode::cache_error, "the cache index could not be built (see the log)");
+    sync_new_rows(*idx);
+    const auto matches = idx->search(*vec, k);
+    std::vector<CacheSearchHit> out;
+    std::vector<std::int64_t> gone;
+    std::lock_guard lk(m_mu);
+    auto st = m_db->prepare(
+        "SELECT prompt, target, model_id, scope, created_ms, expires_ms, hits FROM cache_entries WHERE id = ?");
+    if (!st) return fail(st.error());
+    for (const auto& m : matches) {
+        st->reset();
+        st->bind(1, m.label);
+        auto r = st->step();
+        if (!r) return fail(r.error());
+        if (!*r) {
+            gone.push_back(m.label);
+            continue;
+        }
+        CacheSearchHit h;
+        h.id = m.label;
+        h.similarity = m.similarity;
+        h.prompt = st->col_text(0);
+        h.target = st->col_text(1);
+        h.model_id = st->col_text(2);
+        h.scope = st->col_text(3);
+        h.created_ms = st->col_int(4);
+        h.expires_ms = st->col_int(5);
+        h.hits = st->col_int(6);
+        out.push_back(std::move(h));
+    }
+    forget(gone);
+    return out;
 }
 
 Result<std::int64_t> ResponseCache::clear(const std::string& model, std::optional<std::int64_t> older_than_ms) {
@@ -141,12 +600,20 @@ Result<std::int64_t> ResponseCache::clear(const std::string& model, std::optiona
     std::string sql = "DELETE FROM cache_entries WHERE 1=1";
     if (!model.empty()) sql += " AND (model_id = ?1 OR target = ?1)";
     if (older_than_ms) sql += " AND created_ms < ?2";
+    sql += " RETURNING id";
     auto st = m_db->prepare(sql);
     if (!st) return fail(st.error());
     if (!model.empty()) st->bind(1, model);
     if (older_than_ms) st->bind(2, m_clock.wall_ms() - *older_than_ms);
-    if (auto r = st->run(); !r) return fail(r.error());
-    return static_cast<std::int64_t>(m_db->changes());
+    std::vector<std::int64_t> ids;
+    for (;;) {
+        auto r = st->step();
+        if (!r) return fail(r.error());
+        if (!*r) break;
+        ids.push_back(st->col_int(0));
+    }
+    forget(ids);
+    return static_cast<std::int64_t>(ids.size());
 }
 
 Result<std::int64_t> ResponseCache::prune() {
@@ -154,9 +621,36 @@ Result<std::int64_t> ResponseCache::prune() {
     auto tx = Transaction::begin(*m_db);
     if (!tx) return fail(tx.error());
     auto r = evict_locked();
-    if (!r) return r;
+    if (!r) return fail(r.error());
     if (auto c = tx->commit(); !c) return fail(c.error());
-    return r;
+    forget(*r);
+    return static_cast<std::int64_t>(r->size());
+}
+
+Status ResponseCache::save_index() {
+    std::shared_ptr<VectorIndex> idx;
+    {
+        std::lock_guard lk(m_mu);
+        idx = m_index;
+    }
+    const std::string path = index_path();
+    if (!idx || path.empty()) return {};
+    const auto slash = path.find_last_of('/');
+    if (slash != std::string::npos) {
+        if (auto st = ensure_dir(path.substr(0, slash)); !st) return st;
+    }
+    const bool was_dirty = m_index_dirty.exchange(false);
+    auto st = idx->save(path);
+    if (!st && was_dirty) m_index_dirty = true;
+    return st;
+}
+
+Status ResponseCache::compact_index() {
+    auto idx = ensure_index();
+    if (!idx) return fail(ErrorCode::cache_error, "semantic cache is off or its index is unavailable");
+    auto st = idx->compact();
+    m_index_dirty = true;
+    return st;
 }
 
 }  // namespace l04
