@@ -166,6 +166,7 @@ int main(int argc, char** argv) {
     server.start();
     spdlog::info("l04d {} ready on {} (state {}, {} models){}", L04_VERSION, sock, settings->state_dir(),
                  (*gw)->registry().models().size(), started_by_client ? ", started on demand" : "");
+    spdlog::default_logger()->flush();  // tools wait for this line
 
     const auto idle_ms = settings->get_duration_ms("daemon.idle_timeout");
     // Housekeeping: ledger retention and cache expiry, at start and hourly.

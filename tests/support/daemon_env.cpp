@@ -58,6 +58,16 @@ bool alive(int pid) {
 }
 }  // namespace
 
+bool DaemonEnv::wait_gone(int pid, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto wait = std::chrono::milliseconds(1);
+    while (alive(pid) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(wait);
+        wait = std::min(wait * 2, std::chrono::milliseconds(20));
+    }
+    return !alive(pid);
+}
+
 int DaemonEnv::stop_daemon() const {
     int pid = daemon_pid();
     if (pid <= 0 || !alive(pid)) return 0;

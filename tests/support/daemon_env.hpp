@@ -28,6 +28,8 @@ public:
     std::string log_path() const { return state_dir() + "/l04d.log"; }
     // PID of the running l04d (from its pid file), or 0.
     int daemon_pid() const;
+    // Waits (bounded) for process pid to exit without signalling it.
+    static bool wait_gone(int pid, std::chrono::milliseconds timeout = std::chrono::milliseconds(30000));
     // Sends SIGTERM to our l04d and waits for it to exit. Returns its pid or 0.
     int stop_daemon() const;
     std::map<std::string, std::string>& env() { return m_env; }

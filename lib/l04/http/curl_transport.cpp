@@ -1,7 +1,7 @@
 #include <l04/core/strings.hpp>
 #include <l04/http/curl_transport.hpp>
 
-#include <curl/curl.h>
+#include <l04/http/curl_api.hpp>
 
 #include <mutex>
 #include <vector>
@@ -10,9 +10,33 @@ namespace l04 {
 
 namespace {
 
-struct CurlGlobal {
-    CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-};
+// Every libcurl call goes through the dlopen'ed table (see curl_api.hpp).
+// Only reached after CurlTransport checked that libcurl loaded.
+const CurlApi& curl() { return *curl_api(); }
+#undef curl_easy_init
+#define curl_easy_init curl().easy_init
+#undef curl_easy_cleanup
+#define curl_easy_cleanup curl().easy_cleanup
+#undef curl_easy_reset
+#define curl_easy_reset curl().easy_reset
+#undef curl_easy_setopt
+#define curl_easy_setopt curl().easy_setopt
+#undef curl_easy_perform
+#define curl_easy_perform curl().easy_perform
+#undef curl_easy_getinfo
+#define curl_easy_getinfo curl().easy_getinfo
+#undef curl_easy_strerror
+#define curl_easy_strerror curl().easy_strerror
+#undef curl_share_init
+#define curl_share_init curl().share_init
+#undef curl_share_setopt
+#define curl_share_setopt curl().share_setopt
+#undef curl_share_cleanup
+#define curl_share_cleanup curl().share_cleanup
+#undef curl_slist_append
+#define curl_slist_append curl().slist_append
+#undef curl_slist_free_all
+#define curl_slist_free_all curl().slist_free_all
 
 struct Transfer {
     const HeadFn* on_head;
@@ -147,14 +171,14 @@ private:
 class CurlTransport final : public Transport {
 public:
     CurlTransport() {
-        static CurlGlobal global;
-        m_share = std::make_unique<Share>();
+        if (curl_api(&m_load_error)) m_share = std::make_unique<Share>();
     }
     ~CurlTransport() override {
         for (CURL* h : m_pool) curl_easy_cleanup(h);
     }
 
     Result<HttpResponseHead> perform(const HttpRequest& req, const HeadFn& on_head, const DataFn& on_data) override {
+        if (!m_share) return fail(ErrorCode::provider_unavailable, m_load_error);
         CURL* h = take();
         if (!h) return fail(ErrorCode::internal_error, "libcurl could not create a handle");
         Transfer t{&on_head, &on_data, req.cancel, h, {}, false, false};
@@ -235,6 +259,7 @@ private:
             curl_easy_cleanup(h);
     }
     std::unique_ptr<Share> m_share;  // outlives the handles (cleaned up in ~CurlTransport)
+    std::string m_load_error;
     std::mutex m_mu;
     std::vector<CURL*> m_pool;
 };

@@ -27,11 +27,15 @@ Status Ledger::record(const UsageRow& r) {
         std::lock_guard lk(m_mu);
         return write_locked({r});
     }
+    bool wake;
     {
         std::lock_guard lk(m_q_mu);
         m_pending.push_back(r);
+        // Wake the writer only to start a batch or to cut a full one: a
+        // wake-up per row would cost a context switch per request.
+        wake = m_pending.size() == 1 || m_pending.size() == 256;
     }
-    m_cv.notify_one();
+    if (wake) m_cv.notify_one();
     return {};
 }
 
