@@ -73,6 +73,11 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     if (!s) return fail(ErrorCode::invalid_strategy, "routing.strategy: unknown strategy '" + strat + "'");
     rc.default_strategy = *s;
     rc.default_model = g->m_settings.get("routing.default_model");
+    if (auto st = parse_routing_settings(g->m_registry, g->m_settings.get("routing.fallback_chain"),
+                                         g->m_settings.get("routing.fallbacks"), g->m_settings.get("routing.weights"),
+                                         g->m_settings.get("routing.balanced_weights"), rc);
+        !st)
+        return fail(st.error());
     if (!rc.default_model.empty() && !g->m_registry.find(rc.default_model))
         return fail(ErrorCode::model_not_found,
                     "routing.default_model '" + rc.default_model + "' (from " +
@@ -421,6 +426,14 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
                                   last_error.code == ErrorCode::invalid_parameter ||
                                   last_error.code == ErrorCode::provider_bad_request;
         if (delivered || caller_fault || (cancel && cancel->cancelled) || m_clock->wall_ms() >= deadline_ms) break;
+        // Context-window fallback: the prompt did not fit; try once on a model
+        // with a larger window (same provider first), if the chain has none.
+        if (last_error.code == ErrorCode::context_length_exceeded && i + 1 == chain.size() &&
+            m_settings.get_bool("routing.context_fallback")) {
+            const ModelInfo* bigger = larger_context_model(
+                m_registry, model, [this](const std::string& p, std::string& why) { return provider_available(p, why); });
+            if (bigger && std::find(chain.begin(), chain.end(), bigger) == chain.end()) chain.push_back(bigger);
+        }
         // Only failover on errors another model could avoid.
         const bool failover = last_error.retryable || last_error.code == ErrorCode::provider_not_configured ||
                               last_error.code == ErrorCode::auth_failed ||

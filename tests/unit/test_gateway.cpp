@@ -362,3 +362,47 @@ TEST_CASE("gateway: spend budgets are enforced before the call (E4402)") {
     CHECK(over.error().message.find("0.5") != std::string::npos);
     CHECK(p->calls == 1);
 }
+
+TEST_CASE("gateway: configured fallbacks for named models and the context-window fallback") {
+    auto small = std::make_shared<ScriptedProvider>("openai", std::vector<Result<InferenceResponse>>{
+        fail(err(ErrorCode::context_length_exceeded)), ok("from the bigger window"),
+        fail(err(ErrorCode::provider_unavailable)), ok("configured fallback")});
+    Fixture f({{"openai", small}}, {{"retry.max_retries", "0"},
+                                    {"routing.fallbacks", "gpt-4-turbo = gpt-4o-mini"},
+                                    {"circuit_breaker.failure_threshold", "10"}});
+    // gpt-3.5-turbo (16k) says the prompt is too long: the cheapest configured
+    // model with a larger window (gpt-4o-mini, 128k) answers.
+    auto r = f.gw->execute(prompt("gpt-3.5-turbo", "long prompt"));
+    REQUIRE(r.has_value());
+    CHECK(r->content == "from the bigger window");
+    CHECK(r->model_id == "gpt-4o-mini");
+    CHECK(r->metadata["fallback_from"] == "gpt-3.5-turbo");
+    // A named model with a configured fallback fails over to it.
+    auto d = f.gw->explain(prompt("gpt-4-turbo"));
+    REQUIRE(d);
+    REQUIRE(d->fallbacks.size() == 1);
+    CHECK(d->fallbacks[0]->id == "gpt-4o-mini");
+    auto r2 = f.gw->execute(prompt("gpt-4-turbo", "x"));
+    REQUIRE(r2.has_value());
+    CHECK(r2->content == "configured fallback");
+    CHECK(r2->model_id == "gpt-4o-mini");
+}
+
+TEST_CASE("routing settings are parsed and checked against the registry") {
+    auto reg = Registry::load({test::models_toml_path()});
+    REQUIRE(reg);
+    RouterConfig cfg;
+    REQUIRE(parse_routing_settings(*reg, "sonnet, gpt-4o", "gpt-4o=gpt-4o-mini,haiku; mistral=llama3.1:8b",
+                                   "gpt-4o=3, claude-haiku-4-5=1", "quality=1,cost=0,latency=0", cfg));
+    CHECK(cfg.fallback_chain == std::vector<std::string>{"claude-sonnet-4-5", "gpt-4o"});
+    CHECK(cfg.model_fallbacks["gpt-4o"] == std::vector<std::string>{"gpt-4o-mini", "claude-haiku-4-5"});
+    CHECK(cfg.weights["gpt-4o"] == 3);
+    CHECK(cfg.w_quality == 1);
+    RouterConfig bad;
+    auto e = parse_routing_settings(*reg, "gpt-4oo", "", "", "", bad);
+    REQUIRE_FALSE(e);
+    CHECK(e.error().message.find("did you mean 'gpt-4o'") != std::string::npos);
+    CHECK_FALSE(parse_routing_settings(*reg, "", "gpt-4o", "", "", bad));
+    CHECK_FALSE(parse_routing_settings(*reg, "", "", "gpt-4o=heavy", "", bad));
+    CHECK_FALSE(parse_routing_settings(*reg, "", "", "", "vibes=1", bad));
+}

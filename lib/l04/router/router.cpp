@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <tuple>
 
 namespace l04 {
 
@@ -253,6 +254,88 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
         d.notes.push_back({scored[i].second->id, true, scored[i].first, i == 0 ? "primary" : "fallback #" + std::to_string(i)});
     }
     return d;
+}
+
+}  // namespace l04
+
+namespace l04 {
+
+namespace {
+
+Result<const ModelInfo*> model_named(const Registry& reg, const std::string& name, const char* key) {
+    const ModelInfo* m = reg.find(name);
+    if (!m) {
+        auto near = closest_names(name, reg.names(), 1);
+        return fail(ErrorCode::config_invalid, std::string(key) + ": unknown model '" + name + "'" +
+                                                   (near.empty() ? "" : " (did you mean '" + near[0] + "'?)"));
+    }
+    return m;
+}
+
+}  // namespace
+
+Status parse_routing_settings(const Registry& reg, const std::string& chain, const std::string& fallbacks,
+                              const std::string& weights, const std::string& balanced, RouterConfig& cfg) {
+    for (const auto& name : split(chain, ',')) {
+        auto m = model_named(reg, name, "routing.fallback_chain");
+        if (!m) return fail(m.error());
+        cfg.fallback_chain.push_back((*m)->id);
+    }
+    for (const auto& entry : split(fallbacks, ';')) {
+        auto eq = entry.find('=');
+        if (eq == std::string::npos)
+            return fail(ErrorCode::config_invalid, "routing.fallbacks: expected \"model=fallback,...\", got '" + entry + "'");
+        auto from = model_named(reg, std::string(trim(entry.substr(0, eq))), "routing.fallbacks");
+        if (!from) return fail(from.error());
+        auto& list = cfg.model_fallbacks[(*from)->id];
+        for (const auto& to : split(entry.substr(eq + 1), ',')) {
+            auto m = model_named(reg, to, "routing.fallbacks");
+            if (!m) return fail(m.error());
+            list.push_back((*m)->id);
+        }
+    }
+    for (const auto& entry : split(weights, ',')) {
+        auto eq = entry.find('=');
+        char* end = nullptr;
+        const std::string num = eq == std::string::npos ? "" : std::string(trim(entry.substr(eq + 1)));
+        double w = std::strtod(num.c_str(), &end);
+        if (eq == std::string::npos || num.empty() || *end != '\0' || w < 0)
+            return fail(ErrorCode::config_invalid, "routing.weights: expected \"model=weight\", got '" + entry + "'");
+        auto m = model_named(reg, std::string(trim(entry.substr(0, eq))), "routing.weights");
+        if (!m) return fail(m.error());
+        cfg.weights[(*m)->id] = w;
+    }
+    for (const auto& entry : split(balanced, ',')) {
+        auto eq = entry.find('=');
+        const std::string k = eq == std::string::npos ? entry : std::string(trim(entry.substr(0, eq)));
+        const std::string num = eq == std::string::npos ? "" : std::string(trim(entry.substr(eq + 1)));
+        char* end = nullptr;
+        double w = std::strtod(num.c_str(), &end);
+        if (num.empty() || *end != '\0' || w < 0)
+            return fail(ErrorCode::config_invalid, "routing.balanced_weights: expected quality=, cost=, latency=");
+        if (k == "quality") cfg.w_quality = w;
+        else if (k == "cost") cfg.w_cost = w;
+        else if (k == "latency") cfg.w_latency = w;
+        else return fail(ErrorCode::config_invalid, "routing.balanced_weights: unknown weight '" + k + "'");
+    }
+    return {};
+}
+
+const ModelInfo* larger_context_model(const Registry& reg, const ModelInfo& than, const ProviderAvailable& available) {
+    const ModelInfo* best = nullptr;
+    for (const auto& m : reg.models()) {
+        if (m.context_window <= than.context_window || !m.capabilities.contains_all(than.capabilities)) continue;
+        const ProviderInfo* p = reg.provider(m.provider);
+        if (p && p->kind == "mock" && reg.provider(than.provider) && reg.provider(than.provider)->kind != "mock") continue;
+        std::string why;
+        if (!available(m.provider, why)) continue;
+        // Same provider first (gpt-3.5-turbo → gpt-4o-mini), then the cheapest.
+        auto rank = [&](const ModelInfo& x) {
+            return std::make_tuple(x.provider != than.provider, blended_price(x), x.context_window);
+        };
+        if (!best || rank(m) < rank(*best)) best = &m;
+    }
+    return best;
 }
 
 }  // namespace l04

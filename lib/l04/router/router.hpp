@@ -58,6 +58,17 @@ struct RoutingDecision {
 // Answers whether a provider can take requests now; `why` says why not.
 using ProviderAvailable = std::function<bool(const std::string& provider, std::string& why)>;
 
+// Parses the routing.* settings strings into cfg (fallback_chain,
+// model_fallbacks, weights, balanced weights). Unknown model names are
+// refused with E4004 naming the key; E4101 never happens here.
+Status parse_routing_settings(const Registry& reg, const std::string& chain, const std::string& fallbacks,
+                              const std::string& weights, const std::string& balanced, RouterConfig& cfg);
+
+// A model whose context window is larger than `than`'s and that has its
+// capabilities, among those `available` accepts: the same provider's
+// cheapest first, else the cheapest overall.
+const ModelInfo* larger_context_model(const Registry& reg, const ModelInfo& than, const ProviderAvailable& available);
+
 class Router {
 public:
     Router(const Registry& reg, RouterConfig cfg, std::uint64_t seed = 0x104);
