@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
              {"XDG_CONFIG_HOME", dir.file("cfg")}, {"L04_SHARE_DIR", std::string(L04_SOURCE_DIR) + "/share"},
              {"OPENAI_API_KEY", "bench"}, {"OPENAI_BASE_URL", upstream.base_url() + "/v1"},
              {"L04_CACHE_ENABLED", "false"}, {"L04_RATE_LIMIT_ENABLED", "false"}, {"L04_LOG_LEVEL", "warn"},
-             {"L04_IDLE_TIMEOUT", "0"}};
+             {"L04_IDLE_TIMEOUT", "60"}};  // an orphan (bench killed) exits by itself
     const std::string log = dir.file("state") + "/l04d.log";
     o.env["L04_LOG_LEVEL"] = "info";
     int pid = l04::test::spawn({l04::test::bin("l04d"), "--foreground", "--listen", "127.0.0.1:0"}, o, log);
