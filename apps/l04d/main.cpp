@@ -14,6 +14,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <fcntl.h>
@@ -95,6 +96,14 @@ int main(int argc, char** argv) {
         }
     }
     l04::setup_logging("l04d", settings->get("log.level"), settings->get("log.format"));
+    // A streaming connection holds four descriptors: the client's socket, the
+    // upstream socket and the socketpair libcurl keeps per easy handle. Raise
+    // the soft limit (often 1,024) so daemon.max_connections can be served.
+    const auto max_conns = static_cast<std::uint64_t>(std::max<std::int64_t>(0, settings->get_int("daemon.max_connections")));
+    if (const auto fds = l04::raise_fd_limit(); fds < 4 * max_conns + 64)
+        spdlog::warn("open-file limit is {}: fewer than daemon.max_connections ({}) streams can run at once "
+                     "(each needs 4 descriptors)",
+                     fds, max_conns);
 
     // Block the stop signals in every thread; the main thread waits for them.
     sigset_t sigs;

@@ -5,6 +5,7 @@
 #include <l04/config/settings.hpp>
 #include <l04/gateway.hpp>
 
+#include <cstdint>
 #include <memory>
 
 namespace l04 {
@@ -14,5 +15,11 @@ namespace l04 {
 Result<Registry> load_registry(const Settings& settings);
 // A gateway with every stage configured from settings.
 Result<std::unique_ptr<Gateway>> open_gateway(const Settings& settings);
+// Raises the soft RLIMIT_NOFILE to the hard limit (capped by fs.nr_open when
+// the hard limit is unlimited). l04d holds two sockets per stream (the
+// client's and the upstream's), so 1,000 streams need more than the usual
+// soft limit of 1,024. Returns the soft limit in force afterwards; when it
+// cannot be raised, the old one.
+std::uint64_t raise_fd_limit();
 
 }  // namespace l04

@@ -133,7 +133,10 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
         if (!b) return fail(b.error());
         g->m_budget = *b;
     }
-    g->m_queue = std::make_unique<RequestQueue>(QueueConfig{}, *g->m_clock);
+    QueueConfig qc;
+    qc.default_provider_concurrency =
+        static_cast<int>(std::clamp<std::int64_t>(g->m_settings.get_int("queue.provider_concurrency"), 1, 1'000'000));
+    g->m_queue = std::make_unique<RequestQueue>(std::move(qc), *g->m_clock);
 
     for (const auto& [id, info] : g->m_registry.providers())
         g->m_provider_cfg[id] = resolve_provider_config(info, g->m_settings);

@@ -76,7 +76,7 @@ FixtureServer::FixtureServer() {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
-    if (::bind(m_listen, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(m_listen, 64) != 0)
+    if (::bind(m_listen, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(m_listen, SOMAXCONN) != 0)
         throw std::runtime_error(std::string("bind/listen failed: ") + std::strerror(errno));
     socklen_t len = sizeof addr;
     ::getsockname(m_listen, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -245,6 +245,13 @@ void FixtureServer::serve(int fd) {
         if (route.chunked) {
             const std::size_t step = std::max<std::size_t>(1, route.chunk_size);
             for (std::size_t pos = 0; ok && pos < end; pos += step) {
+                if (pos > 0 && route.chunk_delay.count() > 0) {
+                    std::unique_lock lk(m_mu);
+                    if (m_cv.wait_for(lk, route.chunk_delay, [this] { return m_stopping.load(); })) {
+                        ok = false;
+                        break;
+                    }
+                }
                 const std::size_t n = std::min(step, end - pos);
                 ok = send_all(fd, hex(n) + "\r\n" + route.body.substr(pos, n) + "\r\n");
             }

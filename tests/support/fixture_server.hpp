@@ -2,7 +2,8 @@
 // FixtureServer: a small threaded HTTP/1.1 server on 127.0.0.1 (ephemeral
 // port, plain POSIX sockets) for tests. Routes serve recorded bodies with
 // their recorded headers (framing headers replaced by the server's own:
-// Content-Length, or chunked transfer in small pieces). Connections are
+// Content-Length, or chunked transfer in small pieces, optionally paced by
+// Route::chunk_delay). Connections are
 // kept alive; accepted connections are counted so a test can assert reuse.
 // Faults: connection reset mid-body, a stall mid-body (bounded by
 // max_stall; stop() ends it at once), closing without an answer. Status
@@ -36,6 +37,10 @@ struct Route {
     std::string body;
     bool chunked = false;  // Transfer-Encoding: chunked in pieces of chunk_size
     std::size_t chunk_size = 64;
+    // Pause before every chunked piece after the first (a paced upstream, so
+    // streams overlap and forwarding can be timed). Bounded like a stall:
+    // stop() ends it at once.
+    std::chrono::milliseconds chunk_delay{0};
     Fault fault = Fault::none;
     std::size_t fault_at = 0;
 

@@ -1,9 +1,14 @@
+#include <l04/bootstrap.hpp>
 #include <l04/core/error.hpp>
 #include <l04/core/hash.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/core/types.hpp>
 
 #include <doctest/doctest.h>
+
+#include <sys/resource.h>
+
+#include <algorithm>
 
 using namespace l04;
 
@@ -107,4 +112,19 @@ TEST_CASE("token estimates and tool-call encoding") {
     need.add(Capability::code);
     CHECK(s.contains_all(need));
     CHECK(s.names() == std::vector<std::string>{"code", "vision"});
+}
+
+TEST_CASE("raise_fd_limit lifts the soft open-file limit to the hard one") {
+    rlimit before{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &before) == 0);
+    rlimit low = before;
+    low.rlim_cur = std::min<rlim_t>(before.rlim_max, 256);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+    const std::uint64_t now = raise_fd_limit();
+    rlimit after{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &after) == 0);
+    CHECK(now == static_cast<std::uint64_t>(after.rlim_cur));
+    if (before.rlim_max != RLIM_INFINITY) CHECK(after.rlim_cur == before.rlim_max);
+    else CHECK(after.rlim_cur >= low.rlim_cur);
+    ::setrlimit(RLIMIT_NOFILE, &before);
 }

@@ -5,6 +5,12 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 using namespace l04;
 
 namespace {
@@ -405,4 +411,73 @@ TEST_CASE("routing settings are parsed and checked against the registry") {
     CHECK_FALSE(parse_routing_settings(*reg, "", "gpt-4o", "", "", bad));
     CHECK_FALSE(parse_routing_settings(*reg, "", "", "gpt-4o=heavy", "", bad));
     CHECK_FALSE(parse_routing_settings(*reg, "", "", "", "vibes=1", bad));
+}
+
+namespace {
+
+// A provider whose calls block until released; it records the most calls
+// that were inside it at once.
+class GateProvider final : public Provider {
+public:
+    const std::string& id() const override { return m_id; }
+    Result<InferenceResponse> complete(const ProviderRequest&) override {
+        std::unique_lock lk(m_mu);
+        ++m_inside;
+        m_max_inside = std::max(m_max_inside, m_inside);
+        m_cv.notify_all();
+        m_cv.wait(lk, [&] { return m_open; });
+        --m_inside;
+        return ok("through the gate");
+    }
+    Result<InferenceResponse> stream(const ProviderRequest& r, const ChunkSink&) override { return complete(r); }
+    ProviderHealth health_check(std::chrono::milliseconds) override { return {}; }
+    // Waits until `n` calls are inside (false after 5 s).
+    bool wait_inside(int n) {
+        std::unique_lock lk(m_mu);
+        return m_cv.wait_for(lk, std::chrono::seconds(5), [&] { return m_inside >= n; });
+    }
+    void open() {
+        std::lock_guard lk(m_mu);
+        m_open = true;
+        m_cv.notify_all();
+    }
+    int max_inside() {
+        std::lock_guard lk(m_mu);
+        return m_max_inside;
+    }
+
+private:
+    std::string m_id = "openai";
+    std::mutex m_mu;
+    std::condition_variable m_cv;
+    int m_inside = 0;
+    int m_max_inside = 0;
+    bool m_open = false;
+};
+
+}  // namespace
+
+TEST_CASE("gateway: queue.provider_concurrency bounds the calls one provider serves at once") {
+    auto p = std::make_shared<GateProvider>();
+    Fixture f({{"openai", p}}, {{"queue.provider_concurrency", "2"}, {"cache.enabled", "false"},
+                                {"rate_limit.enabled", "false"}});
+    std::vector<std::thread> ts;
+    std::atomic<int> ok_count{0};
+    for (int i = 0; i < 4; ++i)
+        ts.emplace_back([&, i] {
+            if (f.gw->execute(prompt("gpt-4o-mini", "q" + std::to_string(i)))) ++ok_count;
+        });
+    REQUIRE(p->wait_inside(2));
+    // The other two wait in the queue, not in the provider.
+    bool two_pending = false;
+    for (int i = 0; i < 500 && !two_pending; ++i) {
+        two_pending = f.gw->health(false).queue.pending == 2;
+        if (!two_pending) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    CHECK(two_pending);
+    CHECK(p->max_inside() == 2);
+    p->open();
+    for (auto& t : ts) t.join();
+    CHECK(ok_count == 4);
+    CHECK(p->max_inside() == 2);
 }

@@ -113,6 +113,28 @@ TEST_CASE("http openai: non-streamed and streamed over one kept-alive connection
     CHECK(json::parse(reqs[2].body)["stream_options"]["include_usage"] == true);
 }
 
+TEST_CASE("http openai: a paced stream reaches the sink piece by piece, not buffered whole") {
+    FixtureServer server;
+    auto route = Route::recorded("POST", "/v1/chat/completions", "wire/openai/chat_stream_with_usage.headers",
+                                 "wire/openai/chat_stream_with_usage.sse");
+    route.chunked = true;
+    route.chunk_size = 256;                             // 21 pieces
+    route.chunk_delay = std::chrono::milliseconds(40);  // 800 ms from first to last
+    server.add(route);
+    Client c("openai", server.base_url() + "/v1", "gpt-4o");
+    std::string seen;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point first;
+    auto r = c.stream(prompt("Count from 1 to 5"), seen, std::chrono::seconds(10), nullptr,
+                      [&] { first = std::chrono::steady_clock::now(); });
+    const auto total = std::chrono::steady_clock::now() - t0;
+    REQUIRE(r);
+    CHECK(seen == "1, 2, 3, 4, 5");
+    CHECK(total >= std::chrono::milliseconds(750));
+    // The first content delta ends in the third piece (80 ms in).
+    CHECK(first - t0 < total / 3);
+}
+
 TEST_CASE("http openai: embeddings and health") {
     FixtureServer server;
     server.add(

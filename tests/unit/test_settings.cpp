@@ -137,3 +137,18 @@ TEST_CASE("settings: secrets are never displayed") {
     for (const auto& info : settings_table())
         CHECK(s->display_value(info.key).find("sk-very-secret") == std::string::npos);
 }
+
+TEST_CASE("settings: queue.provider_concurrency defaults to 64 and must be an integer") {
+    SettingsSources src;
+    src.system_config = "/nonexistent";
+    src.user_config = "";
+    src.env = [](std::string_view n) -> std::optional<std::string> {
+        if (n == "L04_QUEUE_PROVIDER_CONCURRENCY") return std::string("many");
+        return std::nullopt;
+    };
+    CHECK_FALSE(Settings::load(src));
+    src.env = [](std::string_view) { return std::nullopt; };
+    auto s = Settings::load(src);
+    REQUIRE(s);
+    CHECK(s->get_int("queue.provider_concurrency") == 64);
+}

@@ -107,6 +107,8 @@ const std::vector<SettingInfo>& settings_table() {
          "l04d exits after this long with no requests (0 = never)."},
         {"daemon.max_connections", T::integer, "2048", {"L04_MAX_CONNECTIONS"}, false,
          "Connections l04d serves at once."},
+        {"queue.provider_concurrency", T::integer, "64", {"L04_QUEUE_PROVIDER_CONCURRENCY"}, false,
+         "Requests one provider serves at once; more wait in the queue (at least 1)."},
         {"log.level", T::string, "info", {"L04_LOG_LEVEL"}, false, "trace, debug, info, warn, error, off."},
         {"log.format", T::string, "text", {"L04_LOG_FORMAT"}, false, "text or json."},
         {"usage.retention", T::duration, "90d", {"L04_USAGE_RETENTION"}, false, "Ledger rows older than this are pruned."},
