@@ -41,7 +41,7 @@ struct TcpDaemon {
 };
 
 l04::HttpResponse http(const std::string& method, const std::string& url, const std::string& body,
-                       const std::string& token = {}) {
+                       const std::string& token = {}, const std::string& request_id = {}) {
     auto t = l04::make_curl_transport();
     l04::HttpRequest req;
     req.method = method;
@@ -49,6 +49,7 @@ l04::HttpResponse http(const std::string& method, const std::string& url, const 
     req.body = body;
     req.headers = {{"Content-Type", "application/json"}};
     if (!token.empty()) req.headers.emplace_back("Authorization", "Bearer " + token);
+    if (!request_id.empty()) req.headers.emplace_back("x-request-id", request_id);
     auto r = l04::perform_buffered(*t, req);
     REQUIRE(r.has_value());
     return *r;
@@ -113,6 +114,13 @@ TEST_CASE("OpenAI-compatible chat completions over TCP, streamed and not") {
     auto metrics = http("GET", d.url("/metrics"), "");
     CHECK(metrics.body.find("l04_inference_requests_total{") != std::string::npos);
     CHECK(metrics.body.find("l04_gateway_info{") != std::string::npos);
+
+    // A caller's x-request-id is kept: answered in the header, the body and the ledger.
+    auto traced = http("POST", d.url("/v1/chat/completions"), body, {}, "trace-abc-123");
+    CHECK(traced.head.headers["x-request-id"] == "trace-abc-123");
+    CHECK(json::parse(traced.body)["l04"]["request_id"] == "trace-abc-123");
+    d.env.stop_daemon();
+    CHECK(l04::test::read_file(d.env.log_path()).find("request trace-abc-123 ") != std::string::npos);
 }
 
 TEST_CASE("the TCP listener requires the bearer token when one is set") {
