@@ -21,7 +21,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -148,14 +147,7 @@ int main(int argc, char** argv) {
     const std::string log = dir.file("state") + "/l04d.log";
     o.env["L04_LOG_LEVEL"] = "info";
     int pid = l04::test::spawn({l04::test::bin("l04d"), "--foreground", "--listen", "127.0.0.1:0"}, o, log);
-    int port = 0;
-    std::regex re("port ([0-9]+)\\)");
-    for (int i = 0; i < 5000 && port == 0; ++i) {
-        std::smatch m;
-        std::string text = l04::test::read_file(log);
-        if (std::regex_search(text, m, re)) port = std::stoi(m[1]);
-        else std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
+    const int port = l04::test::wait_for_l04d_port(log);
     if (port == 0) {
         std::fprintf(stderr, "overhead_bench: l04d did not start; log:\n%s\n", l04::test::read_file(log).c_str());
         return 1;

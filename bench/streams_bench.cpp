@@ -40,7 +40,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -408,14 +407,7 @@ int main(int argc, char** argv) {
     const auto t_spawn = clk::now();
     const int pid = l04::test::spawn({l04::test::bin("l04d"), "--foreground", "--listen", "127.0.0.1:0"}, o, log);
     ::setrlimit(RLIMIT_NOFILE, &mine);
-    int port = 0;
-    std::regex re("port ([0-9]+)\\)");
-    for (int i = 0; i < 5000 && port == 0; ++i) {
-        std::smatch m;
-        std::string text = l04::test::read_file(log);
-        if (std::regex_search(text, m, re) && text.find("ready on") != std::string::npos) port = std::stoi(m[1]);
-        else std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
+    const int port = l04::test::wait_for_l04d_port(log);
     if (port == 0) {
         std::fprintf(stderr, "streams_bench: l04d did not start; log:\n%s\n", l04::test::read_file(log).c_str());
         ::kill(pid, SIGTERM);

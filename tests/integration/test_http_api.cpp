@@ -6,7 +6,6 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include <regex>
 #include <thread>
 
 using l04::test::DaemonEnv;
@@ -23,15 +22,7 @@ struct TcpDaemon {
         auto o = env.options();
         std::filesystem::create_directories(env.state_dir());
         pid = l04::test::spawn({l04::test::bin("l04d"), "--foreground", "--listen", "127.0.0.1:0"}, o, env.log_path());
-        // Wait for the "listening on tcp" line (l04d writes it before "ready").
-        std::regex re("port ([0-9]+)\\)");
-        for (int i = 0; i < 5000 && port == 0; ++i) {
-            std::smatch m;
-            std::string log = l04::test::read_file(env.log_path());
-            if (std::regex_search(log, m, re)) port = std::stoi(m[1]);
-            else std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        }
-        while (!std::filesystem::exists(env.runtime_dir() + "/l04d.pid")) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        port = l04::test::wait_for_l04d_port(env.log_path());
     }
     ~TcpDaemon() {
         ::kill(pid, SIGTERM);

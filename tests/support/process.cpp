@@ -4,6 +4,9 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
+#include <iterator>
+#include <regex>
 #include <poll.h>
 #include <sys/wait.h>
 #include <thread>
@@ -25,6 +28,19 @@ void child_exec(const std::vector<std::string>& argv, const ProcOptions& opts) {
 }
 
 }  // namespace
+
+int wait_for_l04d_port(const std::string& log_path, std::chrono::milliseconds timeout) {
+    const std::regex re("port ([0-9]+)\\)");
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        std::ifstream in(log_path);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::smatch m;
+        if (text.find(" ready on ") != std::string::npos && std::regex_search(text, m, re)) return std::stoi(m[1]);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return 0;
+}
 
 std::string bin(const std::string& name) { return std::string(L04_BIN_DIR) + "/" + name; }
 

@@ -33,6 +33,11 @@ int spawn(const std::vector<std::string>& argv, const ProcOptions& opts, const s
 // (the process is then killed).
 int wait_pid(int pid, std::chrono::milliseconds timeout);
 
+// Waits for an l04d started with `--listen 127.0.0.1:0` and logging to
+// log_path to say it is ready; returns the TCP port it logged ("(port N)"),
+// or 0 when it did not within timeout.
+int wait_for_l04d_port(const std::string& log_path, std::chrono::milliseconds timeout = std::chrono::milliseconds(10000));
+
 // Path of a built binary (build/bin/NAME).
 std::string bin(const std::string& name);
 
