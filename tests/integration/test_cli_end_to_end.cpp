@@ -222,7 +222,10 @@ TEST_CASE("SIGTERM with a request in flight finishes the request, then l04d exit
     INFO(r.err);
     CHECK(r.exit_code == 0);
     CHECK(r.out == "finished\n");
-    CHECK(env.stop_daemon() == 0);  // already gone
+    // l04d answers before it exits (it still saves the cache index and
+    // flushes the ledger): wait for the exit, then it must be gone already.
+    CHECK(DaemonEnv::wait_gone(pid, std::chrono::seconds(10)));
+    CHECK(env.stop_daemon() == 0);
     CHECK(l04::test::read_file(env.log_path()).find("l04d stopped") != std::string::npos);
 }
 

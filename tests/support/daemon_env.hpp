@@ -30,6 +30,9 @@ public:
     int daemon_pid() const;
     // Sends SIGTERM to our l04d and waits for it to exit. Returns its pid or 0.
     int stop_daemon() const;
+    // Waits up to `timeout` for process pid to exit (or become a zombie).
+    // true when it is gone.
+    static bool wait_gone(int pid, std::chrono::milliseconds timeout);
     std::map<std::string, std::string>& env() { return m_env; }
     const TempDir& dir() const { return m_dir; }
 
