@@ -9,7 +9,7 @@
 //  2. ResponseCache end to end at E entries (default 20,000) in SQLite:
 //     store throughput, exact-hit and semantic-hit lookup p50/p99 (including
 //     embedding and the SQLite re-check).
-// Usage: semantic_speed_bench [N] [E]
+// Usage: semantic_speed_bench [N] [E]   (E <= N: the stores reuse the N prompts)
 #include <l04/cache/response_cache.hpp>
 #include <l04/cache/vector_index.hpp>
 #include <l04/store/schema.hpp>
@@ -123,6 +123,10 @@ int main(int argc, char** argv) {
     const std::size_t n = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 100000;
     const std::size_t e2e = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 20000;
     const std::size_t nq = 1000;
+    if (e2e > n || n == 0) {
+        std::fprintf(stderr, "usage: semantic_speed_bench [N] [E] with 0 < N and E <= N (E stores reuse the N prompts)\n");
+        return 2;
+    }
     const auto vocab = vocabulary();
     std::mt19937_64 rng(42);
     BuiltinEmbedder emb;

@@ -1,4 +1,4 @@
-// l04ctl cache stats|clear|prune: the response cache.
+// l04ctl cache stats|search|clear|prune: the response cache.
 #include "common.hpp"
 
 #include <l04/core/strings.hpp>
@@ -39,13 +39,70 @@ void add_cache(CLI::App& app, Context& ctx) {
         std::printf("misses:         %lld\n", i("misses"));
         std::printf("hit rate:       %.1f%%\n", (*j)["hit_rate"].get<double>() * 100.0);
         std::printf("stores:         %lld   evictions: %lld   expired: %lld\n", i("stores"), i("evictions"), i("expired"));
-        if (!(*j)["embedder"].get<std::string>().empty())
-            std::printf("embedder:       %s (index %lld, deleted %lld, failures %lld)\n",
+        if (!(*j)["embedder"].get<std::string>().empty()) {
+            std::printf("semantic:       on, threshold %.2f\n", (*j)["similarity_threshold"].get<double>());
+            std::printf("embedder:       %s (index %lld, deleted %lld, failures %lld)%s\n",
                         (*j)["embedder"].get<std::string>().c_str(), i("index_size"), i("index_deleted"),
-                        i("embed_failures"));
+                        i("embed_failures"), (*j)["index_loaded"].get<bool>() ? "" : ", index not loaded yet");
+        } else {
+            std::printf("semantic:       off (exact matches only)\n");
+        }
         if (!(*j)["oldest"].is_null())
             std::printf("oldest/newest:  %s / %s\n", (*j)["oldest"].get<std::string>().c_str(),
                         (*j)["newest"].get<std::string>().c_str());
+    });
+
+    struct SearchArgs {
+        std::vector<std::string> text;
+        int k = 5;
+        bool json = false;
+    };
+    auto sa = std::make_shared<SearchArgs>();
+    auto* search = cache->add_subcommand("search", "Cached prompts nearest to TEXT, with similarity (to tune the threshold)");
+    search->add_option("text", sa->text, "Text to search for (the words are joined with spaces)")->required();
+    search->add_option("-k", sa->k, "How many entries (1-100)")->check(CLI::Range(1, 100));
+    search->add_flag("--json", sa->json, "JSON output");
+    search->callback([&ctx, sa] {
+        if ((g_exit = ctx.load())) return;
+        auto client = ctx.client(true);
+        if (!client) {
+            g_exit = report(client.error());
+            return;
+        }
+        std::string text;
+        for (std::size_t i = 0; i < sa->text.size(); ++i) text += (i ? " " : "") + sa->text[i];
+        auto j = call_json(**client, "GET",
+                           "/v1/cache/search?q=" + l04::url_encode(text) + "&k=" + std::to_string(sa->k));
+        if (!j) {
+            g_exit = report(j.error());
+            return;
+        }
+        if (sa->json) {
+            std::printf("%s\n", j->dump(2).c_str());
+            return;
+        }
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& h : (*j)["results"]) {
+            char sim[32];
+            std::snprintf(sim, sizeof sim, "%.3f", h["similarity"].get<double>());
+            std::string prompt = h["prompt"].get<std::string>();
+            for (auto& c : prompt)
+                if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+            if (prompt.size() > 72) prompt = prompt.substr(0, 69) + "...";
+            std::string flags = h["above_threshold"].get<bool>() ? "yes" : "no";
+            if (h["expired"].get<bool>()) flags += ",expired";
+            rows.push_back({sim, flags, h["model"].get<std::string>(), h["scope"].get<std::string>().substr(0, 8),
+                            std::to_string(h["hits"].get<long long>()), prompt});
+        }
+        if (!ctx.globals.quiet)
+            std::fprintf(stderr, "embedder %s, threshold %.2f; a hit also needs the same scope (model, system prompt, "
+                                 "parameters, earlier turns)\n",
+                         (*j)["embedder"].get<std::string>().c_str(), (*j)["threshold"].get<double>());
+        if (rows.empty()) {
+            if (!ctx.globals.quiet) std::fprintf(stderr, "no entries with an embedding in the cache\n");
+            return;
+        }
+        print_table({"SIMILARITY", "HIT", "MODEL", "SCOPE", "HITS", "PROMPT"}, rows);
     });
 
     struct ClearArgs {
@@ -63,8 +120,8 @@ void add_cache(CLI::App& app, Context& ctx) {
             return;
         }
         std::string path = "/v1/cache?";
-        if (!ca->model.empty()) path += "model=" + ca->model + "&";
-        if (!ca->older_than.empty()) path += "older_than=" + ca->older_than;
+        if (!ca->model.empty()) path += "model=" + l04::url_encode(ca->model) + "&";
+        if (!ca->older_than.empty()) path += "older_than=" + l04::url_encode(ca->older_than);
         auto j = call_json(**client, "DELETE", path);
         if (!j) {
             g_exit = report(j.error());

@@ -59,6 +59,7 @@ bool alive(int pid) {
 }  // namespace
 
 bool DaemonEnv::wait_gone(int pid, std::chrono::milliseconds timeout) {
+    // l04d is not our child (it detached): poll until it disappears.
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     auto wait = std::chrono::milliseconds(1);
     while (alive(pid) && std::chrono::steady_clock::now() < deadline) {
@@ -72,14 +73,7 @@ int DaemonEnv::stop_daemon() const {
     int pid = daemon_pid();
     if (pid <= 0 || !alive(pid)) return 0;
     ::kill(pid, SIGTERM);
-    // l04d is not our child (it detached): wait for it to disappear.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    auto wait = std::chrono::milliseconds(1);
-    while (alive(pid) && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(wait);
-        wait = std::min(wait * 2, std::chrono::milliseconds(20));
-    }
-    if (alive(pid)) ::kill(pid, SIGKILL);
+    if (!wait_gone(pid, std::chrono::seconds(30))) ::kill(pid, SIGKILL);
     return pid;
 }
 

@@ -90,6 +90,9 @@ TEST_CASE("string helpers") {
     CHECK(parse_bool("0") == false);
     CHECK_FALSE(parse_bool("maybe"));
     CHECK(iso8601_utc(0) == "1970-01-01T00:00:00Z");
+    CHECK(url_encode("a-b_c.d~9") == "a-b_c.d~9");
+    CHECK(url_encode("is 2+2=4? & 100%") == "is%202%2B2%3D4%3F%20%26%20100%25");
+    CHECK(url_encode("\xc3\xa9\n") == "%C3%A9%0A");
 }
 
 TEST_CASE("token estimates and tool-call encoding") {

@@ -312,11 +312,9 @@ Result<std::vector<std::int64_t>> ResponseCache::evict_locked() {
     const auto expired = static_cast<std::int64_t>(removed.size());
     if (expired > 0) (void)bump_counter(*m_db, CounterId::cache_expired, expired);
 
-    auto totals = m_db->prepare("SELECT COUNT(*), COALESCE(SUM(bytes),0) FROM cache_entries");
-    if (!totals) return fail(totals.error());
-    auto row = totals->step();
-    if (!row) return fail(row.error());
-    std::int64_t count = totals->col_int(0), bytes = totals->col_int(1);
+    // O(1): the triggers of migration 3 keep these totals for every writer.
+    std::int64_t count = read_counter(*m_db, CounterId::cache_entry_count);
+    std::int64_t bytes = read_counter(*m_db, CounterId::cache_entry_bytes);
     if (count <= m_cfg.max_entries && bytes <= m_cfg.max_bytes) return removed;
 
     auto lru = m_db->prepare("SELECT id, bytes FROM cache_entries ORDER BY last_used_ms ASC, id ASC");
@@ -521,16 +519,27 @@ CacheStats ResponseCache::stats() {
     std::lock_guard lk(m_mu);
     CacheStats s;
     s.enabled = m_cfg.enabled;
-    auto st = m_db->prepare(
-        "SELECT COUNT(*), COALESCE(SUM(bytes),0), COALESCE(MIN(created_ms),0), COALESCE(MAX(created_ms),0) "
-        "FROM cache_entries WHERE expires_ms > ?");
-    if (st) {
-        st->bind(1, m_clock.wall_ms());
-        if (auto r = st->step(); r && *r) {
-            s.entries = st->col_int(0);
-            s.bytes = st->col_int(1);
-            s.oldest_ms = st->col_int(2);
-            s.newest_ms = st->col_int(3);
+    const auto now = m_clock.wall_ms();
+    // Live entries = the running totals minus the expired rows not yet
+    // pruned (found through the expires_ms index, so O(expired)).
+    s.entries = read_counter(*m_db, CounterId::cache_entry_count);
+    s.bytes = read_counter(*m_db, CounterId::cache_entry_bytes);
+    if (auto ex = m_db->prepare("SELECT COUNT(*), COALESCE(SUM(bytes),0) FROM cache_entries WHERE expires_ms <= ?")) {
+        ex->bind(1, now);
+        if (auto r = ex->step(); r && *r) {
+            s.entries -= ex->col_int(0);
+            s.bytes -= ex->col_int(1);
+        }
+    }
+    if (s.entries > 0) {
+        // Walks the created_ms index from either end, skipping expired rows.
+        for (const char* order : {"ASC", "DESC"}) {
+            auto st = m_db->prepare(std::string("SELECT created_ms FROM cache_entries INDEXED BY cache_entries_created "
+                                                "WHERE expires_ms > ? ORDER BY created_ms ") +
+                                    order + " LIMIT 1");
+            if (!st) break;
+            st->bind(1, now);
+            if (auto r = st->step(); r && *r) (order[0] == 'A' ? s.oldest_ms : s.newest_ms) = st->col_int(0);
         }
     }
     s.exact_hits = read_counter(*m_db, CounterId::cache_exact_hits);
@@ -540,6 +549,7 @@ CacheStats ResponseCache::stats() {
     s.expired = read_counter(*m_db, CounterId::cache_expired);
     s.stores = read_counter(*m_db, CounterId::cache_stores);
     s.embed_failures = read_counter(*m_db, CounterId::cache_embed_failures);
+    s.similarity_threshold = m_cfg.similarity_threshold;
     if (semantic_on()) {
         s.embedder = m_embedder_name;
         if (m_index) {

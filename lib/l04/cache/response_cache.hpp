@@ -90,6 +90,7 @@ struct CacheStats {
     std::int64_t oldest_ms = 0;
     std::int64_t newest_ms = 0;
     std::string embedder;          // "" when semantic lookups are off
+    double similarity_threshold = 0;  // the configured default
     std::int64_t index_size = 0;   // live vectors (SQLite's count until the index is loaded)
     std::int64_t index_deleted = 0;
     bool index_loaded = false;

@@ -101,6 +101,24 @@ std::optional<bool> parse_bool(std::string_view s) {
     return std::nullopt;
 }
 
+std::string url_encode(std::string_view s) {
+    static const char* k_hex = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '-' || u == '_' ||
+            u == '.' || u == '~') {
+            out.push_back(c);
+        } else {
+            out.push_back('%');
+            out.push_back(k_hex[u >> 4]);
+            out.push_back(k_hex[u & 15]);
+        }
+    }
+    return out;
+}
+
 std::string iso8601_utc(std::int64_t wall_ms) {
     std::time_t t = static_cast<std::time_t>(wall_ms / 1000);
     std::tm tm{};

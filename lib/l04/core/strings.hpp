@@ -21,6 +21,8 @@ std::vector<std::string> closest_names(std::string_view name, const std::vector<
 std::optional<std::int64_t> parse_duration_ms(std::string_view s);
 // Parses a boolean the way environment variables spell them.
 std::optional<bool> parse_bool(std::string_view s);
+// Percent-encodes s for a URL query value (RFC 3986 unreserved kept).
+std::string url_encode(std::string_view s);
 // Seconds since epoch → "2026-11-22T17:24:18Z".
 std::string iso8601_utc(std::int64_t wall_ms);
 

@@ -43,9 +43,12 @@ json cache_stats_json(const CacheStats& s) {
             {"evictions", s.evictions},
             {"expired", s.expired},
             {"embed_failures", s.embed_failures},
+            {"semantic", !s.embedder.empty()},
             {"embedder", s.embedder},
+            {"similarity_threshold", s.similarity_threshold},
             {"index_size", s.index_size},
             {"index_deleted", s.index_deleted},
+            {"index_loaded", s.index_loaded},
             {"oldest", s.oldest_ms ? json(iso8601_utc(s.oldest_ms)) : json(nullptr)},
             {"newest", s.newest_ms ? json(iso8601_utc(s.newest_ms)) : json(nullptr)}};
 }
@@ -129,6 +132,7 @@ void Api::handle(const ServerRequest& req, ResponseWriter& w) {
         if (p == "/v1/models" || p.rfind("/v1/models/", 0) == 0) return models(req, w);
         if (p == "/v1/cache/stats" || (p == "/v1/cache" && m == "GET")) return cache_stats(w);
         if (p == "/v1/cache" && m == "DELETE") return cache_clear(req, w);
+        if (p == "/v1/cache/search" && m == "GET") return cache_search(req, w);
         if (p == "/v1/cache/prune" && m == "POST") {
             auto r = m_gw.cache()->prune();
             if (!r) return send_error(w, r.error());
@@ -286,6 +290,42 @@ void Api::cache_clear(const ServerRequest& req, ResponseWriter& w) {
     auto r = m_gw.cache()->clear(query_param(req.query, "model"), older);
     if (!r) return send_error(w, r.error());
     send_json(w, 200, {{"deleted", *r}});
+}
+
+void Api::cache_search(const ServerRequest& req, ResponseWriter& w) {
+    const std::string q = query_param(req.query, "q");
+    if (trim(q).empty()) return send_error(w, Error(ErrorCode::invalid_parameter, "q (the text to search for) is empty"));
+    std::size_t k = 5;
+    if (auto ks = query_param(req.query, "k"); !ks.empty()) {
+        const bool digits = ks.size() <= 3 && ks.find_first_not_of("0123456789") == std::string::npos;
+        const int n = digits ? std::stoi(ks) : 0;
+        if (n < 1 || n > 100) return send_error(w, Error(ErrorCode::invalid_parameter, "k must be a number from 1 to 100"));
+        k = static_cast<std::size_t>(n);
+    }
+    ResponseCache& cache = *m_gw.cache();
+    if (!cache.config().semantic || !cache.embedder())
+        return send_error(w, Error(ErrorCode::config_error,
+                                   "the semantic cache is off: set cache.semantic = true and cache.embedder "
+                                   "(builtin, ollama or openai)"));
+    auto hits = cache.search(q, k);
+    if (!hits) return send_error(w, hits.error());
+    const auto now = m_gw.clock().wall_ms();
+    const double threshold = cache.config().similarity_threshold;
+    json results = json::array();
+    for (const auto& h : *hits)
+        results.push_back({{"id", h.id},
+                           {"similarity", h.similarity},
+                           {"above_threshold", h.similarity + 1e-6 >= threshold},
+                           {"prompt", h.prompt},
+                           {"model", h.model_id},
+                           {"target", h.target},
+                           {"scope", h.scope},
+                           {"hits", h.hits},
+                           {"created", iso8601_utc(h.created_ms)},
+                           {"expired", h.expires_ms <= now}});
+    send_json(w, 200,
+              {{"query", q}, {"k", k}, {"embedder", cache.embedder()->name()}, {"threshold", threshold},
+               {"results", results}});
 }
 
 void Api::providers(const ServerRequest& req, ResponseWriter& w) {

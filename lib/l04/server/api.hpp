@@ -43,6 +43,9 @@ private:
     void models(const ServerRequest& req, ResponseWriter& w);
     void cache_stats(ResponseWriter& w);
     void cache_clear(const ServerRequest& req, ResponseWriter& w);
+    // GET /v1/cache/search?q=TEXT&k=N: the N (default 5, at most 100)
+    // entries nearest to TEXT in any scope, for tuning the threshold.
+    void cache_search(const ServerRequest& req, ResponseWriter& w);
     void providers(const ServerRequest& req, ResponseWriter& w);
     void usage(const ServerRequest& req, ResponseWriter& w);
     void route(const ServerRequest& req, ResponseWriter& w);

@@ -92,6 +92,27 @@ CREATE TABLE circuit_breakers(
 INSERT INTO counters(id, name) VALUES
   (8, 'rate_limit_rejections'), (9, 'rate_limit_shadow_rejections'), (10, 'budget_rejections');
 )sql",
+        // 3: running totals of cache_entries (row count, SUM(bytes)) kept by
+        // triggers, so the size bound is checked in O(1) by any connection.
+        // Initialised from the table as it is (inside the migration's
+        // BEGIN IMMEDIATE, so no concurrent writer is missed). The created_ms
+        // index gives `cache stats` its oldest/newest entry without reading
+        // every row (created_ms is stored after the vector blob).
+        R"sql(
+CREATE INDEX cache_entries_created ON cache_entries(created_ms);
+INSERT INTO counters(id, name, value) VALUES
+  (11, 'cache_entry_count', (SELECT COUNT(*) FROM cache_entries)),
+  (12, 'cache_entry_bytes', (SELECT COALESCE(SUM(bytes), 0) FROM cache_entries));
+CREATE TRIGGER cache_entries_totals_insert AFTER INSERT ON cache_entries BEGIN
+  UPDATE counters SET value = value + CASE id WHEN 11 THEN 1 ELSE NEW.bytes END WHERE id IN (11, 12);
+END;
+CREATE TRIGGER cache_entries_totals_delete AFTER DELETE ON cache_entries BEGIN
+  UPDATE counters SET value = value - CASE id WHEN 11 THEN 1 ELSE OLD.bytes END WHERE id IN (11, 12);
+END;
+CREATE TRIGGER cache_entries_totals_update AFTER UPDATE OF bytes ON cache_entries BEGIN
+  UPDATE counters SET value = value + NEW.bytes - OLD.bytes WHERE id = 12;
+END;
+)sql",
     };
     return m;
 }

@@ -21,6 +21,10 @@ enum class CounterId : int {
     rate_limit_rejections = 8,
     rate_limit_shadow_rejections = 9,
     budget_rejections = 10,
+    // Running totals of cache_entries (rows, SUM(bytes)), kept by triggers
+    // (migration 3) so every connection and process updates them.
+    cache_entry_count = 11,
+    cache_entry_bytes = 12,
 };
 
 // Opens (creating and migrating) $state_dir/l04.db; ":memory:" for tests.

@@ -1,0 +1,163 @@
+// The semantic cache through the real binaries: l04ctl against the l04d it
+// starts, with the built-in embedder (the default) and the mock provider.
+#include "support/daemon_env.hpp"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+using l04::test::DaemonEnv;
+using nlohmann::json;
+
+namespace {
+
+// builtin-v1 scores these rewordings of k_origin above the default 0.85
+// (they keep most words); k_other shares no words with them.
+const char* const k_origin = "How do I reset my password on this laptop?";
+const char* const k_reworded = "How can I reset my password on this laptop?";
+const char* const k_reworded2 = "How do I reset the password on this laptop?";
+const char* const k_other = "What is the capital of France?";
+
+json prompt_json(const DaemonEnv& env, const std::string& text) {
+    auto r = env.ctl({"prompt", "-m", "mock", "--json", text});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return json::parse(r.out);
+}
+
+json stats_json(const DaemonEnv& env) {
+    auto r = env.ctl({"cache", "stats", "--json"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return json::parse(r.out);
+}
+
+}  // namespace
+
+TEST_CASE("cache cli: semantic hit, streamed replay, search, stats and clear --model") {
+    DaemonEnv env;
+    const json first = prompt_json(env, k_origin);
+    CHECK(first["cached"] == false);
+    CHECK(first["cache_hit"] == "none");
+    const std::string content = first["content"];
+    REQUIRE(!content.empty());
+
+    // A reworded prompt: a semantic hit with its similarity, the cached answer.
+    const json hit = prompt_json(env, k_reworded);
+    CHECK(hit["cached"] == true);
+    CHECK(hit["cache_hit"] == "semantic");
+    CHECK(hit["similarity"].get<double>() >= 0.85);
+    CHECK(hit["similarity"].get<double>() < 1.0);
+    CHECK(hit["content"] == content);
+    CHECK(hit["cost_usd"].get<double>() == 0.0);
+
+    // The same kind of hit replayed as a stream (the default output).
+    auto streamed = env.ctl({"prompt", "-m", "mock", "-v", k_reworded2});
+    INFO(streamed.err);
+    REQUIRE(streamed.exit_code == 0);
+    CHECK(streamed.out == content + "\n");
+    CHECK(streamed.err.find("cache: semantic (0.") != std::string::npos);
+
+    const json other = prompt_json(env, k_other);
+    CHECK(other["cached"] == false);
+
+    // cache search: nearest entries in any scope, most similar first.
+    auto search = env.ctl({"cache", "search", "--json", "-k", "5", "reset", "my", "password"});
+    INFO(search.err);
+    REQUIRE(search.exit_code == 0);
+    const json sj = json::parse(search.out);
+    CHECK(sj["query"] == "reset my password");
+    CHECK(sj["embedder"] == "builtin-v1");
+    CHECK(sj["threshold"].get<double>() == doctest::Approx(0.85));
+    REQUIRE(sj["results"].size() == 2);  // only two entries exist
+    CHECK(sj["results"][0]["prompt"] == k_origin);
+    CHECK(sj["results"][0]["model"] == "mock");
+    CHECK(sj["results"][0]["hits"] == 2);
+    CHECK(sj["results"][0]["expired"] == false);
+    CHECK(sj["results"][1]["prompt"] == k_other);
+    CHECK(sj["results"][0]["similarity"].get<double>() > sj["results"][1]["similarity"].get<double>());
+
+    auto exact_text = env.ctl({"cache", "search", "-k", "1", k_reworded});
+    REQUIRE(exact_text.exit_code == 0);
+    CHECK(exact_text.out.find("SIMILARITY") == 0);
+    CHECK(exact_text.out.find(k_origin) != std::string::npos);
+    CHECK(exact_text.out.find(k_other) == std::string::npos);  // -k 1
+    CHECK(exact_text.out.find(" yes ") != std::string::npos);  // above the threshold
+    CHECK(exact_text.err.find("threshold 0.85") != std::string::npos);
+
+    CHECK(env.ctl({"cache", "search", "-k", "0", "x"}).exit_code == 2);
+
+    // Stats: 2 misses (origin, other), 2 semantic hits, no exact hit.
+    json s = stats_json(env);
+    CHECK(s["entries"] == 2);
+    CHECK(s["exact_hits"] == 0);
+    CHECK(s["semantic_hits"] == 2);
+    CHECK(s["misses"] == 2);
+    CHECK(s["hit_rate"].get<double>() == doctest::Approx(0.5));
+    CHECK(s["index_size"] == 2);
+    CHECK(s["semantic"] == true);
+    CHECK(s["embedder"] == "builtin-v1");
+    auto text = env.ctl({"cache", "stats"});
+    REQUIRE(text.exit_code == 0);
+    CHECK(text.out.find("hits:           2 (exact 0, semantic 2)") != std::string::npos);
+    CHECK(text.out.find("semantic:       on, threshold 0.85") != std::string::npos);
+    CHECK(text.out.find("embedder:       builtin-v1 (index 2, deleted 0") != std::string::npos);
+
+    // clear --model mock: both entries gone from SQLite and from the index.
+    auto clear = env.ctl({"cache", "clear", "--model", "mock"});
+    INFO(clear.err);
+    REQUIRE(clear.exit_code == 0);
+    CHECK(clear.out == "deleted 2 entries\n");
+    s = stats_json(env);
+    CHECK(s["entries"] == 0);
+    CHECK(s["index_size"] == 0);
+    CHECK(s["bytes"] == 0);
+    const json after = prompt_json(env, k_reworded);
+    CHECK(after["cached"] == false);
+    auto empty = env.ctl({"cache", "search", "--json", k_origin});
+    REQUIRE(empty.exit_code == 0);
+    const json ej = json::parse(empty.out);
+    REQUIRE(ej["results"].size() == 1);
+    CHECK(ej["results"][0]["prompt"] == k_reworded);  // the only entry now
+}
+
+TEST_CASE("cache cli: the semantic cache survives a daemon restart") {
+    DaemonEnv env;
+    const json first = prompt_json(env, k_origin);
+    REQUIRE(first["cached"] == false);
+    const int pid1 = env.daemon_pid();
+    REQUIRE(pid1 > 0);
+    // Load the index in this daemon, so stopping it has an index to save.
+    CHECK(prompt_json(env, k_other)["cached"] == false);
+
+    auto stop = env.ctl({"daemon", "stop"});
+    INFO(stop.err);
+    REQUIRE(stop.exit_code == 0);
+    CHECK(env.ctl({"daemon", "status"}).exit_code == 8);
+    CHECK(std::filesystem::exists(std::filesystem::path(env.state_dir()) / "cache-index" / "builtin-v1-384.hnsw"));
+
+    // A new prompt starts a new l04d; the reworded question hits the old entry.
+    const json hit = prompt_json(env, k_reworded);
+    CHECK(env.daemon_pid() != pid1);
+    CHECK(hit["cached"] == true);
+    CHECK(hit["cache_hit"] == "semantic");
+    CHECK(hit["similarity"].get<double>() >= 0.85);
+    CHECK(hit["content"] == first["content"]);
+    const json s = stats_json(env);
+    CHECK(s["entries"] == 2);
+    CHECK(s["semantic_hits"] == 1);
+    CHECK(s["misses"] == 2);
+    CHECK(s["index_size"] == 2);
+}
+
+TEST_CASE("cache cli: search says so when the semantic cache is off") {
+    DaemonEnv env;
+    env.env()["L04_CACHE_SEMANTIC"] = "false";
+    auto r = env.ctl({"cache", "search", "anything"});
+    CHECK(r.exit_code == 9);
+    CHECK(r.err.find("semantic cache is off") != std::string::npos);
+    auto s = env.ctl({"cache", "stats"});
+    REQUIRE(s.exit_code == 0);
+    CHECK(s.out.find("semantic:       off") != std::string::npos);
+}
