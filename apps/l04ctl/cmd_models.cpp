@@ -3,6 +3,7 @@
 
 #include <l04/bootstrap.hpp>
 #include <l04/core/strings.hpp>
+#include <l04/server/openai_json.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -19,21 +20,6 @@ std::string price(double v) {
     char b[32];
     std::snprintf(b, sizeof b, "%.2f", v);
     return b;
-}
-
-nlohmann::json model_json(const l04::ModelInfo& m) {
-    return {{"id", m.id},
-            {"provider", m.provider},
-            {"name", m.name},
-            {"capabilities", m.capabilities.names()},
-            {"context_window", m.context_window},
-            {"max_output_tokens", m.max_output_tokens},
-            {"input_price_per_mtok", m.input_price},
-            {"output_price_per_mtok", m.output_price},
-            {"latency_ms", m.latency_ms},
-            {"quality", m.quality},
-            {"embedding_dimensions", m.embedding_dimensions},
-            {"aliases", m.aliases}};
 }
 
 }  // namespace
@@ -77,7 +63,7 @@ void add_models(CLI::App& app, Context& ctx) {
             if (la->provider.empty() || m->provider == la->provider) ms.push_back(m);
         if (la->json) {
             nlohmann::json arr = nlohmann::json::array();
-            for (const auto* m : ms) arr.push_back(model_json(*m));
+            for (const auto* m : ms) arr.push_back(l04::model_to_json(*m));
             std::printf("%s\n", arr.dump(2).c_str());
             return;
         }
@@ -115,7 +101,7 @@ void add_models(CLI::App& app, Context& ctx) {
             return;
         }
         if (sa->json) {
-            std::printf("%s\n", model_json(*m).dump(2).c_str());
+            std::printf("%s\n", l04::model_to_json(*m).dump(2).c_str());
             return;
         }
         std::string caps, aliases;

@@ -35,7 +35,7 @@ json stats_json(const DaemonEnv& env) {
 
 }  // namespace
 
-TEST_CASE("cache cli: semantic hit, streamed replay, search, stats and clear --model") {
+TEST_CASE("cache cli: semantic hit - streamed replay - search - stats and clear --model") {
     DaemonEnv env;
     const json first = prompt_json(env, k_origin);
     CHECK(first["cached"] == false);

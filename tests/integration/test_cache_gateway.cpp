@@ -30,7 +30,7 @@ InferenceRequest ask(const std::string& prompt) {
 
 }  // namespace
 
-TEST_CASE("gateway: exact and semantic hits, per-request threshold, across a restart") {
+TEST_CASE("gateway: exact and semantic hits - per-request threshold - across a restart") {
     l04::test::TempDir dir;
     ManualClock clock;
     {

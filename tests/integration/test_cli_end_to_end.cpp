@@ -68,7 +68,7 @@ TEST_CASE("stdin and prompt text combine as documented") {
     CHECK(json::parse(no_stdin.out)["content"].get<std::string>().find("\"just args\"") != std::string::npos);
 }
 
-TEST_CASE("models list, models show and config show") {
+TEST_CASE("models list - models show and config show") {
     DaemonEnv env;
     auto r = env.ctl({"models", "list"});
     REQUIRE(r.exit_code == 0);
@@ -100,7 +100,7 @@ TEST_CASE("models list, models show and config show") {
     CHECK(found);
 }
 
-TEST_CASE("health and cache stats never start a daemon; health reports the spec's shape") {
+TEST_CASE("health and cache stats never start a daemon - health reports the spec's shape") {
     DaemonEnv env;
     auto h = env.ctl({"health"});
     CHECK(h.exit_code == 8);
@@ -126,7 +126,7 @@ TEST_CASE("health and cache stats never start a daemon; health reports the spec'
     CHECK(env.ctl({"daemon", "status"}).exit_code == 8);
 }
 
-TEST_CASE("bad input: unknown model, empty prompt, bad config, each once on stderr with its exit code") {
+TEST_CASE("bad input: unknown model - empty prompt - bad config - each once on stderr with its exit code") {
     DaemonEnv env;
     auto unknown = env.ctl({"prompt", "-m", "gpt-4o-mni", "hello"});
     CHECK(unknown.exit_code == 3);
@@ -202,7 +202,7 @@ TEST_CASE("a stale socket left by a dead daemon is removed and a new daemon star
     CHECK(env.daemon_pid() > 0);
 }
 
-TEST_CASE("SIGTERM with a request in flight finishes the request, then l04d exits") {
+TEST_CASE("SIGTERM with a request in flight finishes the request - then l04d exits") {
     DaemonEnv env;
     REQUIRE(env.ctl({"daemon", "start"}).exit_code == 0);
     const int pid = env.daemon_pid();

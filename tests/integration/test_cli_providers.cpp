@@ -43,7 +43,7 @@ json usage_of(const std::string& out) { return json::parse(out)["token_usage"]; 
 
 }  // namespace
 
-TEST_CASE("l04ctl prompt works against each protocol, streamed and not, with exact usage in --json") {
+TEST_CASE("l04ctl prompt works against each protocol - streamed and not - with exact usage in --json") {
     ProviderRig rig;
     auto& env = rig.env;
 
@@ -114,7 +114,7 @@ TEST_CASE("l04ctl prompt works against each protocol, streamed and not, with exa
     CHECK(providers == 4);
 }
 
-TEST_CASE("l04ctl health shows each configured provider's real status; a missing key names the variable") {
+TEST_CASE("l04ctl health shows each configured provider's real status - a missing key names the variable") {
     ProviderRig rig;
     auto h = rig.env.ctl({"health", "--json"});
     CHECK(h.exit_code == 8);  // never starts a daemon

@@ -61,7 +61,7 @@ InferenceRequest prompt(const std::string& model, const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("gateway: each protocol, streamed and not, with exact usage and cost") {
+TEST_CASE("gateway: each protocol - streamed and not - with exact usage and cost") {
     Rig rig;
     auto& g = *rig.gateway;
 
@@ -115,7 +115,7 @@ TEST_CASE("gateway: each protocol, streamed and not, with exact usage and cost")
     CHECK(reqs[3].target == "/v1beta/models/gemini-2.5-flash:generateContent");
 }
 
-TEST_CASE("gateway: a 429 with Retry-After comes back with retry_after; health probes each provider") {
+TEST_CASE("gateway: a 429 with Retry-After comes back with retry_after - health probes each provider") {
     Rig rig;
     rig.server.add(
         Route::recorded("POST", "/v1/messages", "wire/anthropic/error_429.headers", "wire/anthropic/error_429.json"));

@@ -48,7 +48,7 @@ l04::HttpResponse http(const std::string& method, const std::string& url, const 
 
 }  // namespace
 
-TEST_CASE("OpenAI-compatible chat completions over TCP, streamed and not") {
+TEST_CASE("OpenAI-compatible chat completions over TCP - streamed and not") {
     TcpDaemon d;
     REQUIRE(d.port > 0);
     const std::string body = R"({"model":"mock","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello over tcp"}]})";

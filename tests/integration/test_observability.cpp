@@ -72,7 +72,7 @@ TEST_CASE("counters are read back from SQLite after a restart") {
     CHECK(csv.out.rfind("provider,requests,errors,cached", 0) == 0);
 }
 
-TEST_CASE("health: degraded with one provider down, unhealthy (exit 1) when none is healthy") {
+TEST_CASE("health: degraded with one provider down - unhealthy (exit 1) when none is healthy") {
     DaemonEnv env;
     env.env()["L04_MAX_RETRIES"] = "0";
     env.env()["L04_CIRCUIT_BREAKER_FAILURE_THRESHOLD"] = "2";
@@ -99,7 +99,7 @@ TEST_CASE("health: degraded with one provider down, unhealthy (exit 1) when none
     CHECK(json::parse(limits.out)["circuits"]["mock"]["state"] == "open");
 }
 
-TEST_CASE("secrets never reach logs, output or config show; JSON log lines parse") {
+TEST_CASE("secrets never reach logs - output or config show - JSON log lines parse") {
     DaemonEnv env;
     const std::string secret = "sk-l04-test-secret-4242";
     env.env()["OPENAI_API_KEY"] = secret;

@@ -104,7 +104,7 @@ TEST_CASE("cache totals: triggers keep count and bytes equal to COUNT/SUM across
     CHECK(counted(db) == Totals{0, 0});
 }
 
-TEST_CASE("cache totals: ResponseCache stores, upserts, clears and evictions keep them exact") {
+TEST_CASE("cache totals: ResponseCache stores - upserts - clears and evictions keep them exact") {
     test::TempDir dir;
     ManualClock clock;
     CacheConfig cfg;
@@ -167,7 +167,7 @@ TEST_CASE("cache totals: max_bytes is enforced from the running byte total") {
     CHECK_FALSE(cache.lookup(key("p2")).has_value());
 }
 
-TEST_CASE("cache totals: stats count live entries only; expired rows are subtracted until pruned") {
+TEST_CASE("cache totals: stats count live entries only - expired rows are subtracted until pruned") {
     test::TempDir dir;
     ManualClock clock;
     CacheConfig cfg;

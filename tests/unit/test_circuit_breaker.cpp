@@ -44,7 +44,7 @@ std::int64_t retry_ms(const Status& st) {
 
 }  // namespace
 
-TEST_CASE("circuit breaker: closed until the threshold of consecutive faults, then open") {
+TEST_CASE("circuit breaker: closed until the threshold of consecutive faults - then open") {
     test::TempDir dir;
     ManualClock clock;
     auto cb = make_cb(dir, clock);

@@ -12,7 +12,7 @@
 
 using namespace l04;
 
-TEST_CASE("error codes: the spec's codes, strings, retryable flags and HTTP statuses") {
+TEST_CASE("error codes: the spec's codes - strings - retryable flags and HTTP statuses") {
     CHECK(code_string(ErrorCode::model_not_found) == "E4001");
     CHECK(code_string(ErrorCode::provider_not_configured) == "E4002");
     CHECK(code_string(ErrorCode::no_suitable_model) == "E4100");

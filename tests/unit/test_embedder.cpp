@@ -66,7 +66,7 @@ TEST_CASE("builtin embedder: deterministic unit vectors of 384 dims") {
     CHECK(BuiltinEmbedder(o).name() != "builtin-v1");
 }
 
-TEST_CASE("builtin embedder: tokens handle case, contractions, negation scope and numbers") {
+TEST_CASE("builtin embedder: tokens handle case - contractions - negation scope and numbers") {
     auto t = BuiltinEmbedder::tokens("Don't turn OFF the lights, close the door. It costs 3.50 dollars");
     CHECK(std::find(t.begin(), t.end(), "not") != t.end());
     CHECK(std::find(t.begin(), t.end(), "\xC2\xACturn") != t.end());  // negated
@@ -78,7 +78,7 @@ TEST_CASE("builtin embedder: tokens handle case, contractions, negation scope an
     CHECK(std::find(c.begin(), c.end(), "\xC2\xAC" "delet") != c.end());
 }
 
-TEST_CASE("builtin embedder: rephrasings stay close, near misses fall below the default threshold") {
+TEST_CASE("builtin embedder: rephrasings stay close - near misses fall below the default threshold") {
     BuiltinEmbedder e;
     CHECK(sim(e, "How do I reset my password?", "how do i reset my password") > 0.97f);
     CHECK(sim(e, "How do I reset my password?", "How can I reset my password?") > 0.85f);
@@ -150,7 +150,7 @@ TEST_CASE("ollama embedder parses /api/embed and validates the response") {
     }
 }
 
-TEST_CASE("openai embedder parses /v1/embeddings, sends the key, never leaks it") {
+TEST_CASE("openai embedder parses /v1/embeddings - sends the key - never leaks it") {
     auto t = std::make_shared<FakeTransport>();
     t->body = l04::test::fixture("wire/openai/embeddings.json");
     OpenAIEmbedder e(t, "https://api.openai.com/v1", "sk-secret-123", "text-embedding-3-small", 256, true);

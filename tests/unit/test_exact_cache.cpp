@@ -40,7 +40,7 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("cache keys: exact key covers everything; scope leaves out only the last user message") {
+TEST_CASE("cache keys: exact key covers everything - scope leaves out only the last user message") {
     auto base = req("what is 2+2?");
     auto k = make_cache_key(base, "gpt-4o", "");
     CHECK(k.exact.size() == 64);
@@ -83,7 +83,7 @@ TEST_CASE("cache keys: exact key covers everything; scope leaves out only the la
     CHECK(make_cache_key(base, "gpt-4o", "alice").scope != k.scope);
 }
 
-TEST_CASE("exact cache: miss, store, hit; counters persist in SQLite") {
+TEST_CASE("exact cache: miss - store - hit - counters persist in SQLite") {
     Fixture f;
     auto k = make_cache_key(req("hello"), "mock", "");
     CHECK_FALSE(f.cache->lookup(k).has_value());

@@ -95,7 +95,7 @@ InferenceRequest prompt(const std::string& model, const std::string& text = "hi"
 
 }  // namespace
 
-TEST_CASE("gateway: execute with the mock, then an exact cache hit; ledger and metrics record both") {
+TEST_CASE("gateway: execute with the mock - then an exact cache hit - ledger and metrics record both") {
     Fixture f;
     auto r1 = f.gw->execute(prompt("mock", "question one"));
     REQUIRE(r1.has_value());
@@ -204,7 +204,7 @@ TEST_CASE("gateway: validation errors") {
     CHECK(unconfigured.error().message.find("OPENAI_API_KEY") != std::string::npos);
 }
 
-TEST_CASE("gateway: retryable errors are retried with backoff on the clock, honouring Retry-After") {
+TEST_CASE("gateway: retryable errors are retried with backoff on the clock - honouring Retry-After") {
     auto p = std::make_shared<ScriptedProvider>(
         "openai", std::vector<Result<InferenceResponse>>{fail(err(ErrorCode::provider_overloaded)),
                                                          fail(err(ErrorCode::rate_limit_exceeded, std::chrono::milliseconds(3000))),
@@ -222,7 +222,7 @@ TEST_CASE("gateway: retryable errors are retried with backoff on the clock, hono
     CHECK(r->cost_usd == doctest::Approx((100 * 0.15 + 50 * 0.60) / 1e6));
 }
 
-TEST_CASE("gateway: non-retryable errors are not retried; exhausted retries fail over to the configured fallback") {
+TEST_CASE("gateway: non-retryable errors are not retried - exhausted retries fail over to the configured fallback") {
     auto p = std::make_shared<ScriptedProvider>("openai", std::vector<Result<InferenceResponse>>{fail(err(ErrorCode::auth_failed))});
     Fixture f({{"openai", p}});
     auto r = f.gw->execute(prompt("gpt-4o-mini"));
@@ -283,7 +283,7 @@ TEST_CASE("gateway: health reports providers and the gateway state") {
     CHECK(h.gateway != "unhealthy");
 }
 
-TEST_CASE("gateway: rate limits reject with retry_after; --wait waits on the clock; limits hold across gateways") {
+TEST_CASE("gateway: rate limits reject with retry_after - --wait waits on the clock - limits hold across gateways") {
     Fixture f({}, {{"rate_limit.requests_per_minute", "2"}});
     auto req = [](int i) {
         auto r = prompt("mock", "q" + std::to_string(i));
@@ -314,7 +314,7 @@ TEST_CASE("gateway: rate limits reject with retry_after; --wait waits on the clo
     for (int i = 0; i < 5; ++i) CHECK(f.gw->execute(cached).has_value());
 }
 
-TEST_CASE("gateway: the circuit opens after consecutive faults, then E4701; 429 keeps the provider out") {
+TEST_CASE("gateway: the circuit opens after consecutive faults - then E4701 - 429 keeps the provider out") {
     auto p = std::make_shared<ScriptedProvider>("openai", std::vector<Result<InferenceResponse>>{});
     Fixture f({{"openai", p}}, {{"retry.max_retries", "0"}, {"circuit_breaker.failure_threshold", "3"}});
     for (int i = 0; i < 3; ++i) {

@@ -19,7 +19,7 @@ struct Call {
 };
 }  // namespace
 
-TEST_CASE("mock: deterministic answer derived from the prompt, streamed in several chunks") {
+TEST_CASE("mock: deterministic answer derived from the prompt - streamed in several chunks") {
     ManualClock clock;
     MockProvider p("mock", clock);
     Call a("tell me a joke");
@@ -48,7 +48,7 @@ TEST_CASE("mock: deterministic answer derived from the prompt, streamed in sever
     CHECK_FALSE(s->token_usage.estimated);
 }
 
-TEST_CASE("mock: options reply, usage, latency and chunk delay on the injected clock") {
+TEST_CASE("mock: options reply - usage - latency and chunk delay on the injected clock") {
     ManualClock clock;
     MockProvider p("mock", clock);
     Call c("x", {{"reply", "a b c d e f g h i"}, {"usage_prompt_tokens", "11"}, {"usage_completion_tokens", "22"},

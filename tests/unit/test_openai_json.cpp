@@ -5,7 +5,7 @@
 using namespace l04;
 using nlohmann::json;
 
-TEST_CASE("OpenAI request parsing: messages, parameters, tools and the l04 object") {
+TEST_CASE("OpenAI request parsing: messages - parameters - tools and the l04 object") {
     auto r = parse_chat_request(R"({
       "model": "gpt-4o",
       "messages": [
@@ -83,7 +83,7 @@ TEST_CASE("requests round-trip through chat_request_to_json") {
     CHECK(back->timeout_ms == 1500);
 }
 
-TEST_CASE("responses, chunks and errors in the OpenAI shape with l04 facts") {
+TEST_CASE("responses - chunks and errors in the OpenAI shape with l04 facts") {
     InferenceResponse r;
     r.request_id = "req_1";
     r.content = "hello";

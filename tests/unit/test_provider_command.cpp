@@ -142,7 +142,7 @@ bool process_exits(pid_t pid) {
 
 }  // namespace
 
-TEST_CASE("command: prompt on stdin, stdout as the answer, estimated usage") {
+TEST_CASE("command: prompt on stdin - stdout as the answer - estimated usage") {
     Cli cli({"echo"});
     auto req = prompt("What is 4200 + 42?");
     auto r = cli.provider->complete(cli.request(req));
@@ -184,7 +184,7 @@ TEST_CASE("command: stdout is streamed as it comes (line two waits for line one 
     CHECK(finals == 1);
 }
 
-TEST_CASE("command: {model} is replaced; a rich conversation becomes a transcript") {
+TEST_CASE("command: {model} is replaced - a rich conversation becomes a transcript") {
     Cli cli({"args", "--model", "{model}", "-p"});
     auto r = cli.provider->complete(cli.request(prompt("x")));
     REQUIRE(r);
@@ -263,7 +263,7 @@ TEST_CASE("command: exit status and stderr map to errors") {
     }
 }
 
-TEST_CASE("command: a hanging CLI is killed at the timeout, with what it started") {
+TEST_CASE("command: a hanging CLI is killed at the timeout - with what it started") {
     Cli cli({"hang"});
     const std::string pidfile = cli.dir.file("sleep.pid");
     cli.info.command.push_back(pidfile);
@@ -312,7 +312,7 @@ TEST_CASE("command: cancel by the sink or by the token kills the CLI") {
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
 }
 
-TEST_CASE("command: missing executable, health") {
+TEST_CASE("command: missing executable - health") {
     ProviderInfo info;
     info.id = "claude-code";
     info.kind = "command";

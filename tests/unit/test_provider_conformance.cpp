@@ -279,7 +279,7 @@ TEST_CASE("conformance: every fixture file is replayed by a test in this file") 
 
 // ------------------------------------------------------------------ OpenAI
 
-TEST_CASE("openai: chat_nonstream (gpt-4o) content, usage, model, request") {
+TEST_CASE("openai: chat_nonstream (gpt-4o) content - usage - model - request") {
     auto o = run(openai("gpt-4o"), user_prompt("What is 4200 + 42?"), false, rec("openai", "chat_nonstream", "json"));
     const auto& r = o.ok();
     CHECK(r.content == R"(\(4200 + 42 = 4242\).)");
@@ -310,7 +310,7 @@ TEST_CASE("openai: chat_nonstream_gpt35 with max tokens and temperature") {
     CHECK(o.body() == json::parse(test::fixture("wire/openai/chat_nonstream_gpt35_request.json")));
 }
 
-TEST_CASE("openai: chat_stream_with_usage, any split: text, exact usage, [DONE]") {
+TEST_CASE("openai: chat_stream_with_usage - any split: text - exact usage - [DONE]") {
     auto req = user_prompt("Count from 1 to 5");
     req.max_tokens = 50;
     req.temperature = 0.0;
@@ -464,7 +464,7 @@ TEST_CASE("openai: error_400_context_length_exceeded") {
     CHECK(e.details.rfind("This model's maximum context length is 4097 tokens.", 0) == 0);
 }
 
-TEST_CASE("openai: error_401 is an auth failure, never retried, key not echoed") {
+TEST_CASE("openai: error_401 is an auth failure - never retried - key not echoed") {
     for (bool stream : {false, true}) {
         auto o = run(openai(), user_prompt("hi"), stream, rec("openai", "error_401", "json"));
         const auto& e = o.err();
@@ -483,7 +483,7 @@ TEST_CASE("openai: error_401 is an auth failure, never retried, key not echoed")
     CHECK(o.err().details == "Incorrect API key provided: [redacted]");
 }
 
-TEST_CASE("openai: error_429_insufficient_quota is quota exhaustion, not retryable") {
+TEST_CASE("openai: error_429_insufficient_quota is quota exhaustion - not retryable") {
     auto o = run(openai(), user_prompt("hi"), false,
                  test::recorded("", "wire/openai/error_429_insufficient_quota.json", 429));
     const auto& e = o.err();
@@ -512,7 +512,7 @@ TEST_CASE("openai: error_500 and error_503 are retryable") {
     CHECK(o503.err().details.rfind("That model is currently overloaded with other requests.", 0) == 0);
 }
 
-TEST_CASE("openai: a stream cut before [DONE] is E4604, even with every content chunk received") {
+TEST_CASE("openai: a stream cut before [DONE] is E4604 - even with every content chunk received") {
     for_each_split([&](std::uint64_t seed, std::size_t piece) {
         auto cut = cut_before(rec("openai", "chat_stream_with_usage", "sse"), "data: [DONE]");
         auto o = run(openai("gpt-3.5-turbo"), user_prompt("Count from 1 to 5"), true, cut, seed, piece);
@@ -572,7 +572,7 @@ TEST_CASE("openai: no usage chunk (a compatible server without include_usage) â†
     CHECK_FALSE(o2.body().contains("max_completion_tokens"));
 }
 
-TEST_CASE("openai: the caller going away stops the stream (E4604, not retryable)") {
+TEST_CASE("openai: the caller going away stops the stream (E4604 - not retryable)") {
     auto o = run(openai("gpt-3.5-turbo"), user_prompt("Count from 1 to 5"), true,
                  rec("openai", "chat_stream_with_usage", "sse"), 1, 16, /*stop_after=*/2);
     CHECK(o.err().code == ErrorCode::streaming_error);
@@ -627,7 +627,7 @@ TEST_CASE("ollama /v1: openai_compat_chat_completions through the OpenAI adapter
 
 // ------------------------------------------------------------------ Anthropic
 
-TEST_CASE("anthropic: messages_nonstream: content, usage, headers, default max_tokens") {
+TEST_CASE("anthropic: messages_nonstream: content - usage - headers - default max_tokens") {
     auto o = run(anthropic("claude-sonnet-4-0"), user_prompt("What is 4200 + 42?"), false,
                  rec("anthropic", "messages_nonstream", "json"));
     const auto& r = o.ok();
@@ -663,7 +663,7 @@ TEST_CASE("anthropic: messages_nonstream_claude3opus with explicit max_tokens") 
     CHECK(o.body() == json::parse(test::fixture("wire/anthropic/messages_nonstream_claude3opus_request.json")));
 }
 
-TEST_CASE("anthropic: messages_stream, any split: text, usage = message_start input + message_delta output") {
+TEST_CASE("anthropic: messages_stream - any split: text - usage = message_start input + message_delta output") {
     auto req = user_prompt("Say just hello");
     req.max_tokens = 8192;
     req.temperature = 1.0;
@@ -687,7 +687,7 @@ TEST_CASE("anthropic: messages_stream, any split: text, usage = message_start in
     });
 }
 
-TEST_CASE("anthropic: messages_stream_tool_use: text, ping, two tool_use blocks from input_json_delta") {
+TEST_CASE("anthropic: messages_stream_tool_use: text - ping - two tool_use blocks from input_json_delta") {
     InferenceRequest req =
         user_prompt("Please retrieve the secrets associated with each of these passwords: mellon,radiance");
     req.system_prompt = "Use parallel tool calling.";
@@ -721,7 +721,7 @@ TEST_CASE("anthropic: messages_stream_tool_use: text, ping, two tool_use blocks 
     });
 }
 
-TEST_CASE("anthropic: the error event mid-stream (stream_error_event.sse) is an Error, not a finish") {
+TEST_CASE("anthropic: the error event mid-stream (stream_error_event.sse) is an Error - not a finish") {
     auto r = rec("anthropic", "messages_stream", "sse");
     // Recorded start of a stream, then the SDK's error frame.
     auto cut = cut_before(r, "event: content_block_stop");
@@ -742,7 +742,7 @@ TEST_CASE("anthropic: the error event mid-stream (stream_error_event.sse) is an 
     CHECK(o.err().code == ErrorCode::provider_overloaded);
 }
 
-TEST_CASE("anthropic: the observed mid-stream error payload (details:null, padding) maps the same") {
+TEST_CASE("anthropic: the observed mid-stream error payload (details:null - padding) maps the same") {
     auto r = rec("anthropic", "messages_stream", "sse");
     auto cut = cut_before(r, "event: ping");
     std::string payload = test::fixture("wire/anthropic/stream_error_event_observed_data.json");
@@ -821,7 +821,7 @@ TEST_CASE("anthropic: a body that is not JSON is E4600") {
 
 // ------------------------------------------------------------------ Ollama
 
-TEST_CASE("ollama: chat_nonstream: content, prompt_eval_count/eval_count, durations") {
+TEST_CASE("ollama: chat_nonstream: content - prompt_eval_count/eval_count - durations") {
     auto req = user_prompt("What is the PH of honey?");
     req.temperature = 0.0;
     auto o = run(ollama("llama3:8b"), req, false, rec("ollama", "chat_nonstream", "json"));
@@ -838,7 +838,7 @@ TEST_CASE("ollama: chat_nonstream: content, prompt_eval_count/eval_count, durati
     CHECK(o.body() == json::parse(test::fixture("wire/ollama/chat_nonstream_request.json")));
 }
 
-TEST_CASE("ollama: chat_stream (NDJSON), any split") {
+TEST_CASE("ollama: chat_stream (NDJSON) - any split") {
     auto req = user_prompt("Count from 1 to 5");
     req.max_tokens = 50;
     req.temperature = 0.0;
@@ -925,7 +925,7 @@ TEST_CASE("ollama: tags for health and the installed models") {
 
 // ------------------------------------------------------------------ Gemini
 
-TEST_CASE("gemini: generate_content: text, usageMetadata with thoughts, key in a header") {
+TEST_CASE("gemini: generate_content: text - usageMetadata with thoughts - key in a header") {
     auto o = run(gemini(), user_prompt("What is 4200 + 42?"), false, rec("gemini", "generate_content", "json"));
     const auto& r = o.ok();
     CHECK(r.content ==
@@ -942,7 +942,7 @@ TEST_CASE("gemini: generate_content: text, usageMetadata with thoughts, key in a
     CHECK(o.body() == json::parse(test::fixture("wire/gemini/generate_content_request.json")));
 }
 
-TEST_CASE("gemini: stream_generate_content (SSE with \\r\\n\\r\\n), any split") {
+TEST_CASE("gemini: stream_generate_content (SSE with \\r\\n\\r\\n) - any split") {
     for_each_split([&](std::uint64_t seed, std::size_t piece) {
         auto o = run(gemini(), user_prompt("What is 4200 + 42?"), true, rec("gemini", "stream_generate_content", "sse"),
                      seed, piece);

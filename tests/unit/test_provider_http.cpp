@@ -113,7 +113,7 @@ TEST_CASE("http openai: non-streamed and streamed over one kept-alive connection
     CHECK(json::parse(reqs[2].body)["stream_options"]["include_usage"] == true);
 }
 
-TEST_CASE("http openai: a paced stream reaches the sink piece by piece, not buffered whole") {
+TEST_CASE("http openai: a paced stream reaches the sink piece by piece - not buffered whole") {
     FixtureServer server;
     auto route = Route::recorded("POST", "/v1/chat/completions", "wire/openai/chat_stream_with_usage.headers",
                                  "wire/openai/chat_stream_with_usage.sse");
@@ -189,7 +189,7 @@ TEST_CASE("http anthropic: streamed (chunked) and not") {
     CHECK(server.connections_accepted() == 1);
 }
 
-TEST_CASE("http ollama: NDJSON stream, chat, embed, tags") {
+TEST_CASE("http ollama: NDJSON stream - chat - embed - tags") {
     FixtureServer server;
     server.add(
         Route::recorded("POST", "/api/chat", "wire/ollama/chat_stream.headers", "wire/ollama/chat_stream.ndjson"));
@@ -307,7 +307,7 @@ TEST_CASE("http faults: connection reset mid-stream is E4604 after the first chu
     }
 }
 
-TEST_CASE("http faults: a stall past the total timeout is E4202, and stop() ends the stall") {
+TEST_CASE("http faults: a stall past the total timeout is E4202 - and stop() ends the stall") {
     FixtureServer server;
     Route r = Route::recorded("POST", "/v1/chat/completions", "wire/openai/chat_stream_with_usage.headers",
                               "wire/openai/chat_stream_with_usage.sse");
@@ -346,7 +346,7 @@ TEST_CASE("http faults: a cancel token ends a stalled stream") {
     CHECK(seen == "Hello");
 }
 
-TEST_CASE("http faults: malformed JSON, no answer, nothing listening") {
+TEST_CASE("http faults: malformed JSON - no answer - nothing listening") {
     FixtureServer server;
     Route bad;
     bad.path = "/v1/chat/completions";

@@ -8,7 +8,7 @@
 
 using namespace l04;
 
-TEST_CASE("queue: concurrency per provider, deadlines, full queue") {
+TEST_CASE("queue: concurrency per provider - deadlines - full queue") {
     ManualClock clock;
     QueueConfig cfg;
     cfg.default_provider_concurrency = 1;
@@ -44,7 +44,7 @@ TEST_CASE("queue: concurrency per provider, deadlines, full queue") {
     CHECK(q.stats().expired == 2);
 }
 
-TEST_CASE("queue: high priority is served first; aging lets low priority through") {
+TEST_CASE("queue: high priority is served first - aging lets low priority through") {
     ManualClock clock;
     QueueConfig cfg;
     cfg.default_provider_concurrency = 1;

@@ -67,7 +67,7 @@ std::int64_t counter(const test::TempDir& dir, CounterId id) {
 
 }  // namespace
 
-TEST_CASE("rate limiter: request bucket starts full, empties, and refills at capacity/60 per second") {
+TEST_CASE("rate limiter: request bucket starts full - empties - and refills at capacity/60 per second") {
     test::TempDir dir;
     ManualClock clock;
     auto rl = make_rl(dir, clock, cfg_with({60, 0}));
@@ -121,7 +121,7 @@ TEST_CASE("rate limiter: token bucket debits the estimate and names the wait") {
     }
 }
 
-TEST_CASE("rate limiter: all buckets of a request are debited, or none") {
+TEST_CASE("rate limiter: all buckets of a request are debited - or none") {
     test::TempDir dir;
     ManualClock clock;
     auto rl = make_rl(dir, clock,
@@ -156,7 +156,7 @@ TEST_CASE("rate limiter: all buckets of a request are debited, or none") {
     }
 }
 
-TEST_CASE("rate limiter: settle refunds or charges the difference, once, bounded by capacity") {
+TEST_CASE("rate limiter: settle refunds or charges the difference - once - bounded by capacity") {
     test::TempDir dir;
     ManualClock clock;
     auto rl = make_rl(dir, clock, cfg_with({0, 1000}, {{"model:gpt-4o", {0, 600}}}));
@@ -234,7 +234,7 @@ TEST_CASE("rate limiter: unsettled reservations expire after the TTL") {
     CHECK(level(*rl, "agent:alice", "tokens") == doctest::Approx(1000));  // refilled by time only
 }
 
-TEST_CASE("rate limiter: shadow mode admits, flags and counts, and debits nothing for the flagged") {
+TEST_CASE("rate limiter: shadow mode admits - flags and counts - and debits nothing for the flagged") {
     test::TempDir dir;
     ManualClock clock;
     auto c = cfg_with({2, 0});
@@ -288,7 +288,7 @@ TEST_CASE("rate limiter: buckets() lists configured scopes and used agent bucket
     CHECK_FALSE(rl->reserve(req(0, "cron", "ollama", "llama")));
 }
 
-TEST_CASE("rate limiter: limits hold across instances on one file, and follow config changes") {
+TEST_CASE("rate limiter: limits hold across instances on one file - and follow config changes") {
     test::TempDir dir;
     ManualClock clock;
     auto a = make_rl(dir, clock, cfg_with({10, 0}));
@@ -310,7 +310,7 @@ TEST_CASE("rate limiter: limits hold across instances on one file, and follow co
     CHECK_FALSE(c->reserve(req()));
 }
 
-TEST_CASE("rate limiter: scope limits parse from settings, and the factory honours enabled") {
+TEST_CASE("rate limiter: scope limits parse from settings - and the factory honours enabled") {
     auto ok = parse_scope_limits(" provider:openai=500/200000; model:gpt-4o=100/- ,agent:cron=10,, agent:ci=0/5000",
                                  Limits{60, 100'000});
     REQUIRE(ok);

@@ -80,7 +80,7 @@ context_window = 131072
     CHECK(Registry::load({test::models_toml_path(), d.file("absent.toml")}).has_value());
 }
 
-TEST_CASE("registry: malformed files are refused with file, line, column and what was expected") {
+TEST_CASE("registry: malformed files are refused with file - line - column and what was expected") {
     auto bad = [](const std::string& text) {
         auto r = Registry::parse(text, "models.toml");
         REQUIRE_FALSE(r.has_value());

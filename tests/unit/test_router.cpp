@@ -102,7 +102,7 @@ TEST_CASE("router strategies on a fixed registry") {
     CHECK(mock_dropped);
 }
 
-TEST_CASE("router filters: capabilities, context window, constraints, availability") {
+TEST_CASE("router filters: capabilities - context window - constraints - availability") {
     auto reg = fixed_registry();
     Router r(reg, {});
     auto req = prompt();
@@ -142,7 +142,7 @@ TEST_CASE("router filters: capabilities, context window, constraints, availabili
     CHECK(err.error().message.find("lacks capability") != std::string::npos);
 }
 
-TEST_CASE("router: explicit models, unknown names, unknown strategies, round robin, fallback chain, weighted") {
+TEST_CASE("router: explicit models - unknown names - unknown strategies - round robin - fallback chain - weighted") {
     auto reg = fixed_registry();
     RouterConfig cfg;
     cfg.model_fallbacks["fast-cheap"] = {"middle", "smart"};

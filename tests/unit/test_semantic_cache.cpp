@@ -66,7 +66,7 @@ CacheKey key(const std::string& prompt, const std::string& target = "mock", cons
 
 }  // namespace
 
-TEST_CASE("semantic cache: exact hit, semantic hit, miss, threshold override") {
+TEST_CASE("semantic cache: exact hit - semantic hit - miss - threshold override") {
     Fixture f;
     auto c = f.open();
     CHECK_FALSE(c->lookup(key("How do I reset my password?")));
@@ -189,7 +189,7 @@ TEST_CASE("semantic cache: vectors of another embedder are never compared") {
     CHECK_FALSE(c->lookup(key("where is my order")));  // stored under the other embedder
 }
 
-TEST_CASE("semantic cache: embedder failure is counted, request path continues, exact still works") {
+TEST_CASE("semantic cache: embedder failure is counted - request path continues - exact still works") {
     Fixture f;
     auto failing = std::make_shared<FailingEmbedder>();
     auto c = f.open({}, failing);
@@ -209,7 +209,7 @@ TEST_CASE("semantic cache: embedder failure is counted, request path continues, 
     CHECK(sr.error().code == ErrorCode::embedding_failed);
 }
 
-TEST_CASE("semantic cache: TTL on the manual clock, exact and semantic") {
+TEST_CASE("semantic cache: TTL on the manual clock - exact and semantic") {
     Fixture f;
     CacheConfig cfg;
     cfg.ttl_ms = 60'000;

@@ -16,7 +16,7 @@ EnvFn fake_env(std::map<std::string, std::string> vars) {
 }
 }  // namespace
 
-TEST_CASE("settings: defaults, then system file, user file, environment, flags") {
+TEST_CASE("settings: defaults - then system file - user file - environment - flags") {
     test::TempDir d;
     test::write_file(d.file("system.toml"), "[cache]\nttl = 100\nenabled = false\n");
     test::write_file(d.file("user.toml"), "[cache]\nttl = \"200s\"\n[rate_limit]\nrequests_per_minute = 5\n");
@@ -71,7 +71,7 @@ TEST_CASE("settings: every seed environment name is honoured") {
     }
 }
 
-TEST_CASE("settings: L04_CONFIG names the user file; paths follow XDG") {
+TEST_CASE("settings: L04_CONFIG names the user file - paths follow XDG") {
     test::TempDir d;
     test::write_file(d.file("my.toml"), "agent = \"cron-job\"\n");
     SettingsSources src;
@@ -87,7 +87,7 @@ TEST_CASE("settings: L04_CONFIG names the user file; paths follow XDG") {
     CHECK(s->config_dir() == "/x/cfg/l04");
 }
 
-TEST_CASE("settings: bad files and values are refused with file, line and key") {
+TEST_CASE("settings: bad files and values are refused with file - line and key") {
     test::TempDir d;
     SettingsSources src;
     src.system_config = "/nonexistent";

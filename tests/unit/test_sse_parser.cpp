@@ -54,7 +54,7 @@ std::vector<std::string> ndjson_whole(std::string_view body) {
 
 }  // namespace
 
-TEST_CASE("sse: every recorded stream parses the same whole, byte by byte and in random splits") {
+TEST_CASE("sse: every recorded stream parses the same whole - byte by byte and in random splits") {
     struct Case {
         const char* file;
         std::size_t events;
@@ -106,7 +106,7 @@ TEST_CASE("sse: field values from the recorded streams") {
     CHECK(gem[1].data.rfind(R"({"candidates": [{"content": {"parts": [{"text": "00 + 42 = **4242**."}])", 0) == 0);
 }
 
-TEST_CASE("sse: multi-line data, comments, id, retry, unknown fields") {
+TEST_CASE("sse: multi-line data - comments - id - retry - unknown fields") {
     const std::string body =
         ": a comment\n"
         "event: update\n"
@@ -135,7 +135,7 @@ TEST_CASE("sse: multi-line data, comments, id, retry, unknown fields") {
     CHECK(p.comments() == 2);
 }
 
-TEST_CASE("sse: \\r\\n, \\n and \\r line endings give the same events, also split between feeds") {
+TEST_CASE("sse: \\r\\n - \\n and \\r line endings give the same events - also split between feeds") {
     const std::string lf = "event: a\ndata: 1\ndata: 2\n\ndata: 3\n\n";
     const std::string crlf = "event: a\r\ndata: 1\r\ndata: 2\r\n\r\ndata: 3\r\n\r\n";
     const std::string cr = "event: a\rdata: 1\rdata: 2\r\rdata: 3\r\r";
@@ -180,14 +180,14 @@ TEST_CASE("sse: finish() flushes a last event that has no blank line after it") 
     CHECK(out[0].data == "three");
 }
 
-TEST_CASE("sse: an event with no data line is not dispatched; empty data is") {
+TEST_CASE("sse: an event with no data line is not dispatched - empty data is") {
     auto out = parse_whole("event: nothing\n\ndata:\n\n");
     REQUIRE(out.size() == 1);
     CHECK(out[0].event == "message");
     CHECK(out[0].data.empty());
 }
 
-TEST_CASE("sse: a leading UTF-8 BOM is skipped, even split across feeds") {
+TEST_CASE("sse: a leading UTF-8 BOM is skipped - even split across feeds") {
     const std::string body =
         "\xEF\xBB\xBF"
         "data: hi\n\n";
@@ -237,7 +237,7 @@ TEST_CASE("ndjson: the recorded Ollama stream splits the same in any pieces") {
     }
 }
 
-TEST_CASE("ndjson: CRLF, blank lines and a last line without newline") {
+TEST_CASE("ndjson: CRLF - blank lines and a last line without newline") {
     auto out = ndjson_whole("{\"a\":1}\r\n\n  \n{\"b\":2}\n{\"c\":3}");
     REQUIRE(out.size() == 3);
     CHECK(out[0] == R"({"a":1})");

@@ -47,7 +47,7 @@ UsageRow row(const std::string& id, std::int64_t t, const std::string& model, do
 
 }  // namespace
 
-TEST_CASE("ledger: rows, totals, reports, retention") {
+TEST_CASE("ledger: rows - totals - reports - retention") {
     test::TempDir d;
     auto db = open_state_db(d.str());
     REQUIRE(db);
@@ -83,7 +83,7 @@ TEST_CASE("ledger: rows, totals, reports, retention") {
     CHECK(l.totals(0)->requests == 2);
 }
 
-TEST_CASE("usage exporter: batches rows as JSON with the bearer key, retries 5xx, never blocks enqueue") {
+TEST_CASE("usage exporter: batches rows as JSON with the bearer key - retries 5xx - never blocks enqueue") {
     auto t = std::make_shared<RecordingTransport>();
     t->statuses = {503, 200};
     ManualClock clock;
@@ -116,7 +116,7 @@ TEST_CASE("usage exporter: batches rows as JSON with the bearer key, retries 5xx
     CHECK(ex.stats().dropped == 1);
 }
 
-TEST_CASE("gateway: every finished request reaches the exporter; retention prunes the ledger") {
+TEST_CASE("gateway: every finished request reaches the exporter - retention prunes the ledger") {
     test::TempDir d;
     ManualClock clock;
     auto t = std::make_shared<RecordingTransport>();

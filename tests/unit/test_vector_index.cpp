@@ -50,7 +50,7 @@ void reseal(std::string& file) {
 
 }  // namespace
 
-TEST_CASE("vector index: nearest first, similarity as cosine, remove, re-add") {
+TEST_CASE("vector index: nearest first - similarity as cosine - remove - re-add") {
     std::vector<Vector> vecs;
     auto idx = filled(500, vecs);
     auto r = idx->search(vecs[42], 5);
@@ -165,7 +165,7 @@ TEST_CASE("vector index: save and load round trip") {
     CHECK((*e2)->search(vecs[0], 1)[0].label == 1);
 }
 
-TEST_CASE("vector index: every kind of damaged or foreign file is refused, never crashes") {
+TEST_CASE("vector index: every kind of damaged or foreign file is refused - never crashes") {
     l04::test::TempDir dir;
     const std::string path = dir.file("i.hnsw");
     std::vector<Vector> vecs;
@@ -224,7 +224,7 @@ TEST_CASE("vector index: every kind of damaged or foreign file is refused, never
     CHECK(VectorIndex::load(path, "test-emb", k_dim));
 }
 
-TEST_CASE("vector index: save is atomic (no temp files left, old file intact on failure)") {
+TEST_CASE("vector index: save is atomic (no temp files left - old file intact on failure)") {
     l04::test::TempDir dir;
     std::vector<Vector> vecs;
     auto idx = filled(50, vecs);
@@ -239,7 +239,7 @@ TEST_CASE("vector index: save is atomic (no temp files left, old file intact on 
     CHECK_FALSE(idx->save(dir.file("no-such-dir/i.hnsw")));
 }
 
-TEST_CASE("vector index: concurrent searches during inserts, removes and a compaction") {
+TEST_CASE("vector index: concurrent searches during inserts - removes and a compaction") {
     VectorIndexOptions o;
     o.initial_capacity = 16;  // force several resizes under load
     o.compact_min_deleted = 50;

@@ -54,22 +54,7 @@ json cache_stats_json(const CacheStats& s) {
 }
 
 json model_json(const ModelInfo& m) {
-    return {{"id", m.id},
-            {"object", "model"},
-            {"created", 0},
-            {"owned_by", m.provider},
-            {"l04",
-             {{"provider", m.provider},
-              {"name", m.name},
-              {"capabilities", m.capabilities.names()},
-              {"context_window", m.context_window},
-              {"max_output_tokens", m.max_output_tokens},
-              {"input_price_per_mtok", m.input_price},
-              {"output_price_per_mtok", m.output_price},
-              {"latency_ms", m.latency_ms},
-              {"quality", m.quality},
-              {"embedding_dimensions", m.embedding_dimensions},
-              {"aliases", m.aliases}}}};
+    return {{"id", m.id}, {"object", "model"}, {"created", 0}, {"owned_by", m.provider}, {"l04", model_to_json(m)}};
 }
 
 json provider_json(const ProviderStatus& p) {

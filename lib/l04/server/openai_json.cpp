@@ -362,6 +362,21 @@ InferenceResponse response_from_json(const json& j) {
     return r;
 }
 
+json model_to_json(const ModelInfo& m) {
+    return {{"id", m.id},
+            {"provider", m.provider},
+            {"name", m.name},
+            {"capabilities", m.capabilities.names()},
+            {"context_window", m.context_window},
+            {"max_output_tokens", m.max_output_tokens},
+            {"input_price_per_mtok", m.input_price},
+            {"output_price_per_mtok", m.output_price},
+            {"latency_ms", m.latency_ms},
+            {"quality", m.quality},
+            {"embedding_dimensions", m.embedding_dimensions},
+            {"aliases", m.aliases}};
+}
+
 std::vector<std::pair<std::string, std::string>> fact_headers(const InferenceResponse& r) {
     std::vector<std::pair<std::string, std::string>> h{
         {"x-request-id", r.request_id},

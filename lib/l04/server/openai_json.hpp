@@ -3,6 +3,7 @@
 // InferenceRequest, InferenceResponse → chat.completion JSON, stream chunks →
 // chat.completion.chunk events, Errors → {"error": {...}}. The "l04" object
 // carries gateway options in and gateway facts out.
+#include <l04/config/registry.hpp>
 #include <l04/core/error.hpp>
 #include <l04/core/types.hpp>
 
@@ -30,6 +31,10 @@ nlohmann::json error_to_json(const Error& e);
 Error error_from_json(const nlohmann::json& j, int http_status);
 // Reads a chat.completion (+ "l04" facts) back into an InferenceResponse.
 InferenceResponse response_from_json(const nlohmann::json& j);
+// A registry entry as JSON (id, provider, capabilities, prices, ...): what
+// `l04ctl models --json` prints and the "l04" object of /v1/models entries.
+nlohmann::json model_to_json(const ModelInfo& m);
+
 // Response headers carrying the facts (x-l04-*).
 std::vector<std::pair<std::string, std::string>> fact_headers(const InferenceResponse& r);
 
