@@ -24,6 +24,7 @@
 #include <l04/store/schema.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -233,6 +234,48 @@ Row run(const Options& o, Mode mode, int nprocs) {
                all.empty() ? 0 : static_cast<double>(all.back()) / 1000.0};
 }
 
+// The daemon's case: N client connections served by N threads of one l04d,
+// all deciding through one SqliteRateLimiter (one connection, one mutex).
+// Clients of l04d never contend on SQLite's file lock across processes.
+Row run_threads(const Options& o, int nthreads) {
+    std::filesystem::remove(l04::state_db_path(o.dir));
+    std::filesystem::remove(l04::state_db_path(o.dir) + "-wal");
+    std::filesystem::remove(l04::state_db_path(o.dir) + "-shm");
+    auto db = l04::open_state_db(o.dir);
+    if (!db) std::exit(1);
+    auto rl = SqliteRateLimiter::create(std::move(*db), bench_config(), l04::SystemClock::instance());
+    if (!rl) std::exit(1);
+    std::vector<std::vector<std::int64_t>> lat(static_cast<std::size_t>(nthreads));
+    std::atomic<std::int64_t> errors{0};
+    const std::int64_t start_ns = now_ns() + 100'000'000;
+    const std::int64_t end_ns = start_ns + static_cast<std::int64_t>(o.seconds * 1e9);
+    std::vector<std::thread> ts;
+    for (int i = 0; i < nthreads; ++i)
+        ts.emplace_back([&, i] {
+            const LimitRequest req{"agent" + std::to_string(i % 4), "openai", "gpt-4o", 1500};
+            auto& mine = lat[static_cast<std::size_t>(i)];
+            mine.reserve(static_cast<std::size_t>(o.seconds * 60'000));
+            while (now_ns() < start_ns) std::this_thread::sleep_for(50us);
+            while (true) {
+                const std::int64_t t0 = now_ns();
+                if (t0 >= end_ns) break;
+                if (!(*rl)->reserve(req)) ++errors;
+                mine.push_back(now_ns() - t0);
+            }
+        });
+    for (auto& t : ts) t.join();
+    std::vector<std::int64_t> all;
+    for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+    std::sort(all.begin(), all.end());
+    auto pct = [&](double q) -> double {
+        if (all.empty()) return 0;
+        return static_cast<double>(all[static_cast<std::size_t>(q * static_cast<double>(all.size() - 1))]) / 1000.0;
+    };
+    return Row{"l04d (threads, one process)", nthreads, static_cast<std::int64_t>(all.size()), errors.load(),
+               static_cast<double>(all.size()) / o.seconds, pct(0.50), pct(0.99), pct(0.999),
+               all.empty() ? 0 : static_cast<double>(all.back()) / 1000.0};
+}
+
 std::vector<int> parse_list(const char* s) {
     std::vector<int> out;
     std::string str(s);
@@ -286,6 +329,12 @@ int main(int argc, char** argv) {
                         static_cast<long long>(r.errors));
             std::fflush(stdout);
         }
+    }
+    for (int n : o.procs) {
+        Row r = run_threads(o, n);
+        std::printf("| %s | %d | %lld | %.0f | %.1f | %.1f | %.1f | %.1f | %lld |\n", r.mode, r.procs,
+                    static_cast<long long>(r.decisions), r.per_s, r.p50_us, r.p99_us, r.p999_us, r.max_us,
+                    static_cast<long long>(r.errors));
     }
     if (own_dir) std::filesystem::remove_all(o.dir);
     return 0;
