@@ -335,23 +335,12 @@ private:
             return true;
         };
 
-        auto on_body = [&](std::string_view piece) -> bool {
-            events.clear();
-            if (auto st = parser.feed(piece, events); !st) {
-                stream_error = st.error();
-                return false;
-            }
-            for (const auto& ev : events)
-                if (!handle(ev)) return false;
-            return true;
-        };
+        auto on_body = detail::feed_parser(parser, events, handle, stream_error);
         auto head = detail::exchange(ctx(), http, on_body);
         if (stream_error) return fail(*stream_error);
         if (acc.caller_gone()) return fail(detail::caller_gone_error(m_id));
         if (!head && !done) return fail(head.error());
-        events.clear();
-        if (auto st = parser.finish(events); !st) return fail(st.error());
-        for (const auto& ev : events) handle(ev);
+        if (auto fin = detail::finish_parser(parser, events, handle); !fin) return fail(fin.error());
         if (stream_error) return fail(*stream_error);
         if (!done) return fail(detail::truncated_stream_error(m_id, started ? "message_stop" : "message_start"));
 

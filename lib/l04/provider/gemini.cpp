@@ -352,23 +352,12 @@ private:
             }
             return !acc.caller_gone();
         };
-        auto on_body = [&](std::string_view piece) -> bool {
-            events.clear();
-            if (auto s = parser.feed(piece, events); !s) {
-                stream_error = s.error();
-                return false;
-            }
-            for (const auto& ev : events)
-                if (!handle(ev)) return false;
-            return true;
-        };
+        auto on_body = detail::feed_parser(parser, events, handle, stream_error);
         auto head = detail::exchange(ctx(), http, on_body);
         if (stream_error) return fail(*stream_error);
         if (acc.caller_gone()) return fail(detail::caller_gone_error(m_id));
         if (!head) return fail(head.error());  // no sentinel: a broken connection may hide more events
-        events.clear();
-        if (auto s = parser.finish(events); !s) return fail(s.error());
-        for (const auto& ev : events) handle(ev);
+        if (auto fin = detail::finish_parser(parser, events, handle); !fin) return fail(fin.error());
         if (stream_error) return fail(*stream_error);
         auto r = finish(req, acc, st, resp);
         if (r) acc.finish(*r);

@@ -141,4 +141,33 @@ auto guard_json(const std::string& provider, F&& f) -> decltype(f()) {
     }
 }
 
+// The body callback of a streamed exchange: feeds each piece to `parser`
+// (SseParser, NdjsonParser) and hands every parsed item to `handle`, which
+// returns false to stop the transfer. A parse error is stored in `error` and
+// stops it too.
+template <class Parser, class Item, class Handle>
+std::function<bool(std::string_view)> feed_parser(Parser& parser, std::vector<Item>& items, Handle& handle,
+                                                  std::optional<Error>& error) {
+    return [&parser, &items, &handle, &error](std::string_view piece) -> bool {
+        items.clear();
+        if (auto st = parser.feed(piece, items); !st) {
+            error = st.error();
+            return false;
+        }
+        for (const auto& it : items)
+            if (!handle(it)) return false;
+        return true;
+    };
+}
+
+// After the exchange: flushes what the parser still holds (a last event
+// without its blank line) through `handle`.
+template <class Parser, class Item, class Handle>
+Status finish_parser(Parser& parser, std::vector<Item>& items, Handle& handle) {
+    items.clear();
+    if (auto st = parser.finish(items); !st) return fail(st.error());
+    for (const auto& it : items) handle(it);
+    return {};
+}
+
 }  // namespace l04::detail

@@ -251,23 +251,12 @@ private:
             if (j->value("done", false)) last = std::move(*j);
             return true;
         };
-        auto on_body = [&](std::string_view piece) -> bool {
-            lines.clear();
-            if (auto st = parser.feed(piece, lines); !st) {
-                stream_error = st.error();
-                return false;
-            }
-            for (const auto& l : lines)
-                if (!handle(l)) return false;
-            return true;
-        };
+        auto on_body = detail::feed_parser(parser, lines, handle, stream_error);
         auto head = detail::exchange(ctx(), http, on_body);
         if (stream_error) return fail(*stream_error);
         if (acc.caller_gone()) return fail(detail::caller_gone_error(m_id));
         if (!head && !last) return fail(head.error());
-        lines.clear();
-        if (auto st = parser.finish(lines); !st) return fail(st.error());
-        for (const auto& l : lines) handle(l);
+        if (auto fin = detail::finish_parser(parser, lines, handle); !fin) return fail(fin.error());
         if (stream_error) return fail(*stream_error);
         if (!last) return fail(detail::truncated_stream_error(m_id, "done: true"));
 

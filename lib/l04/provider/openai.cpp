@@ -312,9 +312,7 @@ private:
                 return whole;
             }
         }
-        events.clear();
-        if (auto st = parser.finish(events); !st) return fail(st.error());
-        for (const auto& ev : events) handle(ev);
+        if (auto fin = detail::finish_parser(parser, events, handle); !fin) return fail(fin.error());
         if (stream_error) return fail(*stream_error);
         if (!done) return fail(detail::truncated_stream_error(m_id, "data: [DONE]"));
 
