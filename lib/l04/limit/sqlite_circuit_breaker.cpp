@@ -68,12 +68,7 @@ Result<std::unique_ptr<SqliteCircuitBreaker>> SqliteCircuitBreaker::create(std::
 }
 
 Status SqliteCircuitBreaker::prepare() {
-    auto p = [&](Stmt& out, std::string_view sql) -> Status {
-        auto st = m_db->prepare(sql);
-        if (!st) return fail(st.error());
-        out = std::move(*st);
-        return {};
-    };
+    auto p = [&](Stmt& out, std::string_view sql) { return m_db->prepare_into(out, sql); };
     if (auto s = p(m_begin, "BEGIN IMMEDIATE"); !s) return s;
     if (auto s = p(m_commit, "COMMIT"); !s) return s;
     if (auto s = p(m_rollback, "ROLLBACK"); !s) return s;

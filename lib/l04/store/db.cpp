@@ -128,6 +128,13 @@ Result<Stmt> Db::prepare(std::string_view sql) {
     return Stmt(m_db, st);
 }
 
+Status Db::prepare_into(Stmt& out, std::string_view sql) {
+    auto st = prepare(sql);
+    if (!st) return fail(st.error());
+    out = std::move(*st);
+    return {};
+}
+
 std::int64_t Db::last_insert_rowid() const { return sqlite3_last_insert_rowid(m_db); }
 int Db::changes() const { return sqlite3_changes(m_db); }
 std::string Db::last_error() const { return sqlite3_errmsg(m_db); }

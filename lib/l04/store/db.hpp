@@ -62,6 +62,8 @@ public:
 
     Status exec(std::string_view sql);
     Result<Stmt> prepare(std::string_view sql);
+    // Prepares sql into out (for stages that keep their statements).
+    Status prepare_into(Stmt& out, std::string_view sql);
     std::int64_t last_insert_rowid() const;
     int changes() const;
     const std::string& path() const { return m_path; }
