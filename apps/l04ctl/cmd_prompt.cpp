@@ -114,6 +114,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         auto ms = l04::parse_duration_ms(a.timeout);
         if (!ms) return report(l04::Error(l04::ErrorCode::invalid_parameter, "--timeout must be a duration like 30s"));
         req.timeout_ms = *ms;
+        ctx.request_timeout_ms = *ms;
     }
     req.wait_for_limits = a.wait;
     if (a.no_cache) req.cache_mode = l04::CacheMode::bypass, req.enable_cache = false;

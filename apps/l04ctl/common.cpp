@@ -85,7 +85,10 @@ l04::Result<std::unique_ptr<l04::ApiClient>> Context::client(bool start_daemon) 
         if (!globals.config.empty()) ds.extra_args = {"--config", globals.config};
         if (auto st = l04::ensure_daemon(settings, ds); !st) return l04::fail(st.error());
     }
-    return std::unique_ptr<l04::ApiClient>(new l04::SocketClient(sock));
+    const std::int64_t request_ms =
+        request_timeout_ms > 0 ? request_timeout_ms : settings.get_duration_ms("request.timeout");
+    return std::unique_ptr<l04::ApiClient>(
+        new l04::SocketClient(sock, std::chrono::milliseconds(request_ms + 30'000)));
 }
 
 bool Context::stdout_tty() const { return ::isatty(1); }

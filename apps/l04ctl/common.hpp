@@ -46,6 +46,8 @@ public:
     // Loaded after parsing; flags set here are the highest settings layer.
     l04::Settings settings = l04::Settings::defaults();
     std::map<std::string, std::string> setting_flags;
+    // Longest request this run may make (ms); the socket wait exceeds it.
+    std::int64_t request_timeout_ms = 0;
 
     // Loads settings (once). Returns an exit code on failure (printed).
     int load();

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <iostream>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -119,9 +120,22 @@ int main(int argc, char** argv) {
         spdlog::error("cannot start: {}", gw.error().to_string());
         return k_exit_config;
     }
-    const std::string rt = sock.substr(0, sock.rfind('/'));
+    const auto slash = sock.rfind('/');
+    const std::string rt = slash == std::string::npos ? std::string(".") : sock.substr(0, slash);
     if (auto st = l04::ensure_dir(rt, 0700); !st) {
         spdlog::error("{}", st.error().to_string());
+        return k_exit_config;
+    }
+    // One l04d per runtime directory: the pid file is locked for our lifetime
+    // (before the socket is touched, so a second daemon cannot take it over).
+    const std::string pid_file = rt + "/l04d.pid";
+    const int pid_fd = ::open(pid_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (pid_fd < 0 || ::flock(pid_fd, LOCK_EX | LOCK_NB) != 0) {
+        std::string other;
+        std::ifstream in(pid_file);
+        std::getline(in, other);
+        spdlog::error("another l04d is already running for {} (pid {}); stop it with `l04ctl daemon stop`", rt,
+                      other.empty() ? "unknown" : other);
         return k_exit_config;
     }
 
@@ -167,10 +181,10 @@ int main(int argc, char** argv) {
         spdlog::info("listening on tcp {} (port {}){}", ao.listen, server.tcp_port(),
                      ao.auth_token.empty() ? "" : " with bearer token");
     }
-    const std::string pid_file = rt + "/l04d.pid";
     {
-        std::ofstream pf(pid_file, std::ios::trunc);
-        pf << ::getpid() << "\n";
+        const std::string pid_text = std::to_string(::getpid()) + "\n";
+        if (::ftruncate(pid_fd, 0) != 0 || ::pwrite(pid_fd, pid_text.data(), pid_text.size(), 0) < 0)
+            spdlog::warn("cannot write {}", pid_file);
     }
     server.start();
     spdlog::info("l04d {} ready on {} (state {}, {} models){}", L04_VERSION, sock, settings->state_dir(),
@@ -207,6 +221,15 @@ int main(int argc, char** argv) {
     }
     server.stop(std::chrono::milliseconds(30000));
     ::unlink(pid_file.c_str());
+    if (server.active_connections() > 0) {
+        // A handler is still running after the grace period: it uses the
+        // gateway, so do not destroy it under its feet. Save what matters, exit.
+        spdlog::warn("{} connection(s) still busy after 30 s; exiting without waiting for them",
+                     server.active_connections());
+        (void)(*gw)->ledger().flush();
+        spdlog::shutdown();
+        std::_Exit(k_exit_ok);
+    }
     spdlog::info("l04d stopped");
     spdlog::shutdown();
     return k_exit_ok;

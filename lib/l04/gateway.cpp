@@ -287,6 +287,7 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
         ProviderRequest pr{req, model, std::chrono::milliseconds(remaining), cancel};
         m_metrics.add("l04_active_requests", {{"provider", model.provider}}, 1);
         Result<InferenceResponse> r = fail(ErrorCode::internal_error, "not run");
+        bool sink_refused = false;
         if (sink) {
             ChunkSink forward = [&](const StreamChunk& c) -> bool {
                 if (c.is_final) return true;  // the gateway sends its own final event
@@ -297,7 +298,11 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
                     delivered = true;
                     ttft_ms = ms_between(start, m_clock->now());
                 }
-                return (*sink)(out);
+                if (!(*sink)(out)) {
+                    sink_refused = true;
+                    return false;
+                }
+                return true;
             };
             r = (*prov)->stream(pr, forward);
         } else {
@@ -310,7 +315,14 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
             return r;
         }
         m_limiter->settle(*res, 0);
-        m_breaker->on_failure(model.provider, r.error());
+        const bool caller_gone = (cancel && cancel->cancelled.load()) || sink_refused;
+        if (caller_gone) {
+            // Not the provider's fault: report a caller-side outcome, which
+            // only releases a half-open probe.
+            m_breaker->on_failure(model.provider, Error(ErrorCode::invalid_request, "the caller went away"));
+        } else {
+            m_breaker->on_failure(model.provider, r.error());
+        }
         Error err = r.error();
         if (delivered) {
             // Chunks already reached the caller: never restart silently.
@@ -331,6 +343,7 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
         }
         if (err.retry_after) wait = std::max(wait, static_cast<double>(err.retry_after->count()));
         if (m_clock->wall_ms() + static_cast<std::int64_t>(wait) >= deadline_ms) return fail(std::move(err));
+        *ticket = QueueTicket();  // give the provider slot back while we wait
         m_metrics.inc("l04_retries_total", {{"provider", model.provider}, {"model", model.id}});
         spdlog::debug("retrying {} on {} in {:.0f} ms after {}", model.id, model.provider, wait, err.to_string());
         m_clock->sleep_for(std::chrono::milliseconds(static_cast<std::int64_t>(wait)));
@@ -371,6 +384,13 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
                         if (!ttft) ttft = ms_between(t0, m_clock->now());
                         if (!(*sink)(c)) break;
                     }
+                    if (!hit->tool_calls.empty()) {
+                        StreamChunk calls;
+                        calls.tool_call_deltas = hit->tool_calls;
+                        calls.model_id = hit->model_id;
+                        calls.provider = hit->provider;
+                        (*sink)(calls);
+                    }
                 }
                 double saved = 0;
                 if (const ModelInfo* m = m_registry.find(hit->model_id)) saved = cost_usd(*m, hit->token_usage);
@@ -395,6 +415,7 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
     bool delivered = false;
     std::optional<double> ttft;
     std::vector<std::string> failures;
+    std::vector<ErrorCode> codes;
     Error last_error(ErrorCode::all_models_unavailable, "no model could serve the request");
     for (std::size_t i = 0; i < chain.size(); ++i) {
         const ModelInfo& model = *chain[i];
@@ -424,6 +445,7 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         }
         last_error = r.error();
         failures.push_back(model.id + " via " + model.provider + ": " + last_error.to_string());
+        codes.push_back(last_error.code);
         const bool caller_fault = last_error.code == ErrorCode::invalid_request ||
                                   last_error.code == ErrorCode::invalid_messages ||
                                   last_error.code == ErrorCode::invalid_parameter ||
@@ -448,7 +470,11 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
     }
     Error out = last_error;
     if (failures.size() > 1) {
-        out = Error(ErrorCode::all_models_unavailable, "all models failed");
+        // Every model failed the same way (rate limited, bad key, timeout):
+        // keep that code, so the exit status and HTTP status still say why.
+        const bool same = std::all_of(codes.begin(), codes.end(), [&](ErrorCode c) { return c == codes.front(); });
+        out = same ? Error(codes.front(), "every model failed the same way")
+                   : Error(ErrorCode::all_models_unavailable, "all models failed");
         for (const auto& f : failures) out.message += "; " + f;
         out.retry_after = last_error.retry_after;
     }

@@ -481,3 +481,51 @@ TEST_CASE("gateway: queue.provider_concurrency bounds the calls one provider ser
     CHECK(ok_count == 4);
     CHECK(p->max_inside() == 2);
 }
+
+TEST_CASE("gateway: a caller that goes away is not a provider fault") {
+    Fixture f({}, {{"circuit_breaker.failure_threshold", "2"}, {"retry.max_retries", "0"}});
+    for (int i = 0; i < 4; ++i) {
+        auto req = prompt("mock", "q" + std::to_string(i));
+        req.options["reply"] = "one two three four five six seven eight nine ten";
+        int seen = 0;
+        auto r = f.gw->stream(req, [&](const StreamChunk&) { return ++seen < 2; });
+        REQUIRE_FALSE(r);
+    }
+    CHECK(f.gw->breaker().snapshot("mock").state == CircuitState::closed);
+    CHECK(f.gw->execute(prompt("mock", "still fine")).has_value());
+}
+
+TEST_CASE("gateway: a cached answer with tool calls replays them as a stream (CJK text too)") {
+    InferenceResponse with_tools = ok("天気を調べます");
+    with_tools.tool_calls = {{"call_1", "get_weather", R"({"city":"東京"})"}};
+    with_tools.finish_reason = "tool_calls";
+    auto p = std::make_shared<ScriptedProvider>("openai", std::vector<Result<InferenceResponse>>{with_tools});
+    Fixture f({{"openai", p}});
+    auto req = prompt("gpt-4o-mini", "東京の天気は?");
+    req.tools.push_back({"get_weather", "", R"({"type":"object"})"});
+    REQUIRE(f.gw->execute(req));
+    std::string text;
+    std::vector<ToolCall> calls;
+    auto hit = f.gw->stream(req, [&](const StreamChunk& c) {
+        text += c.delta;
+        calls.insert(calls.end(), c.tool_call_deltas.begin(), c.tool_call_deltas.end());
+        return true;
+    });
+    REQUIRE(hit);
+    CHECK(hit->cached);
+    CHECK(text == "天気を調べます");
+    REQUIRE(calls.size() == 1);
+    CHECK(calls[0].name == "get_weather");
+    CHECK(calls[0].arguments == R"({"city":"東京"})");
+}
+
+TEST_CASE("gateway: when every model fails the same way the code is kept") {
+    auto p = std::make_shared<ScriptedProvider>("openai", std::vector<Result<InferenceResponse>>{
+        fail(err(ErrorCode::auth_failed)), fail(err(ErrorCode::auth_failed))});
+    Fixture f({{"openai", p}}, {{"routing.fallbacks", "gpt-4o=gpt-4o-mini"}});
+    auto r = f.gw->execute(prompt("gpt-4o"));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::auth_failed);
+    CHECK(r.error().message.find("gpt-4o-mini") != std::string::npos);
+    CHECK(p->calls == 2);
+}

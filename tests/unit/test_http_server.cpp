@@ -115,3 +115,38 @@ TEST_CASE("http server: stop() lets an in-flight request finish") {
     REQUIRE(r.has_value());
     CHECK(r->body == "done");
 }
+
+TEST_CASE("http server: malformed chunked bodies get 400 - trailers are consumed") {
+    test::TempDir d;
+    const std::string sock = d.file("s.sock");
+    HttpServer srv([](const ServerRequest& r, ResponseWriter& w) { w.send(200, {}, "got:" + r.body); });
+    REQUIRE(srv.listen_unix(sock));
+    srv.start();
+    {
+        int fd = connect_to(sock);
+        std::string bad = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n";
+        ::send(fd, bad.data(), bad.size(), 0);
+        CHECK(read_until(fd, "\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
+        ::close(fd);
+    }
+    {
+        int fd = connect_to(sock);
+        std::string overflow = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc\r\n";
+        ::send(fd, overflow.data(), overflow.size(), 0);
+        CHECK(read_until(fd, "\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
+        ::close(fd);
+    }
+    {
+        int fd = connect_to(sock);
+        std::string with_trailers =
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-A: 1\r\nX-B: 2\r\n\r\n"
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\ntwo";
+        ::send(fd, with_trailers.data(), with_trailers.size(), 0);
+        auto got = read_until(fd, "got:two");
+        CHECK(got.find("got:ok") != std::string::npos);
+        CHECK(got.find("got:two") != std::string::npos);
+        CHECK(got.find("400") == std::string::npos);
+        ::close(fd);
+    }
+    srv.stop(std::chrono::milliseconds(5000));
+}

@@ -107,3 +107,17 @@ TEST_CASE("mock: fail_after_chunks breaks the stream with E4604 and a cancelled 
     REQUIRE_FALSE(gone);
     CHECK(m == 2);
 }
+
+TEST_CASE("mock: chunks never cut a UTF-8 character") {
+    for (const std::string& text : {std::string("你好"), std::string("日本語のテキスト"), std::string("é"), std::string("a€b")}) {
+        auto pieces = MockProvider::chunks_of(text);
+        std::string joined;
+        for (const auto& p : pieces) {
+            joined += p;
+            REQUIRE_FALSE(p.empty());
+            // No piece starts with a continuation byte.
+            CHECK((static_cast<unsigned char>(p[0]) & 0xC0) != 0x80);
+        }
+        CHECK(joined == text);
+    }
+}

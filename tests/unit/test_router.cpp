@@ -191,3 +191,24 @@ TEST_CASE("router: explicit models - unknown names - unknown strategies - round 
         CHECK(r.route(w, all_up)->primary->id == "smart");  // the only model with weight
     }
 }
+
+TEST_CASE("router: preferred providers first - constraints are part of the cache target") {
+    auto reg = fixed_registry();
+    Router r(reg, {});
+    auto req = prompt();
+    req.strategy = "best_quality";
+    req.constraints.preferred_providers = {"a"};
+    auto d = r.route(req, all_up);
+    REQUIRE(d);
+    CHECK(d->primary->provider == "a");
+    CHECK(d->primary->id == "middle");  // the best of the preferred provider
+    auto plain = prompt();
+    plain.strategy = "best_quality";
+    auto streamed = plain;
+    streamed.stream = true;
+    CHECK(r.route(plain, all_up)->target == r.route(streamed, all_up)->target);
+    auto excluded = plain;
+    excluded.constraints.excluded_providers = {"b"};
+    CHECK(r.route(excluded, all_up)->target != r.route(plain, all_up)->target);
+    CHECK(r.route(req, all_up)->target != r.route(plain, all_up)->target);
+}

@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
@@ -61,12 +62,14 @@ public:
         while (true) {
             ssize_t n = ::recv(m_fd, tmp, sizeof tmp, 0);
             if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) timed_out = true;
             if (n <= 0) return false;
             buf.append(tmp, static_cast<std::size_t>(n));
             return true;
         }
     }
     std::string buf;
+    bool timed_out = false;
 
 private:
     int m_fd;
@@ -114,6 +117,15 @@ private:
 Result<ClientResponse> SocketClient::call(const ClientRequest& req, const BodyFn& on_body) {
     int fd = connect_unix(m_path);
     if (fd < 0) return fail(unavailable("cannot connect to l04d at " + m_path + ": " + std::strerror(errno)));
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(m_timeout.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((m_timeout.count() % 1000) * 1000);
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    const auto no_answer = [&] {
+        return unavailable("l04d sent nothing for " + std::to_string(m_timeout.count() / 1000) +
+                           " s; it may be stuck (see `l04ctl daemon logs`)");
+    };
     std::string out = req.method + " " + req.path + " HTTP/1.1\r\nHost: l04d\r\nConnection: close\r\n";
     for (const auto& [k, v] : req.headers) out += k + ": " + v + "\r\n";
     if (!req.body.empty() || req.method == "POST" || req.method == "PUT")
@@ -130,6 +142,7 @@ Result<ClientResponse> SocketClient::call(const ClientRequest& req, const BodyFn
     while ((head_end = rd.buf.find("\r\n\r\n")) == std::string::npos) {
         if (!rd.fill()) {
             ::close(fd);
+            if (rd.timed_out) return fail(no_answer());
             return fail(unavailable("l04d closed the connection before answering (see `l04ctl daemon logs`)"));
         }
     }
@@ -188,6 +201,7 @@ Result<ClientResponse> SocketClient::call(const ClientRequest& req, const BodyFn
         complete = true;
     }
     ::close(fd);
+    if (!complete && rd.timed_out) return fail(no_answer());
     if (!complete) {
         Error e(ErrorCode::streaming_error, "l04d's response was cut off (the daemon may have stopped; see `l04ctl daemon logs`)");
         e.retryable = true;

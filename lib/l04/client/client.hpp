@@ -6,6 +6,7 @@
 #include <l04/config/settings.hpp>
 #include <l04/core/error.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -50,12 +51,16 @@ public:
 // Connects to a Unix socket per call.
 class SocketClient final : public ApiClient {
 public:
-    explicit SocketClient(std::string socket_path) : m_path(std::move(socket_path)) {}
+    // timeout: how long to wait for l04d to send anything (E4098 after it);
+    // it should exceed the request's own timeout.
+    explicit SocketClient(std::string socket_path, std::chrono::milliseconds timeout = std::chrono::minutes(10))
+        : m_path(std::move(socket_path)), m_timeout(timeout) {}
     Result<ClientResponse> call(const ClientRequest& req, const BodyFn& on_body = {}) override;
     const std::string& path() const { return m_path; }
 
 private:
     std::string m_path;
+    std::chrono::milliseconds m_timeout;
 };
 
 // Runs the API in this process against a gateway (l04ctl --no-daemon).

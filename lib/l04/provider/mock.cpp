@@ -58,6 +58,12 @@ std::vector<std::string> MockProvider::chunks_of(const std::string& answer) {
         std::string last = std::move(out.back());
         out.pop_back();
         auto half = last.size() / 2;
+        // Never cut a UTF-8 sequence: step back to the start of a character.
+        while (half > 0 && (static_cast<unsigned char>(last[half]) & 0xC0) == 0x80) --half;
+        if (half == 0) {
+            out.push_back(std::move(last));
+            break;
+        }
         out.push_back(last.substr(0, half));
         out.push_back(last.substr(half));
     }

@@ -105,9 +105,27 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
     }
     if (req.stream) need.add(Capability::streaming);
     if (!req.tools.empty()) need.add(Capability::tool_use);
-    std::vector<std::string> sorted_caps = need.names();
+    // The cache keys on the target: everything that changes which models may
+    // answer is in it (streaming is not: a cached answer replays either way).
     d.target = "route:" + d.strategy + ":";
-    for (std::size_t i = 0; i < sorted_caps.size(); ++i) d.target += (i ? "," : "") + sorted_caps[i];
+    bool first_cap = true;
+    for (const auto& c : need.names()) {
+        if (c == "streaming") continue;
+        d.target += (first_cap ? "" : ",") + c;
+        first_cap = false;
+    }
+    auto add_list = [&](const char* tag, std::vector<std::string> v) {
+        if (v.empty()) return;
+        std::sort(v.begin(), v.end());
+        d.target += std::string(";") + tag + "=";
+        for (std::size_t i = 0; i < v.size(); ++i) d.target += (i ? "," : "") + v[i];
+    };
+    add_list("exclude", req.constraints.excluded_providers);
+    add_list("prefer", req.constraints.preferred_providers);
+    if (req.constraints.max_cost_cents) d.target += ";max_cost_cents=" + fmt_num(*req.constraints.max_cost_cents);
+    if (req.constraints.max_latency_ms) d.target += ";max_latency_ms=" + fmt_num(*req.constraints.max_latency_ms);
+    if (req.requirements.min_context_length > 0)
+        d.target += ";min_context=" + std::to_string(req.requirements.min_context_length);
 
     const std::int64_t prompt_est = estimate_prompt_tokens(req);
     const std::int64_t out_need = std::max<std::int64_t>(req.max_tokens.value_or(0), req.requirements.max_output_tokens);
@@ -219,6 +237,14 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
     for (const ModelInfo* m : kept) scored.emplace_back(score(*m), m);
     if (strategy != Strategy::fallback)
         std::stable_sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first > b.first; });
+
+    // Preferred providers go first, in the strategy's order among themselves.
+    if (!req.constraints.preferred_providers.empty()) {
+        const auto& pref = req.constraints.preferred_providers;
+        std::stable_partition(scored.begin(), scored.end(), [&](const auto& e) {
+            return std::find(pref.begin(), pref.end(), e.second->provider) != pref.end();
+        });
+    }
 
     if (strategy == Strategy::round_robin) {
         std::size_t k = static_cast<std::size_t>(m_rr.fetch_add(1) % scored.size());

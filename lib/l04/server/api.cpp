@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <ctime>
 #include <unistd.h>
 
@@ -19,7 +20,7 @@ const HeaderList k_json{{"Content-Type", "application/json"}};
 void send_json(ResponseWriter& w, int status, const json& j, HeaderList extra = {}) {
     HeaderList h = k_json;
     h.insert(h.end(), extra.begin(), extra.end());
-    w.send(status, h, j.dump() + "\n");
+    w.send(status, h, to_wire(j) + "\n");
 }
 
 void send_error(ResponseWriter& w, const Error& e, const std::string& request_id = {}) {
@@ -85,7 +86,8 @@ std::string query_param(const std::string& query, const std::string& name) {
         std::string out;
         for (std::size_t i = 0; i < v.size(); ++i) {
             if (v[i] == '+') out += ' ';
-            else if (v[i] == '%' && i + 2 < v.size()) {
+            else if (v[i] == '%' && i + 2 < v.size() && std::isxdigit(static_cast<unsigned char>(v[i + 1])) &&
+                     std::isxdigit(static_cast<unsigned char>(v[i + 2]))) {
                 out += static_cast<char>(std::stoi(v.substr(i + 1, 2), nullptr, 16));
                 i += 2;
             } else out += v[i];
@@ -173,8 +175,9 @@ void Api::chat(const ServerRequest& http, ResponseWriter& w) {
     if (req.request_id.empty()) req.request_id = new_request_id();
 
     if (!req.stream) {
+        const std::string id = req.request_id;
         auto r = m_gw.execute(std::move(req));
-        if (!r) return send_error(w, r.error(), r.error().details.empty() ? std::string() : std::string());
+        if (!r) return send_error(w, r.error(), id);
         return send_json(w, 200, chat_response_to_json(*r), fact_headers(*r));
     }
 
@@ -193,7 +196,7 @@ void Api::chat(const ServerRequest& http, ResponseWriter& w) {
     ChunkSink sink = [&](const StreamChunk& c) -> bool {
         if (client_gone) return false;
         if (!w.started()) begin(c.model_id, c.provider);
-        std::string ev = "data: " + chunk_to_json(c, id, created, first).dump() + "\n\n";
+        std::string ev = "data: " + to_wire(chunk_to_json(c, id, created, first)) + "\n\n";
         first = false;
         if (!w.write(ev)) {
             client_gone = true;
@@ -208,13 +211,13 @@ void Api::chat(const ServerRequest& http, ResponseWriter& w) {
         if (!w.started()) return send_error(w, r.error(), id);
         // Mid-stream failure: an error event and no [DONE], so no client
         // mistakes it for a clean finish.
-        w.write("data: " + error_to_json(r.error()).dump() + "\n\n");
+        w.write("data: " + to_wire(error_to_json(r.error())) + "\n\n");
         w.end_stream();
         return;
     }
     if (!w.started()) begin(r->model_id, r->provider);
-    std::string tail = "data: " + finish_chunk_json(*r, created).dump() + "\n\n";
-    tail += "data: " + usage_chunk_json(*r, created).dump() + "\n\n";
+    std::string tail = "data: " + to_wire(finish_chunk_json(*r, created)) + "\n\n";
+    tail += "data: " + to_wire(usage_chunk_json(*r, created)) + "\n\n";
     tail += "data: [DONE]\n\n";
     w.write(tail);
     w.end_stream();

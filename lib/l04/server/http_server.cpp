@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 
 namespace l04 {
 
@@ -373,19 +374,33 @@ void HttpServer::serve(int fd, bool tcp) {
                 while ((le = rd.buf().find("\r\n")) == std::string::npos)
                     if (!rd.fill(std::chrono::milliseconds(30000), false)) { bad = true; break; }
                 if (bad) break;
-                std::size_t n = std::strtoul(rd.buf().c_str(), nullptr, 16);
+                // Chunk size: hex digits, optional ";ext". Anything else is a bad request.
+                std::size_t n = 0;
+                const std::string_view size_line(rd.buf().data(), le);
+                auto [end_ptr, ec] = std::from_chars(size_line.data(), size_line.data() + size_line.size(), n, 16);
+                if (ec != std::errc() || end_ptr == size_line.data() ||
+                    (end_ptr != size_line.data() + size_line.size() && *end_ptr != ';' && *end_ptr != ' ')) {
+                    bad = true;
+                    break;
+                }
                 rd.buf().erase(0, le + 2);
                 if (n == 0) {
                     // Trailers until an empty line.
-                    while ((le = rd.buf().find("\r\n")) == std::string::npos)
-                        if (!rd.fill(std::chrono::milliseconds(30000), false)) { bad = true; break; }
-                    if (!bad) rd.buf().erase(0, le + 2);
+                    while (!bad) {
+                        while ((le = rd.buf().find("\r\n")) == std::string::npos)
+                            if (!rd.fill(std::chrono::milliseconds(30000), false)) { bad = true; break; }
+                        if (bad) break;
+                        const bool last = le == 0;
+                        rd.buf().erase(0, le + 2);
+                        if (last) break;
+                    }
                     break;
                 }
-                if (req.body.size() + n > m_opts.max_body_bytes) { bad = true; break; }
+                if (n > m_opts.max_body_bytes - req.body.size()) { bad = true; break; }
                 while (rd.buf().size() < n + 2)
                     if (!rd.fill(std::chrono::milliseconds(30000), false)) { bad = true; break; }
                 if (bad) break;
+                if (rd.buf().compare(n, 2, "\r\n") != 0) { bad = true; break; }
                 req.body.append(rd.buf(), 0, n);
                 rd.buf().erase(0, n + 2);
             }
@@ -402,7 +417,10 @@ void HttpServer::serve(int fd, bool tcp) {
                 rd.buf().erase(0, n);
             }
         }
-        if (bad) break;
+        if (bad) {
+            write_all(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            break;
+        }
 
         const std::string conn = to_lower(req.header("connection"));
         keep = http10 ? conn == "keep-alive" : conn != "close";
@@ -413,7 +431,10 @@ void HttpServer::serve(int fd, bool tcp) {
         if (!w.started()) w.send(500, {{"Content-Type", "text/plain"}}, "handler produced no response\n");
         else w.end_stream();
         touch();
-        --m_requests;
+        {
+            std::lock_guard lk(m_mu);
+            --m_requests;
+        }
         m_cv.notify_all();
         if (!w.ok()) keep = false;
     }
@@ -422,7 +443,10 @@ void HttpServer::serve(int fd, bool tcp) {
         m_open_fds.erase(std::remove(m_open_fds.begin(), m_open_fds.end(), fd), m_open_fds.end());
     }
     ::close(fd);
-    --m_connections;
+    {
+        std::lock_guard lk(m_mu);
+        --m_connections;
+    }
     m_cv.notify_all();
 }
 

@@ -38,6 +38,8 @@ Result<T> get_num(const json& j, const char* name) {
 
 }  // namespace
 
+std::string to_wire(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 Result<InferenceRequest> parse_chat_request(std::string_view body) {
     json j = json::parse(body, nullptr, false);
     if (j.is_discarded()) return fail(ErrorCode::invalid_request, "the request body is not valid JSON");

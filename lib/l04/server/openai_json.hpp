@@ -13,6 +13,10 @@
 
 namespace l04 {
 
+// Serialises for the wire. Invalid UTF-8 (e.g. from a local command's
+// output) is replaced by U+FFFD instead of throwing.
+std::string to_wire(const nlohmann::json& j);
+
 // Parses a /v1/chat/completions body. E4500/E4501/E4502 on bad input.
 Result<InferenceRequest> parse_chat_request(std::string_view body);
 // Reverse of parse_chat_request (l04ctl builds its requests with it).

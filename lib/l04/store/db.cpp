@@ -199,6 +199,7 @@ Status Transaction::commit() {
 
 Status ensure_dir(const std::string& dir, unsigned mode) {
     std::error_code ec;
+    if (std::filesystem::is_directory(dir, ec)) return {};  // never change an existing directory's mode
     std::filesystem::create_directories(dir, ec);
     if (ec) return fail(ErrorCode::config_error, "cannot create directory " + dir + ": " + ec.message());
     ::chmod(dir.c_str(), mode);

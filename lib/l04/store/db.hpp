@@ -103,7 +103,8 @@ private:
     Db* m_db;
 };
 
-// Creates dir (and parents) with the given mode if missing. Fails with E4000.
+// Creates dir (and parents) with the given mode if missing; an existing
+// directory is left as it is. Fails with E4000.
 Status ensure_dir(const std::string& dir, unsigned mode = 0700);
 
 }  // namespace l04

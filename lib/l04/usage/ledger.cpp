@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <spdlog/spdlog.h>
+#include <iterator>
 #include <map>
 
 namespace l04 {
@@ -40,14 +41,23 @@ Status Ledger::record(const UsageRow& r) {
 }
 
 Status Ledger::flush() {
+    // Holding the connection across take-and-write means a flush returns only
+    // once every row queued before it is committed (budget checks rely on it).
+    std::lock_guard lk(m_mu);
     std::vector<UsageRow> rows;
     {
-        std::lock_guard lk(m_q_mu);
+        std::lock_guard q(m_q_mu);
         rows.swap(m_pending);
     }
     if (rows.empty()) return {};
-    std::lock_guard lk(m_mu);
-    return write_locked(rows);
+    auto st = write_locked(rows);
+    if (!st) {
+        // Keep the rows (in order) for the next flush instead of losing them.
+        std::lock_guard q(m_q_mu);
+        rows.insert(rows.end(), std::make_move_iterator(m_pending.begin()), std::make_move_iterator(m_pending.end()));
+        m_pending.swap(rows);
+    }
+    return st;
 }
 
 void Ledger::writer_loop() {
