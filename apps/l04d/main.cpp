@@ -34,6 +34,7 @@ constexpr int k_exit_config = 9;
 constexpr int k_exit_internal = 1;
 
 std::atomic<bool> g_shutdown{false};
+int g_ready_fd = -1;  // detached start: tell the waiting parent we are up
 
 }  // namespace
 
@@ -80,12 +81,25 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "l04d: %s\n", st.error().to_string().c_str());
             return k_exit_config;
         }
+        // The parent returns only when the child is ready (a byte on the pipe)
+        // or has failed (the pipe closes without one), so its exit status is true.
+        int ready[2];
+        if (::pipe2(ready, O_CLOEXEC) != 0) return k_exit_internal;
         pid_t pid = ::fork();
         if (pid < 0) return k_exit_internal;
         if (pid > 0) {
-            std::printf("l04d starting (pid %d), socket %s\n", pid, sock.c_str());
+            ::close(ready[1]);
+            char b = 0;
+            const bool ok = ::read(ready[0], &b, 1) == 1;
+            if (!ok) {
+                std::fprintf(stderr, "l04d: failed to start; see %s/l04d.log\n", settings->state_dir().c_str());
+                return k_exit_config;
+            }
+            std::printf("l04d started (pid %d), socket %s\n", pid, sock.c_str());
             return k_exit_ok;
         }
+        ::close(ready[0]);
+        g_ready_fd = ready[1];
         ::setsid();
         const std::string log = settings->state_dir() + "/l04d.log";
         int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -180,6 +194,9 @@ int main(int argc, char** argv) {
         }
         spdlog::info("listening on tcp {} (port {}){}", ao.listen, server.tcp_port(),
                      ao.auth_token.empty() ? "" : " with bearer token");
+        if (ao.auth_token.empty())
+            spdlog::warn("the TCP listener has no bearer token: any local user can use it, including "
+                         "/admin/shutdown (set L04_AUTH_TOKEN to require one)");
     }
     {
         const std::string pid_text = std::to_string(::getpid()) + "\n";
@@ -190,6 +207,12 @@ int main(int argc, char** argv) {
     spdlog::info("l04d {} ready on {} (state {}, {} models){}", L04_VERSION, sock, settings->state_dir(),
                  (*gw)->registry().models().size(), started_by_client ? ", started on demand" : "");
     spdlog::default_logger()->flush();  // tools wait for this line
+    if (g_ready_fd >= 0) {
+        const char b = 1;
+        (void)!::write(g_ready_fd, &b, 1);
+        ::close(g_ready_fd);
+        g_ready_fd = -1;
+    }
 
     const auto idle_ms = settings->get_duration_ms("daemon.idle_timeout");
     // Housekeeping: ledger retention and cache expiry, at start and hourly.

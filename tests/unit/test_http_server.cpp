@@ -150,3 +150,25 @@ TEST_CASE("http server: malformed chunked bodies get 400 - trailers are consumed
     }
     srv.stop(std::chrono::milliseconds(5000));
 }
+
+TEST_CASE("http server: an HTTP/1.0 client gets a streamed body without chunked framing") {
+    test::TempDir d;
+    const std::string sock = d.file("s.sock");
+    HttpServer srv([](const ServerRequest&, ResponseWriter& w) {
+        w.begin_stream(200, {{"Content-Type", "text/event-stream"}});
+        w.write("data: a\n\n");
+        w.write("data: b\n\n");
+        w.end_stream();
+    });
+    REQUIRE(srv.listen_unix(sock));
+    srv.start();
+    int fd = connect_to(sock);
+    std::string req = "GET /s HTTP/1.0\r\n\r\n";
+    ::send(fd, req.data(), req.size(), 0);
+    std::string got = read_until(fd, "\x01never");  // reads until the server closes
+    ::close(fd);
+    CHECK(got.find("Transfer-Encoding") == std::string::npos);
+    CHECK(got.find("Connection: close") != std::string::npos);
+    CHECK(got.substr(got.find("\r\n\r\n") + 4) == "data: a\n\ndata: b\n\n");
+    srv.stop(std::chrono::milliseconds(5000));
+}

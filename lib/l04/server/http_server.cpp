@@ -92,7 +92,8 @@ private:
 
 class SocketWriter final : public ResponseWriter {
 public:
-    SocketWriter(int fd, bool keep_alive, bool head_only) : m_fd(fd), m_keep_alive(keep_alive), m_head_only(head_only) {}
+    SocketWriter(int fd, bool keep_alive, bool head_only, bool http10)
+        : m_fd(fd), m_keep_alive(keep_alive), m_head_only(head_only), m_http10(http10) {}
     bool send(int status, const HeaderList& headers, std::string_view body) override {
         if (m_started) return false;
         m_started = true;
@@ -107,13 +108,18 @@ public:
         if (m_started) return false;
         m_started = true;
         m_streaming = true;
+        if (m_http10) m_keep_alive = false;  // HTTP/1.0 has no chunked encoding: the body ends at close
         std::string out = head(status, headers);
-        out += "Transfer-Encoding: chunked\r\n\r\n";
+        out += m_http10 ? "\r\n" : "Transfer-Encoding: chunked\r\n\r\n";
         m_ok = write_all(m_fd, out);
         return m_ok;
     }
     bool write(std::string_view data) override {
-        if (!m_ok || !m_streaming || data.empty()) return m_ok;
+        if (!m_ok || !m_streaming || data.empty() || m_head_only) return m_ok;
+        if (m_http10) {
+            m_ok = write_all(m_fd, data);
+            return m_ok;
+        }
         char size[32];
         std::snprintf(size, sizeof size, "%zx\r\n", data.size());
         std::string out = size;
@@ -125,12 +131,13 @@ public:
     bool end_stream() override {
         if (!m_streaming || m_finished) return m_ok;
         m_finished = true;
-        if (m_ok) m_ok = write_all(m_fd, "0\r\n\r\n");
+        if (m_ok && !m_http10 && !m_head_only) m_ok = write_all(m_fd, "0\r\n\r\n");
         return m_ok;
     }
     bool started() const override { return m_started; }
     bool finished() const { return m_finished; }
     bool ok() const { return m_ok; }
+    bool keep_alive() const { return m_keep_alive; }
 
 private:
     std::string head(int status, const HeaderList& headers) {
@@ -142,6 +149,7 @@ private:
     int m_fd;
     bool m_keep_alive;
     bool m_head_only;
+    bool m_http10;
     bool m_started = false;
     bool m_streaming = false;
     bool m_finished = false;
@@ -426,7 +434,7 @@ void HttpServer::serve(int fd, bool tcp) {
         keep = http10 ? conn == "keep-alive" : conn != "close";
         ++m_requests;
         touch();
-        SocketWriter w(fd, keep && !m_stopping.load(), req.method == "HEAD");
+        SocketWriter w(fd, keep && !m_stopping.load(), req.method == "HEAD", http10);
         m_handler(req, w);
         if (!w.started()) w.send(500, {{"Content-Type", "text/plain"}}, "handler produced no response\n");
         else w.end_stream();
@@ -436,7 +444,7 @@ void HttpServer::serve(int fd, bool tcp) {
             --m_requests;
         }
         m_cv.notify_all();
-        if (!w.ok()) keep = false;
+        if (!w.ok() || !w.keep_alive()) keep = false;
     }
     {
         std::lock_guard lk(m_mu);
