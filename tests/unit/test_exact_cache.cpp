@@ -74,6 +74,9 @@ TEST_CASE("cache keys: exact key covers everything - scope leaves out only the l
     v = base;
     v.options["reply"] = "x";
     variants.emplace_back("options", v);
+    v = base;
+    v.messages.back().name = "bob";
+    variants.emplace_back("speaker name", v);
     for (const auto& [what, r] : variants) {
         auto kv = make_cache_key(r, "gpt-4o", "");
         CHECK_MESSAGE(kv.scope != k.scope, what);

@@ -70,6 +70,7 @@ CacheKey make_cache_key(const InferenceRequest& req, std::string_view target, st
     for (std::size_t i = 0; i < req.messages.size(); ++i) {
         if (i == last_user) {
             s.update_field("<prompt>");
+            s.update_field(req.messages[i].name);  // who asks can change the answer
             continue;
         }
         hash_message(s, req.messages[i]);
