@@ -109,12 +109,7 @@ public:
     ProviderHealth health_check(std::chrono::milliseconds timeout) override {
         auto http = detail::make_http_request("GET", detail::join_url(m_base, "/v1beta/models"), headers(false), "",
                                               timeout, 0, nullptr);
-        return detail::probe_health(ctx(), http, [](std::string_view body) -> std::string {
-            auto j = detail::parse_json(body);
-            const json* models = j ? detail::arr_of(*j, "models") : nullptr;
-            if (!models) return "answered, but not with a model list";
-            return std::to_string(models->size()) + " models listed";
-        });
+        return detail::probe_model_list(ctx(), http, "models", "models listed");
     }
 
     Result<std::vector<std::vector<float>>> embed(const std::vector<std::string>& texts,

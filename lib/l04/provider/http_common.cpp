@@ -283,4 +283,13 @@ std::string join_url(const std::string& base, std::string_view path) {
     return b + p;
 }
 
+ProviderHealth probe_model_list(const CallContext& ctx, const HttpRequest& req, const char* list_key, const char* noun) {
+    return probe_health(ctx, req, [list_key, noun](std::string_view body) -> std::string {
+        auto j = parse_json(body);
+        const nlohmann::json* list = j ? arr_of(*j, list_key) : nullptr;
+        if (!list) return "answered, but not with a model list";
+        return std::to_string(list->size()) + " " + noun;
+    });
+}
+
 }  // namespace l04::detail

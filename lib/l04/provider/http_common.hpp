@@ -85,6 +85,9 @@ Result<std::string> exchange_buffered(const CallContext& ctx, const HttpRequest&
 // degraded on 429 (rate limited), unhealthy otherwise; latency on ctx.clock.
 ProviderHealth probe_health(const CallContext& ctx, const HttpRequest& req,
                             const std::function<std::string(std::string_view)>& describe);
+// probe_health for a model-list endpoint: healthy when the body is JSON with
+// an array under `list_key`; the message counts it ("12 models listed").
+ProviderHealth probe_model_list(const CallContext& ctx, const HttpRequest& req, const char* list_key, const char* noun);
 
 // An error payload that arrived inside a 200 answer or a stream, mapped as
 // if the provider had answered HTTP `status_equivalent` with it.

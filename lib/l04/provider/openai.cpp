@@ -67,12 +67,7 @@ public:
     ProviderHealth health_check(std::chrono::milliseconds timeout) override {
         auto http = detail::make_http_request("GET", detail::join_url(m_base, "/models"), headers(false), "", timeout,
                                               0, nullptr);
-        return detail::probe_health(ctx(), http, [](std::string_view body) -> std::string {
-            auto j = detail::parse_json(body);
-            const json* data = j ? detail::arr_of(*j, "data") : nullptr;
-            if (!data) return "answered, but not with a model list";
-            return std::to_string(data->size()) + " models listed";
-        });
+        return detail::probe_model_list(ctx(), http, "data", "models listed");
     }
 
     Result<std::vector<std::vector<float>>> embed(const std::vector<std::string>& texts,
