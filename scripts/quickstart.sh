@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh
+scripts/build.sh -DL04_BUILD_TESTS=OFF -DL04_BUILD_BENCH=OFF   # just l04ctl and l04d: faster
 l04ctl=build/bin/l04ctl
 prompt="Explain in one sentence what an LLM gateway does."
 

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh -DL04_WERROR=ON -DL04_BUILD_TESTS=ON
+scripts/build.sh -DL04_WERROR=ON -DL04_BUILD_TESTS=ON -DL04_BUILD_BENCH=ON
 cd build
 ctest --output-on-failure --timeout 300 -j "$(nproc)"
