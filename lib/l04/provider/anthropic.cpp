@@ -66,17 +66,10 @@ struct Usage {
     }
 };
 
-class AnthropicProvider final : public Provider {
+class AnthropicProvider final : public detail::HttpProviderBase {
 public:
-    AnthropicProvider(const ProviderConfig& cfg, Transport& transport, Clock& clock)
-        : m_id(cfg.info->id),
-          m_base(cfg.base_url),
-          m_key(cfg.api_key),
-          m_timeout_ms(cfg.info->timeout_ms),
-          m_transport(transport),
-          m_clock(clock) {}
+    using HttpProviderBase::HttpProviderBase;
 
-    const std::string& id() const override { return m_id; }
 
     Result<InferenceResponse> complete(const ProviderRequest& req) override {
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> {
@@ -101,8 +94,6 @@ public:
     }
 
 private:
-    detail::CallContext ctx() { return detail::CallContext{m_transport, m_clock, m_id, m_key}; }
-
     std::vector<std::pair<std::string, std::string>> headers(bool json_body = true) const {
         std::vector<std::pair<std::string, std::string>> h;
         if (json_body) h.emplace_back("Content-Type", "application/json");
@@ -351,12 +342,6 @@ private:
         return resp;
     }
 
-    std::string m_id;
-    std::string m_base;
-    std::string m_key;
-    std::int64_t m_timeout_ms;
-    Transport& m_transport;
-    Clock& m_clock;
 };
 
 }  // namespace

@@ -72,17 +72,10 @@ struct Usage {
     }
 };
 
-class GeminiProvider final : public Provider {
+class GeminiProvider final : public detail::HttpProviderBase {
 public:
-    GeminiProvider(const ProviderConfig& cfg, Transport& transport, Clock& clock)
-        : m_id(cfg.info->id),
-          m_base(cfg.base_url),
-          m_key(cfg.api_key),
-          m_timeout_ms(cfg.info->timeout_ms),
-          m_transport(transport),
-          m_clock(clock) {}
+    using HttpProviderBase::HttpProviderBase;
 
-    const std::string& id() const override { return m_id; }
 
     Result<InferenceResponse> complete(const ProviderRequest& req) override {
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> {
@@ -359,12 +352,6 @@ private:
         return r;
     }
 
-    std::string m_id;
-    std::string m_base;
-    std::string m_key;
-    std::int64_t m_timeout_ms;
-    Transport& m_transport;
-    Clock& m_clock;
 };
 
 }  // namespace

@@ -173,4 +173,28 @@ Status finish_parser(Parser& parser, std::vector<Item>& items, Handle& handle) {
     return {};
 }
 
+// What every HTTP adapter holds: its id, base URL, key, timeout, transport
+// and clock, and the CallContext built from them.
+class HttpProviderBase : public Provider {
+public:
+    HttpProviderBase(const ProviderConfig& cfg, Transport& transport, Clock& clock)
+        : m_id(cfg.info->id),
+          m_base(cfg.base_url),
+          m_key(cfg.api_key),
+          m_timeout_ms(cfg.info->timeout_ms),
+          m_transport(transport),
+          m_clock(clock) {}
+    const std::string& id() const override { return m_id; }
+
+protected:
+    CallContext ctx() { return CallContext{m_transport, m_clock, m_id, m_key}; }
+
+    std::string m_id;
+    std::string m_base;
+    std::string m_key;  // never logged: CallContext redacts it
+    std::int64_t m_timeout_ms;
+    Transport& m_transport;
+    Clock& m_clock;
+};
+
 }  // namespace l04::detail

@@ -31,22 +31,16 @@ int status_for_openai_error(const json& err) {
     return 500;
 }
 
-class OpenAiProvider final : public Provider {
+class OpenAiProvider final : public detail::HttpProviderBase {
 public:
     OpenAiProvider(const ProviderConfig& cfg, Transport& transport, Clock& clock)
-        : m_id(cfg.info->id),
-          m_base(cfg.base_url),
-          m_key(cfg.api_key),
-          m_timeout_ms(cfg.info->timeout_ms),
-          m_transport(transport),
-          m_clock(clock) {
+        : HttpProviderBase(cfg, transport, clock) {
         // api.openai.com deprecated max_tokens (o-series models reject it);
         // compatible servers often know only max_tokens.
         m_max_tokens_field =
             m_base.find("api.openai.com") != std::string::npos ? "max_completion_tokens" : "max_tokens";
     }
 
-    const std::string& id() const override { return m_id; }
 
     Result<InferenceResponse> complete(const ProviderRequest& req) override {
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> {
@@ -105,8 +99,6 @@ public:
     }
 
 private:
-    detail::CallContext ctx() { return detail::CallContext{m_transport, m_clock, m_id, m_key}; }
-
     std::vector<std::pair<std::string, std::string>> headers(bool json_body = true) const {
         std::vector<std::pair<std::string, std::string>> h;
         if (json_body) h.emplace_back("Content-Type", "application/json");
@@ -321,13 +313,7 @@ private:
         return resp;
     }
 
-    std::string m_id;
-    std::string m_base;
-    std::string m_key;
-    std::int64_t m_timeout_ms;
     std::string m_max_tokens_field;
-    Transport& m_transport;
-    Clock& m_clock;
 };
 
 }  // namespace
