@@ -131,3 +131,25 @@ TEST_CASE("raise_fd_limit lifts the soft open-file limit to the hard one") {
     else CHECK(after.rlim_cur >= low.rlim_cur);
     ::setrlimit(RLIMIT_NOFILE, &before);
 }
+
+TEST_CASE("pair lists: key=first[/second] entries for settings") {
+    auto ok = parse_pair_list(" a=1/2 ; b = 3 ,c=-", "x.list", "k=v");
+    REQUIRE(ok);
+    REQUIRE(ok->size() == 3);
+    CHECK((*ok)[0].key == "a");
+    CHECK((*ok)[0].first == "1");
+    CHECK((*ok)[0].second == "2");
+    CHECK((*ok)[1].key == "b");
+    CHECK((*ok)[1].first == "3");
+    CHECK_FALSE((*ok)[1].second.has_value());
+    CHECK((*ok)[2].first == "-");
+    auto missing = parse_pair_list("a", "x.list", "k=v");
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().code == ErrorCode::config_invalid);
+    CHECK(missing.error().message == "x.list: 'a': missing '=' (expected k=v)");
+    CHECK_FALSE(parse_pair_list("=1", "x.list", "k=v"));
+    auto twice = parse_pair_list("a=1, a=2", "x.list", "k=v");
+    REQUIRE_FALSE(twice);
+    CHECK(twice.error().message.find("given twice") != std::string::npos);
+    CHECK(parse_pair_list("", "x.list", "k=v")->empty());
+}

@@ -119,6 +119,34 @@ std::string url_encode(std::string_view s) {
     return out;
 }
 
+Error pair_list_error(std::string_view setting, std::string_view entry, std::string_view why, std::string_view form) {
+    return Error(ErrorCode::config_invalid, std::string(setting) + ": '" + std::string(entry) + "': " + std::string(why) +
+                                               " (expected " + std::string(form) + ")");
+}
+
+Result<std::vector<PairEntry>> parse_pair_list(std::string_view spec, std::string_view setting,
+                                               std::string_view form) {
+    std::string normalized(spec);
+    std::replace(normalized.begin(), normalized.end(), ';', ',');
+    std::vector<PairEntry> out;
+    for (const auto& raw : split(normalized, ',')) {
+        PairEntry e;
+        e.entry = std::string(trim(raw));
+        const auto eq = e.entry.find('=');
+        if (eq == std::string::npos) return fail(pair_list_error(setting, e.entry, "missing '='", form));
+        e.key = std::string(trim(std::string_view(e.entry).substr(0, eq)));
+        if (e.key.empty()) return fail(pair_list_error(setting, e.entry, "empty name before '='", form));
+        for (const auto& seen : out)
+            if (seen.key == e.key) return fail(pair_list_error(setting, e.entry, "'" + e.key + "' given twice", form));
+        const std::string_view values = std::string_view(e.entry).substr(eq + 1);
+        const auto slash = values.find('/');
+        e.first = std::string(trim(values.substr(0, slash)));
+        if (slash != std::string_view::npos) e.second = std::string(trim(values.substr(slash + 1)));
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
 std::string iso8601_utc(std::int64_t wall_ms) {
     std::time_t t = static_cast<std::time_t>(wall_ms / 1000);
     std::tm tm{};

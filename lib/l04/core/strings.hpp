@@ -1,5 +1,7 @@
 #pragma once
 // Small string helpers shared by every stage.
+#include <l04/core/error.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,6 +25,22 @@ std::optional<std::int64_t> parse_duration_ms(std::string_view s);
 std::optional<bool> parse_bool(std::string_view s);
 // Percent-encodes s for a URL query value (RFC 3986 unreserved kept).
 std::string url_encode(std::string_view s);
+// One "key=first[/second]" entry of a settings list such as
+// rate_limit.scopes = "provider:openai=500/200000, model:gpt-4o=100".
+struct PairEntry {
+    std::string entry;  // the whole entry, for messages
+    std::string key;
+    std::string first;
+    std::optional<std::string> second;
+};
+// Splits spec at ',' or ';' into trimmed entries. Fails with E4004
+// "<setting>: '<entry>': <why> (expected <form>)" on a missing '=', an empty
+// key or a key given twice.
+Result<std::vector<PairEntry>> parse_pair_list(std::string_view spec, std::string_view setting,
+                                               std::string_view form);
+// The E4004 error parse_pair_list uses, for callers checking values.
+Error pair_list_error(std::string_view setting, std::string_view entry, std::string_view why, std::string_view form);
+
 // Seconds since epoch → "2026-11-22T17:24:18Z".
 std::string iso8601_utc(std::int64_t wall_ms);
 

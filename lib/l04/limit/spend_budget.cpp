@@ -37,32 +37,21 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b 
 
 Result<std::map<std::string, BudgetLimits, std::less<>>> parse_budget_agents(std::string_view spec,
                                                                              const BudgetLimits& agent_default) {
+    static constexpr std::string_view k_form = "agent=daily_usd[/monthly_usd], e.g. alice=5/100";
+    auto entries = parse_pair_list(spec, "budget.agents", k_form);
+    if (!entries) return fail(entries.error());
     std::map<std::string, BudgetLimits, std::less<>> out;
-    std::string normalized(spec);
-    std::replace(normalized.begin(), normalized.end(), ';', ',');
-    for (const auto& raw : split(normalized, ',')) {
-        auto entry = trim(raw);
-        if (entry.empty()) continue;
-        auto bad = [&](const std::string& why) {
-            return fail(ErrorCode::config_invalid, "budget.agents: '" + std::string(entry) + "': " + why +
-                                                       " (expected agent=daily_usd[/monthly_usd], e.g. alice=5/100)");
-        };
-        auto eq = entry.find('=');
-        if (eq == std::string_view::npos) return bad("missing '='");
-        std::string agent(trim(entry.substr(0, eq)));
-        if (agent.empty()) return bad("empty agent");
-        auto values = entry.substr(eq + 1);
-        auto slash = values.find('/');
-        auto daily = parse_usd(values.substr(0, slash));
+    for (const auto& e : *entries) {
+        auto bad = [&](std::string_view why) { return fail(pair_list_error("budget.agents", e.entry, why, k_form)); };
+        auto daily = parse_usd(e.first);
         if (!daily) return bad("the daily limit must be a non-negative number or '-'");
         BudgetLimits l{*daily, agent_default.monthly_usd};
-        if (slash != std::string_view::npos) {
-            auto monthly = parse_usd(values.substr(slash + 1));
+        if (e.second) {
+            auto monthly = parse_usd(*e.second);
             if (!monthly) return bad("the monthly limit must be a non-negative number or '-'");
             l.monthly_usd = *monthly;
         }
-        if (out.count(agent)) return bad("agent given twice");
-        out.emplace(std::move(agent), l);
+        out.emplace(e.key, l);
     }
     return out;
 }

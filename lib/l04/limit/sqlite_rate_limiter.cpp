@@ -45,39 +45,30 @@ std::string fmt_num(double v) {
 
 Result<std::map<std::string, Limits, std::less<>>> parse_scope_limits(std::string_view spec,
                                                                       const Limits& agent_default) {
+    static constexpr std::string_view k_form = "scope=rpm[/tpm], e.g. provider:openai=500/200000";
+    auto entries = parse_pair_list(spec, "rate_limit.scopes", k_form);
+    if (!entries) return fail(entries.error());
     std::map<std::string, Limits, std::less<>> out;
-    std::string normalized(spec);
-    std::replace(normalized.begin(), normalized.end(), ';', ',');
-    for (const auto& raw : split(normalized, ',')) {
-        auto entry = trim(raw);
-        if (entry.empty()) continue;
-        auto bad = [&](const std::string& why) {
-            return fail(ErrorCode::config_invalid, "rate_limit.scopes: '" + std::string(entry) + "': " + why +
-                                                       " (expected scope=rpm[/tpm], e.g. provider:openai=500/200000)");
-        };
-        auto eq = entry.find('=');
-        if (eq == std::string_view::npos) return bad("missing '='");
-        std::string scope(trim(entry.substr(0, eq)));
+    for (const auto& e : *entries) {
+        auto bad = [&](std::string_view why) { return fail(pair_list_error("rate_limit.scopes", e.entry, why, k_form)); };
+        const std::string& scope = e.key;
         auto colon = scope.find(':');
         if (colon == std::string::npos || colon + 1 == scope.size()) return bad("scope must be kind:id");
         auto kind = std::string_view(scope).substr(0, colon);
         if (kind != "agent" && kind != "provider" && kind != "model")
             return bad("scope kind must be agent, provider or model");
-        auto values = entry.substr(eq + 1);
-        auto slash = values.find('/');
-        auto rpm = parse_limit(values.substr(0, slash));
+        auto rpm = parse_limit(e.first);
         if (!rpm) return bad("requests per minute must be a non-negative integer or '-'");
         Limits l;
         l.requests_per_minute = *rpm;
-        if (slash != std::string_view::npos) {
-            auto tpm = parse_limit(values.substr(slash + 1));
+        if (e.second) {
+            auto tpm = parse_limit(*e.second);
             if (!tpm) return bad("tokens per minute must be a non-negative integer or '-'");
             l.tokens_per_minute = *tpm;
         } else if (kind == "agent") {
             l.tokens_per_minute = agent_default.tokens_per_minute;
         }
-        if (out.count(scope)) return bad("scope given twice");
-        out.emplace(std::move(scope), l);
+        out.emplace(scope, l);
     }
     return out;
 }
