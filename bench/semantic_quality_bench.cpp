@@ -1,18 +1,27 @@
-// Semantic cache quality benchmark (not a test): the built-in embedder on
+// Semantic cache quality benchmark (not a test). It runs the cache's own hit
+// decision (choose_semantic_hit: threshold, hit guard, ambiguity margin) with
+// the built-in embedder over
 //  (a) ../shared/fixtures/semantic/paraphrase_pairs.json, GPTCache's method:
 //      insert every distinct origin, query every paraphrase, count correct
-//      hits (best match has the pair's origin text), wrong hits and misses
-//      per threshold;
-//  (b) bench/data/near_misses.json: pairs that must never hit. Each pair is
-//      checked alone (b queried against a cache holding only a) and against
-//      a cache holding every `a` of the set.
-// Usage: semantic_quality_bench [--grid]   (--grid: sweep embedder weights)
+//      hits (the served entry has the pair's origin text), wrong hits and
+//      misses per threshold;
+//  (b) bench/data/near_misses.json (63 pairs, used while designing the guard)
+//      and bench/data/near_misses_holdout.json (40 pairs written afterwards,
+//      never tuned on): pairs that must never hit. Each pair is checked alone
+//      (b queried against a cache holding only a) and against a cache holding
+//      every `a` of its set.
+// Usage: semantic_quality_bench [--margin M] [--weights B,C,S] [--grid | --wrong T | --guard]
+//   --grid     sweep the embedder's weights (tuned on even pairs, reported on odd)
+//   --wrong T  list the wrong hits at threshold T
+//   --guard    list the true pairs and near misses the guard refuses / passes
 #include <l04/cache/embedder.hpp>
+#include <l04/cache/hit_guard.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -39,135 +48,238 @@ struct Pair {
     std::string a, b, kind;
 };
 
+std::vector<Pair> load_pairs(const std::string& path) {
+    std::vector<Pair> out;
+    const auto doc = nlohmann::json::parse(slurp(path));
+    for (const auto& p : doc.at("pairs"))
+        out.push_back(Pair{p.at("a").get<std::string>(), p.at("b").get<std::string>(), p.at("kind").get<std::string>()});
+    return out;
+}
+
 struct Counts {
     int correct = 0, wrong = 0, miss = 0;
     double precision() const { return correct + wrong ? double(correct) / (correct + wrong) : 1.0; }
 };
 
-struct Eval {
-    std::vector<std::string> wrong_at_85;  // "query => matched origin (cos)"
-    std::map<int, Counts> para;         // threshold (x100) -> counts
-    std::map<int, int> near_alone;      // threshold -> near misses that would hit
-    std::map<int, int> near_all;
-    std::vector<std::pair<float, const Pair*>> near_sims;
-};
+constexpr std::size_t k_candidates = 8;  // CacheConfig::semantic_candidates
 
-std::vector<int> thresholds() {
-    std::vector<int> t;
-    for (int x = 80; x <= 99; ++x) t.push_back(x);
-    return t;
+// Best k_candidates entries of `pool` for q, best first (what the index returns).
+std::vector<std::pair<float, std::size_t>> top_k(const Vector& q, const std::vector<Vector>& pool) {
+    std::vector<std::pair<float, std::size_t>> all;
+    all.reserve(pool.size());
+    for (std::size_t i = 0; i < pool.size(); ++i) all.emplace_back(dot(q.data(), pool[i].data(), q.size()), i);
+    const auto k = std::min(k_candidates, all.size());
+    std::partial_sort(all.begin(), all.begin() + static_cast<long>(k), all.end(),
+                      [](auto& x, auto& y) { return x.first > y.first || (x.first == y.first && x.second < y.second); });
+    all.resize(k);
+    return all;
 }
 
-Eval evaluate(BuiltinEmbedder& e, const std::vector<Pair>& para, const std::vector<Pair>& near) {
-    Eval ev;
-    // (a) paraphrases: distinct origins are the cache.
-    std::vector<std::string> origins;
+// The served entry's index in `texts`, or -1. A cached entry's answer is its
+// own text (distinct origins have distinct answers).
+int decide(const std::string& query, const std::vector<std::pair<float, std::size_t>>& top,
+           const std::vector<std::string>& texts, double threshold, double margin, bool guard) {
+    std::vector<SemanticCandidate> cands;
+    for (const auto& [s, i] : top) cands.push_back(SemanticCandidate{s, texts[i], texts[i]});
+    const auto choice = choose_semantic_hit(query, cands, threshold, margin, guard);
+    return choice.index < 0 ? -1 : static_cast<int>(top[static_cast<std::size_t>(choice.index)].second);
+}
+
+// The paraphrase set, embedded once per embedder.
+struct ParaData {
+    std::vector<std::string> origins;  // distinct
+    std::vector<Vector> ov;
+    std::vector<std::vector<std::pair<float, std::size_t>>> tops;  // per pair
+};
+
+ParaData prepare(BuiltinEmbedder& e, const std::vector<Pair>& para) {
+    ParaData d;
     std::map<std::string, std::size_t> index;
     for (const auto& p : para)
         if (!index.count(p.a)) {
-            index[p.a] = origins.size();
-            origins.push_back(p.a);
+            index[p.a] = d.origins.size();
+            d.origins.push_back(p.a);
         }
-    std::vector<Vector> ov;
-    for (const auto& o : origins) ov.push_back(e.embed_one(o));
-    for (const auto& p : para) {
-        const Vector q = e.embed_one(p.b);
-        float best = -2;
-        std::size_t arg = 0;
-        for (std::size_t i = 0; i < ov.size(); ++i) {
-            const float s = dot(q.data(), ov[i].data(), q.size());
-            if (s > best) best = s, arg = i;
-        }
-        const bool right = origins[arg] == p.a;  // by text: repeated origins count as right
-        if (!right && best + 1e-6 >= 0.85) {
-            char buf[32];
-            std::snprintf(buf, sizeof buf, "%.3f", best);
-            ev.wrong_at_85.push_back(std::string(buf) + " | " + p.b + " | " + origins[arg] + " | " + p.a);
-        }
-        for (int t : thresholds()) {
-            auto& c = ev.para[t];
-            if (best + 1e-6 < t / 100.0) ++c.miss;
-            else if (right) ++c.correct;
-            else ++c.wrong;
+    for (const auto& o : d.origins) d.ov.push_back(e.embed_one(o));
+    for (const auto& p : para) d.tops.push_back(top_k(e.embed_one(p.b), d.ov));
+    return d;
+}
+
+// parity: -1 all pairs, 0 even-indexed, 1 odd-indexed.
+Counts score(const ParaData& d, const std::vector<Pair>& para, double t, double margin, bool guard, int parity = -1,
+             std::vector<std::string>* wrong = nullptr) {
+    Counts c;
+    for (std::size_t k = 0; k < para.size(); ++k) {
+        if (parity >= 0 && static_cast<int>(k % 2) != parity) continue;
+        const int pick = decide(para[k].b, d.tops[k], d.origins, t, margin, guard);
+        if (pick < 0) ++c.miss;
+        else if (d.origins[static_cast<std::size_t>(pick)] == para[k].a) ++c.correct;  // by text
+        else {
+            ++c.wrong;
+            if (wrong) {
+                char buf[64];
+                std::snprintf(buf, sizeof buf, "%.3f", d.tops[k][0].first);
+                wrong->push_back(std::string("| ") + buf + " | " + para[k].b + " | " +
+                                 d.origins[static_cast<std::size_t>(pick)] + " | " + para[k].a + " |");
+            }
         }
     }
-    // (b) near misses.
+    return c;
+}
+
+struct NearResult {
+    int alone = 0, all = 0;
+    std::vector<std::string> hits;  // pairs that hit alone
+};
+
+NearResult near_hits(BuiltinEmbedder& e, const std::vector<Pair>& near, double t, double margin, bool guard) {
+    NearResult r;
+    std::vector<std::string> as;
     std::vector<Vector> av;
-    for (const auto& p : near) av.push_back(e.embed_one(p.a));
+    for (const auto& p : near) {
+        as.push_back(p.a);
+        av.push_back(e.embed_one(p.a));
+    }
     for (std::size_t i = 0; i < near.size(); ++i) {
         const Vector q = e.embed_one(near[i].b);
-        const float alone = dot(q.data(), av[i].data(), q.size());
-        float best = -2;
-        for (const auto& v : av) best = std::max(best, dot(q.data(), v.data(), q.size()));
-        ev.near_sims.emplace_back(alone, &near[i]);
-        for (int t : thresholds()) {
-            if (alone + 1e-6 >= t / 100.0) ++ev.near_alone[t];
-            if (best + 1e-6 >= t / 100.0) ++ev.near_all[t];
+        const std::vector<std::pair<float, std::size_t>> alone{{dot(q.data(), av[i].data(), q.size()), i}};
+        if (decide(near[i].b, alone, as, t, margin, guard) >= 0) {
+            ++r.alone;
+            r.hits.push_back(near[i].kind + ": " + near[i].a + " / " + near[i].b);
+        }
+        if (decide(near[i].b, top_k(q, av), as, t, margin, guard) >= 0) ++r.all;
+    }
+    return r;
+}
+
+std::vector<int> thresholds() {
+    std::vector<int> t;
+    for (int x = 70; x <= 99; ++x) t.push_back(x);
+    return t;
+}
+
+double g_margin = 0.03;  // CacheConfig::semantic_margin
+
+void print_main(BuiltinEmbedder& e, const std::vector<Pair>& para, const std::vector<Pair>& near,
+                const std::vector<Pair>& holdout) {
+    const auto d = prepare(e, para);
+    std::printf("Embedder: %s, %zu dims. Paraphrase pairs: %zu (%zu distinct origins). Near misses: %zu tuning, %zu "
+                "held out. Candidates per lookup: %zu. Margin: %.2f.\n\n",
+                e.name().c_str(), e.dimension(), para.size(), d.origins.size(), near.size(), holdout.size(),
+                k_candidates, g_margin);
+    std::printf("| threshold | correct | wrong | misses | precision | precision, even / odd pairs | near-miss hits, "
+                "tuning set (alone/all) | held out (alone/all) | embedding only: correct / wrong / precision | "
+                "embedding only: near-miss hits (tuning/held out) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int t : thresholds()) {
+        const double th = t / 100.0;
+        const auto c = score(d, para, th, g_margin, true);
+        const auto ce = score(d, para, th, g_margin, true, 0);
+        const auto co = score(d, para, th, g_margin, true, 1);
+        const auto raw = score(d, para, th, 0.0, false);
+        const auto n1 = near_hits(e, near, th, g_margin, true);
+        const auto n2 = near_hits(e, holdout, th, g_margin, true);
+        const auto r1 = near_hits(e, near, th, 0.0, false);
+        const auto r2 = near_hits(e, holdout, th, 0.0, false);
+        std::printf("| 0.%02d | %d | %d | %d | %.3f | %.3f / %.3f | %d/%d | %d/%d | %d / %d / %.3f | %d/%d |\n", t,
+                    c.correct, c.wrong, c.miss, c.precision(), ce.precision(), co.precision(), n1.alone, n1.all,
+                    n2.alone, n2.all, raw.correct, raw.wrong, raw.precision(), r1.alone, r2.alone);
+    }
+}
+
+void print_guard(BuiltinEmbedder& e, const std::vector<Pair>& para, const std::vector<Pair>& near,
+                 const std::vector<Pair>& holdout) {
+    std::map<std::string, int> refused;
+    int total = 0;
+    for (const auto& p : para) {
+        const auto why = semantic_conflict(p.b, p.a);
+        if (why == HitConflict::none) continue;
+        ++total;
+        ++refused[to_string(why)];
+        std::printf("refuses a true pair (%s, cosine %.3f): %.140s | %.140s\n", to_string(why),
+                    dot(e.embed_one(p.a).data(), e.embed_one(p.b).data(), e.dimension()), p.b.c_str(), p.a.c_str());
+    }
+    std::printf("\nThe guard refuses %d of %zu true paraphrase pairs:", total, para.size());
+    for (const auto& [k, v] : refused) std::printf(" %s %d", k.c_str(), v);
+    std::printf("\n\n| set | kind | pairs | refused by the guard | highest cosine | passed by the guard |\n"
+                "|---|---|---|---|---|---|\n");
+    for (const auto* set : {&near, &holdout}) {
+        std::map<std::string, std::vector<const Pair*>> by_kind;
+        for (const auto& p : *set) by_kind[p.kind].push_back(&p);
+        for (const auto& [kind, ps] : by_kind) {
+            int caught = 0;
+            float high = -1;
+            std::string passed;
+            for (const auto* p : ps) {
+                high = std::max(high, dot(e.embed_one(p->a).data(), e.embed_one(p->b).data(), e.dimension()));
+                if (semantic_conflict(p->b, p->a) != HitConflict::none) ++caught;
+                else passed += (passed.empty() ? "" : "; ") + p->a + " / " + p->b;
+            }
+            std::printf("| %s | %s | %zu | %d | %.3f | %s |\n", set == &near ? "tuning" : "held out", kind.c_str(),
+                        ps.size(), caught, high, passed.c_str());
         }
     }
-    return ev;
+}
+
+void print_grid(const std::vector<Pair>& para, const std::vector<Pair>& near) {
+    std::printf("Tuning on even pairs; odd pairs are reported, not used to choose.\n\n"
+                "| unigram | bigram | char | stopword | even: correct/wrong @0.85 | odd: correct/wrong @0.85 | "
+                "even: correct/wrong @0.82 | near-miss hits @0.85 (guarded/embedding only) |\n"
+                "|---|---|---|---|---|---|---|---|\n");
+    for (float bw : {0.4f, 0.6f, 0.8f})
+        for (float cw : {0.4f, 0.6f, 0.9f, 1.2f})
+            for (float sw : {0.05f, 0.15f}) {
+                BuiltinEmbedderOptions o;
+                o.bigram_weight = bw;
+                o.char_weight = cw;
+                o.stopword_weight = sw;
+                BuiltinEmbedder e(o);
+                const auto d = prepare(e, para);
+                const auto ce = score(d, para, 0.85, g_margin, true, 0);
+                const auto co = score(d, para, 0.85, g_margin, true, 1);
+                const auto c82 = score(d, para, 0.82, g_margin, true, 0);
+                const auto ng = near_hits(e, near, 0.85, g_margin, true);
+                const auto nr = near_hits(e, near, 0.85, 0, false);
+                std::printf("| %.2f | %.2f | %.2f | %.2f | %d/%d | %d/%d | %d/%d | %d/%d |\n", o.unigram_weight, bw, cw,
+                            sw, ce.correct, ce.wrong, co.correct, co.wrong, c82.correct, c82.wrong, ng.alone, nr.alone);
+            }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    const bool grid = argc > 1 && std::strcmp(argv[1], "--grid") == 0;
-    const bool show_wrong = argc > 1 && std::strcmp(argv[1], "--wrong") == 0;
-    std::vector<Pair> para, near;
+    std::string mode;
+    double wrong_at = 0.85;
+    BuiltinEmbedderOptions opts;
+    for (int i = 1; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--margin") && i + 1 < argc) g_margin = std::atof(argv[++i]);
+        else if (!std::strcmp(argv[i], "--weights") && i + 1 < argc) {
+            // bigram,char,stopword (to look at one point of the --grid sweep)
+            if (std::sscanf(argv[++i], "%f,%f,%f", &opts.bigram_weight, &opts.char_weight, &opts.stopword_weight) != 3)
+                return 2;
+        }
+        else if (!std::strcmp(argv[i], "--wrong") && i + 1 < argc) {
+            mode = "wrong";
+            wrong_at = std::atof(argv[++i]);
+        } else if (!std::strcmp(argv[i], "--grid") || !std::strcmp(argv[i], "--guard")) mode = argv[i] + 2;
+        else {
+            std::fprintf(stderr, "usage: %s [--margin M] [--weights B,C,S] [--grid | --wrong T | --guard]\n", argv[0]);
+            return 2;
+        }
+    }
+    std::vector<Pair> para;
     for (const auto& p : nlohmann::json::parse(slurp(std::string(L04_FIXTURES_DIR) + "/semantic/paraphrase_pairs.json")))
         para.push_back(Pair{p.at("origin").get<std::string>(), p.at("similar").get<std::string>(), ""});
-    const auto near_doc = nlohmann::json::parse(slurp(std::string(L04_BENCH_DATA_DIR) + "/near_misses.json"));
-    for (const auto& p : near_doc.at("pairs"))
-        near.push_back(Pair{p.at("a").get<std::string>(), p.at("b").get<std::string>(), p.at("kind").get<std::string>()});
+    const auto near = load_pairs(std::string(L04_BENCH_DATA_DIR) + "/near_misses.json");
+    const auto holdout = load_pairs(std::string(L04_BENCH_DATA_DIR) + "/near_misses_holdout.json");
 
-    if (grid) {
-        std::printf("| unigram | bigram | char | polarity | number | negation | correct@0.85 | wrong@0.85 | precision@0.85 | "
-                    "near hits@0.85 (alone/all) | correct@0.80 | wrong@0.80 |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-        for (float bw : {0.4f, 0.6f, 0.8f, 1.0f})
-            for (float cw : {0.3f, 0.6f, 0.9f})
-                for (float nb : {1.5f, 2.0f}) {
-                    BuiltinEmbedderOptions o;
-                    o.bigram_weight = bw;
-                    o.char_weight = cw;
-                    o.number_boost = nb;
-                    BuiltinEmbedder e(o);
-                    auto ev = evaluate(e, para, near);
-                    const auto& c = ev.para[85];
-                    std::printf("| %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %d | %.3f | %d/%d | %d | %d |\n",
-                                o.unigram_weight, bw, cw, o.polarity_boost, nb, o.negation_boost, c.correct, c.wrong,
-                                c.precision(), ev.near_alone[85], ev.near_all[85], ev.para[80].correct, ev.para[80].wrong);
-                }
-        return 0;
-    }
-
-    BuiltinEmbedder e;
-    auto ev = evaluate(e, para, near);
-    if (show_wrong) {
-        std::printf("| cosine | query | matched origin | its own origin |\n|---|---|---|---|\n");
-        for (const auto& w : ev.wrong_at_85) std::printf("| %s |\n", w.c_str());
-        return 0;
-    }
-    std::printf("Embedder: %s, %zu dims. Paraphrase pairs: %zu. Near-miss pairs: %zu.\n\n", e.name().c_str(),
-                e.dimension(), para.size(), near.size());
-    std::printf("| threshold | correct hits | wrong hits | misses | hit precision | near-miss hits (pair alone) | near-miss hits (all in cache) |\n");
-    std::printf("|---|---|---|---|---|---|---|\n");
-    for (int t : thresholds()) {
-        const auto& c = ev.para[t];
-        std::printf("| 0.%02d | %d | %d | %d | %.3f | %d | %d |\n", t, c.correct, c.wrong, c.miss, c.precision(),
-                    ev.near_alone[t], ev.near_all[t]);
-    }
-    std::sort(ev.near_sims.begin(), ev.near_sims.end(), [](auto& x, auto& y) { return x.first > y.first; });
-    std::printf("\nClosest near misses (cosine of the pair):\n\n| cosine | kind | a | b |\n|---|---|---|---|\n");
-    for (std::size_t i = 0; i < std::min<std::size_t>(8, ev.near_sims.size()); ++i) {
-        const auto& [s, p] = ev.near_sims[i];
-        std::printf("| %.3f | %s | %s | %s |\n", s, p->kind.c_str(), p->a.c_str(), p->b.c_str());
-    }
-    std::map<std::string, std::pair<int, double>> by_kind;
-    for (const auto& [s, p] : ev.near_sims) {
-        by_kind[p->kind].first++;
-        by_kind[p->kind].second = std::max(by_kind[p->kind].second, double(s));
-    }
-    std::printf("\n| near-miss kind | pairs | highest cosine |\n|---|---|---|\n");
-    for (const auto& [k, v] : by_kind) std::printf("| %s | %d | %.3f |\n", k.c_str(), v.first, v.second);
+    BuiltinEmbedder e(opts);
+    if (mode == "grid") print_grid(para, near);
+    else if (mode == "guard") print_guard(e, para, near, holdout);
+    else if (mode == "wrong") {
+        std::vector<std::string> wrong;
+        (void)score(prepare(e, para), para, wrong_at, g_margin, true, -1, &wrong);
+        std::printf("| best cosine | query | served | its own origin |\n|---|---|---|---|\n");
+        for (const auto& w : wrong) std::printf("%s\n", w.c_str());
+    } else print_main(e, para, near, holdout);
     return 0;
 }

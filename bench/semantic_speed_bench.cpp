@@ -1,5 +1,5 @@
 // Semantic cache speed benchmark (not a test). Prints markdown tables.
-//  1. VectorIndex at N entries (default 100,000) of 384-d builtin-v1
+//  1. VectorIndex at N entries (default 100,000) of 384-d builtin-v2
 //     embeddings of synthetic prompts (8-16 words drawn from the vocabulary
 //     of the paraphrase fixture): insert throughput, search p50/p99 (k=10,
 //     and the cache's scoped search k=8 with every entry in one scope, the
@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
     if (!loaded) return 1;
 
     std::printf("| measure | value |\n|---|---|\n");
-    std::printf("| builtin-v1 embedding | %.1f µs per prompt (%.0f prompts/s) |\n", embed_s / n * 1e6, n / embed_s);
+    std::printf("| builtin-v2 embedding | %.1f µs per prompt (%.0f prompts/s) |\n", embed_s / n * 1e6, n / embed_s);
     std::printf("| index insert throughput (M=16, ef_construction=200) | %.0f inserts/s (%.1f s for %zu) |\n",
                 n / build_s, build_s, n);
     std::printf("| search k=10, ef=64: p50 / p99 / max | %.0f / %.0f / %.0f µs |\n", base.plain.p50, base.plain.p99,

@@ -40,7 +40,10 @@ void add_cache(CLI::App& app, Context& ctx) {
         std::printf("hit rate:       %.1f%%\n", (*j)["hit_rate"].get<double>() * 100.0);
         std::printf("stores:         %lld   evictions: %lld   expired: %lld\n", i("stores"), i("evictions"), i("expired"));
         if (!(*j)["embedder"].get<std::string>().empty()) {
-            std::printf("semantic:       on, threshold %.2f\n", (*j)["similarity_threshold"].get<double>());
+            std::printf("semantic:       on, threshold %.2f, guard %s, margin %.2f\n",
+                        (*j)["similarity_threshold"].get<double>(), (*j)["semantic_guard"].get<bool>() ? "on" : "off",
+                        (*j)["semantic_margin"].get<double>());
+            std::printf("refused:        %lld by the guard, %lld as ambiguous\n", i("guard_refusals"), i("ambiguous"));
             std::printf("embedder:       %s (index %lld, deleted %lld, failures %lld)%s\n",
                         (*j)["embedder"].get<std::string>().c_str(), i("index_size"), i("index_deleted"),
                         i("embed_failures"), (*j)["index_loaded"].get<bool>() ? "" : ", index not loaded yet");

@@ -43,6 +43,8 @@ void declare_metrics(Metrics& m) {
     m.declare("l04_cache_hits_total", "counter", "Cache hits (exact and semantic).");
     m.declare("l04_cache_semantic_hits_total", "counter", "Semantic cache hits.");
     m.declare("l04_cache_misses_total", "counter", "Cache misses.");
+    m.declare("l04_cache_semantic_refusals_total", "counter",
+              "Semantic candidates above the threshold that were not served, by reason (guard, ambiguous).");
     m.declare("l04_rate_limit_rejections_total", "counter", "Requests rejected by rate limits.");
     m.declare("l04_rate_limit_shadow_rejections_total", "counter", "Requests over a limit admitted in shadow mode.");
     m.declare("l04_circuit_breaker_state", "gauge", "Circuit state per provider (0 closed, 1 half open, 2 open).");
@@ -93,6 +95,8 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     cc.max_bytes = g->m_settings.get_int("cache.max_bytes");
     cc.similarity_threshold = g->m_settings.get_double("cache.similarity_threshold");
     cc.semantic = g->m_settings.get_bool("cache.semantic");
+    cc.semantic_guard = g->m_settings.get_bool("cache.semantic_guard");
+    cc.semantic_margin = std::max(0.0, g->m_settings.get_double("cache.semantic_margin"));
     EmbedderConfig ec;
     ec.kind = cc.semantic ? g->m_settings.get("cache.embedder") : "none";
     if (ec.kind == "ollama") {
@@ -536,6 +540,8 @@ void Gateway::refresh_metrics() {
     m_metrics.set("l04_cache_hits_total", {}, static_cast<double>(cs.exact_hits + cs.semantic_hits));
     m_metrics.set("l04_cache_semantic_hits_total", {}, static_cast<double>(cs.semantic_hits));
     m_metrics.set("l04_cache_misses_total", {}, static_cast<double>(cs.misses));
+    m_metrics.set("l04_cache_semantic_refusals_total", {{"reason", "guard"}}, static_cast<double>(cs.guard_refusals));
+    m_metrics.set("l04_cache_semantic_refusals_total", {{"reason", "ambiguous"}}, static_cast<double>(cs.ambiguous));
     m_metrics.set("l04_cache_entries", {}, static_cast<double>(cs.entries));
     const QueueStats qs = m_queue->stats();
     for (const char* p : {"high", "normal", "low"}) {

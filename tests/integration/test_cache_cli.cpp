@@ -12,7 +12,7 @@ using nlohmann::json;
 
 namespace {
 
-// builtin-v1 scores these rewordings of k_origin above the default 0.85
+// builtin-v2 scores these rewordings of k_origin above the default 0.85
 // (they keep most words); k_other shares no words with them.
 const char* const k_origin = "How do I reset my password on this laptop?";
 const char* const k_reworded = "How can I reset my password on this laptop?";
@@ -68,7 +68,7 @@ TEST_CASE("cache cli: semantic hit - streamed replay - search - stats and clear 
     REQUIRE(search.exit_code == 0);
     const json sj = json::parse(search.out);
     CHECK(sj["query"] == "reset my password");
-    CHECK(sj["embedder"] == "builtin-v1");
+    CHECK(sj["embedder"] == "builtin-v2");
     CHECK(sj["threshold"].get<double>() == doctest::Approx(0.85));
     REQUIRE(sj["results"].size() == 2);  // only two entries exist
     CHECK(sj["results"][0]["prompt"] == k_origin);
@@ -97,12 +97,12 @@ TEST_CASE("cache cli: semantic hit - streamed replay - search - stats and clear 
     CHECK(s["hit_rate"].get<double>() == doctest::Approx(0.5));
     CHECK(s["index_size"] == 2);
     CHECK(s["semantic"] == true);
-    CHECK(s["embedder"] == "builtin-v1");
+    CHECK(s["embedder"] == "builtin-v2");
     auto text = env.ctl({"cache", "stats"});
     REQUIRE(text.exit_code == 0);
     CHECK(text.out.find("hits:           2 (exact 0, semantic 2)") != std::string::npos);
     CHECK(text.out.find("semantic:       on, threshold 0.85") != std::string::npos);
-    CHECK(text.out.find("embedder:       builtin-v1 (index 2, deleted 0") != std::string::npos);
+    CHECK(text.out.find("embedder:       builtin-v2 (index 2, deleted 0") != std::string::npos);
 
     // clear --model mock: both entries gone from SQLite and from the index.
     auto clear = env.ctl({"cache", "clear", "--model", "mock"});
@@ -120,6 +120,25 @@ TEST_CASE("cache cli: semantic hit - streamed replay - search - stats and clear 
     const json ej = json::parse(empty.out);
     REQUIRE(ej["results"].size() == 1);
     CHECK(ej["results"][0]["prompt"] == k_reworded);  // the only entry now
+
+    // A near miss whose vectors clear the threshold (same words, entities
+    // swapped): the hit guard refuses it, and stats count the refusal.
+    const json paris = prompt_json(env, "Book a flight from Paris to London");
+    CHECK(paris["cached"] == false);
+    auto near = env.ctl({"cache", "search", "--json", "-k", "1", "Book a flight from London to Paris"});
+    REQUIRE(near.exit_code == 0);
+    CHECK(json::parse(near.out)["results"][0]["similarity"].get<double>() >= 0.85);
+    const json london = prompt_json(env, "Book a flight from London to Paris");
+    CHECK(london["cached"] == false);
+    CHECK(london["content"] != paris["content"]);
+    s = stats_json(env);
+    CHECK(s["guard_refusals"] == 1);
+    CHECK(s["ambiguous"] == 0);
+    CHECK(s["semantic_guard"] == true);
+    CHECK(s["semantic_margin"].get<double>() == doctest::Approx(0.03));
+    text = env.ctl({"cache", "stats"});
+    CHECK(text.out.find("semantic:       on, threshold 0.85, guard on, margin 0.03") != std::string::npos);
+    CHECK(text.out.find("refused:        1 by the guard, 0 as ambiguous") != std::string::npos);
 }
 
 TEST_CASE("cache cli: the semantic cache survives a daemon restart") {
@@ -135,7 +154,7 @@ TEST_CASE("cache cli: the semantic cache survives a daemon restart") {
     INFO(stop.err);
     REQUIRE(stop.exit_code == 0);
     CHECK(env.ctl({"daemon", "status"}).exit_code == 8);
-    CHECK(std::filesystem::exists(std::filesystem::path(env.state_dir()) / "cache-index" / "builtin-v1-384.hnsw"));
+    CHECK(std::filesystem::exists(std::filesystem::path(env.state_dir()) / "cache-index" / "builtin-v2-384.hnsw"));
 
     // A new prompt starts a new l04d; the reworded question hits the old entry.
     const json hit = prompt_json(env, k_reworded);

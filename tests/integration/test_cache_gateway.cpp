@@ -63,7 +63,7 @@ TEST_CASE("gateway: exact and semantic hits - per-request threshold - across a r
         auto st = g->cache_stats();
         CHECK(st.exact_hits == 1);
         CHECK(st.semantic_hits == 1);
-        CHECK(st.embedder == "builtin-v1");
+        CHECK(st.embedder == "builtin-v2");
     }
     // Restart: the index is loaded from its file (or rebuilt) and still hits.
     auto g = open_gateway(dir.str(), clock);

@@ -57,7 +57,7 @@ struct Fixture {
         cfg.background_compaction = false;
         return std::make_unique<ResponseCache>(std::move(*db), cfg, clock, std::move(e));
     }
-    std::string index_file() const { return dir.str() + "/cache-index/builtin-v1-384.hnsw"; }
+    std::string index_file() const { return dir.str() + "/cache-index/builtin-v2-384.hnsw"; }
 };
 
 CacheKey key(const std::string& prompt, const std::string& target = "mock", const std::string& tenant = "") {
@@ -97,7 +97,7 @@ TEST_CASE("semantic cache: exact hit - semantic hit - miss - threshold override"
     CHECK(s.semantic_hits == 2);
     CHECK(s.misses == 4);
     CHECK(s.hit_rate() == doctest::Approx(3.0 / 7.0));
-    CHECK(s.embedder == "builtin-v1");
+    CHECK(s.embedder == "builtin-v2");
     CHECK(s.index_loaded);
     CHECK(s.index_size == 1);
     CHECK(s.bytes > 0);
@@ -336,7 +336,7 @@ TEST_CASE("semantic cache: damaged index files are rebuilt from SQLite") {
         REQUIRE(other.add(1, v, 0, 0));
         REQUIRE(other.save(f.dir.file("other.hnsw")));
         cases.emplace_back("other embedder", l04::test::read_file(f.dir.file("other.hnsw")));
-        VectorIndex wrongdim("builtin-v1", 16);
+        VectorIndex wrongdim("builtin-v2", 16);
         Vector w(16, 0.0f);
         w[1] = 1;
         REQUIRE(wrongdim.add(1, w, 0, 0));
@@ -358,7 +358,7 @@ TEST_CASE("semantic cache: damaged index files are rebuilt from SQLite") {
             CHECK(c->stats().index_size == 40);
         }
         // The rebuilt index was written back and now verifies.
-        auto ok = VectorIndex::load(f.index_file(), "builtin-v1", 384);
+        auto ok = VectorIndex::load(f.index_file(), "builtin-v2", 384);
         REQUIRE(ok);
         CHECK((*ok)->stats().live == 40);
     }
@@ -501,4 +501,48 @@ TEST_CASE("semantic cache: SIGKILL while inserting leaves a consistent cache") {
         ++checked;
     }
     CHECK(checked == s.entries);
+}
+
+TEST_CASE("semantic cache: the hit guard refuses near misses whatever the threshold") {
+    Fixture f;
+    auto c = f.open();
+    REQUIRE(c->store(key("Turn on the kitchen lights"), answer("Kitchen lights are on.")));
+    REQUIRE(c->store(key("Book a flight from Paris to London"), answer("Booked CDG-LHR.")));
+    // Far below any sensible threshold the vectors would match; the guard says no.
+    CHECK_FALSE(c->lookup(key("Turn off the kitchen lights"), 0.3));
+    CHECK_FALSE(c->lookup(key("Book a flight from London to Paris"), 0.3));
+    auto ok = c->lookup(key("Please turn on the kitchen lights"), 0.5);
+    REQUIRE(ok);
+    CHECK(ok->content == "Kitchen lights are on.");
+    auto s = c->stats();
+    CHECK(s.guard_refusals == 2);
+    CHECK(s.semantic_hits == 1);
+    CHECK(s.misses == 2);
+
+    // With the guard off (cache.semantic_guard = false) the vectors decide.
+    CacheConfig off;
+    off.semantic_guard = false;
+    auto c2 = f.open(off);
+    auto wrong = c2->lookup(key("Turn off the kitchen lights"), 0.3);
+    REQUIRE(wrong);
+    CHECK(wrong->content == "Kitchen lights are on.");
+}
+
+TEST_CASE("semantic cache: two cached answers almost equally close are ambiguous") {
+    Fixture f;
+    auto c = f.open();
+    REQUIRE(c->store(key("How do I reset my password on the laptop computer?"), answer("Laptop: Settings > Reset.")));
+    REQUIRE(c->store(key("How do I reset my password on the desktop computer?"), answer("Desktop: Control panel.")));
+    // "...on the computer?" is about as close to both (0.860 and 0.854 with
+    // builtin-v2), both above the default threshold: neither answer is served.
+    const auto q = key("How do I reset my password on the computer?");
+    CHECK_FALSE(c->lookup(q));
+    CHECK(c->stats().ambiguous == 1);
+    // Without the margin the nearer one wins.
+    CacheConfig no_margin;
+    no_margin.semantic_margin = 0;
+    auto c2 = f.open(no_margin);
+    auto hit = c2->lookup(q);
+    REQUIRE(hit);
+    CHECK(hit->content == "Laptop: Settings > Reset.");
 }

@@ -42,9 +42,10 @@ public:
 // different name()).
 struct BuiltinEmbedderOptions {
     std::size_t dimension = 384;
-    float unigram_weight = 1.0f;   // content words (stopwords count 0.15)
-    float bigram_weight = 0.8f;    // ordered pairs of adjacent content words
-    float char_weight = 0.6f;      // character 3/4-grams of content words
+    float unigram_weight = 1.0f;   // content words
+    float stopword_weight = 0.15f; // a stopword's unigram, relative to a content word
+    float bigram_weight = 0.6f;    // ordered pairs of adjacent content words
+    float char_weight = 0.9f;      // character 3/4-grams of content words
     float polarity_boost = 1.5f;   // signed on/off, enable/disable, ... axes
     float number_boost = 2.0f;     // numbers weigh this much more than words
     float negation_boost = 1.5f;   // "not" and the words it scopes

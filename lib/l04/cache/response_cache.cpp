@@ -1,3 +1,4 @@
+#include <l04/cache/hit_guard.hpp>
 #include <l04/cache/response_cache.hpp>
 #include <l04/store/schema.hpp>
 
@@ -200,11 +201,20 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
 
     std::lock_guard lk(m_mu);
     std::vector<std::int64_t> gone;
-    std::optional<InferenceResponse> hit;
+    // Load every live candidate that could be the hit or its rival (within
+    // the margin below the threshold), then decide with the hit guard.
+    struct Loaded {
+        InferenceResponse resp;
+        std::int64_t id = 0;
+        std::string prompt;
+        std::string answer;
+        double similarity = 0;
+    };
+    std::vector<Loaded> loaded;
+    const double margin = m_cfg.semantic_margin;
     for (const auto& c : cands) {
-        // 1e-6: the same text re-embedded must reach a threshold of 1.0.
-        if (static_cast<double>(c.similarity) + 1e-6 < t) break;
-        auto st = m_db->prepare(std::string("SELECT ") + k_hit_cols + " FROM cache_entries WHERE id = ?");
+        if (static_cast<double>(c.similarity) + 1e-6 < t - margin) break;
+        auto st = m_db->prepare(std::string("SELECT ") + k_hit_cols + ", prompt FROM cache_entries WHERE id = ?");
         if (!st) break;
         st->bind(1, c.label);
         auto row = st->step();
@@ -216,17 +226,39 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
         if (st->col_text(11) != key.scope || st->col_text(12) != m_embedder_name ||
             st->col_int(13) != static_cast<std::int64_t>(m_dims) || st->col_int(10) <= now)
             continue;
-        InferenceResponse r = response_from(*st);
+        Loaded l;
+        l.resp = response_from(*st);
+        l.id = c.label;
+        l.prompt = st->col_text(14);
+        l.answer = l.resp.content + '\x1f' + st->col_blob(5);  // content and tool calls
+        l.similarity = std::min(1.0, static_cast<double>(c.similarity));
+        loaded.push_back(std::move(l));
+    }
+    std::vector<SemanticCandidate> sc;
+    sc.reserve(loaded.size());
+    for (const auto& l : loaded) sc.push_back(SemanticCandidate{l.similarity, l.prompt, l.answer});
+    const auto choice = choose_semantic_hit(key.prompt, sc, t, margin, m_cfg.semantic_guard);
+    if (choice.refused != HitConflict::none) {
+        spdlog::debug("cache: semantic candidate refused by the hit guard ({})", to_string(choice.refused));
+        (void)bump_counter(*m_db, CounterId::cache_guard_refusals);
+    }
+    if (choice.ambiguous) {
+        spdlog::debug("cache: semantic hit refused as ambiguous (another answer within {:.3f})", margin);
+        (void)bump_counter(*m_db, CounterId::cache_ambiguous);
+    }
+    std::optional<InferenceResponse> hit;
+    if (choice.index >= 0) {
+        auto& l = loaded[static_cast<std::size_t>(choice.index)];
+        InferenceResponse r = std::move(l.resp);
         r.cache_hit = CacheHit::semantic;
-        r.similarity = std::min(1.0, static_cast<double>(c.similarity));
+        r.similarity = l.similarity;
         auto up = m_db->prepare("UPDATE cache_entries SET last_used_ms = ?, hits = hits + 1 WHERE id = ?");
         if (up) {
-            up->bind(1, now).bind(2, c.label);
+            up->bind(1, now).bind(2, l.id);
             (void)up->run();
         }
         (void)bump_counter(*m_db, CounterId::cache_semantic_hits);
         hit = std::move(r);
-        break;
     }
     for (auto id : gone) idx->remove(id);
     if (!gone.empty()) m_index_dirty = true;
@@ -549,7 +581,11 @@ CacheStats ResponseCache::stats() {
     s.expired = read_counter(*m_db, CounterId::cache_expired);
     s.stores = read_counter(*m_db, CounterId::cache_stores);
     s.embed_failures = read_counter(*m_db, CounterId::cache_embed_failures);
+    s.guard_refusals = read_counter(*m_db, CounterId::cache_guard_refusals);
+    s.ambiguous = read_counter(*m_db, CounterId::cache_ambiguous);
     s.similarity_threshold = m_cfg.similarity_threshold;
+    s.semantic_guard = m_cfg.semantic_guard;
+    s.semantic_margin = m_cfg.semantic_margin;
     if (semantic_on()) {
         s.embedder = m_embedder_name;
         if (m_index) {

@@ -52,6 +52,9 @@ struct CacheConfig {
     std::int64_t max_bytes = 256ll << 20;
     double similarity_threshold = 0.85;
     bool semantic = true;
+    // The hit guard and the ambiguity margin (hit_guard.hpp).
+    bool semantic_guard = true;
+    double semantic_margin = 0.03;
     // Where index files live: "" = "<directory of the database>/cache-index",
     // "-" = never persisted (also the case for an in-memory database).
     std::string index_dir;
@@ -87,10 +90,14 @@ struct CacheStats {
     std::int64_t expired = 0;
     std::int64_t stores = 0;
     std::int64_t embed_failures = 0;
+    std::int64_t guard_refusals = 0;  // semantic candidates refused by the hit guard
+    std::int64_t ambiguous = 0;       // semantic lookups refused as ambiguous
     std::int64_t oldest_ms = 0;
     std::int64_t newest_ms = 0;
     std::string embedder;          // "" when semantic lookups are off
     double similarity_threshold = 0;  // the configured default
+    bool semantic_guard = true;
+    double semantic_margin = 0;
     std::int64_t index_size = 0;   // live vectors (SQLite's count until the index is loaded)
     std::int64_t index_deleted = 0;
     bool index_loaded = false;

@@ -51,6 +51,12 @@ const std::vector<SettingInfo>& settings_table() {
         {"cache.max_bytes", T::integer, "268435456", {"L04_CACHE_MAX_BYTES"}, false,
          "Payload bytes kept before least-recently-used eviction."},
         {"cache.semantic", T::boolean, "true", {"L04_CACHE_SEMANTIC"}, false, "Semantic (embedding) lookups."},
+        {"cache.semantic_guard", T::boolean, "true", {"L04_CACHE_SEMANTIC_GUARD"}, false,
+         "Refuse a semantic hit whose prompt differs in numbers, negation, an antonym (on/off) or swapped "
+         "entities (from A to B / from B to A), whatever its similarity."},
+        {"cache.semantic_margin", T::number, "0.03", {"L04_CACHE_SEMANTIC_MARGIN"}, false,
+         "Refuse a semantic hit as ambiguous when a cached entry with a different answer is within this much "
+         "similarity of it (0 = off)."},
         {"cache.embedder", T::string, "builtin", {"L04_CACHE_EMBEDDER"}, false,
          "builtin (offline), ollama or openai."},
         {"embedding.ollama_model", T::string, "nomic-embed-text", {"L04_OLLAMA_EMBEDDING_MODEL", "OLLAMA_EMBEDDING_MODEL"},

@@ -113,6 +113,10 @@ CREATE TRIGGER cache_entries_totals_update AFTER UPDATE OF bytes ON cache_entrie
   UPDATE counters SET value = value + NEW.bytes - OLD.bytes WHERE id = 12;
 END;
 )sql",
+        // 4: semantic candidates refused by the hit guard or as ambiguous
+        R"sql(
+INSERT OR IGNORE INTO counters(id, name) VALUES (13, 'cache_guard_refusals'), (14, 'cache_ambiguous');
+)sql",
     };
     return m;
 }

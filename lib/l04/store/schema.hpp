@@ -25,6 +25,10 @@ enum class CounterId : int {
     // (migration 3) so every connection and process updates them.
     cache_entry_count = 11,
     cache_entry_bytes = 12,
+    // Semantic lookups that found a candidate above the threshold and still
+    // missed: refused by the hit guard, or ambiguous (migration 4).
+    cache_guard_refusals = 13,
+    cache_ambiguous = 14,
 };
 
 // Opens (creating and migrating) $state_dir/l04.db; ":memory:" for tests.

@@ -1,0 +1,137 @@
+// The semantic hit guard (hit_guard.hpp): what it refuses, what it lets
+// through, and the hit decision with threshold, guard and ambiguity margin.
+#include <doctest/doctest.h>
+
+#include <l04/cache/hit_guard.hpp>
+#include <l04/cache/text_features.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace l04;
+
+TEST_CASE("hit guard: numbers - negation - antonyms - swapped entities - word swaps are refused") {
+    struct Case {
+        const char* a;
+        const char* b;
+        HitConflict why;
+    };
+    const std::vector<Case> cases = {
+        {"Resize the image to 800 by 600", "Resize the image to 600 by 800", HitConflict::numbers},
+        {"Upgrade to Python 3.11", "Upgrade to Python 3.12", HitConflict::numbers},
+        {"Explain HTTP/2", "Explain HTTP", HitConflict::numbers},  // a number only one side has
+        {"How do I delete my account?", "How do I not delete my account?", HitConflict::negation},
+        {"Why does my code compile?", "Why doesn't my code compile?", HitConflict::negation},
+        {"Write a function with recursion", "Write a function without recursion", HitConflict::negation},
+        {"Turn on the lights", "Turn off the lights", HitConflict::polarity},
+        {"Is the store open on Sunday?", "Is the store closed on Sunday?", HitConflict::polarity},  // by stem
+        {"Encode this string in base64", "Decode this string in base64", HitConflict::polarity},   // guard-only pair
+        {"Disable the firewall", "Enabling the firewall", HitConflict::polarity},
+        {"Book a flight from Paris to London", "Book a flight from London to Paris", HitConflict::roles},
+        {"Convert 5 kilometers to miles", "Convert 5 miles to kilometers", HitConflict::roles},
+        {"Is Go faster than Python?", "Is Python faster than Go?", HitConflict::roles},
+        {"Did the dog bite the man?", "Did the man bite the dog?", HitConflict::order},
+    };
+    for (const auto& c : cases) {
+        INFO(c.a, " / ", c.b);
+        CHECK(semantic_conflict(c.b, c.a) == c.why);
+        CHECK(semantic_conflict(c.a, c.b) == c.why);  // symmetric
+    }
+}
+
+TEST_CASE("hit guard: rewordings pass") {
+    const std::vector<std::pair<const char*, const char*>> same = {
+        {"How do I reset my password?", "how can I reset my password"},
+        {"It is not available in version 2.10.0.", "No, it doesn't exist in v2.10.0."},  // both negated, v2.10.0 = 2.10.0
+        {"Send 1,000 dollars to Ben", "Send 1000 dollars to Ben"},
+        {"The `cache_dir` parameter has `~/.cache` as its default value.",
+         "The default value of the `cache_dir` parameter is `~/.cache`."},  // a larger reordering
+        {"Turn the lights on", "Switch on the lights"},
+        {"Move the file to the archive folder", "Put the file into the archive folder"},
+        {"Is the server not running?", "Isn't the server running?"},
+    };
+    for (const auto& [a, b] : same) {
+        INFO(a, " / ", b);
+        CHECK(semantic_conflict(b, a) == HitConflict::none);
+    }
+    CHECK(std::string(to_string(HitConflict::roles)) == "roles");
+}
+
+TEST_CASE("text features: the guard's antonym axes follow stems and extend the embedder's table") {
+    const auto open = text::polarity_of("opened");
+    const auto closed = text::polarity_of("closing");
+    REQUIRE(open);
+    REQUIRE(closed);
+    CHECK(open->first == closed->first);
+    CHECK(open->second == -closed->second);
+    CHECK(text::polarity("opened") != std::nullopt);
+    CHECK_FALSE(text::polarity("decode"));  // not in the embedder's table
+    const auto dec = text::polarity_of("decode");
+    const auto enc = text::polarity_of("encoded");
+    REQUIRE(dec);
+    REQUIRE(enc);
+    CHECK(dec->first == enc->first);
+    CHECK(dec->second == -enc->second);
+    // "subtract" joins the existing add/remove axis instead of a new one.
+    const auto add = text::polarity_of("add");
+    const auto sub = text::polarity_of("subtract");
+    REQUIRE(add);
+    REQUIRE(sub);
+    CHECK(add->first == sub->first);
+    CHECK(add->second == -sub->second);
+}
+
+TEST_CASE("choose_semantic_hit: threshold - guard skips to the next candidate - ambiguity margin") {
+    const std::string q = "Turn off the kitchen lights";
+    SUBCASE("below the threshold is a miss") {
+        std::vector<SemanticCandidate> c = {{0.80, "Turn off the kitchen lamps", "A"}};
+        auto r = choose_semantic_hit(q, c, 0.85, 0.03, true);
+        CHECK(r.index == -1);
+        CHECK(r.refused == HitConflict::none);
+        CHECK_FALSE(r.ambiguous);
+        CHECK(choose_semantic_hit(q, c, 0.80, 0.03, true).index == 0);  // at the threshold: a hit
+    }
+    SUBCASE("a refused best candidate gives way to the next one above the threshold") {
+        std::vector<SemanticCandidate> c = {{0.95, "Turn on the kitchen lights", "on"},
+                                            {0.88, "Switch the kitchen lights off", "off"}};
+        auto r = choose_semantic_hit(q, c, 0.85, 0.03, true);
+        CHECK(r.index == 1);
+        CHECK(r.refused == HitConflict::polarity);
+        auto unguarded = choose_semantic_hit(q, c, 0.85, 0.03, false);
+        CHECK(unguarded.index == 0);
+        CHECK(unguarded.refused == HitConflict::none);
+    }
+    SUBCASE("a refused candidate and nothing else is a miss") {
+        std::vector<SemanticCandidate> c = {{0.97, "Turn on the kitchen lights", "on"}};
+        auto r = choose_semantic_hit(q, c, 0.85, 0.03, true);
+        CHECK(r.index == -1);
+        CHECK(r.refused == HitConflict::polarity);
+    }
+    SUBCASE("two different answers within the margin are ambiguous") {
+        std::vector<SemanticCandidate> c = {{0.91, "Turn off the kitchen lights now", "A"},
+                                            {0.89, "Please turn off the kitchen lights", "B"}};
+        auto r = choose_semantic_hit(q, c, 0.85, 0.03, true);
+        CHECK(r.index == -1);
+        CHECK(r.ambiguous);
+        CHECK(choose_semantic_hit(q, c, 0.85, 0.01, true).index == 0);  // outside a smaller margin
+        CHECK(choose_semantic_hit(q, c, 0.85, 0.0, true).index == 0);   // margin off
+    }
+    SUBCASE("a rival below the threshold but within the margin still counts") {
+        std::vector<SemanticCandidate> c = {{0.86, "Turn off the kitchen lights now", "A"},
+                                            {0.84, "Please turn off the kitchen lights", "B"}};
+        CHECK(choose_semantic_hit(q, c, 0.85, 0.03, true).ambiguous);
+    }
+    SUBCASE("equal answers never compete, and a refused rival is no rival") {
+        std::vector<SemanticCandidate> same = {{0.91, "Turn off the kitchen lights now", "A"},
+                                               {0.90, "Please turn off the kitchen lights", "A"}};
+        CHECK(choose_semantic_hit(q, same, 0.85, 0.03, true).index == 0);
+        std::vector<SemanticCandidate> refused_rival = {{0.91, "Turn off the kitchen lights now", "A"},
+                                                        {0.90, "Turn on the kitchen lights", "B"}};
+        CHECK(choose_semantic_hit(q, refused_rival, 0.85, 0.03, true).index == 0);
+    }
+    SUBCASE("the same text re-embedded reaches a threshold of 1.0 and is never ambiguous") {
+        std::vector<SemanticCandidate> c = {{0.9999995, q, "A"}, {0.99, "Turn off the kitchen lights!", "B"}};
+        CHECK(choose_semantic_hit(q, c, 1.0, 0.03, true).index == 0);
+        CHECK(choose_semantic_hit(q, c, 0.85, 0.03, true).index == 0);
+    }
+}
