@@ -152,6 +152,13 @@ NearResult near_hits(BuiltinEmbedder& e, const std::vector<Pair>& near, double t
     return r;
 }
 
+// At most n bytes of s, never splitting a UTF-8 sequence.
+std::string clip(const std::string& s, std::size_t n) {
+    if (s.size() <= n) return s;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    return s.substr(0, n) + "...";
+}
+
 std::vector<int> thresholds() {
     std::vector<int> t;
     for (int x = 70; x <= 99; ++x) t.push_back(x);
@@ -195,8 +202,9 @@ void print_guard(BuiltinEmbedder& e, const std::vector<Pair>& para, const std::v
         if (why == HitConflict::none) continue;
         ++total;
         ++refused[to_string(why)];
-        std::printf("refuses a true pair (%s, cosine %.3f): %.140s | %.140s\n", to_string(why),
-                    dot(e.embed_one(p.a).data(), e.embed_one(p.b).data(), e.dimension()), p.b.c_str(), p.a.c_str());
+        std::printf("refuses a true pair (%s, cosine %.3f): %s | %s\n", to_string(why),
+                    dot(e.embed_one(p.a).data(), e.embed_one(p.b).data(), e.dimension()), clip(p.b, 140).c_str(),
+                    clip(p.a, 140).c_str());
     }
     std::printf("\nThe guard refuses %d of %zu true paraphrase pairs:", total, para.size());
     for (const auto& [k, v] : refused) std::printf(" %s %d", k.c_str(), v);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 using namespace l04;
 
@@ -210,4 +211,23 @@ TEST_CASE("make_embedder builds each kind and rejects unknown ones") {
     auto x = make_embedder(bad, t);
     REQUIRE_FALSE(x);
     CHECK(x.error().code == ErrorCode::config_invalid);
+}
+
+TEST_CASE("dot: the run-time kernel agrees with a double-precision reference at every length") {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> nd;
+    for (std::size_t n : {0u, 1u, 3u, 7u, 8u, 9u, 31u, 32u, 33u, 384u, 385u, 768u, 1536u}) {
+        std::vector<float> a(n), b(n);
+        for (auto& x : a) x = nd(rng);
+        for (auto& x : b) x = nd(rng);
+        double ref = 0, mag = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            ref += double(a[i]) * b[i];
+            mag += std::abs(double(a[i]) * b[i]);
+        }
+        INFO("n=" << n << " kernel=" << dot_kernel());
+        CHECK(std::abs(dot(a.data(), b.data(), n) - ref) <= 1e-5 * (mag + 1));
+    }
+    const std::string k = dot_kernel();
+    CHECK((k == "avx2+fma" || k == "portable"));
 }

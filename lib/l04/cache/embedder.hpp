@@ -155,7 +155,10 @@ Result<std::shared_ptr<Embedder>> make_embedder(const EmbedderConfig& cfg, std::
 // Scales v to unit length in place; returns false (and leaves zeros) when v
 // is all zero or not finite.
 bool normalize(Vector& v);
-// Dot product (the cosine similarity of unit vectors).
+// Dot product (the cosine similarity of unit vectors). AVX2+FMA when the CPU
+// has them (checked once at run time), portable code otherwise.
 float dot(const float* a, const float* b, std::size_t n);
+// "avx2+fma" or "portable": which kernel dot() uses on this machine.
+const char* dot_kernel();
 
 }  // namespace l04

@@ -206,8 +206,30 @@ std::uint64_t index_checksum(const void* data, std::size_t n) {
     return c.finish();
 }
 
+namespace {
+
+// Inner-product distance (1 - cosine of unit vectors) through l04::dot, which
+// picks AVX2+FMA at run time. hnswlib's own InnerProductSpace chooses its
+// kernel at compile time, and a portable build (no -march) gets only SSE.
+class DotSpace final : public hnswlib::SpaceInterface<float> {
+public:
+    explicit DotSpace(std::size_t dim) : m_dim(dim) {}
+    std::size_t get_data_size() override { return m_dim * sizeof(float); }
+    hnswlib::DISTFUNC<float> get_dist_func() override { return &distance; }
+    void* get_dist_func_param() override { return &m_dim; }
+
+private:
+    static float distance(const void* a, const void* b, const void* dim) {
+        return 1.0f - dot(static_cast<const float*>(a), static_cast<const float*>(b),
+                          *static_cast<const std::size_t*>(dim));
+    }
+    std::size_t m_dim;
+};
+
+}  // namespace
+
 struct VectorIndex::Graph {
-    hnswlib::InnerProductSpace space;
+    DotSpace space;
     hnswlib::HierarchicalNSW<float> hnsw;
     Graph(std::size_t dim, std::size_t capacity, std::size_t m, std::size_t ef_c, std::size_t ef)
         : space(dim), hnsw(&space, capacity, m, ef_c) {
