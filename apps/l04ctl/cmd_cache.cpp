@@ -40,10 +40,12 @@ void add_cache(CLI::App& app, Context& ctx) {
         std::printf("hit rate:       %.1f%%\n", (*j)["hit_rate"].get<double>() * 100.0);
         std::printf("stores:         %lld   evictions: %lld   expired: %lld\n", i("stores"), i("evictions"), i("expired"));
         if (!(*j)["embedder"].get<std::string>().empty()) {
+            // value(): an l04d from before the guard does not send these.
             std::printf("semantic:       on, threshold %.2f, guard %s, margin %.2f\n",
-                        (*j)["similarity_threshold"].get<double>(), (*j)["semantic_guard"].get<bool>() ? "on" : "off",
-                        (*j)["semantic_margin"].get<double>());
-            std::printf("refused:        %lld by the guard, %lld as ambiguous\n", i("guard_refusals"), i("ambiguous"));
+                        (*j)["similarity_threshold"].get<double>(), j->value("semantic_guard", false) ? "on" : "off",
+                        j->value("semantic_margin", 0.0));
+            std::printf("refused:        %lld by the guard, %lld as ambiguous\n", j->value("guard_refusals", 0LL),
+                        j->value("ambiguous", 0LL));
             std::printf("embedder:       %s (index %lld, deleted %lld, failures %lld)%s\n",
                         (*j)["embedder"].get<std::string>().c_str(), i("index_size"), i("index_deleted"),
                         i("embed_failures"), (*j)["index_loaded"].get<bool>() ? "" : ", index not loaded yet");
@@ -92,14 +94,16 @@ void add_cache(CLI::App& app, Context& ctx) {
             for (auto& c : prompt)
                 if (c == '\n' || c == '\r' || c == '\t') c = ' ';
             if (prompt.size() > 72) prompt = prompt.substr(0, 69) + "...";
-            std::string flags = h["above_threshold"].get<bool>() ? "yes" : "no";
+            const std::string refused = h.contains("guard") && h["guard"].is_string() ? h["guard"].get<std::string>() : "";
+            std::string flags = h["above_threshold"].get<bool>() && refused.empty() ? "yes" : "no";
+            if (!refused.empty()) flags += ",guard:" + refused;
             if (h["expired"].get<bool>()) flags += ",expired";
             rows.push_back({sim, flags, h["model"].get<std::string>(), h["scope"].get<std::string>().substr(0, 8),
                             std::to_string(h["hits"].get<long long>()), prompt});
         }
         if (!ctx.globals.quiet)
             std::fprintf(stderr, "embedder %s, threshold %.2f; a hit also needs the same scope (model, system prompt, "
-                                 "parameters, earlier turns)\n",
+                                 "parameters, earlier turns), the hit guard's consent and no rival answer as close\n",
                          (*j)["embedder"].get<std::string>().c_str(), (*j)["threshold"].get<double>());
         if (rows.empty()) {
             if (!ctx.globals.quiet) std::fprintf(stderr, "no entries with an embedding in the cache\n");

@@ -44,7 +44,7 @@ void declare_metrics(Metrics& m) {
     m.declare("l04_cache_semantic_hits_total", "counter", "Semantic cache hits.");
     m.declare("l04_cache_misses_total", "counter", "Cache misses.");
     m.declare("l04_cache_semantic_refusals_total", "counter",
-              "Semantic candidates above the threshold that were not served, by reason (guard, ambiguous).");
+              "Semantic lookups that had a candidate above the threshold and still missed, by reason (guard, ambiguous).");
     m.declare("l04_rate_limit_rejections_total", "counter", "Requests rejected by rate limits.");
     m.declare("l04_rate_limit_shadow_rejections_total", "counter", "Requests over a limit admitted in shadow mode.");
     m.declare("l04_circuit_breaker_state", "gauge", "Circuit state per provider (0 closed, 1 half open, 2 open).");

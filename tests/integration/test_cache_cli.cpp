@@ -127,7 +127,12 @@ TEST_CASE("cache cli: semantic hit - streamed replay - search - stats and clear 
     CHECK(paris["cached"] == false);
     auto near = env.ctl({"cache", "search", "--json", "-k", "1", "Book a flight from London to Paris"});
     REQUIRE(near.exit_code == 0);
-    CHECK(json::parse(near.out)["results"][0]["similarity"].get<double>() >= 0.85);
+    const json nj = json::parse(near.out);
+    CHECK(nj["results"][0]["similarity"].get<double>() >= 0.85);
+    CHECK(nj["results"][0]["above_threshold"] == true);
+    CHECK(nj["results"][0]["guard"] == "roles");
+    auto near_text = env.ctl({"cache", "search", "-k", "1", "Book a flight from London to Paris"});
+    CHECK(near_text.out.find(" no,guard:roles ") != std::string::npos);
     const json london = prompt_json(env, "Book a flight from London to Paris");
     CHECK(london["cached"] == false);
     CHECK(london["content"] != paris["content"]);

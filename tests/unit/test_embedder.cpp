@@ -107,8 +107,12 @@ TEST_CASE("builtin embedder: rephrasings stay close - near misses fall below the
     };
     for (const auto& [a, b] : swaps) {
         INFO(a << " | " << b);
-        const std::vector<SemanticCandidate> c = {{sim(e, a, b), a, "answer"}};
-        CHECK(choose_semantic_hit(b, c, 0.85, 0.03, true).index == -1);
+        const double s = sim(e, a, b);
+        CHECK(s >= 0.85);  // the vectors alone would serve it
+        const std::vector<SemanticCandidate> c = {{s, a, "answer"}};
+        const auto choice = choose_semantic_hit(b, c, 0.85, 0.03, true);
+        CHECK(choice.index == -1);
+        CHECK(choice.refused == HitConflict::roles);
     }
     // Unrelated prompts are far apart.
     CHECK(sim(e, "What is the capital of France?", "Write a haiku about autumn leaves") < 0.3f);

@@ -27,6 +27,7 @@ TEST_CASE("hit guard: numbers - negation - antonyms - swapped entities - word sw
         {"Is the store open on Sunday?", "Is the store closed on Sunday?", HitConflict::polarity},  // by stem
         {"Encode this string in base64", "Decode this string in base64", HitConflict::polarity},   // guard-only pair
         {"Disable the firewall", "Enabling the firewall", HitConflict::polarity},
+        {"Log in to the dashboard", "Log out of the dashboard", HitConflict::polarity},
         {"Book a flight from Paris to London", "Book a flight from London to Paris", HitConflict::roles},
         {"Convert 5 kilometers to miles", "Convert 5 miles to kilometers", HitConflict::roles},
         {"Is Go faster than Python?", "Is Python faster than Go?", HitConflict::roles},
@@ -49,6 +50,7 @@ TEST_CASE("hit guard: rewordings pass") {
         {"Turn the lights on", "Switch on the lights"},
         {"Move the file to the archive folder", "Put the file into the archive folder"},
         {"Is the server not running?", "Isn't the server running?"},
+        {"Log out in Chrome", "Log out of Chrome"},  // net 0 (in and out) is no side of the axis
     };
     for (const auto& [a, b] : same) {
         INFO(a, " / ", b);
@@ -115,6 +117,12 @@ TEST_CASE("choose_semantic_hit: threshold - guard skips to the next candidate - 
         CHECK(r.ambiguous);
         CHECK(choose_semantic_hit(q, c, 0.85, 0.01, true).index == 0);  // outside a smaller margin
         CHECK(choose_semantic_hit(q, c, 0.85, 0.0, true).index == 0);   // margin off
+    }
+    SUBCASE("margin 0 turns the check off, ties included") {
+        std::vector<SemanticCandidate> c = {{0.90, "Turn off the kitchen lights now", "A"},
+                                            {0.90, "Please turn off the kitchen lights", "B"}};
+        CHECK(choose_semantic_hit(q, c, 0.85, 0.0, true).index == 0);
+        CHECK(choose_semantic_hit(q, c, 0.85, 0.03, true).ambiguous);
     }
     SUBCASE("a rival below the threshold but within the margin still counts") {
         std::vector<SemanticCandidate> c = {{0.86, "Turn off the kitchen lights now", "A"},

@@ -546,3 +546,29 @@ TEST_CASE("semantic cache: two cached answers almost equally close are ambiguous
     REQUIRE(hit);
     CHECK(hit->content == "Laptop: Settings > Reset.");
 }
+
+TEST_CASE("semantic cache: a refused candidate gives way to the next one - counted once per missed lookup") {
+    Fixture f;
+    auto c = f.open();
+    // With builtin-v2 the swapped prompt is the nearest (0.867) and the
+    // reworded one next (0.808), both above 0.8.
+    REQUIRE(c->store(key("Book a flight from Paris to London"), answer("CDG-LHR")));
+    REQUIRE(c->store(key("Book me a cheap flight from London to Paris"), answer("LHR-CDG")));
+    const auto q = key("Book a flight from London to Paris");
+    auto near = c->search("Book a flight from London to Paris", 2);
+    REQUIRE(near);
+    REQUIRE(near->size() == 2);
+    REQUIRE((*near)[0].prompt == "Book a flight from Paris to London");
+    REQUIRE((*near)[1].similarity >= 0.8);
+    auto hit = c->lookup(q, 0.8);
+    REQUIRE(hit);
+    CHECK(hit->content == "LHR-CDG");
+    CHECK(c->stats().guard_refusals == 0);  // refused one candidate, but the lookup did not miss
+    // Without the second entry the same lookup misses, and that is counted.
+    REQUIRE(c->clear("", std::nullopt));
+    REQUIRE(c->store(key("Book a flight from Paris to London"), answer("CDG-LHR")));
+    CHECK_FALSE(c->lookup(q, 0.8));
+    const auto s = c->stats();
+    CHECK(s.guard_refusals == 1);
+    CHECK(s.ambiguous == 0);
+}

@@ -77,14 +77,16 @@ DotFn pick_dot() {
     return dot_portable;
 }
 
-}  // namespace
-
-float dot(const float* a, const float* b, std::size_t n) {
+DotFn chosen_dot() {
     static const DotFn f = pick_dot();
-    return f(a, b, n);
+    return f;
 }
 
-const char* dot_kernel() { return pick_dot() == dot_portable ? "portable" : "avx2+fma"; }
+}  // namespace
+
+float dot(const float* a, const float* b, std::size_t n) { return chosen_dot()(a, b, n); }
+
+const char* dot_kernel() { return chosen_dot() == dot_portable ? "portable" : "avx2+fma"; }
 
 namespace {
 

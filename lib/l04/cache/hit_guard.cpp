@@ -116,7 +116,7 @@ HitConflict semantic_conflict(std::string_view query, std::string_view cached) {
     if (q.negated != c.negated) return HitConflict::negation;
     for (const auto& [axis, s] : q.axes) {
         auto it = c.axes.find(axis);
-        if (it != c.axes.end() && sign(it->second) != sign(s)) return HitConflict::polarity;
+        if (it != c.axes.end() && sign(it->second) * sign(s) < 0) return HitConflict::polarity;
     }
     if (roles_swapped(q, c)) return HitConflict::roles;
     if (reordered(q, c)) return HitConflict::order;
@@ -140,9 +140,9 @@ SemanticChoice choose_semantic_hit(std::string_view query, const std::vector<Sem
     }
     if (i == cands.size()) return out;
     // A candidate whose vector equals the query's (the same words after
-    // normalisation: case, punctuation, stopwords aside) is the query.
+    // normalisation: case and punctuation aside) is the query.
     const bool identical = cands[i].similarity + 1e-6 >= 1.0;
-    for (std::size_t j = i + 1; j < cands.size() && !identical; ++j) {
+    for (std::size_t j = i + 1; j < cands.size() && !identical && margin > 0; ++j) {
         if (cands[j].similarity + margin < cands[i].similarity) break;
         if (cands[j].answer == cands[i].answer) continue;
         if (guard && semantic_conflict(query, cands[j].prompt) != HitConflict::none) continue;

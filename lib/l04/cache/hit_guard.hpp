@@ -9,8 +9,8 @@
 //   numbers   the sequences of numbers differ ("800 by 600" / "600 by 800",
 //             "version 2" / "version 3", or a number only one side has);
 //   negation  one prompt is negated and the other is not;
-//   polarity  both use one antonym axis with opposite signs (on/off,
-//             enable/disable, increase/decrease, ...; "not open" = closed);
+//   polarity  both use one antonym axis with opposite net signs (on/off,
+//             enable/disable, encode/decode, ...; matched by stem);
 //   roles     a directional preposition (from, to, into, than, or, vs) takes
 //             different objects and the objects appear on both sides
 //             ("from Paris to London" / "from London to Paris");

@@ -238,13 +238,14 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
     sc.reserve(loaded.size());
     for (const auto& l : loaded) sc.push_back(SemanticCandidate{l.similarity, l.prompt, l.answer});
     const auto choice = choose_semantic_hit(key.prompt, sc, t, margin, m_cfg.semantic_guard);
-    if (choice.refused != HitConflict::none) {
-        spdlog::debug("cache: semantic candidate refused by the hit guard ({})", to_string(choice.refused));
-        (void)bump_counter(*m_db, CounterId::cache_guard_refusals);
-    }
-    if (choice.ambiguous) {
+    // A lookup that found a candidate above the threshold and still missed
+    // counts once, under the reason that decided it.
+    if (choice.index < 0 && choice.ambiguous) {
         spdlog::debug("cache: semantic hit refused as ambiguous (another answer within {:.3f})", margin);
         (void)bump_counter(*m_db, CounterId::cache_ambiguous);
+    } else if (choice.index < 0 && choice.refused != HitConflict::none) {
+        spdlog::debug("cache: semantic candidate refused by the hit guard ({})", to_string(choice.refused));
+        (void)bump_counter(*m_db, CounterId::cache_guard_refusals);
     }
     std::optional<InferenceResponse> hit;
     if (choice.index >= 0) {

@@ -90,8 +90,11 @@ struct CacheStats {
     std::int64_t expired = 0;
     std::int64_t stores = 0;
     std::int64_t embed_failures = 0;
-    std::int64_t guard_refusals = 0;  // semantic candidates refused by the hit guard
-    std::int64_t ambiguous = 0;       // semantic lookups refused as ambiguous
+    // Lookups with a semantic candidate above the threshold that still
+    // missed: because the hit guard refused it (and nothing else qualified),
+    // or as ambiguous. A lookup counts once.
+    std::int64_t guard_refusals = 0;
+    std::int64_t ambiguous = 0;
     std::int64_t oldest_ms = 0;
     std::int64_t newest_ms = 0;
     std::string embedder;          // "" when semantic lookups are off

@@ -1,4 +1,5 @@
 #include <l04/server/api.hpp>
+#include <l04/cache/hit_guard.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/server/openai_json.hpp>
 
@@ -304,10 +305,13 @@ void Api::cache_search(const ServerRequest& req, ResponseWriter& w) {
     const auto now = m_gw.clock().wall_ms();
     const double threshold = cache.config().similarity_threshold;
     json results = json::array();
-    for (const auto& h : *hits)
+    for (const auto& h : *hits) {
+        // What the hit guard would say of serving this entry for q.
+        const auto why = cache.config().semantic_guard ? semantic_conflict(q, h.prompt) : HitConflict::none;
         results.push_back({{"id", h.id},
                            {"similarity", h.similarity},
                            {"above_threshold", h.similarity + 1e-6 >= threshold},
+                           {"guard", why == HitConflict::none ? json(nullptr) : json(to_string(why))},
                            {"prompt", h.prompt},
                            {"model", h.model_id},
                            {"target", h.target},
@@ -315,6 +319,7 @@ void Api::cache_search(const ServerRequest& req, ResponseWriter& w) {
                            {"hits", h.hits},
                            {"created", iso8601_utc(h.created_ms)},
                            {"expired", h.expires_ms <= now}});
+    }
     send_json(w, 200,
               {{"query", q}, {"k", k}, {"embedder", cache.embedder()->name()}, {"threshold", threshold},
                {"results", results}});
