@@ -48,7 +48,8 @@ Setup gemini(std::string model = "gemini-2.5-flash") {
 struct Seen {
     std::string text;
     std::vector<ToolCall> tools;
-    int chunks = 0;
+    int chunks = 0;  // chunks with text or tool-call deltas
+    int opens = 0;   // empty chunks: "the upstream stream has begun" (before any other)
     int finals = 0;
     std::optional<TokenUsage> final_usage;
     int stop_after = -1;  // refuse chunk number N (caller goes away)
@@ -59,6 +60,11 @@ ChunkSink sink_for(Seen& s) {
         if (c.is_final) {
             ++s.finals;
             s.final_usage = c.usage;
+            return true;
+        }
+        if (c.delta.empty() && c.tool_call_deltas.empty()) {
+            CHECK(s.chunks == 0);  // only ever first
+            ++s.opens;
             return true;
         }
         if (s.stop_after >= 0 && s.chunks >= s.stop_after) return false;
@@ -320,6 +326,7 @@ TEST_CASE("openai: chat_stream_with_usage - any split: text - exact usage - [DON
         CHECK(r.content == "1, 2, 3, 4, 5");
         CHECK(o.seen.text == r.content);
         CHECK(o.seen.chunks == 13);  // "1" "," " " "2" ... "5": 13 non-empty deltas
+        CHECK(o.seen.opens == 1);    // the role event, forwarded as soon as it arrived
         CHECK(o.seen.finals == 1);
         CHECK(r.token_usage == TokenUsage{14, 13, 27, false});
         CHECK(o.seen.final_usage == r.token_usage);
@@ -673,6 +680,7 @@ TEST_CASE("anthropic: messages_stream - any split: text - usage = message_start 
         const auto& r = o.ok();
         CHECK(r.content == "Hello");
         CHECK(o.seen.text == "Hello");
+        CHECK(o.seen.opens == 1);  // at message_start, before the first text
         CHECK(o.seen.finals == 1);
         CHECK(r.token_usage == TokenUsage{10, 4, 14, false});
         CHECK(r.finish_reason == "stop");

@@ -59,7 +59,7 @@ struct Client {
                                      const CancelToken* cancel = nullptr, std::function<void()> on_first = {}) {
         return provider->stream(ProviderRequest{r, model, timeout, cancel}, [&](const StreamChunk& c) {
             if (!c.is_final) {
-                if (seen.empty() && on_first) on_first();
+                if (seen.empty() && !c.delta.empty() && on_first) on_first();
                 seen += c.delta;
             }
             return true;

@@ -268,6 +268,7 @@ private:
                     response_id = detail::str_of(*msg, "id");
                     if (const json* u = detail::obj_of(*msg, "usage")) usage.take(*u);
                 }
+                if (!acc.open()) return false;  // headers and role event go out now
             } else if (type == "content_block_start") {
                 const auto index = detail::int_of(*j, "index").value_or(0);
                 const json* cb = detail::obj_of(*j, "content_block");

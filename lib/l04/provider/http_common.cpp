@@ -201,7 +201,13 @@ Error payload_error(int status_equivalent, const json& payload, const CallContex
     return e;
 }
 
+bool Accumulator::open() {
+    if (m_opened) return !m_gone;
+    return forward(StreamChunk{});
+}
+
 bool Accumulator::forward(StreamChunk c) {
+    m_opened = true;
     if (!m_sink || m_gone) return !m_gone;
     if (!(*m_sink)(c)) m_gone = true;
     return !m_gone;

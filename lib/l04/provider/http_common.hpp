@@ -97,6 +97,11 @@ Error payload_error(int status_equivalent, const json& payload, const CallContex
 class Accumulator {
 public:
     explicit Accumulator(const ChunkSink* sink) : m_sink(sink) {}
+    // The upstream stream has begun (its first event arrived): forwards one
+    // empty chunk, unless something was forwarded already, so the caller
+    // can send its response headers and role event now instead of waiting
+    // for the first token. False when the caller went away.
+    bool open();
     // Appends text and forwards it; false when the caller went away.
     bool text(std::string_view delta);
     // Tool call `index` starts (or continues) with id/name; forwards a delta.
@@ -116,6 +121,7 @@ private:
     ToolCall& slot(std::size_t index);
     const ChunkSink* m_sink;
     bool m_gone = false;
+    bool m_opened = false;
 };
 
 // Fills resp.token_usage from what the provider reported. Parts it did not

@@ -238,6 +238,7 @@ private:
             }
             if (provider_model.empty()) provider_model = detail::str_of(*j, "model");
             if (response_id.empty()) response_id = detail::str_of(*j, "id");
+            if (!acc.open()) return false;  // the first event (OpenAI's is the role delta)
             if (const json* u = detail::obj_of(*j, "usage")) {
                 up = detail::int_of(*u, "prompt_tokens");
                 uc = detail::int_of(*u, "completion_tokens");
