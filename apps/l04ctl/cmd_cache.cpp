@@ -93,7 +93,11 @@ void add_cache(CLI::App& app, Context& ctx) {
             std::string prompt = h["prompt"].get<std::string>();
             for (auto& c : prompt)
                 if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-            if (prompt.size() > 72) prompt = prompt.substr(0, 69) + "...";
+            if (prompt.size() > 72) {
+                std::size_t cut = 69;  // never inside a UTF-8 sequence
+                while (cut > 0 && (static_cast<unsigned char>(prompt[cut]) & 0xC0) == 0x80) --cut;
+                prompt = prompt.substr(0, cut) + "...";
+            }
             const std::string refused = h.contains("guard") && h["guard"].is_string() ? h["guard"].get<std::string>() : "";
             std::string flags = h["above_threshold"].get<bool>() && refused.empty() ? "yes" : "no";
             if (!refused.empty()) flags += ",guard:" + refused;

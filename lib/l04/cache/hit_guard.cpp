@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -109,9 +110,9 @@ const char* to_string(HitConflict c) {
     return "none";
 }
 
-HitConflict semantic_conflict(std::string_view query, std::string_view cached) {
-    const Facts q = facts_of(query);
-    const Facts c = facts_of(cached);
+namespace {
+
+HitConflict conflict(const Facts& q, const Facts& c) {
     if (q.numbers != c.numbers) return HitConflict::numbers;
     if (q.negated != c.negated) return HitConflict::negation;
     for (const auto& [axis, s] : q.axes) {
@@ -123,12 +124,23 @@ HitConflict semantic_conflict(std::string_view query, std::string_view cached) {
     return HitConflict::none;
 }
 
+}  // namespace
+
+HitConflict semantic_conflict(std::string_view query, std::string_view cached) {
+    return conflict(facts_of(query), facts_of(cached));
+}
+
 SemanticChoice choose_semantic_hit(std::string_view query, const std::vector<SemanticCandidate>& cands,
                                    double threshold, double margin, bool guard) {
     SemanticChoice out;
+    std::optional<Facts> qf;  // the query is analysed once, and only when a candidate needs it
+    auto refuses = [&](const SemanticCandidate& c) {
+        if (!qf) qf = facts_of(query);
+        return conflict(*qf, facts_of(c.prompt));
+    };
     auto passes = [&](const SemanticCandidate& c) {
         if (!guard) return true;
-        const auto why = semantic_conflict(query, c.prompt);
+        const auto why = refuses(c);
         if (why != HitConflict::none && out.refused == HitConflict::none) out.refused = why;
         return why == HitConflict::none;
     };
@@ -145,7 +157,7 @@ SemanticChoice choose_semantic_hit(std::string_view query, const std::vector<Sem
     for (std::size_t j = i + 1; j < cands.size() && !identical && margin > 0; ++j) {
         if (cands[j].similarity + margin < cands[i].similarity) break;
         if (cands[j].answer == cands[i].answer) continue;
-        if (guard && semantic_conflict(query, cands[j].prompt) != HitConflict::none) continue;
+        if (guard && refuses(cands[j]) != HitConflict::none) continue;
         out.ambiguous = true;
         return out;
     }
