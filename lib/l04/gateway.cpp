@@ -39,7 +39,7 @@ void declare_metrics(Metrics& m) {
     m.declare("l04_inference_requests_total", "counter", "Finished inference requests by provider, model and status.");
     m.declare("l04_inference_latency_seconds", "histogram", "End-to-end request latency.");
     m.declare("l04_gateway_overhead_seconds", "histogram", "Request latency minus time spent waiting on providers.");
-    m.declare("l04_time_to_first_token_seconds", "histogram", "Time to the first streamed chunk.");
+    m.declare("l04_time_to_first_token_seconds", "histogram", "Time to the first streamed token.");
     m.declare("l04_cache_hits_total", "counter", "Cache hits (exact and semantic).");
     m.declare("l04_cache_semantic_hits_total", "counter", "Semantic cache hits.");
     m.declare("l04_cache_misses_total", "counter", "Cache misses.");

@@ -23,6 +23,7 @@ public:
     const std::string& id() const override { return m_id; }
     Result<InferenceResponse> complete(const ProviderRequest&) override { return next(); }
     Result<InferenceResponse> stream(const ProviderRequest&, const ChunkSink& sink) override {
+        if (open_first) sink(StreamChunk{});  // like OpenAI's role event, before the outcome is known
         auto r = next();
         if (r) {
             StreamChunk c;
@@ -33,6 +34,7 @@ public:
     }
     ProviderHealth health_check(std::chrono::milliseconds) override { return {}; }
     int calls = 0;
+    bool open_first = false;
 
 private:
     Result<InferenceResponse> next() {
@@ -265,6 +267,49 @@ TEST_CASE("gateway: a stream that already delivered output is not restarted else
     CHECK(t->errors == 1);
     // Failed answers are never cached.
     CHECK(f.gw->cache_stats().entries == 0);
+}
+
+TEST_CASE("gateway: a stream that only opened is still retried and fails over") {
+    // Each attempt opens (an empty chunk), then the first one fails: the
+    // opening chunk is no output, so the gateway retries.
+    auto p = std::make_shared<ScriptedProvider>(
+        "openai", std::vector<Result<InferenceResponse>>{fail(err(ErrorCode::provider_overloaded)), ok("after the retry")});
+    p->open_first = true;
+    Fixture f({{"openai", p}});
+    std::vector<StreamChunk> seen;
+    auto r = f.gw->stream(prompt("gpt-4o-mini"), [&](const StreamChunk& c) {
+        seen.push_back(c);
+        return true;
+    });
+    REQUIRE(r.has_value());
+    CHECK(r->content == "after the retry");
+    CHECK(p->calls == 2);
+    REQUIRE(seen.size() == 3);  // open, open, text
+    CHECK(seen[0].delta.empty());
+    CHECK(seen[1].delta.empty());
+    CHECK(seen[2].delta == "after the retry");
+    for (const auto& c : seen) CHECK(c.model_id == "gpt-4o-mini");
+
+    // The same after a failover: the text comes from the fallback model.
+    auto down = std::make_shared<ScriptedProvider>(
+        "anthropic", std::vector<Result<InferenceResponse>>{fail(err(ErrorCode::auth_failed))});
+    down->open_first = true;
+    auto up = std::make_shared<ScriptedProvider>("openai", std::vector<Result<InferenceResponse>>{ok("from the fallback")});
+    Fixture g({{"anthropic", down}, {"openai", up}}, {{"routing.strategy", "best_quality"}});
+    auto req = prompt("");
+    req.constraints.excluded_providers = {"gemini", "ollama", "claude-code"};
+    std::vector<StreamChunk> seen2;
+    auto r2 = g.gw->stream(req, [&](const StreamChunk& c) {
+        seen2.push_back(c);
+        return true;
+    });
+    REQUIRE(r2.has_value());
+    CHECK(r2->provider == "openai");
+    REQUIRE_FALSE(seen2.empty());
+    CHECK(seen2.front().delta.empty());
+    CHECK(seen2.front().provider == "anthropic");
+    CHECK(seen2.back().delta == "from the fallback");
+    CHECK(seen2.back().provider == "openai");
 }
 
 TEST_CASE("gateway: health reports providers and the gateway state") {

@@ -186,8 +186,9 @@ void Api::chat(const ServerRequest& http, ResponseWriter& w) {
         return send_json(w, 200, chat_response_to_json(*r), fact_headers(*r));
     }
 
-    // Streaming: headers go out with the first chunk, so an error before any
-    // output is still a plain JSON error with its HTTP status.
+    // Streaming: headers go out with the first chunk (an adapter's opening
+    // chunk, or the first token), so an error before it is still a plain JSON
+    // error with its HTTP status; after it, an error event on the 200 stream.
     const std::string id = req.request_id;
     const std::int64_t created = m_gw.clock().wall_ms() / 1000;
     bool first = true;
