@@ -63,7 +63,8 @@ void add_cache(CLI::App& app, Context& ctx) {
         bool json = false;
     };
     auto sa = std::make_shared<SearchArgs>();
-    auto* search = cache->add_subcommand("search", "Cached prompts nearest to TEXT, with similarity (to tune the threshold)");
+    auto* search = cache->add_subcommand(
+        "search", "Cached prompts nearest to TEXT: similarity, and whether each would be served (to tune the threshold)");
     search->add_option("text", sa->text, "Text to search for (the words are joined with spaces)")->required();
     search->add_option("-k", sa->k, "How many entries (1-100)")->check(CLI::Range(1, 100));
     search->add_flag("--json", sa->json, "JSON output");
