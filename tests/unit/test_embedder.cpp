@@ -235,3 +235,13 @@ TEST_CASE("dot: the run-time kernel agrees with a double-precision reference at 
     const std::string k = dot_kernel();
     CHECK((k == "avx2+fma" || k == "portable"));
 }
+
+TEST_CASE("builtin embedder: common synonyms read as one word") {
+    BuiltinEmbedder e;
+    CHECK(BuiltinEmbedder::tokens("Utilize the API") == BuiltinEmbedder::tokens("use the API"));
+    CHECK(BuiltinEmbedder::tokens("It generates a report") == BuiltinEmbedder::tokens("It creates a report"));
+    CHECK(sim(e, "How can I obtain the logs quickly?", "How can I retrieve the logs rapidly?") > 0.99f);
+    CHECK(sim(e, "Modify the config file", "Change the config file") > 0.99f);
+    // Antonym axes still apply to the canonical word: "store" reads as "save", not as its opposite.
+    CHECK(sim(e, "Store the results", "Save the results") > 0.99f);
+}

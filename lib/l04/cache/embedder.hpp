@@ -56,7 +56,9 @@ struct BuiltinEmbedderOptions {
 // Method (builtin-v1), per text:
 //  1. lower-case ASCII; split into word tokens (letters, digits, '_', UTF-8
 //     bytes; '.' and ',' inside numbers); expand "n't" to "not"; strip 's/'re
-//     /'ll; light suffix stemming (-ing, -ed, -ies, -es, -s).
+//     /'ll; map about 100 common synonyms to one word ("utilize" -> "use",
+//     "generate" -> "create", "retrieve" -> "obtain"; text_features.cpp);
+//     light suffix stemming (-ing, -ed, -ies, -es, -s).
 //  2. negation: "not", "no", "never", "without", "cannot", ... become one
 //     cue token "not"; up to three following content words (until
 //     punctuation) are rewritten "¬word", so "do not delete logs" shares
@@ -76,11 +78,12 @@ struct BuiltinEmbedderOptions {
 //         on" vs "turn off" is pushed apart instead of only losing one word.
 //     Each block is L2-normalised, scaled by its weight, summed, and the
 //     result L2-normalised.
-// Quality (bench/bench_semantic_quality, bench/RESULTS.md): at cosine 0.85 it
-// hits 69 of the 999 GPTCache paraphrases with 4 wrong hits (all between
-// near-duplicate origins) and none of the 63 hand-written near misses
-// (negations, on/off, swapped entities or numbers). It is lexical: rewordings
-// that keep the words hit, synonym-heavy paraphrases miss; use the Ollama or
+// Quality (bench/semantic_quality_bench, bench/RESULTS.md), with the cache's
+// hit guard and margin: at cosine 0.85 it hits 160 of the 999 GPTCache
+// paraphrases with 2 wrong hits (both between near-duplicate origins) and
+// none of the 103 hand-written near misses. Without the guard it is not safe
+// (swapped entities keep every word). It is lexical: rewordings that keep the
+// words hit, paraphrases that change most of them miss; use the Ollama or
 // OpenAI embedder for those.
 class BuiltinEmbedder final : public Embedder {
 public:

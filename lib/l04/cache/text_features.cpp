@@ -147,6 +147,67 @@ std::vector<Token> split(std::string_view in) {
     return out;
 }
 
+// Common English synonyms, each mapped to one word (general vocabulary, not
+// taken from any evaluation data). Applied to the lower-case surface form
+// before stopword and stem handling, so "utilize"/"utilizes" read as "use".
+const std::unordered_map<std::string_view, std::string_view>& synonyms() {
+    static const std::unordered_map<std::string_view, std::string_view> m = [] {
+        static const std::pair<const char*, std::vector<const char*>> groups[] = {
+            {"use", {"utilize", "utilise", "employ", "leverage"}},
+            {"uses", {"utilizes", "utilises", "employs", "leverages"}},
+            {"used", {"utilized", "utilised", "employed", "leveraged"}},
+            {"using", {"utilizing", "utilising", "employing", "leveraging"}},
+            {"obtain", {"acquire", "retrieve", "fetch"}},
+            {"obtains", {"acquires", "retrieves", "fetches"}},
+            {"obtained", {"acquired", "retrieved", "fetched"}},
+            {"help", {"assist", "aid"}},
+            {"helps", {"assists", "aids"}},
+            {"create", {"generate", "produce", "make"}},
+            {"creates", {"generates", "produces", "makes"}},
+            {"created", {"generated", "produced", "made"}},
+            {"creating", {"generating", "producing", "making"}},
+            {"provide", {"offer", "supply"}},
+            {"provides", {"offers", "supplies"}},
+            {"provided", {"offered", "supplied"}},
+            {"allow", {"permit"}},
+            {"allows", {"permits"}},
+            {"fast", {"quick", "rapid", "swift", "speedy"}},
+            {"quickly", {"rapidly", "swiftly", "fast"}},
+            {"large", {"huge", "massive", "enormous"}},
+            {"important", {"crucial", "essential", "vital"}},
+            {"need", {"require"}},
+            {"needs", {"requires"}},
+            {"needed", {"required"}},
+            {"find", {"locate", "discover"}},
+            {"change", {"modify", "alter", "adjust"}},
+            {"changes", {"modifies", "alters", "adjusts"}},
+            {"changed", {"modified", "altered", "adjusted"}},
+            {"explain", {"describe", "clarify"}},
+            {"explains", {"describes", "clarifies"}},
+            {"method", {"approach", "technique"}},
+            {"purpose", {"goal", "aim", "objective"}},
+            {"main", {"primary", "principal", "chief"}},
+            {"save", {"store"}},
+            {"saves", {"stores"}},
+            {"saved", {"stored"}},
+            {"run", {"execute"}},
+            {"runs", {"executes"}},
+            {"running", {"executing"}},
+            {"call", {"invoke"}},
+            {"check", {"verify", "validate"}},
+            {"many", {"multiple", "numerous", "several"}},
+            {"parameter", {"argument"}},
+            {"parameters", {"arguments"}},
+            {"documentation", {"docs"}},
+        };
+        std::unordered_map<std::string_view, std::string_view> out;
+        for (const auto& [canon, words] : groups)
+            for (const char* w : words) out.emplace(w, canon);
+        return out;
+    }();
+    return m;
+}
+
 }  // namespace
 
 bool is_stopword(std::string_view raw) { return stopword_set().count(raw) > 0; }
@@ -234,6 +295,7 @@ std::vector<Token> analyse(std::string_view text) {
             out.push_back(std::move(t));
             continue;
         }
+        if (auto syn = synonyms().find(t.raw); syn != synonyms().end()) t.raw = std::string(syn->second);
         t.number = has_digit(t.raw);
         t.stop = !t.number && is_stopword(t.raw);
         t.text = t.number ? t.raw : stem(t.raw);

@@ -26,6 +26,7 @@ struct Token {
 // 1. lower-case ASCII; split into word tokens (letters, digits, '_', UTF-8
 //    bytes; '.' and ',' inside numbers); "n't" becomes "not"; 's/'re/'ll are
 //    stripped; punctuation becomes a clause break (a token with empty text);
+//    common synonyms become one word ("utilize" -> "use"), in `raw` too;
 // 2. negation cues become "not" and mark up to three following content words
 //    (until a clause break) as negated;
 // 3. light suffix stemming (-ing, -ed, -ies, -es, -s) of non-numbers.
