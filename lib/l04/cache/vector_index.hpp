@@ -44,12 +44,13 @@
 namespace l04 {
 
 struct VectorIndexOptions {
-    // M=32 / ef_search=128: recall@10 0.992 at p99 0.91 ms at 100k x 384
-    // (bench/RESULTS.md, "Semantic cache", (e)); M=16 needed ef 256 for that.
+    // M=32 / ef_search=96: recall@10 0.991 at p99 0.70 ms at 100k x 384
+    // (bench/RESULTS.md, "Semantic cache", (e)); M=16 needed ef 256 for that,
+    // and ef 128 puts p99 at 0.9-1.15 ms on this kind of machine.
     // A loaded index keeps the M it was built with; rebuilds use this one.
     std::size_t m = 32;                  // HNSW graph degree
     std::size_t ef_construction = 200;   // build-time beam width
-    std::size_t ef_search = 128;         // query-time beam width (at least k)
+    std::size_t ef_search = 96;          // query-time beam width (at least k)
     std::size_t initial_capacity = 1024; // grows by doubling
     // Group searches scan the group exactly when it has at most this many
     // live members (cheap, and exact); larger groups use the graph.
