@@ -213,8 +213,10 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
     std::vector<Loaded> loaded;
     const double margin = m_cfg.semantic_margin;
     for (const auto& c : cands) {
-        if (static_cast<double>(c.similarity) + 1e-6 < t - margin) break;
-        auto st = m_db->prepare(std::string("SELECT ") + k_hit_cols + ", prompt FROM cache_entries WHERE id = ?");
+        // The index's similarities are within about 1e-3 of the truth (it
+        // stores halves); the decision below uses the float vectors.
+        if (static_cast<double>(c.similarity) + 4e-3 < t - margin) break;
+        auto st = m_db->prepare(std::string("SELECT ") + k_hit_cols + ", prompt, vector FROM cache_entries WHERE id = ?");
         if (!st) break;
         st->bind(1, c.label);
         auto row = st->step();
@@ -231,9 +233,13 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
         l.id = c.label;
         l.prompt = st->col_text(14);
         l.answer = l.resp.content + '\x1f' + st->col_blob(5);  // content and tool calls
-        l.similarity = std::min(1.0, static_cast<double>(c.similarity));
+        const auto stored = decode_vector(st->col_blob(15), m_dims);
+        l.similarity = std::min(1.0, static_cast<double>(stored ? dot(vec->data(), stored->data(), m_dims)
+                                                                : c.similarity));
         loaded.push_back(std::move(l));
     }
+    std::stable_sort(loaded.begin(), loaded.end(),
+                     [](const Loaded& a, const Loaded& b) { return a.similarity > b.similarity; });
     std::vector<SemanticCandidate> sc;
     sc.reserve(loaded.size());
     for (const auto& l : loaded) sc.push_back(SemanticCandidate{l.similarity, l.prompt, l.answer});

@@ -1,4 +1,5 @@
 #include <l04/cache/vector_index.hpp>
+#include <l04/cache/half.hpp>
 #include <l04/cache/embedder.hpp>
 
 #include <hnswlib/hnswlib.h>
@@ -19,7 +20,7 @@ namespace l04 {
 namespace {
 
 constexpr char k_magic[8] = {'L', '0', '4', 'H', 'N', 'S', 'W', '\0'};
-constexpr std::uint32_t k_version = 1;
+constexpr std::uint32_t k_version = 2;  // 2: vectors stored as IEEE half (half.hpp)
 constexpr std::size_t k_name_len = 64;
 constexpr std::size_t k_header_size = 8 + 4 + 4 + k_name_len + 8 * 7;
 
@@ -208,20 +209,21 @@ std::uint64_t index_checksum(const void* data, std::size_t n) {
 
 namespace {
 
-// Inner-product distance (1 - cosine of unit vectors) through l04::dot, which
-// picks AVX2+FMA at run time. hnswlib's own InnerProductSpace chooses its
-// kernel at compile time, and a portable build (no -march) gets only SSE.
-class DotSpace final : public hnswlib::SpaceInterface<float> {
+// Inner-product distance (1 - cosine of unit vectors) over half-precision
+// vectors (half.hpp: F16C+AVX2 chosen at run time). hnswlib's own
+// InnerProductSpace works on floats with a kernel chosen at compile time (a
+// portable build gets only SSE); halves halve the memory a search touches.
+class HalfSpace final : public hnswlib::SpaceInterface<float> {
 public:
-    explicit DotSpace(std::size_t dim) : m_dim(dim) {}
-    std::size_t get_data_size() override { return m_dim * sizeof(float); }
+    explicit HalfSpace(std::size_t dim) : m_dim(dim) {}
+    std::size_t get_data_size() override { return m_dim * sizeof(Half); }
     hnswlib::DISTFUNC<float> get_dist_func() override { return &distance; }
     void* get_dist_func_param() override { return &m_dim; }
 
 private:
     static float distance(const void* a, const void* b, const void* dim) {
-        return 1.0f - dot(static_cast<const float*>(a), static_cast<const float*>(b),
-                          *static_cast<const std::size_t*>(dim));
+        return 1.0f - dot_half(static_cast<const Half*>(a), static_cast<const Half*>(b),
+                               *static_cast<const std::size_t*>(dim));
     }
     std::size_t m_dim;
 };
@@ -229,7 +231,7 @@ private:
 }  // namespace
 
 struct VectorIndex::Graph {
-    DotSpace space;
+    HalfSpace space;
     hnswlib::HierarchicalNSW<float> hnsw;
     Graph(std::size_t dim, std::size_t capacity, std::size_t m, std::size_t ef_c, std::size_t ef)
         : space(dim), hnsw(&space, capacity, m, ef_c) {
@@ -257,11 +259,11 @@ std::unique_lock<std::shared_mutex> VectorIndex::write_lock() const {
     return std::unique_lock(m_mu);
 }
 
-const float* VectorIndex::vector_of(std::int64_t label) const {
+const Half* VectorIndex::vector_of(std::int64_t label) const {
     auto& h = m_graph->hnsw;
     auto it = h.label_lookup_.find(static_cast<hnswlib::labeltype>(label));
     if (it == h.label_lookup_.end()) return nullptr;
-    return reinterpret_cast<const float*>(h.getDataByInternalId(it->second));
+    return reinterpret_cast<const Half*>(h.getDataByInternalId(it->second));
 }
 
 Status VectorIndex::add(std::int64_t label, std::span<const float> vec, std::uint64_t group, std::uint64_t stamp) {
@@ -282,7 +284,9 @@ Status VectorIndex::add_locked(std::int64_t label, const float* unit, std::uint6
     try {
         if (!h.label_lookup_.count(lab) && h.cur_element_count >= h.max_elements_)
             h.resizeIndex(std::max<std::size_t>(h.max_elements_ * 2, 16));
-        h.addPoint(unit, lab);
+        std::vector<Half> half(m_dim);
+        to_half(unit, half.data(), m_dim);
+        h.addPoint(half.data(), lab);
     } catch (const std::exception& e) {
         return fail(ErrorCode::cache_error, std::string("vector index: add failed: ") + e.what());
     }
@@ -345,9 +349,9 @@ std::vector<VectorMatch> VectorIndex::scan_locked(const float* q, std::size_t k,
     using Item = std::pair<float, std::int64_t>;  // min-heap on similarity
     std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
     for (auto label : labels) {
-        const float* v = vector_of(label);
+        const Half* v = vector_of(label);
         if (!v) continue;
-        const float s = dot(q, v, m_dim);
+        const float s = dot_float_half(q, v, m_dim);
         if (heap.size() < k) heap.emplace(s, label);
         else if (s > heap.top().first) {
             heap.pop();
@@ -375,27 +379,34 @@ std::vector<VectorMatch> VectorIndex::search(std::span<const float> query, std::
         if (members->size() <= m_opts.brute_force_limit) return scan_locked(q.data(), k, *members);
     }
     const auto& h = m_graph->hnsw;
+    std::vector<Half> qh(m_dim);
+    to_half(q.data(), qh.data(), m_dim);
     std::size_t want = group ? std::max<std::size_t>(k * 4, 64) : k;
     for (;;) {
         const std::size_t kk = std::min(want, live);
         std::priority_queue<std::pair<float, hnswlib::labeltype>> res;
         try {
-            res = h.searchKnn(q.data(), kk);
+            res = h.searchKnn(qh.data(), kk);
         } catch (const std::exception&) {
             return scan_locked(q.data(), k, members ? *members : std::vector<std::int64_t>{});
         }
         std::vector<VectorMatch> out;
-        while (!res.empty()) {  // farthest first
-            const auto [dist, lab] = res.top();
+        while (!res.empty()) {
+            const auto lab = res.top().second;
             res.pop();
             const auto label = static_cast<std::int64_t>(lab);
             if (group) {
                 auto mit = m_meta.find(label);
                 if (mit == m_meta.end() || mit->second.group != *group) continue;
             }
-            out.push_back(VectorMatch{label, 1.0f - dist});
+            // The graph ranked by half x half; report the float query against
+            // the stored halves, which is closer to the true cosine.
+            const Half* v = vector_of(label);
+            out.push_back(VectorMatch{label, v ? dot_float_half(q.data(), v, m_dim) : 0.0f});
         }
-        std::reverse(out.begin(), out.end());
+        std::sort(out.begin(), out.end(), [](const VectorMatch& a, const VectorMatch& b) {
+            return a.similarity > b.similarity || (a.similarity == b.similarity && a.label < b.label);
+        });
         if (out.size() > k) out.resize(k);
         if (!group || out.size() >= k || kk >= live) return out;
         if (want >= 16 * m_opts.brute_force_limit) return scan_locked(q.data(), k, *members);
@@ -442,7 +453,7 @@ Status VectorIndex::compact() {
     std::lock_guard cl(m_compact_mu);
     std::vector<std::int64_t> labels;
     std::vector<Meta> metas;
-    std::vector<float> vecs;
+    std::vector<Half> vecs;
     {
         auto lk = write_lock();
         m_compacting = true;
@@ -451,7 +462,7 @@ Status VectorIndex::compact() {
         metas.reserve(m_meta.size());
         vecs.reserve(m_meta.size() * m_dim);
         for (const auto& [label, meta] : m_meta) {
-            const float* v = vector_of(label);
+            const Half* v = vector_of(label);
             if (!v) continue;
             labels.push_back(label);
             metas.push_back(meta);
@@ -577,7 +588,7 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::load(const std::string& path, 
     const std::size_t maxm = hd.m, maxm0 = 2 * hd.m;
     const std::size_t size_links0 = maxm0 * sizeof(hnswlib::tableint) + sizeof(hnswlib::linklistsizeint);
     const std::size_t size_links = maxm * sizeof(hnswlib::tableint) + sizeof(hnswlib::linklistsizeint);
-    const std::size_t per_elem = size_links0 + dimension * sizeof(float) + sizeof(hnswlib::labeltype);
+    const std::size_t per_elem = size_links0 + dimension * sizeof(Half) + sizeof(hnswlib::labeltype);
     // Minimum payload: the fixed part, level-0 blocks, levels and tags.
     if (hd.payload_bytes < 8 + n * (per_elem + 4 + 16)) return fail(corrupt(path, "payload too small"));
 
@@ -650,11 +661,13 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::load(const std::string& path, 
             for (std::size_t j = 0; j < c; ++j)
                 if (nbl[j] >= n || levels[nbl[j]] < l) return fail(corrupt(path, "upper neighbour out of range"));
         }
-        const float* v = reinterpret_cast<const float*>(ll0 + size_links0);
-        for (std::size_t d = 0; d < dimension; ++d)
-            if (!std::isfinite(v[d])) return fail(corrupt(path, "non-finite vector"));
+        for (std::size_t d = 0; d < dimension; ++d) {
+            Half v;
+            std::memcpy(&v, ll0 + size_links0 + d * sizeof(Half), sizeof v);
+            if (!half_finite(v)) return fail(corrupt(path, "non-finite vector"));
+        }
         hnswlib::labeltype lab;
-        std::memcpy(&lab, ll0 + size_links0 + dimension * sizeof(float), sizeof lab);
+        std::memcpy(&lab, ll0 + size_links0 + dimension * sizeof(Half), sizeof lab);
         const auto label = static_cast<std::int64_t>(lab);
         if (label <= 0 || !seen_labels.insert(label).second) return fail(corrupt(path, "bad or duplicate label"));
         if (ll0[2] == 0) ++live;

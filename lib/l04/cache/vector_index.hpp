@@ -1,6 +1,10 @@
 #pragma once
 // The semantic cache's vector index: an hnswlib HNSW graph over unit vectors
 // (cosine similarity as inner product), one index per (embedder, dimension).
+// The graph stores each vector in half precision (half.hpp): half the memory
+// and half the bytes a search reads. Similarities it reports are the float
+// query against the stored halves, within about 1e-3 of the float cosine;
+// ResponseCache decides on the float vectors SQLite keeps.
 //
 // The index is a derived copy: SQLite holds every vector, and any index file
 // that does not verify is thrown away and rebuilt from SQLite by the caller.
@@ -17,16 +21,18 @@
 // new readers queue behind the writer (glibc's rwlock prefers readers).
 //
 // File format (native little-endian; written by save(), checked by load()):
-//   header  magic "L04HNSW\0", u32 version, u32 dimension, char[64] embedder,
+//   header  magic "L04HNSW\0", u32 version (2: half vectors; a version-1
+//           file, with float vectors, is rebuilt), u32 dimension, char[64] embedder,
 //           u64 elements, u64 live, u64 M, u64 ef_construction,
 //           u64 payload bytes, u64 payload checksum, u64 header checksum
 //   payload i32 max level, u32 entry point, then per element its level-0
-//           block (links, vector, label), then per element u32 level + upper
+//           block (links, vector as u16 halves, label), then per element u32 level + upper
 //           link lists, then per element u64 group, u64 stamp.
 // load() verifies the header, the checksum (a 64-bit multiply-xor hash over
 // 8-byte words), and then every structural invariant hnswlib assumes but
 // never checks (neighbour ids in range, list sizes, levels, entry point,
 // unique labels, finite vectors) before any search can touch the graph.
+#include <l04/cache/half.hpp>
 #include <l04/core/error.hpp>
 
 #include <atomic>
@@ -140,7 +146,7 @@ private:
 
     Status add_locked(std::int64_t label, const float* unit, std::uint64_t group, std::uint64_t stamp);
     bool remove_locked(std::int64_t label);
-    const float* vector_of(std::int64_t label) const;
+    const Half* vector_of(std::int64_t label) const;
     std::vector<VectorMatch> scan_locked(const float* q, std::size_t k, const std::vector<std::int64_t>& labels) const;
 
     std::string m_embedder;
