@@ -179,9 +179,9 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(42);
     BuiltinEmbedder emb;
     std::printf("Semantic cache speed: %zu entries, %zu dims (%s), %zu queries, vocabulary %zu words drawn %s, "
-                "dot kernel %s, M=%zu, ef_construction=%zu.\n\n",
+                "dot kernels %s (float) and %s (half), M=%zu, ef_construction=%zu.\n\n",
                 n, emb.dimension(), emb.name().c_str(), nq, vocab.words.size(),
-                zipf ? "by corpus frequency" : "uniformly", dot_kernel(), opts.m, opts.ef_construction);
+                zipf ? "by corpus frequency" : "uniformly", dot_kernel(), half_kernel(), opts.m, opts.ef_construction);
 
     std::vector<std::string> texts(n);
     for (auto& t : texts) t = sentence(rng);
