@@ -4,7 +4,7 @@
 // are never compared: each (name, dimension) has its own index, and a cached
 // entry remembers which embedder produced its vector.
 //
-//   builtin-v1   offline, deterministic feature hashing (see BuiltinEmbedder)
+//   builtin-v2   offline, deterministic feature hashing (see BuiltinEmbedder)
 //   ollama:<m>   POST {url}/api/embed            (nomic-embed-text, 768)
 //   openai:<m>   POST {base_url}/embeddings       (text-embedding-3-small)
 //
@@ -31,13 +31,13 @@ using Vector = std::vector<float>;
 class Embedder {
 public:
     virtual ~Embedder() = default;
-    // Stable identity persisted with every vector ("builtin-v1").
+    // Stable identity persisted with every vector ("builtin-v2").
     virtual std::string name() const = 0;
     virtual std::size_t dimension() const = 0;
     virtual Result<std::vector<Vector>> embed(const std::vector<std::string>& texts) = 0;
 };
 
-// Tuning knobs of the built-in embedder (the defaults are what builtin-v1
+// Tuning knobs of the built-in embedder (the defaults are what builtin-v2
 // means; changing them changes the vectors, so a non-default set gets a
 // different name()).
 struct BuiltinEmbedderOptions {
@@ -53,7 +53,7 @@ struct BuiltinEmbedderOptions {
 };
 
 // The offline embedder: deterministic, no network, no model file.
-// Method (builtin-v1), per text:
+// Method (builtin-v2), per text:
 //  1. lower-case ASCII; split into word tokens (letters, digits, '_', UTF-8
 //     bytes; '.' and ',' inside numbers); expand "n't" to "not"; strip 's/'re
 //     /'ll; map about 100 common synonyms to one word ("utilize" -> "use",
