@@ -42,6 +42,35 @@ TEST_CASE("half: floats round to the nearest half - ties to even - overflow to i
     CHECK(half_finite(float_to_half(0.123f)));
 }
 
+TEST_CASE("half: the run-time conversion matches the portable one on edge cases") {
+    // Eight at a time, so the vector path of to_half sees every one.
+    const float edge[] = {std::ldexp(1.0f, -25),                     // half of the smallest subnormal: ties to 0
+                          1.5f * std::ldexp(1.0f, -25),              // rounds up to the smallest subnormal
+                          std::ldexp(1.0f, -14) * (1 - std::ldexp(1.0f, -12)),  // rounds up to the smallest normal
+                          65519.0f,                                  // rounds down to 65504
+                          65520.0f,                                  // rounds up to infinity
+                          1.0f + std::ldexp(1.0f, -11),              // tie, stays even
+                          1.0f + 3 * std::ldexp(1.0f, -11),          // tie, goes up to even
+                          -0.0f,
+                          std::ldexp(1.0f, -30),                     // flushes to zero
+                          -std::ldexp(1.0f, -20),                    // a negative subnormal
+                          0.1f, -0.333333f, 1e-3f, 2.5e-5f, -7.0e-6f, 3.0e4f};
+    constexpr std::size_t n = sizeof edge / sizeof edge[0];
+    static_assert(n % 8 == 0);
+    Half out[n];
+    to_half(edge, out, n);
+    for (std::size_t i = 0; i < n; ++i) {
+        INFO("i=" << i << " kernel=" << half_kernel());
+        CHECK(out[i] == float_to_half(edge[i]));
+    }
+    CHECK(out[0] == 0x0000);
+    CHECK(out[1] == 0x0001);
+    CHECK(out[2] == 0x0400);
+    CHECK(out[3] == 0x7BFF);
+    CHECK(out[4] == 0x7C00);
+    CHECK(out[7] == 0x8000);
+}
+
 TEST_CASE("half: the run-time kernels agree with the portable conversion and a double reference") {
     std::mt19937 rng(11);
     std::normal_distribution<float> nd(0.0f, 0.08f);  // like components of a 384-d unit vector

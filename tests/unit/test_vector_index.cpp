@@ -56,7 +56,7 @@ TEST_CASE("vector index: nearest first - similarity as cosine - remove - re-add"
     auto r = idx->search(vecs[42], 5);
     REQUIRE(r.size() == 5);
     CHECK(r[0].label == 43);
-    CHECK(r[0].similarity == doctest::Approx(1.0).epsilon(1e-4));
+    CHECK(r[0].similarity == doctest::Approx(1.0).epsilon(1e-3));  // float query vs its stored halves
     for (std::size_t i = 1; i < r.size(); ++i) CHECK(r[i - 1].similarity >= r[i].similarity);
 
     CHECK(idx->remove(43));
@@ -207,6 +207,28 @@ TEST_CASE("vector index: every kind of damaged or foreign file is refused - neve
         std::memcpy(b.data() + k_header + 8, &cnt, 2);
         reseal(b);
         CHECK(refused(b));
+    }
+    {  // a version-1 file (float vectors, from an older l04), resealed: refused, so the cache rebuilds
+        std::string b = good;
+        const std::uint32_t v1 = 1;
+        std::memcpy(b.data() + 8, &v1, 4);
+        reseal(b);
+        l04::test::write_file(path, b);
+        auto r = VectorIndex::load(path, "test-emb", k_dim);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == ErrorCode::cache_index_corrupt);
+        CHECK(r.error().message.find("unsupported version 1") != std::string::npos);
+    }
+    {  // an infinite half in element 0's vector, resealed: caught by the vector check
+        std::string b = good;
+        const std::size_t size_links0 = 2 * VectorIndexOptions{}.m * 4 + 4;
+        const std::uint16_t inf = 0x7C00;
+        std::memcpy(b.data() + k_header + 8 + size_links0, &inf, 2);
+        reseal(b);
+        l04::test::write_file(path, b);
+        auto r = VectorIndex::load(path, "test-emb", k_dim);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message.find("non-finite vector") != std::string::npos);
     }
     {  // header claims another dimension (resealed): refused before any read
         std::string b = good;

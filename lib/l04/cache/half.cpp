@@ -3,6 +3,7 @@
 #include <cstring>
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define L04_HALF_X86 1
 #endif
@@ -151,7 +152,12 @@ const Kernels& kernels() {
     static const Kernels k = [] {
 #ifdef L04_HALF_X86
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        // F16C from CPUID leaf 1 (ECX bit 29): older clang does not know the
+        // "f16c" feature name. AVX2/FMA via the builtin, which also checks
+        // that the OS saves the AVX registers.
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+        if (f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
             return Kernels{to_half_f16c, dot_half_f16c, dot_float_half_f16c, "f16c+avx2"};
 #endif
         return Kernels{to_half_portable, dot_half_portable, dot_float_half_portable, "portable"};

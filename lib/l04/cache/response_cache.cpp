@@ -213,9 +213,9 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
     std::vector<Loaded> loaded;
     const double margin = m_cfg.semantic_margin;
     for (const auto& c : cands) {
-        // The index's similarities are within about 1e-3 of the truth (it
-        // stores halves); the decision below uses the float vectors.
-        if (static_cast<double>(c.similarity) + 4e-3 < t - margin) break;
+        // The index's similarities are within 5e-4 of the truth (it stores
+        // halves); the decision below uses the float vectors.
+        if (static_cast<double>(c.similarity) + 1e-3 < t - margin) break;
         auto st = m_db->prepare(std::string("SELECT ") + k_hit_cols + ", prompt, vector FROM cache_entries WHERE id = ?");
         if (!st) break;
         st->bind(1, c.label);
@@ -234,8 +234,8 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
         l.prompt = st->col_text(14);
         l.answer = l.resp.content + '\x1f' + st->col_blob(5);  // content and tool calls
         const auto stored = decode_vector(st->col_blob(15), m_dims);
-        l.similarity = std::min(1.0, static_cast<double>(stored ? dot(vec->data(), stored->data(), m_dims)
-                                                                : c.similarity));
+        if (!stored) continue;  // a damaged vector blob: never served
+        l.similarity = std::min(1.0, static_cast<double>(dot(vec->data(), stored->data(), m_dims)));
         loaded.push_back(std::move(l));
     }
     std::stable_sort(loaded.begin(), loaded.end(),

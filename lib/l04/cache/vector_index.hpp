@@ -3,7 +3,7 @@
 // (cosine similarity as inner product), one index per (embedder, dimension).
 // The graph stores each vector in half precision (half.hpp): half the memory
 // and half the bytes a search reads. Similarities it reports are the float
-// query against the stored halves, within about 1e-3 of the float cosine;
+// query against the stored halves, within about 5e-4 of the float cosine;
 // ResponseCache decides on the float vectors SQLite keeps.
 //
 // The index is a derived copy: SQLite holds every vector, and any index file
