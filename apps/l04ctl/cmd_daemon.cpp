@@ -1,6 +1,8 @@
 // l04ctl daemon start|stop|status|logs.
 #include "common.hpp"
 
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -12,6 +14,26 @@
 namespace l04ctl {
 
 namespace {
+
+// The pid l04d wrote next to its socket (0 when unknown).
+int daemon_pid_of(const std::string& socket_path) {
+    const auto slash = socket_path.rfind('/');
+    std::ifstream in((slash == std::string::npos ? std::string(".") : socket_path.substr(0, slash)) + "/l04d.pid");
+    int pid = 0;
+    in >> pid;
+    return pid;
+}
+
+// Whether pid is a live process (a zombie counts as gone: l04d detached, and
+// whoever adopted it may reap late).
+bool process_running(int pid) {
+    if (::kill(pid, 0) != 0) return false;
+    std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(st, line);
+    const auto close = line.rfind(')');
+    return !(close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z');
+}
 
 int status(Context& ctx, bool quiet) {
     l04::SocketClient c(ctx.settings.socket_path());
@@ -49,7 +71,7 @@ void add_daemon(CLI::App& app, Context& ctx) {
         g_exit = status(ctx, ctx.globals.quiet);
     });
 
-    d->add_subcommand("stop", "Stop l04d gracefully (in-flight requests finish)")->callback([&ctx] {
+    d->add_subcommand("stop", "Stop l04d gracefully (in-flight requests finish); returns once it has exited")->callback([&ctx] {
         if ((g_exit = ctx.load())) return;
         l04::SocketClient c(ctx.settings.socket_path());
         if (!l04::daemon_answers(c.path())) {
@@ -57,16 +79,23 @@ void add_daemon(CLI::App& app, Context& ctx) {
             g_exit = k_ok;
             return;
         }
+        // The pid, to wait for the process itself: l04d closes its socket
+        // first and then still saves the cache index and closes SQLite, so
+        // "stopped" must mean the process is gone (a backup of the state
+        // directory right after `daemon stop` must not race those writes).
+        const int pid = daemon_pid_of(c.path());
         auto j = call_json(c, "POST", "/admin/shutdown");
         if (!j) {
             g_exit = report(j.error());
             return;
         }
-        // Wait (bounded) for the socket to go away.
+        // Wait (bounded) for the socket to go away, then for the process.
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(35);
         while (l04::daemon_answers(c.path()) && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        if (l04::daemon_answers(c.path())) {
+        while (pid > 0 && process_running(pid) && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        if (l04::daemon_answers(c.path()) || (pid > 0 && process_running(pid))) {
             g_exit = report(l04::Error(l04::ErrorCode::daemon_unavailable, "l04d did not stop within 35 s"));
             return;
         }

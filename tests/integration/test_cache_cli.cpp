@@ -159,6 +159,8 @@ TEST_CASE("cache cli: the semantic cache survives a daemon restart") {
     INFO(stop.err);
     REQUIRE(stop.exit_code == 0);
     CHECK(env.ctl({"daemon", "status"}).exit_code == 8);
+    // `daemon stop` returns once the process is gone, so its index is on disk.
+    CHECK(DaemonEnv::wait_gone(pid1, std::chrono::milliseconds(0)));
     CHECK(std::filesystem::exists(std::filesystem::path(env.state_dir()) / "cache-index" / "builtin-v2-384.hnsw"));
 
     // A new prompt starts a new l04d; the reworded question hits the old entry.
