@@ -9,9 +9,6 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
 
 namespace l04 {
 
@@ -27,66 +24,7 @@ bool normalize(Vector& v) {
     return true;
 }
 
-namespace {
-
-float dot_portable(const float* a, const float* b, std::size_t n) {
-    // Four accumulators let the compiler vectorise (SSE2) without -ffast-math.
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    std::size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; ++i) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-// AVX2 + FMA, chosen at run time: the build stays portable (no -march) and
-// machines that have the instructions use them. Four independent 8-wide
-// accumulators hide the FMA latency.
-__attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, std::size_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    std::size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    const __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 0x55));
-    float out = _mm_cvtss_f32(h);
-    for (; i < n; ++i) out += a[i] * b[i];
-    return out;
-}
-#endif
-
-using DotFn = float (*)(const float*, const float*, std::size_t);
-
-DotFn pick_dot() {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return dot_avx2;
-#endif
-    return dot_portable;
-}
-
-DotFn chosen_dot() {
-    static const DotFn f = pick_dot();
-    return f;
-}
-
-}  // namespace
-
-float dot(const float* a, const float* b, std::size_t n) { return chosen_dot()(a, b, n); }
-
-const char* dot_kernel() { return chosen_dot() == dot_portable ? "portable" : "avx2+fma"; }
+// dot() and dot_kernel() live in half.cpp, with the other SIMD kernels.
 
 namespace {
 

@@ -158,8 +158,9 @@ Result<std::shared_ptr<Embedder>> make_embedder(const EmbedderConfig& cfg, std::
 // Scales v to unit length in place; returns false (and leaves zeros) when v
 // is all zero or not finite.
 bool normalize(Vector& v);
-// Dot product (the cosine similarity of unit vectors). AVX2+FMA when the CPU
-// has them (checked once at run time), portable code otherwise.
+// Dot product (the cosine similarity of unit vectors). AVX2+FMA (with F16C,
+// which every AVX2 CPU has) when the CPU has them, checked once at run time;
+// portable code otherwise. Implemented in half.cpp.
 float dot(const float* a, const float* b, std::size_t n);
 // "avx2+fma" or "portable": which kernel dot() uses on this machine.
 const char* dot_kernel();

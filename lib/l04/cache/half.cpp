@@ -1,3 +1,4 @@
+#include <l04/cache/embedder.hpp>
 #include <l04/cache/half.hpp>
 
 #include <cstring>
@@ -64,6 +65,20 @@ float half_to_float(Half h) {
 
 namespace {
 
+float dot_portable(const float* a, const float* b, std::size_t n) {
+    // Four accumulators let the compiler vectorise (SSE2) without -ffast-math.
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; ++i) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
 void to_half_portable(const float* in, Half* out, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) out[i] = float_to_half(in[i]);
 }
@@ -98,9 +113,13 @@ __attribute__((target("avx2,fma,f16c"))) float hsum(__m256 s) {
     return _mm_cvtss_f32(h);
 }
 
-__attribute__((target("avx2,fma,f16c"))) __m256 load_half(const Half* p) {
+// Eight lanes as floats, from halves or floats; one lane, for the tails.
+__attribute__((target("avx2,fma,f16c"))) __m256 load8(const Half* p) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
+__attribute__((target("avx2,fma,f16c"))) __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+float lane(Half h) { return half_to_float(h); }
+float lane(float f) { return f; }
 
 __attribute__((target("avx2,fma,f16c"))) void to_half_f16c(const float* in, Half* out, std::size_t n) {
     std::size_t i = 0;
@@ -110,38 +129,30 @@ __attribute__((target("avx2,fma,f16c"))) void to_half_f16c(const float* in, Half
     for (; i < n; ++i) out[i] = float_to_half(in[i]);
 }
 
-__attribute__((target("avx2,fma,f16c"))) float dot_half_f16c(const Half* a, const Half* b, std::size_t n) {
+// Four independent 8-wide FMA accumulators hide the FMA latency.
+template <class A, class B>
+__attribute__((target("avx2,fma,f16c"))) float dot_f16c(const A* a, const B* b, std::size_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
     std::size_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(load_half(a + i), load_half(b + i), s0);
-        s1 = _mm256_fmadd_ps(load_half(a + i + 8), load_half(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(load_half(a + i + 16), load_half(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(load_half(a + i + 24), load_half(b + i + 24), s3);
+        s0 = _mm256_fmadd_ps(load8(a + i), load8(b + i), s0);
+        s1 = _mm256_fmadd_ps(load8(a + i + 8), load8(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(load8(a + i + 16), load8(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(load8(a + i + 24), load8(b + i + 24), s3);
     }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_half(a + i), load_half(b + i), s0);
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load8(a + i), load8(b + i), s0);
     float out = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; ++i) out += half_to_float(a[i]) * half_to_float(b[i]);
+    for (; i < n; ++i) out += lane(a[i]) * lane(b[i]);
     return out;
 }
 
-__attribute__((target("avx2,fma,f16c"))) float dot_float_half_f16c(const float* a, const Half* b, std::size_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    std::size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_half(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load_half(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), load_half(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), load_half(b + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_half(b + i), s0);
-    float out = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; ++i) out += a[i] * half_to_float(b[i]);
-    return out;
-}
+float dot_float_f16c(const float* a, const float* b, std::size_t n) { return dot_f16c(a, b, n); }
+float dot_half_f16c(const Half* a, const Half* b, std::size_t n) { return dot_f16c(a, b, n); }
+float dot_float_half_f16c(const float* a, const Half* b, std::size_t n) { return dot_f16c(a, b, n); }
 #endif
 
 struct Kernels {
+    float (*dot)(const float*, const float*, std::size_t);
     void (*to_half)(const float*, Half*, std::size_t);
     float (*dot_half)(const Half*, const Half*, std::size_t);
     float (*dot_float_half)(const float*, const Half*, std::size_t);
@@ -158,14 +169,19 @@ const Kernels& kernels() {
         unsigned a = 0, b = 0, c = 0, d = 0;
         const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
         if (f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            return Kernels{to_half_f16c, dot_half_f16c, dot_float_half_f16c, "f16c+avx2"};
+            return Kernels{dot_float_f16c, to_half_f16c, dot_half_f16c, dot_float_half_f16c, "f16c+avx2"};
 #endif
-        return Kernels{to_half_portable, dot_half_portable, dot_float_half_portable, "portable"};
+        return Kernels{dot_portable, to_half_portable, dot_half_portable, dot_float_half_portable, "portable"};
     }();
     return k;
 }
 
 }  // namespace
+
+// Declared in embedder.hpp: the float kernel shares this file's dispatch
+// (every CPU with AVX2 also has F16C).
+float dot(const float* a, const float* b, std::size_t n) { return kernels().dot(a, b, n); }
+const char* dot_kernel() { return kernels().dot == dot_portable ? "portable" : "avx2+fma"; }
 
 void to_half(const float* in, Half* out, std::size_t n) { kernels().to_half(in, out, n); }
 float dot_half(const Half* a, const Half* b, std::size_t n) { return kernels().dot_half(a, b, n); }

@@ -8,6 +8,8 @@
 //
 // Conversions round to nearest even. F16C + AVX2 + FMA kernels are chosen at
 // run time when the CPU has them; the portable code gives the same halves.
+// half.cpp also implements l04::dot (embedder.hpp), so every SIMD kernel
+// shares one dispatch.
 #include <cstddef>
 #include <cstdint>
 
