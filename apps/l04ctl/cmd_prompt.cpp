@@ -71,6 +71,11 @@ void usage_line(const Context& ctx, const l04::InferenceResponse& r) {
         char sim[32];
         std::snprintf(sim, sizeof sim, " (%.3f)", r.similarity);
         cache += sim;
+    } else if (auto why = r.metadata.find("cache_refused"); !r.cached && why != r.metadata.end()) {
+        // A cached prompt was close enough but not served: say why.
+        auto sim = r.metadata.find("cache_refused_similarity");
+        cache += " (a cached prompt at " + (sim == r.metadata.end() ? std::string("?") : sim->second) +
+                 (why->second == "ambiguous" ? " was ambiguous)" : " refused by the guard: " + why->second + ")");
     }
     std::fprintf(stderr, "%s[%s via %s] %lld+%lld tokens%s, %s, %s, %s%s\n", st.dim(), r.model_id.c_str(),
                  r.provider.c_str(), static_cast<long long>(r.token_usage.prompt_tokens),

@@ -372,10 +372,11 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
     // Cache: exact lookup first.
     const bool use_cache = m_cache->config().enabled && req.enable_cache && req.cache_mode != CacheMode::bypass;
     CacheKey key;
+    CacheRefusal refusal;  // why a close cached prompt was not served (for -v and --json)
     if (use_cache) {
         key = make_cache_key(req, decision->target, "");
         if (req.cache_mode == CacheMode::use) {
-            if (auto hit = m_cache->lookup(key, req.cache_similarity_threshold)) {
+            if (auto hit = m_cache->lookup(key, req.cache_similarity_threshold, &refusal)) {
                 hit->request_id = req.request_id;
                 hit->latency_ms = ms_between(t0, m_clock->now());
                 std::optional<double> ttft;
@@ -438,6 +439,12 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
             resp.latency_ms = ms_between(t0, m_clock->now());
             resp.created_ms = m_clock->wall_ms();
             if (attempts > 1) resp.metadata["attempts"] = std::to_string(attempts);
+            if (!refusal.reason.empty()) {
+                char sim[32];
+                std::snprintf(sim, sizeof sim, "%.3f", refusal.similarity);
+                resp.metadata["cache_refused"] = refusal.reason;
+                resp.metadata["cache_refused_similarity"] = sim;
+            }
             if (i > 0) resp.metadata["fallback_from"] = chain[0]->id;
             if (use_cache && resp.finish_reason != "error") {
                 if (auto st = m_cache->store(key, resp); !st)

@@ -133,9 +133,17 @@ TEST_CASE("cache cli: semantic hit - streamed replay - search - stats and clear 
     CHECK(nj["results"][0]["guard"] == "roles");
     auto near_text = env.ctl({"cache", "search", "-k", "1", "Book a flight from London to Paris"});
     CHECK(near_text.out.find(" no,guard:roles ") != std::string::npos);
-    const json london = prompt_json(env, "Book a flight from London to Paris");
+    auto london_run = env.ctl({"prompt", "-m", "mock", "--json", "-v", "Book a flight from London to Paris"});
+    INFO(london_run.err);
+    REQUIRE(london_run.exit_code == 0);
+    const json london = json::parse(london_run.out);
     CHECK(london["cached"] == false);
     CHECK(london["content"] != paris["content"]);
+    // Why the close cached prompt was not served: in --json and on the -v line.
+    CHECK(london["metadata"]["cache_refused"] == "roles");
+    CHECK(london["metadata"]["cache_refused_similarity"].get<std::string>().rfind("0.", 0) == 0);
+    CHECK(london_run.err.find("cache: miss (a cached prompt at 0.") != std::string::npos);
+    CHECK(london_run.err.find("refused by the guard: roles)") != std::string::npos);
     s = stats_json(env);
     CHECK(s["guard_refusals"] == 1);
     CHECK(s["ambiguous"] == 0);

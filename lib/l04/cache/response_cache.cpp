@@ -153,7 +153,8 @@ std::optional<Vector> ResponseCache::take_vector(const std::string& exact) {
     return std::nullopt;
 }
 
-std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std::optional<double> threshold) {
+std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std::optional<double> threshold,
+                                                      CacheRefusal* refusal) {
     const auto now = m_clock.wall_ms();
     {
         std::lock_guard lk(m_mu);
@@ -249,9 +250,11 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
     if (choice.index < 0 && choice.ambiguous) {
         spdlog::debug("cache: semantic hit refused as ambiguous (another answer within {:.3f})", margin);
         (void)bump_counter(*m_db, CounterId::cache_ambiguous);
+        if (refusal) *refusal = CacheRefusal{"ambiguous", loaded.empty() ? 0.0 : loaded.front().similarity};
     } else if (choice.index < 0 && choice.refused != HitConflict::none) {
         spdlog::debug("cache: semantic candidate refused by the hit guard ({})", to_string(choice.refused));
         (void)bump_counter(*m_db, CounterId::cache_guard_refusals);
+        if (refusal) *refusal = CacheRefusal{to_string(choice.refused), loaded.empty() ? 0.0 : loaded.front().similarity};
     }
     std::optional<InferenceResponse> hit;
     if (choice.index >= 0) {

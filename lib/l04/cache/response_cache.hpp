@@ -66,6 +66,12 @@ struct CacheConfig {
     bool background_compaction = true;
 };
 
+// Why a lookup missed although a semantic candidate cleared the threshold.
+struct CacheRefusal {
+    std::string reason;     // "" (a plain miss), "ambiguous", or the guard's reason ("numbers", "roles", ...)
+    double similarity = 0;  // of the best candidate
+};
+
 // One result of ResponseCache::search (for `l04ctl cache search`).
 struct CacheSearchHit {
     std::int64_t id = 0;
@@ -124,7 +130,9 @@ public:
     // (default: the configured similarity_threshold). Counts one exact hit,
     // semantic hit or miss. Expired entries are never served. Hits carry
     // cache_hit (exact/semantic) and similarity (1.0 for exact).
-    std::optional<InferenceResponse> lookup(const CacheKey& key, std::optional<double> threshold = std::nullopt);
+    // `refusal`, when given, says why a miss was not a semantic hit.
+    std::optional<InferenceResponse> lookup(const CacheKey& key, std::optional<double> threshold = std::nullopt,
+                                            CacheRefusal* refusal = nullptr);
     // Stores a successful response with its prompt's embedding (when the
     // embedder fails the entry is stored for exact hits only); evicts past
     // the bounds, deleting evicted entries from the index too.
