@@ -6,6 +6,8 @@
 #include <l04/cache/hit_guard.hpp>
 #include <support/test_util.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -129,8 +131,17 @@ TEST_CASE("ollama embedder parses /api/embed and validates the response") {
     CHECK((*r)[0].size() == 768);
     CHECK(norm((*r)[0]) == doctest::Approx(1.0).epsilon(1e-5));
     CHECK(t->last.url == "http://127.0.0.1:11434/api/embed");
-    CHECK(t->last.body.find("\"nomic-embed-text\"") != std::string::npos);
-    CHECK(t->last.body.find("Hello world") != std::string::npos);
+    const auto sent = nlohmann::json::parse(t->last.body);
+    CHECK(sent["model"] == "nomic-embed-text");
+    CHECK(sent["input"] == nlohmann::json::array({"Hello world"}));
+    // The recorded numbers, in order (normalised here).
+    auto raw = nlohmann::json::parse(l04::test::fixture("wire/ollama/embed.json"))["embeddings"][0].get<Vector>();
+    REQUIRE(raw.size() == 768);
+    CHECK(raw[0] == doctest::Approx(-0.006746773));
+    CHECK(raw[767] == doctest::Approx(-0.004468476));
+    normalize(raw);
+    CHECK((*r)[0][0] == doctest::Approx(raw[0]));
+    CHECK((*r)[0][767] == doctest::Approx(raw[767]));
 
     SUBCASE("wrong dimension") {
         OllamaEmbedder bad(t, "http://x", "nomic-embed-text", 384);
@@ -174,7 +185,18 @@ TEST_CASE("openai embedder parses /v1/embeddings - sends the key - never leaks i
     CHECK((*r)[0].size() == 256);
     CHECK(norm((*r)[0]) == doctest::Approx(1.0).epsilon(1e-5));
     CHECK(t->last.url == "https://api.openai.com/v1/embeddings");
-    CHECK(t->last.body.find("\"dimensions\":256") != std::string::npos);
+    const auto sent = nlohmann::json::parse(t->last.body);
+    CHECK(sent["model"] == "text-embedding-3-small");
+    CHECK(sent["input"] == nlohmann::json::array({"Hello world"}));
+    CHECK(sent["dimensions"] == 256);
+    auto raw =
+        nlohmann::json::parse(l04::test::fixture("wire/openai/embeddings.json"))["data"][0]["embedding"].get<Vector>();
+    REQUIRE(raw.size() == 256);
+    CHECK(raw[0] == doctest::Approx(-0.0039325873));
+    CHECK(raw[255] == doctest::Approx(0.0011830473));
+    normalize(raw);
+    CHECK((*r)[0][0] == doctest::Approx(raw[0]));
+    CHECK((*r)[0][255] == doctest::Approx(raw[255]));
     bool auth = false;
     for (const auto& [k, v] : t->last.headers)
         if (k == "Authorization" && v == "Bearer sk-secret-123") auth = true;

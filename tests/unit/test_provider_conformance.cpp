@@ -426,26 +426,6 @@ TEST_CASE("openai: chat_stream_parallel_tool_calls gives two calls in index orde
     });
 }
 
-TEST_CASE("openai: embeddings") {
-    ProviderInfo info{"openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "", {}, 0};
-    ProviderConfig cfg{&info, info.base_url, k_key, true, ""};
-    test::FakeTransport t(7, 100);
-    t.push(rec("openai", "embeddings", "json"));
-    ManualClock clock;
-    auto p = make_provider(cfg, t, clock);
-    REQUIRE(p);
-    auto v = (*p)->embed({"Hello world"}, "text-embedding-3-small");
-    REQUIRE(v);
-    REQUIRE(v->size() == 1);
-    REQUIRE((*v)[0].size() == 256);
-    CHECK((*v)[0][0] == doctest::Approx(-0.0039325873));
-    CHECK((*v)[0][255] == doctest::Approx(0.0011830473));
-    CHECK(t.last_request().url == "https://api.openai.com/v1/embeddings");
-    auto sent = json::parse(t.last_request().body);
-    CHECK(sent["model"] == "text-embedding-3-small");
-    CHECK(sent["input"] == json::array({"Hello world"}));
-}
-
 TEST_CASE("openai: error_400_unsupported_parameter is a bad request with the provider's message") {
     auto req = user_prompt("hi");
     req.stop = {"\n"};
@@ -888,26 +868,6 @@ TEST_CASE("ollama: an error line mid-stream and a non-JSON line") {
     auto garbage = cut;
     garbage.body += "not json\n";
     CHECK(run(ollama("gemma3:1b"), user_prompt("x"), true, garbage).err().code == ErrorCode::parse_error);
-}
-
-TEST_CASE("ollama: embed") {
-    ProviderInfo info{"ollama", "ollama", "http://127.0.0.1:11434", "", "OLLAMA_URL", {}, 0};
-    ProviderConfig cfg{&info, info.base_url, "", true, ""};
-    test::FakeTransport t(3, 256);
-    t.push(rec("ollama", "embed", "json"));
-    ManualClock clock;
-    auto p = make_provider(cfg, t, clock);
-    REQUIRE(p);
-    auto v = (*p)->embed({"Hello world"}, "nomic-embed-text");
-    REQUIRE(v);
-    REQUIRE(v->size() == 1);
-    REQUIRE((*v)[0].size() == 768);
-    CHECK((*v)[0][0] == doctest::Approx(-0.006746773));
-    CHECK((*v)[0][767] == doctest::Approx(-0.004468476));
-    CHECK(t.last_request().url == "http://127.0.0.1:11434/api/embed");
-    auto sent = json::parse(t.last_request().body);
-    CHECK(sent["model"] == "nomic-embed-text");
-    CHECK(sent["input"] == json::array({"Hello world"}));
 }
 
 TEST_CASE("ollama: tags for health and the installed models") {

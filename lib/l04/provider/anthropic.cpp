@@ -70,7 +70,6 @@ class AnthropicProvider final : public detail::HttpProviderBase {
 public:
     using HttpProviderBase::HttpProviderBase;
 
-
     Result<InferenceResponse> complete(const ProviderRequest& req) override {
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> {
             auto body = build_body(req, false);

@@ -76,7 +76,6 @@ class GeminiProvider final : public detail::HttpProviderBase {
 public:
     using HttpProviderBase::HttpProviderBase;
 
-
     Result<InferenceResponse> complete(const ProviderRequest& req) override {
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> {
             auto body = build_body(req);
@@ -103,40 +102,6 @@ public:
         auto http = detail::make_http_request("GET", detail::join_url(m_base, "/v1beta/models"), headers(false), "",
                                               timeout, 0, nullptr);
         return detail::probe_model_list(ctx(), http, "models", "models listed");
-    }
-
-    Result<std::vector<std::vector<float>>> embed(const std::vector<std::string>& texts,
-                                                  const std::string& model) override {
-        return detail::guard_json(m_id, [&]() -> Result<std::vector<std::vector<float>>> {
-            const std::string name = bare_model(model);
-            json requests = json::array();
-            for (const auto& t : texts)
-                requests.push_back(
-                    {{"model", "models/" + name}, {"content", {{"parts", json::array({{{"text", t}}})}}}});
-            json body = {{"requests", std::move(requests)}};
-            auto http =
-                detail::make_http_request("POST", model_url(name, ":batchEmbedContents"), headers(), detail::dump(body),
-                                          std::chrono::milliseconds(60000), m_timeout_ms, nullptr);
-            auto text = detail::exchange_buffered(ctx(), http);
-            if (!text) return fail(text.error());
-            auto j = detail::parse_json(*text);
-            const json* embs = j ? detail::arr_of(*j, "embeddings") : nullptr;
-            if (!embs) return fail(detail::parse_error(m_id, "batchEmbedContents answer has no embeddings[]", *text));
-            std::vector<std::vector<float>> out;
-            for (const auto& e : *embs) {
-                const json* values = detail::arr_of(e, "values");
-                if (!values) return fail(detail::parse_error(m_id, "an embedding has no values[]", *text));
-                std::vector<float> v;
-                v.reserve(values->size());
-                for (const auto& x : *values) v.push_back(x.get<float>());
-                out.push_back(std::move(v));
-            }
-            if (out.size() != texts.size())
-                return fail(ErrorCode::embedding_failed, m_id + " returned " + std::to_string(out.size()) +
-                                                             " embeddings for " + std::to_string(texts.size()) +
-                                                             " inputs");
-            return out;
-        });
     }
 
 private:

@@ -134,18 +134,5 @@ Result<InferenceResponse> MockProvider::stream(const ProviderRequest& req, const
 
 ProviderHealth MockProvider::health_check(std::chrono::milliseconds) { return {HealthState::healthy, 0.0, "offline mock"}; }
 
-Result<std::vector<std::vector<float>>> MockProvider::embed(const std::vector<std::string>& texts, const std::string&) {
-    // Deterministic 16-dimensional vectors from the text's hash (tests only).
-    std::vector<std::vector<float>> out;
-    for (const auto& t : texts) {
-        auto d = Sha256();
-        d.update(t);
-        auto bytes = d.digest();
-        std::vector<float> v(16);
-        for (int i = 0; i < 16; ++i) v[i] = (static_cast<float>(bytes[i]) - 127.5f) / 127.5f;
-        out.push_back(std::move(v));
-    }
-    return out;
-}
 
 }  // namespace l04

@@ -20,8 +20,6 @@ public:
     Result<InferenceResponse> complete(const ProviderRequest& req) override;
     Result<InferenceResponse> stream(const ProviderRequest& req, const ChunkSink& sink) override;
     ProviderHealth health_check(std::chrono::milliseconds timeout) override;
-    Result<std::vector<std::vector<float>>> embed(const std::vector<std::string>& texts,
-                                                  const std::string& model) override;
 
     // The answer the mock gives to this request (before chunking).
     static std::string answer_for(const InferenceRequest& req);

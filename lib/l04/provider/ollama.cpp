@@ -33,7 +33,6 @@ class OllamaProvider final : public detail::HttpProviderBase {
 public:
     using HttpProviderBase::HttpProviderBase;
 
-
     Result<InferenceResponse> complete(const ProviderRequest& req) override {
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> {
             auto body = build_body(req, false);
@@ -66,35 +65,6 @@ public:
         auto http = detail::make_http_request("GET", detail::join_url(m_base, "/api/tags"), headers(false), "", timeout,
                                               0, nullptr);
         return detail::probe_model_list(ctx(), http, "models", "models installed");
-    }
-
-    Result<std::vector<std::vector<float>>> embed(const std::vector<std::string>& texts,
-                                                  const std::string& model) override {
-        return detail::guard_json(m_id, [&]() -> Result<std::vector<std::vector<float>>> {
-            json body = {{"model", model}, {"input", texts}};
-            auto http =
-                detail::make_http_request("POST", detail::join_url(m_base, "/api/embed"), headers(), detail::dump(body),
-                                          std::chrono::milliseconds(60000), m_timeout_ms, nullptr);
-            auto text = detail::exchange_buffered(ctx(), http);
-            if (!text) return fail(text.error());
-            auto j = detail::parse_json(*text);
-            if (!j) return fail(detail::parse_error(m_id, "embed answer is not JSON", *text));
-            const json* embs = detail::arr_of(*j, "embeddings");
-            if (!embs) return fail(detail::parse_error(m_id, "embed answer has no embeddings[]", *text));
-            std::vector<std::vector<float>> out;
-            for (const auto& e : *embs) {
-                if (!e.is_array()) return fail(detail::parse_error(m_id, "an embedding is not an array", *text));
-                std::vector<float> v;
-                v.reserve(e.size());
-                for (const auto& x : e) v.push_back(x.get<float>());
-                out.push_back(std::move(v));
-            }
-            if (out.size() != texts.size())
-                return fail(ErrorCode::embedding_failed, m_id + " returned " + std::to_string(out.size()) +
-                                                             " embeddings for " + std::to_string(texts.size()) +
-                                                             " inputs");
-            return out;
-        });
     }
 
 private:

@@ -41,7 +41,6 @@ public:
             m_base.find("api.openai.com") != std::string::npos ? "max_completion_tokens" : "max_tokens";
     }
 
-
     Result<InferenceResponse> complete(const ProviderRequest& req) override {
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> {
             auto body = build_body(req, false);
@@ -62,40 +61,6 @@ public:
         auto http = detail::make_http_request("GET", detail::join_url(m_base, "/models"), headers(false), "", timeout,
                                               0, nullptr);
         return detail::probe_model_list(ctx(), http, "data", "models listed");
-    }
-
-    Result<std::vector<std::vector<float>>> embed(const std::vector<std::string>& texts,
-                                                  const std::string& model) override {
-        return detail::guard_json(m_id, [&]() -> Result<std::vector<std::vector<float>>> {
-            json body = {{"model", model}, {"input", texts}};
-            auto http =
-                detail::make_http_request("POST", detail::join_url(m_base, "/embeddings"), headers(),
-                                          detail::dump(body), std::chrono::milliseconds(60000), m_timeout_ms, nullptr);
-            auto text = detail::exchange_buffered(ctx(), http);
-            if (!text) return fail(text.error());
-            auto j = detail::parse_json(*text);
-            if (!j) return fail(detail::parse_error(m_id, "embeddings answer is not JSON", *text));
-            const json* data = detail::arr_of(*j, "data");
-            if (!data) return fail(detail::parse_error(m_id, "embeddings answer has no data[]", *text));
-            std::vector<std::pair<std::int64_t, std::vector<float>>> rows;
-            for (const auto& d : *data) {
-                const json* emb = detail::arr_of(d, "embedding");
-                if (!emb) return fail(detail::parse_error(m_id, "data[] entry without an embedding array", *text));
-                std::vector<float> v;
-                v.reserve(emb->size());
-                for (const auto& x : *emb) v.push_back(x.get<float>());
-                rows.emplace_back(detail::int_of(d, "index").value_or(static_cast<std::int64_t>(rows.size())),
-                                  std::move(v));
-            }
-            std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-            if (rows.size() != texts.size())
-                return fail(ErrorCode::embedding_failed, m_id + " returned " + std::to_string(rows.size()) +
-                                                             " embeddings for " + std::to_string(texts.size()) +
-                                                             " inputs");
-            std::vector<std::vector<float>> out;
-            for (auto& r : rows) out.push_back(std::move(r.second));
-            return out;
-        });
     }
 
 private:

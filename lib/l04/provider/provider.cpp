@@ -17,10 +17,6 @@ std::string_view health_state_name(HealthState s) {
     return "unhealthy";
 }
 
-Result<std::vector<std::vector<float>>> Provider::embed(const std::vector<std::string>&, const std::string& model) {
-    return fail(ErrorCode::embedding_failed, "provider '" + id() + "' has no embeddings (model " + model + ")");
-}
-
 namespace {
 
 std::optional<std::string> header(const std::map<std::string, std::string>& h, const std::string& name) {

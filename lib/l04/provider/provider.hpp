@@ -54,9 +54,6 @@ public:
     // A cheap probe (e.g. GET /v1/models); never throws, bounded by timeout.
     virtual ProviderHealth health_check(std::chrono::milliseconds timeout) = 0;
     virtual bool supports_capability(Capability c, const ModelInfo& m) const { return m.capabilities.has(c); }
-    // Embeddings, where the provider has them. Default: E4301 unsupported.
-    virtual Result<std::vector<std::vector<float>>> embed(const std::vector<std::string>& texts,
-                                                          const std::string& model);
 };
 
 // Maps an upstream HTTP failure to an Error: 400 (context length → E4205),
