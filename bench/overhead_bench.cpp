@@ -4,6 +4,7 @@
 // and rate limits off (so every request goes upstream), reached over its TCP
 // listener. Direct and gateway runs are interleaved so machine noise hits
 // both. Prints tables. Usage: build/bin/overhead_bench [requests=5000] [seconds=5]
+#include "support/daemon_env.hpp"
 #include "support/fixture_server.hpp"
 #include "support/process.hpp"
 #include "support/test_util.hpp"
@@ -136,16 +137,14 @@ int main(int argc, char** argv) {
                                             "wire/openai/chat_nonstream.json");
     route.chunked = false;  // Content-Length framing: the bench client reads only that
     upstream.add(route);
-    l04::test::TempDir dir;
-    std::filesystem::create_directories(dir.file("state"));
-    l04::test::ProcOptions o;
-    o.env = {{"L04_STATE_DIR", dir.file("state")}, {"L04_RUNTIME_DIR", dir.file("run")},
-             {"XDG_CONFIG_HOME", dir.file("cfg")}, {"L04_SHARE_DIR", std::string(L04_SOURCE_DIR) + "/share"},
-             {"OPENAI_API_KEY", "bench"}, {"OPENAI_BASE_URL", upstream.base_url() + "/v1"},
-             {"L04_CACHE_ENABLED", "false"}, {"L04_RATE_LIMIT_ENABLED", "false"}, {"L04_LOG_LEVEL", "warn"},
-             {"L04_IDLE_TIMEOUT", "60"}};  // an orphan (bench killed) exits by itself
-    const std::string log = dir.file("state") + "/l04d.log";
-    o.env["L04_LOG_LEVEL"] = "info";
+    // The tests' isolated environment (temp state, runtime and config dirs).
+    l04::test::DaemonEnv env;
+    env.env().insert({{"OPENAI_API_KEY", "bench"}, {"OPENAI_BASE_URL", upstream.base_url() + "/v1"},
+                      {"L04_CACHE_ENABLED", "false"}, {"L04_RATE_LIMIT_ENABLED", "false"}, {"L04_LOG_LEVEL", "info"}});
+    env.env()["L04_IDLE_TIMEOUT"] = "60";  // an orphan (bench killed) exits by itself
+    std::filesystem::create_directories(env.state_dir());
+    const l04::test::ProcOptions o = env.options();
+    const std::string log = env.log_path();
     int pid = l04::test::spawn({l04::test::bin("l04d"), "--foreground", "--listen", "127.0.0.1:0"}, o, log);
     const int port = l04::test::wait_for_l04d_port(log);
     if (port == 0) {

@@ -16,6 +16,7 @@
 // only processes started here are signalled.
 // Usage: build/bin/streams_bench [streams=1000] [delay_ms=100] [chunk_bytes=256]
 //                                [provider_concurrency=max(64, streams)]
+#include "support/daemon_env.hpp"
 #include "support/fixture_server.hpp"
 #include "support/process.hpp"
 #include "support/test_util.hpp"
@@ -388,16 +389,16 @@ int main(int argc, char** argv) {
     const auto fixture_route = paced(0, chunk);
     const Expected want = expected_from(fixture_route.body);
 
-    l04::test::TempDir dir;
-    std::filesystem::create_directories(dir.file("state"));
-    l04::test::ProcOptions o;
-    o.env = {{"L04_STATE_DIR", dir.file("state")}, {"L04_RUNTIME_DIR", dir.file("run")},
-             {"XDG_CONFIG_HOME", dir.file("cfg")}, {"L04_SHARE_DIR", std::string(L04_SOURCE_DIR) + "/share"},
-             {"OPENAI_API_KEY", "bench"}, {"OPENAI_BASE_URL", upstream.base_url() + "/v1"},
-             {"L04_CACHE_ENABLED", "false"}, {"L04_RATE_LIMIT_ENABLED", "false"}, {"L04_LOG_LEVEL", "info"},
-             {"L04_IDLE_TIMEOUT", "0"}, {"L04_QUEUE_PROVIDER_CONCURRENCY", std::to_string(concurrency)},
-             {"L04_MAX_CONNECTIONS", std::to_string(std::max(2048, n + 64))}};
-    const std::string log = dir.file("state") + "/l04d.log";
+    // The tests' isolated environment (temp state, runtime and config dirs).
+    l04::test::DaemonEnv env;
+    env.env().insert({{"OPENAI_API_KEY", "bench"}, {"OPENAI_BASE_URL", upstream.base_url() + "/v1"},
+                      {"L04_CACHE_ENABLED", "false"}, {"L04_RATE_LIMIT_ENABLED", "false"}, {"L04_LOG_LEVEL", "info"},
+                      {"L04_QUEUE_PROVIDER_CONCURRENCY", std::to_string(concurrency)},
+                      {"L04_MAX_CONNECTIONS", std::to_string(std::max(2048, n + 64))}});
+    env.env()["L04_IDLE_TIMEOUT"] = "0";
+    std::filesystem::create_directories(env.state_dir());
+    const l04::test::ProcOptions o = env.options();
+    const std::string log = env.log_path();
     // l04d starts with the usual default soft limit (1,024) and must raise it.
     rlimit mine{};
     ::getrlimit(RLIMIT_NOFILE, &mine);
