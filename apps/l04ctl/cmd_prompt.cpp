@@ -12,7 +12,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <iterator>
 #include <unistd.h>
@@ -24,7 +26,7 @@ namespace {
 struct PromptArgs {
     std::vector<std::string> text;
     std::string model, system, agent, strategy, priority, timeout;
-    std::vector<std::string> options, capabilities;
+    std::vector<std::string> options, capabilities, attach;
     std::optional<double> temperature;
     std::optional<std::int64_t> max_tokens;
     bool wait = false;
@@ -35,6 +37,80 @@ struct PromptArgs {
 std::string read_stdin() {
     std::string s((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
     return s;
+}
+
+// The largest file -a attaches: OpenAI's per-image limit (Anthropic's is
+// 5 MB, and it refuses larger ones itself).
+constexpr std::size_t k_max_attachment_bytes = 20u << 20;
+
+std::string base64(std::string_view in) {
+    static const char* const k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        const auto n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
+        out += k[(n >> 18) & 63];
+        out += k[(n >> 12) & 63];
+        out += k[(n >> 6) & 63];
+        out += k[n & 63];
+    }
+    if (i + 1 == in.size()) {
+        const auto n = static_cast<unsigned char>(in[i]) << 16;
+        out += k[(n >> 18) & 63];
+        out += k[(n >> 12) & 63];
+        out += "==";
+    } else if (i + 2 == in.size()) {
+        const auto n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+        out += k[(n >> 18) & 63];
+        out += k[(n >> 12) & 63];
+        out += k[(n >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
+// The image type of a file, from its first bytes; empty when it is not one
+// that every vision provider reads.
+std::string sniff_image_type(std::string_view b) {
+    auto starts = [&](std::string_view p) { return b.substr(0, p.size()) == p; };
+    if (starts("\x89PNG\r\n\x1a\n")) return "image/png";
+    if (starts("\xff\xd8\xff")) return "image/jpeg";
+    if (starts("GIF87a") || starts("GIF89a")) return "image/gif";
+    if (b.size() >= 12 && starts("RIFF") && b.substr(8, 4) == "WEBP") return "image/webp";
+    return {};
+}
+
+// An -a argument as a content part: an http(s) URL as is, a file read,
+// checked and inlined as a data: URL.
+l04::Result<l04::ContentPart> attachment(const std::string& arg) {
+    l04::ContentPart p;
+    p.kind = l04::ContentPart::Kind::image;
+    if (arg.rfind("https://", 0) == 0 || arg.rfind("http://", 0) == 0) {
+        p.url = arg;
+        return p;
+    }
+    std::FILE* f = std::fopen(arg.c_str(), "rb");
+    if (!f)
+        return l04::fail(l04::ErrorCode::invalid_request, "cannot read the attachment '" + arg + "': " + std::strerror(errno));
+    std::string bytes;
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+        bytes.append(buf, n);
+        if (bytes.size() > k_max_attachment_bytes) break;
+    }
+    std::fclose(f);
+    if (bytes.size() > k_max_attachment_bytes)
+        return l04::fail(l04::ErrorCode::invalid_parameter,
+                         "the attachment '" + arg + "' is larger than 20 MiB, the most l04ctl attaches");
+    p.media_type = sniff_image_type(bytes);
+    if (p.media_type.empty())
+        return l04::fail(l04::ErrorCode::invalid_parameter,
+                         "the attachment '" + arg + "' is not a PNG, JPEG, GIF or WebP image");
+    p.data = base64(bytes);
+    return p;
 }
 
 nlohmann::json response_json(const l04::InferenceResponse& r) {
@@ -57,6 +133,12 @@ nlohmann::json response_json(const l04::InferenceResponse& r) {
                      {"finish_reason", r.finish_reason},
                      {"tool_calls", tc},
                      {"metadata", r.metadata}};
+    if (!r.logprobs.empty()) j["logprobs"] = nlohmann::json::parse(r.logprobs, nullptr, false);
+    if (!r.more_choices.empty()) {
+        nlohmann::json more = nlohmann::json::array();
+        for (const auto& c : r.more_choices) more.push_back({{"content", c.content}, {"finish_reason", c.finish_reason}});
+        j["more_choices"] = std::move(more);
+    }
     return j;
 }
 
@@ -104,7 +186,21 @@ int run_prompt(Context& ctx, PromptArgs& a) {
     l04::InferenceRequest req;
     req.model = a.model;
     req.system_prompt = a.system;
-    req.messages.push_back({l04::Role::user, prompt, {}, {}, {}});
+    l04::Message msg;
+    msg.role = l04::Role::user;
+    msg.content = prompt;
+    if (!a.attach.empty()) {
+        // The prompt's text first, then each attachment in the order given.
+        l04::ContentPart text;
+        text.text = prompt;
+        msg.parts.push_back(std::move(text));
+        for (const auto& arg : a.attach) {
+            auto part = attachment(arg);
+            if (!part) return report(part.error());
+            msg.parts.push_back(std::move(*part));
+        }
+    }
+    req.messages.push_back(std::move(msg));
     req.temperature = a.temperature;
     req.max_tokens = a.max_tokens;
     req.agent_did = !a.agent.empty() ? a.agent : ctx.settings.get("agent");
@@ -128,7 +224,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         auto eq = o.find('=');
         if (eq == std::string::npos || eq == 0)
             return report(l04::Error(l04::ErrorCode::invalid_parameter, "-o takes key=value, got '" + o + "'"));
-        req.options[o.substr(0, eq)] = o.substr(eq + 1);
+        req.options[o.substr(0, eq)] = l04::option_from_text(o.substr(eq + 1));
     }
     const bool streaming = !a.json && !a.no_stream;
     req.stream = streaming;
@@ -169,7 +265,10 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         if (r->status != 200) return report(l04::error_from_json(j, r->status));
         l04::InferenceResponse resp = l04::response_from_json(j);
         if (a.json) {
-            std::printf("%s\n", response_json(resp).dump(2).c_str());
+            auto out = response_json(resp);
+            const auto& parts = req.messages.front().parts;
+            out["sent"] = {{"parts", parts.empty() ? 1 : parts.size()}, {"images", parts.empty() ? 0 : parts.size() - 1}};
+            std::printf("%s\n", out.dump(2).c_str());
         } else {
             std::fwrite(resp.content.data(), 1, resp.content.size(), stdout);
             if (resp.content.empty() || resp.content.back() != '\n') std::fputc('\n', stdout);
@@ -267,6 +366,9 @@ void add_prompt(CLI::App& app, Context& ctx) {
     c->footer(
         "Prompt: TEXT words are joined with spaces. If stdin is not a terminal it is read as well and put\n"
         "before TEXT, separated by a blank line; with no TEXT, stdin alone is the prompt.\n"
+        "Attachments (-a): images go after the text, in order; a model without vision refuses them (E4502).\n"
+        "Options (-o) are typed: numbers stay numbers, true/false are booleans. Fields a provider cannot honour\n"
+        "are refused with E4502 (exit 3), never dropped; `docs/providers.md` lists every field per provider.\n"
         "Mock options (-o): reply=TEXT latency_ms=N chunk_delay_ms=N fail_status=N retry_after=S\n"
         "fail_after_chunks=N usage_prompt_tokens=N usage_completion_tokens=N");
     c->add_option("text", a->text, "Prompt text (joined with spaces)");
@@ -274,7 +376,15 @@ void add_prompt(CLI::App& app, Context& ctx) {
     c->add_option("-s,--system", a->system, "System prompt");
     c->add_option("--temperature", a->temperature, "Sampling temperature (0..2)");
     c->add_option("--max-tokens", a->max_tokens, "Maximum tokens in the answer");
-    c->add_option("-o,--option", a->options, "Provider option key=value (repeatable)")
+    c->add_option("-a,--attach", a->attach,
+                  "Attach an image: a PNG, JPEG, GIF or WebP file (up to 20 MiB) or an http(s) URL (repeatable); "
+                  "routing then needs the vision capability")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    c->add_option("-o,--option", a->options,
+                  "Provider option key=value (repeatable), sent typed in the provider's native form: Ollama options, "
+                  "Anthropic top_k, Gemini top_k/thinking_budget, any top-level field for OpenAI-compatible servers; "
+                  "an option the provider does not know is refused")
         ->allow_extra_args(false)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     c->add_option("--agent", a->agent, "Agent identity for limits, budgets and usage (default: config `agent`)");

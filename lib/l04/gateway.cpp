@@ -1,4 +1,5 @@
 #include <l04/gateway.hpp>
+#include <l04/core/request_fields.hpp>
 #include <l04/cache/cache_key.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/http/curl_transport.hpp>
@@ -250,6 +251,14 @@ Result<InferenceResponse> Gateway::stream(InferenceRequest req, const ChunkSink&
 Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
                                                  const CancelToken* cancel, int& attempts, bool& delivered,
                                                  std::optional<double>& ttft_ms, std::int64_t deadline_ms) {
+    // The router dropped models that cannot honour the request; this holds
+    // for every way a model reaches this point (the context fallback too).
+    if (auto why = cannot_serve(m_registry, model, req)) {
+        const ProviderInfo* pi = m_registry.provider(model.provider);
+        auto kind = pi ? parse_provider_kind(pi->kind) : std::nullopt;
+        if (auto r = kind ? refused_field(req, *kind) : std::nullopt) return fail(refusal_error(*r, model.provider, model.id));
+        return fail(ErrorCode::invalid_parameter, *why);
+    }
     auto prov = provider_for(model.provider);
     if (!prov) return fail(prov.error());
     const int max_retries = static_cast<int>(std::max<std::int64_t>(0, m_settings.get_int("retry.max_retries")));
@@ -370,7 +379,12 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
     }
 
     // Cache: exact lookup first.
-    const bool use_cache = m_cache->config().enabled && req.enable_cache && req.cache_mode != CacheMode::bypass;
+    // Answers meant to differ (several choices, logprobs, a seeded sample)
+    // are cached only when the caller asks for the cache explicitly.
+    const bool varied = req.n.value_or(1) > 1 || req.logprobs.value_or(false) ||
+                        (req.seed && req.temperature.value_or(1.0) > 0);
+    const bool use_cache = m_cache->config().enabled && req.enable_cache && req.cache_mode != CacheMode::bypass &&
+                           (!varied || req.cache_explicit);
     CacheKey key;
     CacheRefusal refusal;  // why a close cached prompt was not served (for -v and --json)
     if (use_cache) {
@@ -468,7 +482,9 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
             m_settings.get_bool("routing.context_fallback")) {
             const ModelInfo* bigger = larger_context_model(
                 m_registry, model, [this](const std::string& p, std::string& why) { return provider_available(p, why); });
-            if (bigger && std::find(chain.begin(), chain.end(), bigger) == chain.end()) chain.push_back(bigger);
+            if (bigger && !cannot_serve(m_registry, *bigger, req) &&
+                std::find(chain.begin(), chain.end(), bigger) == chain.end())
+                chain.push_back(bigger);
         }
         // Only failover on errors another model could avoid.
         const bool failover = last_error.retryable || last_error.code == ErrorCode::provider_not_configured ||

@@ -207,7 +207,8 @@ TEST_CASE("cache totals: migration 3 initialises the totals from the rows alread
         // Back to a version-2 database that already holds rows.
         REQUIRE((*db)->exec("DROP TRIGGER cache_entries_totals_insert; DROP TRIGGER cache_entries_totals_delete; "
                             "DROP TRIGGER cache_entries_totals_update; DROP INDEX cache_entries_created; "
-                            "DELETE FROM counters WHERE id IN (11, 12); PRAGMA user_version = 2;")
+                            "DELETE FROM counters WHERE id IN (11, 12); ALTER TABLE cache_entries DROP COLUMN extra; "
+                            "PRAGMA user_version = 2;")
                         .has_value());
         raw_insert(**db, "c", 33);  // no triggers: not counted anywhere yet
     }

@@ -72,7 +72,7 @@ TEST_CASE("cache keys: exact key covers everything - scope leaves out only the l
     v.messages.insert(v.messages.begin(), Message{Role::assistant, "earlier turn", {}, {}, {}});
     variants.emplace_back("earlier turns", v);
     v = base;
-    v.options["reply"] = "x";
+    v.options["reply"] = option_from_text("x");
     variants.emplace_back("options", v);
     v = base;
     v.messages.back().name = "bob";

@@ -139,8 +139,8 @@ TEST_CASE("gateway: counters that must survive a restart are read back from SQLi
     {
         auto gw = make();
         auto r = prompt("mock", "persist me");
-        r.options["usage_prompt_tokens"] = "7";
-        r.options["usage_completion_tokens"] = "9";
+        r.options["usage_prompt_tokens"] = option_from_text("7");
+        r.options["usage_completion_tokens"] = option_from_text("9");
         REQUIRE(gw->execute(r));
         REQUIRE(gw->execute(r));  // exact hit
     }
@@ -254,7 +254,8 @@ TEST_CASE("gateway: non-retryable errors are not retried - exhausted retries fai
 TEST_CASE("gateway: a stream that already delivered output is not restarted elsewhere") {
     Fixture f;
     auto req = prompt("mock");
-    req.options = {{"reply", "one two three four five six seven eight"}, {"fail_after_chunks", "1"}};
+    req.options = {{"reply", option_from_text("one two three four five six seven eight")},
+                   {"fail_after_chunks", option_from_text("1")}};
     int chunks = 0;
     auto r = f.gw->stream(req, [&](const StreamChunk&) {
         ++chunks;
@@ -531,7 +532,7 @@ TEST_CASE("gateway: a caller that goes away is not a provider fault") {
     Fixture f({}, {{"circuit_breaker.failure_threshold", "2"}, {"retry.max_retries", "0"}});
     for (int i = 0; i < 4; ++i) {
         auto req = prompt("mock", "q" + std::to_string(i));
-        req.options["reply"] = "one two three four five six seven eight nine ten";
+        req.options["reply"] = option_from_text("one two three four five six seven eight nine ten");
         int seen = 0;
         auto r = f.gw->stream(req, [&](const StreamChunk&) { return ++seen < 2; });
         REQUIRE_FALSE(r);

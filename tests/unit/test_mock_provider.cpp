@@ -10,7 +10,7 @@ struct Call {
     ModelInfo model;
     Call(const std::string& prompt, std::map<std::string, std::string> options = {}) {
         req.messages.push_back({Role::user, prompt, {}, {}, {}});
-        req.options = std::move(options);
+        for (const auto& [k, v] : options) req.options[k] = option_from_text(v);
         model.id = "mock";
         model.name = "mock";
         model.provider = "mock";

@@ -41,8 +41,9 @@ TEST_CASE("OpenAI request parsing: messages - parameters - tools and the l04 obj
     CHECK(r->priority == Priority::low);
     CHECK(r->cache_mode == CacheMode::refresh);
     CHECK(r->timeout_ms == 30000);
-    CHECK(r->options.at("reply") == "x");
-    CHECK(r->options.at("latency_ms") == "5");
+    CHECK(r->options.at("reply").text == "x");
+    CHECK(r->options.at("latency_ms").text == "5");
+    CHECK(r->options.at("latency_ms").kind == OptionValue::Kind::number);
     CHECK(r->capabilities == std::vector<std::string>{"code"});
     CHECK(r->constraints.max_cost_cents == 2);
     CHECK(r->constraints.excluded_providers == std::vector<std::string>{"gemini"});
@@ -66,7 +67,7 @@ TEST_CASE("requests round-trip through chat_request_to_json") {
     r.temperature = 0.5;
     r.max_tokens = 42;
     r.agent_did = "alice";
-    r.options = {{"reply", "hi"}};
+    r.options = {{"reply", option_from_text("hi")}};
     r.cache_mode = CacheMode::bypass;
     r.enable_cache = false;
     r.timeout_ms = 1500;

@@ -139,7 +139,7 @@ TEST_CASE("semantic cache: scope isolation (property over random requests)") {
                                                     Message{Role::assistant, "Hello!", "", "", {}}});
          }},
         {"tenant", [](InferenceRequest&, std::string&, std::string& tenant) { tenant = "agent-b"; }},
-        {"options", [](InferenceRequest& r, std::string&, std::string&) { r.options["reply"] = "x"; }},
+        {"options", [](InferenceRequest& r, std::string&, std::string&) { r.options["reply"] = option_from_text("x"); }},
     };
     int checked = 0;
     for (int round = 0; round < 40; ++round) {

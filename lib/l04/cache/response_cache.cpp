@@ -19,7 +19,65 @@ constexpr std::size_t k_pending_max = 256;
 // Columns read for a hit, in this order.
 constexpr const char* k_hit_cols =
     "id, model_id, provider, content, finish_reason, tool_calls, prompt_tokens, completion_tokens, cost_usd, "
-    "created_ms, expires_ms, scope, embedder, dims";
+    "created_ms, expires_ms, scope, embedder, dims, extra";
+
+// Length-prefixed fields, as encode_tool_calls writes them.
+void put_field(std::string& out, std::string_view s) {
+    out += std::to_string(s.size());
+    out += ':';
+    out += s;
+}
+bool get_field(std::string_view& data, std::string& s) {
+    auto colon = data.find(':');
+    if (colon == std::string_view::npos || colon == 0 || colon > 12) return false;
+    std::size_t n = 0;
+    for (char ch : data.substr(0, colon)) {
+        if (ch < '0' || ch > '9') return false;
+        n = n * 10 + static_cast<std::size_t>(ch - '0');
+    }
+    if (colon + 1 + n > data.size()) return false;
+    s.assign(data.substr(colon + 1, n));
+    data.remove_prefix(colon + 1 + n);
+    return true;
+}
+
+// What a response has beyond its first choice's text and tool calls: the
+// logprobs and the other choices of an n > 1 request (migration 5).
+std::string encode_extra(const InferenceResponse& r) {
+    if (r.logprobs.empty() && r.more_choices.empty()) return {};
+    std::string out = "1:1";  // format version
+    put_field(out, r.logprobs);
+    put_field(out, std::to_string(r.more_choices.size()));
+    for (const auto& c : r.more_choices) {
+        put_field(out, c.content);
+        put_field(out, c.finish_reason);
+        put_field(out, c.logprobs);
+        put_field(out, encode_tool_calls(c.tool_calls));
+    }
+    return out;
+}
+// False when the blob is damaged: such an entry is never served.
+bool decode_extra(std::string_view data, InferenceResponse& r) {
+    if (data.empty()) return true;
+    std::string version, count;
+    if (!get_field(data, version) || version != "1" || !get_field(data, r.logprobs) || !get_field(data, count))
+        return false;
+    std::size_t n = 0;
+    for (char ch : count) {
+        if (ch < '0' || ch > '9' || n > 1000) return false;
+        n = n * 10 + static_cast<std::size_t>(ch - '0');
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        InferenceResponse::Choice c;
+        std::string calls;
+        if (!get_field(data, c.content) || !get_field(data, c.finish_reason) || !get_field(data, c.logprobs) ||
+            !get_field(data, calls))
+            return false;
+        c.tool_calls = decode_tool_calls(calls);
+        r.more_choices.push_back(std::move(c));
+    }
+    return data.empty();
+}
 
 InferenceResponse response_from(const Stmt& st) {
     InferenceResponse r;
@@ -33,6 +91,7 @@ InferenceResponse response_from(const Stmt& st) {
     r.token_usage.total_tokens = r.token_usage.prompt_tokens + r.token_usage.completion_tokens;
     r.metadata["original_cost_usd"] = std::to_string(st.col_double(8));
     r.metadata["cached_at"] = std::to_string(st.col_int(9));
+    if (!decode_extra(st.col_blob(14), r)) r.finish_reason = "error";  // damaged: the caller skips it
     r.cached = true;
     r.cost_usd = 0;
     return r;
@@ -162,8 +221,8 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
         if (st) {
             st->bind(1, key.exact);
             auto row = st->step();
-            if (row && *row && st->col_int(10) > now) {
-                InferenceResponse r = response_from(*st);
+            InferenceResponse r;
+            if (row && *row && st->col_int(10) > now && (r = response_from(*st)).finish_reason != "error") {
                 const auto id = st->col_int(0);
                 r.cache_hit = CacheHit::exact;
                 r.similarity = 1.0;
@@ -232,9 +291,10 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
         Loaded l;
         l.resp = response_from(*st);
         l.id = c.label;
-        l.prompt = st->col_text(14);
-        l.answer = l.resp.content + '\x1f' + st->col_blob(5);  // content and tool calls
-        const auto stored = decode_vector(st->col_blob(15), m_dims);
+        l.prompt = st->col_text(15);
+        l.answer = l.resp.content + '\x1f' + st->col_blob(5) + '\x1f' + st->col_blob(14);  // the whole answer
+        if (l.resp.finish_reason == "error") continue;  // a damaged entry: never served
+        const auto stored = decode_vector(st->col_blob(16), m_dims);
         if (!stored) continue;  // a damaged vector blob: never served
         l.similarity = std::min(1.0, static_cast<double>(dot(vec->data(), stored->data(), m_dims)));
         loaded.push_back(std::move(l));
@@ -291,18 +351,20 @@ Status ResponseCache::store(const CacheKey& key, const InferenceResponse& resp) 
     auto st = m_db->prepare(
         "INSERT INTO cache_entries(key, scope, target, model_id, provider, prompt, content, finish_reason, "
         "tool_calls, prompt_tokens, completion_tokens, cost_usd, created_ms, expires_ms, last_used_ms, bytes, "
-        "embedder, dims, vector) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "embedder, dims, vector, extra) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT(key) DO UPDATE SET model_id=excluded.model_id, provider=excluded.provider, "
         "content=excluded.content, finish_reason=excluded.finish_reason, tool_calls=excluded.tool_calls, "
         "prompt_tokens=excluded.prompt_tokens, completion_tokens=excluded.completion_tokens, "
         "cost_usd=excluded.cost_usd, created_ms=excluded.created_ms, expires_ms=excluded.expires_ms, "
         "last_used_ms=excluded.last_used_ms, bytes=excluded.bytes, embedder=excluded.embedder, "
-        "dims=excluded.dims, vector=excluded.vector RETURNING id");
+        "dims=excluded.dims, vector=excluded.vector, extra=excluded.extra RETURNING id");
     if (!st) return fail(st.error());
     const std::string tools = encode_tool_calls(resp.tool_calls);
     const std::string blob = vec ? encode_vector(*vec) : std::string();
-    const auto bytes = static_cast<std::int64_t>(resp.content.size() + key.prompt.size() + tools.size() + blob.size());
+    const std::string extra = encode_extra(resp);
+    const auto bytes = static_cast<std::int64_t>(resp.content.size() + key.prompt.size() + tools.size() + blob.size() +
+                                                 extra.size());
     st->bind(1, key.exact).bind(2, key.scope).bind(3, key.target).bind(4, resp.model_id).bind(5, resp.provider);
     st->bind(6, key.prompt).bind(7, resp.content).bind(8, resp.finish_reason);
     st->bind_blob(9, tools.data(), tools.size());
@@ -314,6 +376,7 @@ Status ResponseCache::store(const CacheKey& key, const InferenceResponse& resp) 
     } else {
         st->bind_null(17).bind_null(18).bind_null(19);
     }
+    st->bind_blob(20, extra.data(), extra.size());
     auto row = st->step();
     if (!row) return fail(row.error());
     if (!*row) return fail(ErrorCode::cache_error, "cache insert returned no row id");

@@ -77,11 +77,56 @@ std::int64_t estimate_prompt_tokens(const InferenceRequest& req) {
     std::int64_t n = estimate_tokens(req.system_prompt) + (req.system_prompt.empty() ? 0 : 4);
     for (const auto& m : req.messages) {
         n += 4 + estimate_tokens(m.content);
+        // An image costs 85 (low detail) to about 1,100 tokens (a 1024 px
+        // square at high detail) at OpenAI; 800 is a middle estimate.
+        for (const auto& p : m.parts)
+            if (p.is_image()) n += 800;
+            else if (p.kind == ContentPart::Kind::other) n += estimate_tokens(p.raw);
         for (const auto& tc : m.tool_calls) n += estimate_tokens(tc.name) + estimate_tokens(tc.arguments);
     }
     for (const auto& t : req.tools)
         n += estimate_tokens(t.name) + estimate_tokens(t.description) + estimate_tokens(t.parameters);
     return n + 3;
+}
+
+bool has_images(const InferenceRequest& req) {
+    for (const auto& m : req.messages)
+        for (const auto& p : m.parts)
+            if (p.is_image()) return true;
+    return false;
+}
+
+OptionValue option_from_text(std::string_view text) {
+    OptionValue v;
+    v.text = std::string(text);
+    if (text == "true" || text == "false") {
+        v.kind = OptionValue::Kind::boolean;
+        return v;
+    }
+    if (!text.empty() && (text.front() == '[' || text.front() == '{')) {
+        v.kind = OptionValue::Kind::json;
+        return v;
+    }
+    // A JSON number: -?digits[.digits][e[+-]digits]
+    std::size_t i = 0;
+    auto digits = [&] {
+        std::size_t s = i;
+        while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+        return i > s;
+    };
+    if (i < text.size() && text[i] == '-') ++i;
+    bool ok = digits();
+    if (ok && i < text.size() && text[i] == '.') {
+        ++i;
+        ok = digits();
+    }
+    if (ok && i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+        ++i;
+        if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+        ok = digits();
+    }
+    if (ok && i == text.size()) v.kind = OptionValue::Kind::number;
+    return v;
 }
 
 std::string last_user_text(const InferenceRequest& req) {

@@ -23,20 +23,48 @@ struct ToolCall {
     bool operator==(const ToolCall&) const = default;
 };
 
-// A tool the caller offers; parameters is a JSON Schema as text.
+// A tool the caller offers; parameters is a JSON Schema as text. `strict`
+// is OpenAI's structured-outputs switch. A tool whose type is not
+// "function" keeps its whole JSON text in `raw` (OpenAI-kind providers get
+// it as sent; other kinds refuse it).
 struct ToolSpec {
     std::string name;
     std::string description;
     std::string parameters;
+    std::optional<bool> strict = std::nullopt;
+    std::string raw = {};
     bool operator==(const ToolSpec&) const = default;
+};
+
+// One part of a message's content when it was given as an array (OpenAI's
+// content parts), kept in order. Images are either inline (`data` holds the
+// base64 text of a data: URL, `media_type` its type) or a remote http(s)
+// `url`. Parts of another type (input_audio, file, ...) keep their JSON text
+// in `raw`: OpenAI-kind providers receive them as sent, every other kind
+// refuses them (request_fields.hpp).
+struct ContentPart {
+    enum class Kind : std::uint8_t { text = 0, image = 1, other = 2 };
+    Kind kind = Kind::text;
+    std::string text;        // Kind::text
+    std::string media_type;  // Kind::image, inline: "image/png"
+    std::string data;        // Kind::image, inline: base64, exactly as sent
+    std::string url;         // Kind::image, remote: http(s) URL
+    std::string detail;      // Kind::image: OpenAI's detail ("auto", "low", "high") or ""
+    std::string raw;         // Kind::other: the part's JSON text
+    bool operator==(const ContentPart&) const = default;
+    bool is_image() const { return kind == Kind::image; }
 };
 
 struct Message {
     Role role = Role::user;
+    // The text of the message (text parts joined by "\n" when it came as
+    // parts): what is estimated, embedded and shown.
     std::string content;
     std::string name;
     std::string tool_call_id;          // for Role::tool
     std::vector<ToolCall> tool_calls;  // for Role::assistant
+    // Non-empty when the content was an array of parts; adapters send these.
+    std::vector<ContentPart> parts = {};
     bool operator==(const Message&) const = default;
 };
 
@@ -97,6 +125,17 @@ struct Constraints {
 
 enum class CacheMode : std::uint8_t { use = 0, bypass = 1, refresh = 2 };
 
+// A typed `-o key=value` / "l04.options" value: numbers stay numbers.
+struct OptionValue {
+    enum class Kind : std::uint8_t { string = 0, number = 1, boolean = 2, json = 3 };
+    Kind kind = Kind::string;
+    std::string text;  // the string itself, the number's or boolean's text, or JSON text (arrays/objects)
+    bool operator==(const OptionValue&) const = default;
+};
+// `-o` parsing: "true"/"false" are booleans, a decimal number is a number,
+// text starting with [ or { is JSON, anything else a string.
+OptionValue option_from_text(std::string_view text);
+
 struct InferenceRequest {
     std::string request_id;
     std::string agent_did;
@@ -124,10 +163,38 @@ struct InferenceRequest {
     bool stream = false;
     // Wait for rate-limit buckets (bounded by the deadline) instead of failing.
     bool wait_for_limits = false;
-    // Per-request provider options (`-o key=value`, the "l04.options" object);
-    // the mock provider is driven by these.
-    std::map<std::string, std::string> options;
+    // Per-request provider options (`-o key=value`, the "l04.options" object):
+    // native options of the chosen provider (Ollama `options`, Anthropic
+    // `top_k`, Gemini `generationConfig`, top-level fields for OpenAI-kind
+    // servers, the mock's knobs). Unknown ones are refused (request_fields).
+    std::map<std::string, OptionValue> options;
+
+    // OpenAI chat fields beyond the basics. Each is forwarded, mapped or
+    // refused per provider kind (core/request_fields.hpp), never dropped.
+    std::optional<std::int64_t> n;
+    std::optional<std::int64_t> seed;
+    std::optional<double> presence_penalty;
+    std::optional<double> frequency_penalty;
+    std::optional<bool> logprobs;
+    std::optional<std::int64_t> top_logprobs;
+    std::string logit_bias;  // JSON text or empty
+    std::optional<bool> parallel_tool_calls;
+    std::string user;  // OpenAI's end-user id (also the default agent)
+    std::optional<bool> store;
+    std::string service_tier;
+    std::string reasoning_effort;
+    // Other top-level fields, in order, as JSON text: forwarded verbatim to
+    // providers of kind openai (llama.cpp's top_k, vLLM's min_p, ...),
+    // refused by every other kind.
+    std::vector<std::pair<std::string, std::string>> extra;
+    // Whether the caller asked for the cache explicitly ("l04": {"cache":
+    // "use"}); answers meant to differ (n > 1, logprobs, a seeded non-zero
+    // temperature) are cached only then.
+    bool cache_explicit = false;
 };
+
+// Whether any message carries an image part.
+bool has_images(const InferenceRequest& req);
 
 enum class CacheHit : std::uint8_t { none = 0, exact = 1, semantic = 2 };
 std::string_view cache_hit_name(CacheHit h);
@@ -147,6 +214,16 @@ struct InferenceResponse {
     std::vector<ToolCall> tool_calls;
     std::int64_t created_ms = 0;
     std::map<std::string, std::string> metadata;
+    std::string logprobs;  // the first choice's logprobs object as JSON text, or empty
+    // Choices 1..n-1 when the request asked for n > 1 (choice 0 is above).
+    struct Choice {
+        std::string content;
+        std::vector<ToolCall> tool_calls;
+        std::string finish_reason = "stop";
+        std::string logprobs;
+        bool operator==(const Choice&) const = default;
+    };
+    std::vector<Choice> more_choices;
 };
 
 // One piece of a streamed answer. The last chunk has is_final set and carries

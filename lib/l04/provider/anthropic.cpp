@@ -126,9 +126,32 @@ private:
                     if (!system.empty()) system += "\n\n";
                     system += m.content;
                     break;
-                case Role::user:
-                    msgs.push_back({{"role", "user"}, {"content", m.content}});
+                case Role::user: {
+                    if (m.parts.empty()) {
+                        msgs.push_back({{"role", "user"}, {"content", m.content}});
+                        break;
+                    }
+                    // Content parts in order: text blocks and image blocks.
+                    json blocks = json::array();
+                    for (const auto& p : m.parts) {
+                        if (p.kind == ContentPart::Kind::text) {
+                            if (!p.text.empty()) blocks.push_back({{"type", "text"}, {"text", p.text}});
+                        } else if (p.is_image() && !p.data.empty()) {
+                            static const char* const k_types[] = {"image/jpeg", "image/png", "image/gif", "image/webp"};
+                            if (std::find(std::begin(k_types), std::end(k_types), p.media_type) == std::end(k_types))
+                                return fail(ErrorCode::invalid_parameter,
+                                            m_id + " reads JPEG, PNG, GIF and WebP images, not " + p.media_type);
+                            blocks.push_back({{"type", "image"},
+                                              {"source", {{"type", "base64"}, {"media_type", p.media_type}, {"data", p.data}}}});
+                        } else if (p.is_image()) {
+                            blocks.push_back({{"type", "image"}, {"source", {{"type", "url"}, {"url", p.url}}}});
+                        } else {
+                            return fail(ErrorCode::invalid_parameter, m_id + " cannot take a content part of this type");
+                        }
+                    }
+                    msgs.push_back({{"role", "user"}, {"content", std::move(blocks)}});
                     break;
+                }
                 case Role::assistant: {
                     if (m.tool_calls.empty()) {
                         // Anthropic rejects empty text blocks; an empty turn says nothing.
@@ -163,7 +186,7 @@ private:
                                                             : k_default_max_tokens);
         json body = {{"model", pr.model.name}, {"max_tokens", max_tokens}, {"messages", std::move(msgs)}};
         if (!system.empty()) body["system"] = system;
-        if (r.temperature) body["temperature"] = std::min(*r.temperature, 1.0);  // Anthropic's range is 0..1
+        if (r.temperature) body["temperature"] = *r.temperature;  // above 1 is refused (request_fields)
         if (r.top_p) body["top_p"] = *r.top_p;
         if (!r.stop.empty()) body["stop_sequences"] = r.stop;
         if (!r.tools.empty()) {
@@ -184,6 +207,24 @@ private:
             body["tools"] = std::move(tools);
         }
         if (!r.tool_choice.empty()) body["tool_choice"] = tool_choice_of(r.tool_choice);
+        if (r.parallel_tool_calls == false && !r.tools.empty()) {
+            if (!body.contains("tool_choice")) body["tool_choice"] = {{"type", "auto"}};
+            body["tool_choice"]["disable_parallel_tool_use"] = true;
+        }
+        if (!r.user.empty()) body["metadata"] = {{"user_id", r.user}};
+        if (!r.response_format.empty()) {
+            // json_schema → output_config.format (structured outputs); "text"
+            // needs nothing; json_object was refused by the router.
+            json rf = detail::json_or_string(r.response_format);
+            if (detail::str_of(rf, "type") == "json_schema") {
+                const json* js = detail::obj_of(rf, "json_schema");
+                const json* schema = js ? detail::obj_of(*js, "schema") : nullptr;
+                if (!schema)
+                    return fail(ErrorCode::invalid_parameter, "response_format json_schema needs json_schema.schema");
+                body["output_config"] = {{"format", {{"type", "json_schema"}, {"schema", *schema}}}};
+            }
+        }
+        for (const auto& [k, v] : r.options) body[k] = detail::option_json(v);  // top_k
         if (stream) body["stream"] = true;
         return detail::dump(body);
     }

@@ -155,9 +155,23 @@ private:
                     if (!system.empty()) system += "\n\n";
                     system += m.content;
                     break;
-                case Role::user:
-                    contents.push_back({{"role", "user"}, {"parts", json::array({{{"text", m.content}}})}});
+                case Role::user: {
+                    if (m.parts.empty()) {
+                        contents.push_back({{"role", "user"}, {"parts", json::array({{{"text", m.content}}})}});
+                        break;
+                    }
+                    json parts = json::array();
+                    for (const auto& p : m.parts) {
+                        if (p.kind == ContentPart::Kind::text) parts.push_back({{"text", p.text}});
+                        else if (p.is_image() && !p.data.empty())
+                            parts.push_back({{"inline_data", {{"mime_type", p.media_type}, {"data", p.data}}}});
+                        else
+                            return fail(ErrorCode::invalid_parameter,
+                                        m_id + " takes images only inline and no other content parts");
+                    }
+                    contents.push_back({{"role", "user"}, {"parts", std::move(parts)}});
                     break;
+                }
                 case Role::assistant: {
                     json parts = json::array();
                     if (!m.content.empty()) parts.push_back({{"text", m.content}});
@@ -195,9 +209,25 @@ private:
         if (r.top_p) gen["topP"] = *r.top_p;
         if (r.max_tokens) gen["maxOutputTokens"] = *r.max_tokens;
         if (!r.stop.empty()) gen["stopSequences"] = r.stop;
+        if (r.seed) gen["seed"] = *r.seed;
+        if (r.presence_penalty) gen["presencePenalty"] = *r.presence_penalty;
+        if (r.frequency_penalty) gen["frequencyPenalty"] = *r.frequency_penalty;
         if (!r.response_format.empty()) {
-            const std::string type = detail::str_of(detail::json_or_string(r.response_format), "type");
+            json rf = detail::json_or_string(r.response_format);
+            const std::string type = detail::str_of(rf, "type");
             if (type == "json_object" || type == "json_schema") gen["responseMimeType"] = "application/json";
+            if (type == "json_schema") {
+                // The whole JSON Schema (responseSchema takes only an OpenAPI subset).
+                const json* js = detail::obj_of(rf, "json_schema");
+                const json* schema = js ? detail::obj_of(*js, "schema") : nullptr;
+                if (!schema)
+                    return fail(ErrorCode::invalid_parameter, "response_format json_schema needs json_schema.schema");
+                gen["responseJsonSchema"] = *schema;
+            }
+        }
+        for (const auto& [k, v] : r.options) {
+            if (k == "top_k") gen["topK"] = detail::option_json(v);
+            else if (k == "thinking_budget") gen["thinkingConfig"] = {{"thinkingBudget", detail::option_json(v)}};
         }
         if (!gen.empty()) body["generationConfig"] = std::move(gen);
         if (!r.tools.empty()) {

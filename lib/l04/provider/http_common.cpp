@@ -43,6 +43,45 @@ json json_or_string(const std::string& text) {
     return json(text);
 }
 
+json parsed_or_string(const std::string& text) {
+    json p = json::parse(text, nullptr, false);
+    return p.is_discarded() ? json(text) : p;
+}
+
+json option_json(const OptionValue& v) {
+    switch (v.kind) {
+        case OptionValue::Kind::string: return v.text;
+        case OptionValue::Kind::boolean: return v.text == "true";
+        case OptionValue::Kind::number:
+        case OptionValue::Kind::json: return parsed_or_string(v.text);
+    }
+    return v.text;
+}
+
+json options_to_json(const std::map<std::string, OptionValue>& options) {
+    json o = json::object();
+    for (const auto& [k, v] : options) o[k] = option_json(v);
+    return o;
+}
+
+json message_content_json(const Message& m) {
+    if (m.parts.empty()) return m.content;
+    json arr = json::array();
+    for (const auto& p : m.parts) {
+        switch (p.kind) {
+            case ContentPart::Kind::text: arr.push_back({{"type", "text"}, {"text", p.text}}); break;
+            case ContentPart::Kind::image: {
+                json iu = {{"url", p.data.empty() ? p.url : "data:" + p.media_type + ";base64," + p.data}};
+                if (!p.detail.empty()) iu["detail"] = p.detail;
+                arr.push_back({{"type", "image_url"}, {"image_url", std::move(iu)}});
+                break;
+            }
+            case ContentPart::Kind::other: arr.push_back(parsed_or_string(p.raw)); break;
+        }
+    }
+    return arr;
+}
+
 std::string dump(const json& j) {
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }

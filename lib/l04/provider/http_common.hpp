@@ -35,6 +35,16 @@ const json* arr_of(const json& j, std::string_view key);
 // parsed when it is JSON, else the text itself as a JSON string.
 json json_or_string(const std::string& text);
 
+// JSON text parsed, or the text itself as a JSON string when it is not JSON.
+json parsed_or_string(const std::string& text);
+// A typed option value as JSON (numbers stay numbers).
+json option_json(const OptionValue& v);
+json options_to_json(const std::map<std::string, OptionValue>& options);
+// A message's content in OpenAI's shape: its text, or its parts in order
+// (text, image_url with the data: URL rebuilt byte for byte, other parts as
+// sent).
+json message_content_json(const Message& m);
+
 // Compact JSON text; invalid UTF-8 is replaced (U+FFFD), never thrown on.
 std::string dump(const json& j);
 

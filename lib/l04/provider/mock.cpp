@@ -1,5 +1,6 @@
 #include <l04/provider/mock.hpp>
 #include <l04/core/hash.hpp>
+#include <l04/core/request_fields.hpp>
 #include <l04/core/strings.hpp>
 
 #include <cstdlib>
@@ -12,8 +13,8 @@ std::optional<std::int64_t> opt_int(const InferenceRequest& r, const std::string
     auto it = r.options.find(k);
     if (it == r.options.end()) return std::nullopt;
     char* end = nullptr;
-    long long v = std::strtoll(it->second.c_str(), &end, 10);
-    if (end == it->second.c_str()) return std::nullopt;
+    long long v = std::strtoll(it->second.text.c_str(), &end, 10);
+    if (end == it->second.text.c_str()) return std::nullopt;
     return v;
 }
 
@@ -22,21 +23,26 @@ bool cancelled(const ProviderRequest& req) { return req.cancel && req.cancel->ca
 }  // namespace
 
 std::string MockProvider::answer_for(const InferenceRequest& req) {
-    if (auto it = req.options.find("reply"); it != req.options.end()) return it->second;
+    if (auto it = req.options.find("reply"); it != req.options.end()) return it->second.text;
     std::string prompt = last_user_text(req);
     std::string shown(trim(prompt).substr(0, 120));
     for (auto& c : shown)
         if (c == '\n' || c == '\r' || c == '\t') c = ' ';
     if (trim(prompt).size() > 120) shown += "...";
+    // The digest covers everything the mock was sent (every keyed field,
+    // images by their bytes), so tests can see that a field arrived.
     Sha256 h;
     h.update_field(req.system_prompt);
-    for (const auto& m : req.messages) {
-        h.update_field(role_name(m.role));
-        h.update_field(m.content);
-    }
+    for (const auto& m : req.messages) h.update_field(message_key_text(m));
+    h.update_field(keyed_fields_text(req));
     const std::string tag = h.hex_digest().substr(0, 8);
-    return "Mock answer to \"" + shown + "\": this reply comes from l04's offline mock provider (digest " + tag +
-           "), so the whole pipeline can be tried without a network.";
+    int images = 0;
+    for (const auto& m : req.messages)
+        for (const auto& p : m.parts) images += p.is_image() ? 1 : 0;
+    const std::string with =
+        images == 0 ? "" : " (with " + std::to_string(images) + (images == 1 ? " image" : " images") + ")";
+    return "Mock answer to \"" + shown + "\"" + with + ": this reply comes from l04's offline mock provider (digest " +
+           tag + "), so the whole pipeline can be tried without a network.";
 }
 
 std::vector<std::string> MockProvider::chunks_of(const std::string& answer) {
@@ -76,18 +82,33 @@ Result<InferenceResponse> MockProvider::run(const ProviderRequest& req, const Ch
     if (cancelled(req)) return fail(ErrorCode::streaming_error, "request cancelled by the caller");
     if (auto status = opt_int(r, "fail_status"); status && *status >= 400) {
         std::map<std::string, std::string> headers;
-        if (auto it = r.options.find("retry_after"); it != r.options.end()) headers["retry-after"] = it->second;
+        if (auto it = r.options.find("retry_after"); it != r.options.end()) headers["retry-after"] = it->second.text;
         std::string body = R"({"error":{"message":"mock provider told to fail with HTTP )" +
                            std::to_string(*status) + R"(","type":"mock_error"}})";
         return fail(error_from_http(static_cast<int>(*status), body, headers, m_id, m_clock.wall_ms()));
     }
-    const std::string answer = answer_for(r);
+    std::string answer = answer_for(r);
+    std::string finish = "stop";
+    // The mock honours stop and max_tokens (as words) like a model would.
+    for (const auto& st : r.stop)
+        if (auto at = answer.find(st); !st.empty() && at != std::string::npos) answer.resize(at);
+    if (r.max_tokens && *r.max_tokens >= 0) {
+        std::size_t words = 0, i = 0;
+        for (; i < answer.size(); ++i)
+            if (answer[i] == ' ' && ++words == static_cast<std::size_t>(*r.max_tokens)) break;
+        if (i < answer.size()) {
+            answer.resize(i);
+            finish = "length";
+        }
+    }
     InferenceResponse resp;
     resp.request_id = r.request_id;
     resp.model_id = req.model.id;
     resp.provider = m_id;
     resp.metadata["provider_model"] = req.model.name;
-    resp.finish_reason = "stop";
+    resp.finish_reason = finish;
+    for (std::int64_t i = 1; i < r.n.value_or(1); ++i)
+        resp.more_choices.push_back({answer + " (choice " + std::to_string(i) + ")", {}, finish, ""});
 
     const auto delay = opt_int(r, "chunk_delay_ms").value_or(0);
     const auto fail_after = opt_int(r, "fail_after_chunks");
@@ -112,7 +133,9 @@ Result<InferenceResponse> MockProvider::run(const ProviderRequest& req, const Ch
     }
     TokenUsage u;
     u.prompt_tokens = opt_int(r, "usage_prompt_tokens").value_or(estimate_prompt_tokens(r));
-    u.completion_tokens = opt_int(r, "usage_completion_tokens").value_or(estimate_tokens(answer));
+    std::int64_t completion = estimate_tokens(answer);
+    for (const auto& c : resp.more_choices) completion += estimate_tokens(c.content);
+    u.completion_tokens = opt_int(r, "usage_completion_tokens").value_or(completion);
     u.total_tokens = u.prompt_tokens + u.completion_tokens;
     u.estimated = false;  // the mock is the provider: what it reports is exact
     resp.token_usage = u;

@@ -83,6 +83,15 @@ private:
         std::map<std::string, std::string> tool_names;  // tool_call_id -> function name
         for (const auto& m : r.messages) {
             json o = {{"role", std::string(role_name(m.role))}, {"content", m.content}};
+            // Images go beside the text, base64 as sent (URLs were refused).
+            json images = json::array();
+            for (const auto& p : m.parts)
+                if (p.is_image()) {
+                    if (p.data.empty())
+                        return fail(ErrorCode::invalid_parameter, m_id + " takes images only inline, not by URL");
+                    images.push_back(p.data);
+                }
+            if (!images.empty()) o["images"] = std::move(images);
             if (m.role == Role::assistant && !m.tool_calls.empty()) {
                 json calls = json::array();
                 for (const auto& tc : m.tool_calls) {
@@ -105,8 +114,17 @@ private:
         if (r.top_p) options["top_p"] = *r.top_p;
         if (r.max_tokens) options["num_predict"] = *r.max_tokens;
         if (!r.stop.empty()) options["stop"] = r.stop;
+        if (r.seed) options["seed"] = *r.seed;
+        if (r.presence_penalty) options["presence_penalty"] = *r.presence_penalty;
+        if (r.frequency_penalty) options["frequency_penalty"] = *r.frequency_penalty;
+        json top = json::object();  // native options that live beside "options"
+        for (const auto& [k, v] : r.options) {
+            if (k == "keep_alive" || k == "think") top[k] = detail::option_json(v);
+            else options[k] = detail::option_json(v);
+        }
         json body = {{"model", pr.model.name}, {"messages", std::move(msgs)}, {"stream", stream}};
         if (!options.empty()) body["options"] = std::move(options);
+        for (auto& [k, v] : top.items()) body[k] = v;
         if (!r.tools.empty()) {
             json tools = json::array();
             for (const auto& t : r.tools) {

@@ -86,7 +86,7 @@ private:
                                      {"function", {{"name", tc.name}, {"arguments", tc.arguments}}}});
                 o["tool_calls"] = std::move(calls);
             } else {
-                o["content"] = m.content;
+                o["content"] = detail::message_content_json(m);  // parts (images) exactly as sent
             }
             if (m.role == Role::tool) o["tool_call_id"] = m.tool_call_id;
             if (!m.name.empty() && m.role != Role::tool) o["name"] = m.name;
@@ -100,6 +100,10 @@ private:
         if (!r.tools.empty()) {
             json tools = json::array();
             for (const auto& t : r.tools) {
+                if (!t.raw.empty()) {  // a tool of another type, as sent
+                    tools.push_back(detail::parsed_or_string(t.raw));
+                    continue;
+                }
                 json params = json{{"type", "object"}, {"properties", json::object()}};
                 if (!t.parameters.empty()) {
                     auto p = detail::parse_json(t.parameters);
@@ -110,12 +114,32 @@ private:
                 }
                 json fn = {{"name", t.name}, {"parameters", std::move(params)}};
                 if (!t.description.empty()) fn["description"] = t.description;
+                if (t.strict) fn["strict"] = *t.strict;
                 tools.push_back({{"type", "function"}, {"function", std::move(fn)}});
             }
             body["tools"] = std::move(tools);
         }
         if (!r.tool_choice.empty()) body["tool_choice"] = detail::json_or_string(r.tool_choice);
         if (!r.response_format.empty()) body["response_format"] = detail::json_or_string(r.response_format);
+        // Every other field of the request table is forwarded as is
+        // (core/request_fields.hpp): nothing the caller set is dropped.
+        if (r.n) body["n"] = *r.n;
+        if (r.seed) body["seed"] = *r.seed;
+        if (r.presence_penalty) body["presence_penalty"] = *r.presence_penalty;
+        if (r.frequency_penalty) body["frequency_penalty"] = *r.frequency_penalty;
+        if (r.logprobs) body["logprobs"] = *r.logprobs;
+        if (r.top_logprobs) body["top_logprobs"] = *r.top_logprobs;
+        if (!r.logit_bias.empty()) body["logit_bias"] = detail::parsed_or_string(r.logit_bias);
+        if (r.parallel_tool_calls) body["parallel_tool_calls"] = *r.parallel_tool_calls;
+        if (!r.user.empty()) body["user"] = r.user;
+        if (r.store) body["store"] = *r.store;
+        if (r.store.value_or(false) && !r.metadata.empty()) body["metadata"] = r.metadata;
+        if (!r.service_tier.empty()) body["service_tier"] = r.service_tier;
+        if (!r.reasoning_effort.empty()) body["reasoning_effort"] = r.reasoning_effort;
+        // Native options (-o) and unknown fields go to the top level, so
+        // compatible servers get their top_k, min_p, repetition_penalty.
+        for (const auto& [k, v] : r.options) body[k] = detail::option_json(v);
+        for (const auto& [k, v] : r.extra) body[k] = detail::parsed_or_string(v);
         if (stream) {
             body["stream"] = true;
             body["stream_options"] = {{"include_usage", true}};
@@ -158,6 +182,18 @@ private:
                 resp.metadata["refusal"] = refusal;
         }
         if (std::string fr = detail::str_of(c0, "finish_reason"); !fr.empty()) resp.finish_reason = fr;
+        if (const json* lp = detail::obj_of(c0, "logprobs")) resp.logprobs = detail::dump(*lp);
+        for (std::size_t i = 1; i < choices->size(); ++i) {
+            const json& ci = (*choices)[i];
+            InferenceResponse::Choice ch;
+            if (const json* msg = detail::obj_of(ci, "message")) {
+                ch.content = detail::str_of(*msg, "content");
+                ch.tool_calls = tool_calls_of(*msg);
+            }
+            if (std::string fr = detail::str_of(ci, "finish_reason"); !fr.empty()) ch.finish_reason = fr;
+            if (const json* lp = detail::obj_of(ci, "logprobs")) ch.logprobs = detail::dump(*lp);
+            resp.more_choices.push_back(std::move(ch));
+        }
         resp.metadata["provider_model"] = detail::str_of(*j, "model");
         if (std::string id = detail::str_of(*j, "id"); !id.empty()) resp.metadata["provider_response_id"] = id;
         std::optional<std::int64_t> p, c, t;

@@ -1,4 +1,5 @@
 #include <l04/router/router.hpp>
+#include <l04/core/request_fields.hpp>
 #include <l04/core/strings.hpp>
 
 #include <algorithm>
@@ -45,6 +46,16 @@ double blended_price(const ModelInfo& m) { return m.input_price + m.output_price
 
 }  // namespace
 
+std::optional<std::string> cannot_serve(const Registry& reg, const ModelInfo& m, const InferenceRequest& req) {
+    if (has_images(req) && !m.capabilities.has(Capability::vision))
+        return "model " + m.id + " cannot read images (no vision capability)";
+    const ProviderInfo* p = reg.provider(m.provider);
+    auto kind = p ? parse_provider_kind(p->kind) : std::nullopt;
+    if (!kind) return std::nullopt;  // an unknown kind fails when the provider is built
+    if (auto r = refused_field(req, *kind)) return "cannot honour '" + r->field + "': " + r->reason;
+    return std::nullopt;
+}
+
 Result<RoutingDecision> Router::route(const InferenceRequest& req, const ProviderAvailable& available) {
     RoutingDecision d;
     std::string model_name = req.model.empty() ? m_cfg.default_model : req.model;
@@ -62,6 +73,16 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
             msg += "; run `l04ctl models list` to see every model";
             return fail(ErrorCode::model_not_found, msg);
         }
+        if (auto why = cannot_serve(m_reg, *m, req)) {
+            const ProviderInfo* p = m_reg.provider(m->provider);
+            auto kind = p ? parse_provider_kind(p->kind) : std::nullopt;
+            auto r = kind ? refused_field(req, *kind) : std::nullopt;
+            if (r && !(has_images(req) && !m->capabilities.has(Capability::vision)))
+                return fail(refusal_error(*r, m->provider, m->id));
+            Error e(ErrorCode::invalid_parameter, *why + "; name a model with vision, or route with --capability vision");
+            e.details = "messages[].content[image_url]";
+            return fail(std::move(e));
+        }
         d.primary = m;
         d.explicit_model = true;
         d.strategy = "explicit";
@@ -71,7 +92,9 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
             for (const auto& f : it->second)
                 if (const ModelInfo* fm = m_reg.find(f); fm && fm != m) {
                     std::string why;
-                    if (available(fm->provider, why)) {
+                    if (auto no = cannot_serve(m_reg, *fm, req)) {
+                        d.notes.push_back({fm->id, false, 0, "configured fallback dropped: " + *no});
+                    } else if (available(fm->provider, why)) {
                         d.fallbacks.push_back(fm);
                         d.notes.push_back({fm->id, true, 0, "configured fallback"});
                     } else {
@@ -105,6 +128,7 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
     }
     if (req.stream) need.add(Capability::streaming);
     if (!req.tools.empty()) need.add(Capability::tool_use);
+    if (has_images(req)) need.add(Capability::vision);
     // The cache keys on the target: everything that changes which models may
     // answer is in it (streaming is not: a cached answer replays either way).
     d.target = "route:" + d.strategy + ":";
@@ -153,6 +177,10 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
         }
         if (out_need > 0 && m->max_output_tokens > 0 && m->max_output_tokens < out_need) {
             drop(*m, "max output " + std::to_string(m->max_output_tokens) + " < requested " + std::to_string(out_need));
+            continue;
+        }
+        if (auto no = cannot_serve(m_reg, *m, req)) {
+            drop(*m, *no);
             continue;
         }
         const auto& ex = req.constraints.excluded_providers;

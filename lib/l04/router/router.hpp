@@ -64,6 +64,10 @@ using ProviderAvailable = std::function<bool(const std::string& provider, std::s
 Status parse_routing_settings(const Registry& reg, const std::string& chain, const std::string& fallbacks,
                               const std::string& weights, const std::string& balanced, RouterConfig& cfg);
 
+// Why `m` cannot serve `req` (an image for a model without vision, a field
+// its provider kind cannot honour), or nullopt when it can.
+std::optional<std::string> cannot_serve(const Registry& reg, const ModelInfo& m, const InferenceRequest& req);
+
 // A model whose context window is larger than `than`'s and that has its
 // capabilities, among those `available` accepts: the same provider's
 // cheapest first, else the cheapest overall.

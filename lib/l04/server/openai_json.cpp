@@ -1,7 +1,11 @@
 #include <l04/server/openai_json.hpp>
 #include <l04/core/strings.hpp>
+#include <l04/provider/http_common.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 
 namespace l04 {
 
@@ -40,42 +44,329 @@ Result<T> get_num(const json& j, const char* name) {
 
 std::string to_wire(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+namespace {
+
+constexpr int k_max_json_depth = 64;
+
+Error bad_param(const std::string& what) { return Error(ErrorCode::invalid_parameter, what); }
+Error bad_message(const std::string& what) { return Error(ErrorCode::invalid_messages, what); }
+
+// Typed readers: null counts as absent; any other wrong type is refused.
+Status read_double(const json& j, const char* k, std::optional<double>& out) {
+    auto it = j.find(k);
+    if (it == j.end() || it->is_null()) return {};
+    if (!it->is_number()) return fail(bad_param(std::string("'") + k + "' must be a number"));
+    const double v = it->get<double>();
+    if (!std::isfinite(v)) return fail(bad_param(std::string("'") + k + "' must be a finite number"));
+    out = v;
+    return {};
+}
+Status read_int(const json& j, const char* k, std::optional<std::int64_t>& out, std::int64_t lo, std::int64_t hi) {
+    auto it = j.find(k);
+    if (it == j.end() || it->is_null()) return {};
+    if (!it->is_number_integer())
+        return fail(bad_param(std::string("'") + k + "' must be an integer"));
+    if (it->is_number_unsigned() && it->get<std::uint64_t>() > static_cast<std::uint64_t>(hi))
+        return fail(bad_param(std::string("'") + k + "' must be at most " + std::to_string(hi)));
+    const std::int64_t v = it->get<std::int64_t>();
+    if (v < lo || v > hi)
+        return fail(bad_param(std::string("'") + k + "' must be between " + std::to_string(lo) + " and " +
+                              std::to_string(hi)));
+    out = v;
+    return {};
+}
+Status read_bool(const json& j, const char* k, std::optional<bool>& out) {
+    auto it = j.find(k);
+    if (it == j.end() || it->is_null()) return {};
+    if (!it->is_boolean()) return fail(bad_param(std::string("'") + k + "' must be true or false"));
+    out = it->get<bool>();
+    return {};
+}
+Status read_string(const json& j, const char* k, std::string& out) {
+    auto it = j.find(k);
+    if (it == j.end() || it->is_null()) return {};
+    if (!it->is_string()) return fail(bad_param(std::string("'") + k + "' must be a string"));
+    out = it->get<std::string>();
+    return {};
+}
+
+// "data:image/png;base64,AAAA" → media type and base64 text.
+bool split_data_url(const std::string& url, std::string& media_type, std::string& data) {
+    if (url.rfind("data:", 0) != 0) return false;
+    auto comma = url.find(',');
+    if (comma == std::string::npos) return false;
+    std::string head = url.substr(5, comma - 5);
+    const std::string suffix = ";base64";
+    if (head.size() < suffix.size() || head.compare(head.size() - suffix.size(), suffix.size(), suffix) != 0)
+        return false;
+    media_type = head.substr(0, head.size() - suffix.size());
+    data = url.substr(comma + 1);
+    for (char c : data)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' && c != '=') return false;
+    return !media_type.empty() && !data.empty();
+}
+
+Result<ContentPart> parse_part(const json& part) {
+    if (!part.is_object()) return fail(bad_message("each content part must be an object"));
+    auto type = part.find("type");
+    if (type == part.end() || !type->is_string()) return fail(bad_message("each content part needs a string 'type'"));
+    ContentPart p;
+    const std::string t = type->get<std::string>();
+    if (t == "text") {
+        auto text = part.find("text");
+        if (text == part.end() || !text->is_string()) return fail(bad_message("a text part needs a string 'text'"));
+        p.kind = ContentPart::Kind::text;
+        p.text = text->get<std::string>();
+        return p;
+    }
+    if (t == "image_url") {
+        auto iu = part.find("image_url");
+        std::string url;
+        if (iu != part.end() && iu->is_string()) url = iu->get<std::string>();
+        else if (iu != part.end() && iu->is_object()) {
+            auto u = iu->find("url");
+            if (u != iu->end() && u->is_string()) url = u->get<std::string>();
+            auto d = iu->find("detail");
+            if (d != iu->end() && !d->is_null()) {
+                if (!d->is_string()) return fail(bad_message("image_url.detail must be a string"));
+                p.detail = d->get<std::string>();
+            }
+        }
+        if (url.empty()) return fail(bad_message("an image_url part needs image_url.url"));
+        p.kind = ContentPart::Kind::image;
+        if (url.rfind("data:", 0) == 0) {
+            if (!split_data_url(url, p.media_type, p.data))
+                return fail(bad_message("an image data: URL must be data:<type>;base64,<base64 text>"));
+            if (p.media_type.rfind("image/", 0) != 0)
+                return fail(bad_message("an image_url part holds '" + p.media_type + "', not an image"));
+        } else if (url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0) {
+            p.url = url;
+        } else {
+            return fail(bad_message("an image URL must be a data: URL or an http(s) URL"));
+        }
+        return p;
+    }
+    p.kind = ContentPart::Kind::other;
+    p.raw = to_wire(part);
+    return p;
+}
+
+Status parse_message(const json& m, Message& msg) {
+    if (!m.is_object()) return fail(bad_message("each message must be an object"));
+    auto role_it = m.find("role");
+    if (role_it == m.end() || !role_it->is_string()) return fail(bad_message("each message needs a string 'role'"));
+    auto role = parse_role(role_it->get<std::string>());
+    if (!role && role_it->get<std::string>() == "developer") role = Role::system;
+    if (!role) return fail(bad_message("unknown message role '" + role_it->get<std::string>() + "'"));
+    msg.role = *role;
+    if (auto c = m.find("content"); c != m.end() && !c->is_null()) {
+        if (c->is_string()) {
+            msg.content = c->get<std::string>();
+        } else if (c->is_array()) {
+            for (const auto& part : *c) {
+                auto p = parse_part(part);
+                if (!p) return fail(p.error());
+                if (p->kind == ContentPart::Kind::text) {
+                    if (!msg.content.empty()) msg.content += "\n";
+                    msg.content += p->text;
+                }
+                msg.parts.push_back(std::move(*p));
+            }
+            if (msg.role != Role::user)
+                for (const auto& p : msg.parts)
+                    if (p.kind != ContentPart::Kind::text)
+                        return fail(bad_message(std::string(role_name(msg.role)) +
+                                                " messages take only text parts; images go in user messages"));
+        } else {
+            return fail(bad_message("a message's content must be a string, an array of parts or null"));
+        }
+    }
+    if (auto st = read_string(m, "name", msg.name); !st) return fail(bad_message("a message's name must be a string"));
+    if (auto st = read_string(m, "tool_call_id", msg.tool_call_id); !st)
+        return fail(bad_message("tool_call_id must be a string"));
+    if (auto tcs = m.find("tool_calls"); tcs != m.end() && !tcs->is_null()) {
+        if (!tcs->is_array()) return fail(bad_message("tool_calls must be an array"));
+        for (const auto& tc : *tcs) {
+            if (!tc.is_object()) return fail(bad_message("each tool call must be an object"));
+            ToolCall c;
+            if (auto id = tc.find("id"); id != tc.end() && id->is_string()) c.id = id->get<std::string>();
+            auto fn = tc.find("function");
+            if (fn == tc.end() || !fn->is_object()) return fail(bad_message("each tool call needs a 'function' object"));
+            if (auto n = fn->find("name"); n != fn->end() && n->is_string()) c.name = n->get<std::string>();
+            if (auto a = fn->find("arguments"); a != fn->end() && !a->is_null())
+                c.arguments = a->is_string() ? a->get<std::string>() : to_wire(*a);
+            msg.tool_calls.push_back(std::move(c));
+        }
+    }
+    if (msg.role == Role::tool && msg.tool_call_id.empty())
+        return fail(bad_message("a tool message needs the tool_call_id it answers"));
+    return {};
+}
+
+Status parse_tools(const json& j, InferenceRequest& r) {
+    auto it = j.find("tools");
+    if (it == j.end() || it->is_null()) return {};
+    if (!it->is_array()) return fail(bad_param("'tools' must be an array"));
+    for (const auto& t : *it) {
+        if (!t.is_object()) return fail(bad_param("each tool must be an object"));
+        ToolSpec spec;
+        const std::string type = t.value("type", std::string("function"));
+        if (type != "function") {
+            spec.name = type;
+            spec.raw = to_wire(t);
+            r.tools.push_back(std::move(spec));
+            continue;
+        }
+        auto fn = t.find("function");
+        if (fn == t.end() || !fn->is_object()) return fail(bad_param("a function tool needs a 'function' object"));
+        auto name = fn->find("name");
+        if (name == fn->end() || !name->is_string() || name->get<std::string>().empty())
+            return fail(bad_param("each function tool needs a name"));
+        spec.name = name->get<std::string>();
+        if (auto st = read_string(*fn, "description", spec.description); !st) return fail(st.error());
+        if (auto p = fn->find("parameters"); p != fn->end() && !p->is_null()) {
+            if (!p->is_object()) return fail(bad_param("tool '" + spec.name + "': parameters must be a JSON Schema object"));
+            spec.parameters = to_wire(*p);
+        } else {
+            spec.parameters = "{}";
+        }
+        if (auto st = read_bool(*fn, "strict", spec.strict); !st) return fail(st.error());
+        r.tools.push_back(std::move(spec));
+    }
+    return {};
+}
+
+Status parse_l04(const json& g, InferenceRequest& r) {
+    if (!g.is_object()) return fail(bad_param("'l04' must be an object"));
+    auto str = [&](const char* k, std::string& out) -> Status {
+        if (auto st = read_string(g, k, out); !st) return fail(bad_param(std::string("l04.") + k + " must be a string"));
+        return {};
+    };
+    auto str_list = [&](const json& o, const char* k, std::vector<std::string>& out) -> Status {
+        auto it = o.find(k);
+        if (it == o.end() || it->is_null()) return {};
+        if (!it->is_array()) return fail(bad_param(std::string("l04: ") + k + " must be an array of strings"));
+        for (const auto& v : *it) {
+            if (!v.is_string()) return fail(bad_param(std::string("l04: ") + k + " must be an array of strings"));
+            out.push_back(v.get<std::string>());
+        }
+        return {};
+    };
+    std::string agent;
+    if (auto st = str("agent", agent); !st) return st;
+    if (!agent.empty()) r.agent_did = agent;
+    if (auto st = str("request_id", r.request_id); !st) return st;
+    if (auto st = str("strategy", r.strategy); !st) return st;
+    if (auto st = str_list(g, "capabilities", r.capabilities); !st) return st;
+    if (auto p = g.find("priority"); p != g.end() && !p->is_null()) {
+        auto pr = p->is_string() ? parse_priority(p->get<std::string>()) : std::nullopt;
+        if (!pr) return fail(bad_param("l04.priority must be high, normal or low"));
+        r.priority = *pr;
+    }
+    if (auto st = read_int(g, "deadline_ms", r.deadline_ms, 0, std::int64_t{1} << 52); !st) return st;
+    if (auto t = g.find("timeout"); t != g.end() && !t->is_null()) {
+        std::optional<std::int64_t> ms;
+        if (t->is_number() && std::isfinite(t->get<double>()) && t->get<double>() > 0 && t->get<double>() < 1e9)
+            ms = static_cast<std::int64_t>(t->get<double>() * 1000);
+        else if (t->is_string())
+            ms = parse_duration_ms(t->get<std::string>());
+        if (!ms || *ms <= 0) return fail(bad_param("l04.timeout must be positive seconds or a duration like 30s"));
+        r.timeout_ms = *ms;
+    }
+    if (auto c = g.find("cache"); c != g.end() && !c->is_null()) {
+        if (c->is_boolean()) {
+            r.enable_cache = c->get<bool>();
+            r.cache_mode = r.enable_cache ? CacheMode::use : CacheMode::bypass;
+            r.cache_explicit = r.enable_cache;
+        } else if (c->is_string()) {
+            const auto s = c->get<std::string>();
+            if (s == "use") {
+                r.cache_mode = CacheMode::use;
+                r.cache_explicit = true;
+            } else if (s == "bypass" || s == "off") {
+                r.cache_mode = CacheMode::bypass;
+                r.enable_cache = false;
+            } else if (s == "refresh") {
+                r.cache_mode = CacheMode::refresh;
+                r.cache_explicit = true;
+            } else {
+                return fail(bad_param("l04.cache must be use, bypass or refresh"));
+            }
+        } else {
+            return fail(bad_param("l04.cache must be use, bypass, refresh or a boolean"));
+        }
+    }
+    std::optional<bool> wait;
+    if (auto st = read_bool(g, "wait", wait); !st) return st;
+    r.wait_for_limits = wait.value_or(false);
+    std::optional<double> thr;
+    if (auto st = read_double(g, "cache_threshold", thr); !st) return st;
+    if (thr && (*thr < 0 || *thr > 1)) return fail(bad_param("l04.cache_threshold must be between 0 and 1"));
+    r.cache_similarity_threshold = thr;
+    if (auto o = g.find("options"); o != g.end() && !o->is_null()) {
+        if (!o->is_object()) return fail(bad_param("l04.options must be an object"));
+        for (const auto& [k, v] : o->items()) {
+            OptionValue ov;
+            if (v.is_string()) ov = {OptionValue::Kind::string, v.get<std::string>()};
+            else if (v.is_boolean()) ov = {OptionValue::Kind::boolean, v.get<bool>() ? "true" : "false"};
+            else if (v.is_number()) ov = {OptionValue::Kind::number, to_wire(v)};
+            else ov = {OptionValue::Kind::json, to_wire(v)};
+            r.options[k] = std::move(ov);
+        }
+    }
+    if (auto md = g.find("metadata"); md != g.end() && !md->is_null()) {
+        if (!md->is_object()) return fail(bad_param("l04.metadata must be an object"));
+        for (const auto& [k, v] : md->items()) r.metadata[k] = v.is_string() ? v.get<std::string>() : to_wire(v);
+    }
+    if (auto q = g.find("requirements"); q != g.end() && !q->is_null()) {
+        if (!q->is_object()) return fail(bad_param("l04.requirements must be an object"));
+        if (auto st = str_list(*q, "capabilities", r.requirements.capabilities); !st) return st;
+        std::optional<std::int64_t> v;
+        if (auto st = read_int(*q, "min_context_length", v, 0, std::int64_t{1} << 40); !st) return st;
+        r.requirements.min_context_length = v.value_or(0);
+        v.reset();
+        if (auto st = read_int(*q, "max_output_tokens", v, 0, std::int64_t{1} << 40); !st) return st;
+        r.requirements.max_output_tokens = v.value_or(0);
+    }
+    if (auto c = g.find("constraints"); c != g.end() && !c->is_null()) {
+        if (!c->is_object()) return fail(bad_param("l04.constraints must be an object"));
+        if (auto st = read_double(*c, "max_latency_ms", r.constraints.max_latency_ms); !st) return st;
+        if (auto st = read_double(*c, "max_cost_cents", r.constraints.max_cost_cents); !st) return st;
+        if (auto st = str_list(*c, "preferred_providers", r.constraints.preferred_providers); !st) return st;
+        if (auto st = str_list(*c, "excluded_providers", r.constraints.excluded_providers); !st) return st;
+    }
+    return {};
+}
+
+}  // namespace
+
 Result<InferenceRequest> parse_chat_request(std::string_view body) {
-    json j = json::parse(body, nullptr, false);
+    bool too_deep = false;
+    json::parser_callback_t depth_check = [&too_deep](int depth, json::parse_event_t, json&) {
+        if (depth > k_max_json_depth) too_deep = true;
+        return !too_deep;
+    };
+    json j = json::parse(body, depth_check, false);
+    if (too_deep)
+        return fail(ErrorCode::invalid_request,
+                    "the request body nests deeper than " + std::to_string(k_max_json_depth) + " levels");
     if (j.is_discarded()) return fail(ErrorCode::invalid_request, "the request body is not valid JSON");
     if (!j.is_object()) return fail(ErrorCode::invalid_request, "the request body must be a JSON object");
     InferenceRequest r;
     try {
-        if (j.contains("model") && j["model"].is_string()) {
-            r.model = j["model"].get<std::string>();
+        if (auto m = j.find("model"); m != j.end() && !m->is_null()) {
+            if (!m->is_string()) return fail(bad_param("'model' must be a string"));
+            r.model = m->get<std::string>();
             if (r.model == "auto" || r.model == "l04" || r.model == "default") r.model.clear();
         }
-        if (!j.contains("messages") || !j["messages"].is_array())
-            return fail(ErrorCode::invalid_messages, "'messages' must be an array");
+        auto msgs = j.find("messages");
+        if (msgs == j.end() || !msgs->is_array()) return fail(ErrorCode::invalid_messages, "'messages' must be an array");
         std::string system;
-        for (const auto& m : j["messages"]) {
-            if (!m.is_object()) return fail(ErrorCode::invalid_messages, "each message must be an object");
-            auto role = parse_role(m.value("role", ""));
-            if (!role) return fail(ErrorCode::invalid_messages, "unknown message role '" + m.value("role", "") + "'");
+        for (const auto& m : *msgs) {
             Message msg;
-            msg.role = *role;
-            if (m.contains("content") && !m["content"].is_null()) msg.content = content_text(m["content"]);
-            msg.name = m.value("name", "");
-            if (m.contains("tool_call_id") && m["tool_call_id"].is_string()) msg.tool_call_id = m["tool_call_id"];
-            if (m.contains("tool_calls") && m["tool_calls"].is_array()) {
-                for (const auto& tc : m["tool_calls"]) {
-                    ToolCall c;
-                    c.id = tc.value("id", "");
-                    if (tc.contains("function")) {
-                        c.name = tc["function"].value("name", "");
-                        const auto& a = tc["function"].value("arguments", json(""));
-                        c.arguments = a.is_string() ? a.get<std::string>() : a.dump();
-                    }
-                    msg.tool_calls.push_back(std::move(c));
-                }
-            }
-            // Leading system messages become the system prompt.
-            if (msg.role == Role::system && r.messages.empty()) {
+            if (auto st = parse_message(m, msg); !st) return fail(st.error());
+            // Leading system messages of plain text become the system prompt.
+            if (msg.role == Role::system && r.messages.empty() && msg.parts.empty() && msg.name.empty()) {
                 if (!system.empty()) system += "\n\n";
                 system += msg.content;
                 continue;
@@ -83,102 +374,70 @@ Result<InferenceRequest> parse_chat_request(std::string_view body) {
             r.messages.push_back(std::move(msg));
         }
         r.system_prompt = system;
-        if (j.contains("temperature") && !j["temperature"].is_null()) {
-            auto v = get_num<double>(j["temperature"], "temperature");
-            if (!v) return fail(v.error());
-            r.temperature = *v;
+        Status st;
+        if (!(st = read_double(j, "temperature", r.temperature))) return fail(st.error());
+        if (!(st = read_double(j, "top_p", r.top_p))) return fail(st.error());
+        for (const char* k : {"max_tokens", "max_completion_tokens"}) {
+            std::optional<std::int64_t> v;
+            if (!(st = read_int(j, k, v, 1, std::int64_t{1} << 31))) return fail(st.error());
+            if (v) r.max_tokens = v;
         }
-        if (j.contains("top_p") && !j["top_p"].is_null()) {
-            auto v = get_num<double>(j["top_p"], "top_p");
-            if (!v) return fail(v.error());
-            r.top_p = *v;
-        }
-        for (const char* k : {"max_tokens", "max_completion_tokens"})
-            if (j.contains(k) && !j[k].is_null()) {
-                auto v = get_num<std::int64_t>(j[k], k);
-                if (!v) return fail(v.error());
-                r.max_tokens = *v;
-            }
-        if (j.contains("stop")) {
-            if (j["stop"].is_string()) r.stop.push_back(j["stop"]);
-            else if (j["stop"].is_array())
-                for (const auto& s : j["stop"])
-                    if (s.is_string()) r.stop.push_back(s);
-        }
-        if (j.contains("tools") && j["tools"].is_array())
-            for (const auto& t : j["tools"]) {
-                const json& f = t.contains("function") ? t["function"] : t;
-                ToolSpec spec;
-                spec.name = f.value("name", "");
-                spec.description = f.value("description", "");
-                spec.parameters = f.contains("parameters") ? f["parameters"].dump() : "{}";
-                r.tools.push_back(std::move(spec));
-            }
-        if (j.contains("tool_choice") && !j["tool_choice"].is_null()) r.tool_choice = j["tool_choice"].dump();
-        if (j.contains("response_format") && !j["response_format"].is_null())
-            r.response_format = j["response_format"].dump();
-        r.stream = j.value("stream", false);
-        if (j.contains("user") && j["user"].is_string()) r.agent_did = j["user"];
-
-        if (j.contains("l04") && j["l04"].is_object()) {
-            const json& g = j["l04"];
-            if (g.contains("agent")) r.agent_did = g["agent"].get<std::string>();
-            if (g.contains("request_id")) r.request_id = g["request_id"].get<std::string>();
-            if (g.contains("strategy")) r.strategy = g["strategy"].get<std::string>();
-            if (g.contains("capabilities"))
-                for (const auto& c : g["capabilities"]) r.capabilities.push_back(c.get<std::string>());
-            if (g.contains("priority")) {
-                auto p = parse_priority(g["priority"].get<std::string>());
-                if (!p) return fail(ErrorCode::invalid_parameter, "l04.priority must be high, normal or low");
-                r.priority = *p;
-            }
-            if (g.contains("deadline_ms")) r.deadline_ms = g["deadline_ms"].get<std::int64_t>();
-            if (g.contains("timeout")) {
-                const json& t = g["timeout"];
-                auto ms = t.is_number() ? std::optional<std::int64_t>(static_cast<std::int64_t>(t.get<double>() * 1000))
-                                        : parse_duration_ms(t.get<std::string>());
-                if (!ms) return fail(ErrorCode::invalid_parameter, "l04.timeout must be seconds or a duration like 30s");
-                r.timeout_ms = *ms;
-            }
-            if (g.contains("cache")) {
-                const json& c = g["cache"];
-                if (c.is_boolean()) {
-                    r.enable_cache = c.get<bool>();
-                    if (!r.enable_cache) r.cache_mode = CacheMode::bypass;
-                } else if (c.is_string()) {
-                    const auto s = c.get<std::string>();
-                    if (s == "use") r.cache_mode = CacheMode::use;
-                    else if (s == "bypass" || s == "off") {
-                        r.cache_mode = CacheMode::bypass;
-                        r.enable_cache = false;
-                    } else if (s == "refresh") r.cache_mode = CacheMode::refresh;
-                    else return fail(ErrorCode::invalid_parameter, "l04.cache must be use, bypass or refresh");
+        if (auto s = j.find("stop"); s != j.end() && !s->is_null()) {
+            if (s->is_string()) r.stop.push_back(s->get<std::string>());
+            else if (s->is_array()) {
+                for (const auto& x : *s) {
+                    if (!x.is_string()) return fail(bad_param("'stop' must be a string or an array of strings"));
+                    r.stop.push_back(x.get<std::string>());
                 }
-            }
-            if (g.contains("wait")) r.wait_for_limits = g["wait"].get<bool>();
-            if (g.contains("cache_threshold")) r.cache_similarity_threshold = g["cache_threshold"].get<double>();
-            if (g.contains("options") && g["options"].is_object())
-                for (const auto& [k, v] : g["options"].items())
-                    r.options[k] = v.is_string() ? v.get<std::string>() : v.dump();
-            if (g.contains("metadata") && g["metadata"].is_object())
-                for (const auto& [k, v] : g["metadata"].items())
-                    r.metadata[k] = v.is_string() ? v.get<std::string>() : v.dump();
-            if (g.contains("requirements")) {
-                const json& q = g["requirements"];
-                if (q.contains("capabilities"))
-                    for (const auto& c : q["capabilities"]) r.requirements.capabilities.push_back(c.get<std::string>());
-                r.requirements.min_context_length = q.value("min_context_length", std::int64_t{0});
-                r.requirements.max_output_tokens = q.value("max_output_tokens", std::int64_t{0});
-            }
-            if (g.contains("constraints")) {
-                const json& c = g["constraints"];
-                if (c.contains("max_latency_ms")) r.constraints.max_latency_ms = c["max_latency_ms"].get<double>();
-                if (c.contains("max_cost_cents")) r.constraints.max_cost_cents = c["max_cost_cents"].get<double>();
-                if (c.contains("preferred_providers"))
-                    for (const auto& p : c["preferred_providers"]) r.constraints.preferred_providers.push_back(p);
-                if (c.contains("excluded_providers"))
-                    for (const auto& p : c["excluded_providers"]) r.constraints.excluded_providers.push_back(p);
-            }
+            } else return fail(bad_param("'stop' must be a string or an array of strings"));
+        }
+        if (!(st = parse_tools(j, r))) return fail(st.error());
+        if (auto tc = j.find("tool_choice"); tc != j.end() && !tc->is_null()) {
+            if (!tc->is_string() && !tc->is_object()) return fail(bad_param("'tool_choice' must be a string or an object"));
+            r.tool_choice = to_wire(*tc);
+        }
+        if (auto rf = j.find("response_format"); rf != j.end() && !rf->is_null()) {
+            if (!rf->is_object() || !rf->contains("type") || !(*rf)["type"].is_string())
+                return fail(bad_param("'response_format' must be an object with a string 'type'"));
+            r.response_format = to_wire(*rf);
+        }
+        std::optional<bool> stream;
+        if (!(st = read_bool(j, "stream", stream))) return fail(st.error());
+        r.stream = stream.value_or(false);
+        if (auto so = j.find("stream_options"); so != j.end() && !so->is_null() && !so->is_object())
+            return fail(bad_param("'stream_options' must be an object"));
+        if (!(st = read_int(j, "n", r.n, 1, 128))) return fail(st.error());
+        if (!(st = read_int(j, "seed", r.seed, std::numeric_limits<std::int64_t>::min(),
+                            std::numeric_limits<std::int64_t>::max())))
+            return fail(st.error());
+        if (!(st = read_double(j, "presence_penalty", r.presence_penalty))) return fail(st.error());
+        if (!(st = read_double(j, "frequency_penalty", r.frequency_penalty))) return fail(st.error());
+        if (!(st = read_bool(j, "logprobs", r.logprobs))) return fail(st.error());
+        if (!(st = read_int(j, "top_logprobs", r.top_logprobs, 0, 20))) return fail(st.error());
+        if (auto lb = j.find("logit_bias"); lb != j.end() && !lb->is_null()) {
+            if (!lb->is_object()) return fail(bad_param("'logit_bias' must be an object"));
+            r.logit_bias = to_wire(*lb);
+        }
+        if (!(st = read_bool(j, "parallel_tool_calls", r.parallel_tool_calls))) return fail(st.error());
+        if (!(st = read_string(j, "user", r.user))) return fail(st.error());
+        if (!r.user.empty()) r.agent_did = r.user;
+        if (!(st = read_bool(j, "store", r.store))) return fail(st.error());
+        if (!(st = read_string(j, "service_tier", r.service_tier))) return fail(st.error());
+        if (!(st = read_string(j, "reasoning_effort", r.reasoning_effort))) return fail(st.error());
+        if (auto md = j.find("metadata"); md != j.end() && !md->is_null()) {
+            if (!md->is_object()) return fail(bad_param("'metadata' must be an object"));
+            for (const auto& [k, v] : md->items()) r.metadata[k] = v.is_string() ? v.get<std::string>() : to_wire(v);
+        }
+        if (auto g = j.find("l04"); g != j.end() && !g->is_null())
+            if (!(st = parse_l04(*g, r))) return fail(st.error());
+        static const char* const known[] = {
+            "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "tools",
+            "tool_choice", "response_format", "stream", "stream_options", "n", "seed", "presence_penalty",
+            "frequency_penalty", "logprobs", "top_logprobs", "logit_bias", "parallel_tool_calls", "user", "store",
+            "service_tier", "reasoning_effort", "metadata", "l04"};
+        for (const auto& [k, v] : j.items()) {
+            if (std::find(std::begin(known), std::end(known), k) != std::end(known)) continue;
+            r.extra.emplace_back(k, to_wire(v));
         }
     } catch (const json::exception& e) {
         return fail(ErrorCode::invalid_request, std::string("malformed request field: ") + e.what());
@@ -186,15 +445,26 @@ Result<InferenceRequest> parse_chat_request(std::string_view body) {
     return r;
 }
 
+using detail::message_content_json;
+using detail::options_to_json;
+using detail::parsed_or_string;
+
 json chat_request_to_json(const InferenceRequest& r) {
     json j;
     if (!r.model.empty()) j["model"] = r.model;
     json msgs = json::array();
     if (!r.system_prompt.empty()) msgs.push_back({{"role", "system"}, {"content", r.system_prompt}});
     for (const auto& m : r.messages) {
-        json jm{{"role", role_name(m.role)}, {"content", m.content}};
+        json jm{{"role", role_name(m.role)}, {"content", message_content_json(m)}};
         if (!m.name.empty()) jm["name"] = m.name;
         if (!m.tool_call_id.empty()) jm["tool_call_id"] = m.tool_call_id;
+        if (!m.tool_calls.empty()) {
+            json calls = json::array();
+            for (const auto& tc : m.tool_calls)
+                calls.push_back({{"id", tc.id}, {"type", "function"},
+                                 {"function", {{"name", tc.name}, {"arguments", tc.arguments}}}});
+            jm["tool_calls"] = std::move(calls);
+        }
         msgs.push_back(std::move(jm));
     }
     j["messages"] = std::move(msgs);
@@ -202,9 +472,38 @@ json chat_request_to_json(const InferenceRequest& r) {
     if (r.top_p) j["top_p"] = *r.top_p;
     if (r.max_tokens) j["max_tokens"] = *r.max_tokens;
     if (!r.stop.empty()) j["stop"] = r.stop;
+    if (!r.tools.empty()) {
+        json tools = json::array();
+        for (const auto& t : r.tools) {
+            if (!t.raw.empty()) {
+                tools.push_back(parsed_or_string(t.raw));
+                continue;
+            }
+            json fn = {{"name", t.name}, {"parameters", parsed_or_string(t.parameters.empty() ? "{}" : t.parameters)}};
+            if (!t.description.empty()) fn["description"] = t.description;
+            if (t.strict) fn["strict"] = *t.strict;
+            tools.push_back({{"type", "function"}, {"function", std::move(fn)}});
+        }
+        j["tools"] = std::move(tools);
+    }
+    if (!r.tool_choice.empty()) j["tool_choice"] = parsed_or_string(r.tool_choice);
+    if (!r.response_format.empty()) j["response_format"] = parsed_or_string(r.response_format);
+    if (r.n) j["n"] = *r.n;
+    if (r.seed) j["seed"] = *r.seed;
+    if (r.presence_penalty) j["presence_penalty"] = *r.presence_penalty;
+    if (r.frequency_penalty) j["frequency_penalty"] = *r.frequency_penalty;
+    if (r.logprobs) j["logprobs"] = *r.logprobs;
+    if (r.top_logprobs) j["top_logprobs"] = *r.top_logprobs;
+    if (!r.logit_bias.empty()) j["logit_bias"] = parsed_or_string(r.logit_bias);
+    if (r.parallel_tool_calls) j["parallel_tool_calls"] = *r.parallel_tool_calls;
+    if (!r.user.empty()) j["user"] = r.user;
+    if (r.store) j["store"] = *r.store;
+    if (!r.service_tier.empty()) j["service_tier"] = r.service_tier;
+    if (!r.reasoning_effort.empty()) j["reasoning_effort"] = r.reasoning_effort;
+    for (const auto& [k, v] : r.extra) j[k] = parsed_or_string(v);
     j["stream"] = r.stream;
     json g = json::object();
-    if (!r.agent_did.empty()) g["agent"] = r.agent_did;
+    if (!r.agent_did.empty() && r.agent_did != r.user) g["agent"] = r.agent_did;
     if (!r.request_id.empty()) g["request_id"] = r.request_id;
     if (!r.strategy.empty()) g["strategy"] = r.strategy;
     if (!r.capabilities.empty()) g["capabilities"] = r.capabilities;
@@ -213,10 +512,27 @@ json chat_request_to_json(const InferenceRequest& r) {
     if (r.timeout_ms) g["timeout"] = static_cast<double>(*r.timeout_ms) / 1000.0;
     if (r.cache_mode == CacheMode::bypass || !r.enable_cache) g["cache"] = "bypass";
     else if (r.cache_mode == CacheMode::refresh) g["cache"] = "refresh";
+    else if (r.cache_explicit) g["cache"] = "use";
     if (r.cache_similarity_threshold) g["cache_threshold"] = *r.cache_similarity_threshold;
     if (r.wait_for_limits) g["wait"] = true;
-    if (!r.options.empty()) g["options"] = r.options;
+    if (!r.options.empty()) g["options"] = options_to_json(r.options);
     if (!r.metadata.empty()) g["metadata"] = r.metadata;
+    if (!r.requirements.capabilities.empty() || r.requirements.min_context_length || r.requirements.max_output_tokens) {
+        json q = json::object();
+        if (!r.requirements.capabilities.empty()) q["capabilities"] = r.requirements.capabilities;
+        if (r.requirements.min_context_length) q["min_context_length"] = r.requirements.min_context_length;
+        if (r.requirements.max_output_tokens) q["max_output_tokens"] = r.requirements.max_output_tokens;
+        g["requirements"] = std::move(q);
+    }
+    const auto& c = r.constraints;
+    if (c.max_latency_ms || c.max_cost_cents || !c.preferred_providers.empty() || !c.excluded_providers.empty()) {
+        json q = json::object();
+        if (c.max_latency_ms) q["max_latency_ms"] = *c.max_latency_ms;
+        if (c.max_cost_cents) q["max_cost_cents"] = *c.max_cost_cents;
+        if (!c.preferred_providers.empty()) q["preferred_providers"] = c.preferred_providers;
+        if (!c.excluded_providers.empty()) q["excluded_providers"] = c.excluded_providers;
+        g["constraints"] = std::move(q);
+    }
     if (!g.empty()) j["l04"] = std::move(g);
     return j;
 }
@@ -250,11 +566,23 @@ json usage_json(const TokenUsage& u) {
 json chat_response_to_json(const InferenceResponse& r) {
     json msg{{"role", "assistant"}, {"content", r.content}};
     if (!r.tool_calls.empty()) msg["tool_calls"] = tool_calls_json(r.tool_calls);
+    json choices = json::array();
+    json c0 = {{"index", 0}, {"message", msg}, {"finish_reason", r.finish_reason}};
+    if (!r.logprobs.empty()) c0["logprobs"] = parsed_or_string(r.logprobs);
+    choices.push_back(std::move(c0));
+    for (std::size_t i = 0; i < r.more_choices.size(); ++i) {
+        const auto& c = r.more_choices[i];
+        json m{{"role", "assistant"}, {"content", c.content}};
+        if (!c.tool_calls.empty()) m["tool_calls"] = tool_calls_json(c.tool_calls);
+        json jc = {{"index", i + 1}, {"message", std::move(m)}, {"finish_reason", c.finish_reason}};
+        if (!c.logprobs.empty()) jc["logprobs"] = parsed_or_string(c.logprobs);
+        choices.push_back(std::move(jc));
+    }
     return {{"id", r.request_id},
             {"object", "chat.completion"},
             {"created", r.created_ms / 1000},
             {"model", r.model_id},
-            {"choices", json::array({{{"index", 0}, {"message", msg}, {"finish_reason", r.finish_reason}}})},
+            {"choices", std::move(choices)},
             {"usage", usage_json(r.token_usage)},
             {"l04", response_facts(r)}};
 }
@@ -340,6 +668,16 @@ InferenceResponse response_from_json(const json& j) {
                                             tc["function"].value("arguments", "")});
         }
         if (c.contains("finish_reason") && c["finish_reason"].is_string()) r.finish_reason = c["finish_reason"];
+        if (c.contains("logprobs") && !c["logprobs"].is_null()) r.logprobs = to_wire(c["logprobs"]);
+        for (std::size_t i = 1; i < j["choices"].size(); ++i) {
+            const json& ci = j["choices"][i];
+            InferenceResponse::Choice ch;
+            if (ci.contains("message") && ci["message"].is_object())
+                ch.content = content_text(ci["message"].value("content", json("")));
+            if (ci.contains("finish_reason") && ci["finish_reason"].is_string()) ch.finish_reason = ci["finish_reason"];
+            if (ci.contains("logprobs") && !ci["logprobs"].is_null()) ch.logprobs = to_wire(ci["logprobs"]);
+            r.more_choices.push_back(std::move(ch));
+        }
     }
     if (j.contains("usage") && j["usage"].is_object()) {
         r.token_usage.prompt_tokens = j["usage"].value("prompt_tokens", std::int64_t{0});

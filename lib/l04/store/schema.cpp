@@ -117,6 +117,11 @@ END;
         R"sql(
 INSERT OR IGNORE INTO counters(id, name) VALUES (13, 'cache_guard_refusals'), (14, 'cache_ambiguous');
 )sql",
+        // 5: the rest of an answer beyond its first choice (logprobs, the
+        // other choices of n > 1), so a cached answer is the whole answer
+        R"sql(
+ALTER TABLE cache_entries ADD COLUMN extra BLOB NOT NULL DEFAULT '';
+)sql",
     };
     return m;
 }

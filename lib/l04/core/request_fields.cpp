@@ -1,0 +1,425 @@
+#include <l04/core/request_fields.hpp>
+#include <l04/core/hash.hpp>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace l04 {
+
+std::string_view provider_kind_name(ProviderKind k) {
+    switch (k) {
+        case ProviderKind::openai: return "openai";
+        case ProviderKind::anthropic: return "anthropic";
+        case ProviderKind::ollama: return "ollama";
+        case ProviderKind::gemini: return "gemini";
+        case ProviderKind::command: return "command";
+        case ProviderKind::mock: return "mock";
+    }
+    return "openai";
+}
+
+std::optional<ProviderKind> parse_provider_kind(std::string_view s) {
+    for (int i = 0; i < k_provider_kind_count; ++i)
+        if (provider_kind_name(static_cast<ProviderKind>(i)) == s) return static_cast<ProviderKind>(i);
+    return std::nullopt;
+}
+
+std::string_view field_use_name(FieldUse u) {
+    switch (u) {
+        case FieldUse::forward: return "forward";
+        case FieldUse::map: return "map";
+        case FieldUse::gateway: return "gateway";
+        case FieldUse::refuse: return "refuse";
+        case FieldUse::partly: return "partly";
+    }
+    return "refuse";
+}
+
+namespace {
+
+// Length-prefixed, so that no two different field lists share a text.
+std::string lp(std::string_view s) { return std::to_string(s.size()) + ":" + std::string(s); }
+std::string num(const std::optional<double>& v) {
+    if (!v) return "-";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", *v);
+    return buf;
+}
+std::string inum(const std::optional<std::int64_t>& v) { return v ? std::to_string(*v) : "-"; }
+std::string flag(const std::optional<bool>& v) { return v ? (*v ? "1" : "0") : "-"; }
+
+constexpr FieldSupport F(FieldUse u, const char* doc = "") { return {u, doc}; }
+constexpr FieldUse fwd = FieldUse::forward, mapd = FieldUse::map, gw = FieldUse::gateway, no = FieldUse::refuse,
+                   part = FieldUse::partly;
+
+bool any_part(const InferenceRequest& r, ContentPart::Kind k) {
+    for (const auto& m : r.messages)
+        for (const auto& p : m.parts)
+            if (p.kind == k) return true;
+    return false;
+}
+bool any_remote_image(const InferenceRequest& r) {
+    for (const auto& m : r.messages)
+        for (const auto& p : m.parts)
+            if (p.is_image() && p.data.empty()) return true;
+    return false;
+}
+bool any_message_name(const InferenceRequest& r) {
+    for (const auto& m : r.messages)
+        if (!m.name.empty() && m.role != Role::tool) return true;
+    return false;
+}
+bool any_raw_tool(const InferenceRequest& r) {
+    return std::any_of(r.tools.begin(), r.tools.end(), [](const ToolSpec& t) { return !t.raw.empty(); });
+}
+bool any_strict_tool(const InferenceRequest& r) {
+    return std::any_of(r.tools.begin(), r.tools.end(), [](const ToolSpec& t) { return t.strict.value_or(false); });
+}
+
+std::string response_format_type(const std::string& rf) {
+    // The "type" of a response_format object, read without a JSON library:
+    // the text is nlohmann's compact dump of an object, or a bare word.
+    auto k = rf.find("\"type\":\"");
+    if (k == std::string::npos) return rf.empty() || rf.front() == '{' ? std::string() : rf;
+    auto start = k + 8;
+    auto end = rf.find('"', start);
+    return end == std::string::npos ? std::string() : rf.substr(start, end - start);
+}
+
+bool is_json_text_string(const std::string& s, std::string_view word) {
+    return s == word || s == "\"" + std::string(word) + "\"";
+}
+
+std::vector<FieldRow> make_table() {
+    std::vector<FieldRow> t;
+    // Columns: openai, anthropic, ollama, gemini, command, mock.
+    t.push_back({"messages[].content[image_url]",
+                 [](const InferenceRequest& r) { return any_part(r, ContentPart::Kind::image); },
+                 [](InferenceRequest& r) {
+                     Message m;
+                     m.content = "what is this?";
+                     m.parts = {{ContentPart::Kind::text, "what is this?", "", "", "", "", ""},
+                                {ContentPart::Kind::image, "", "image/png", "iVBORw0KGgo=", "", "", ""}};
+                     r.messages.push_back(m);
+                 },
+                 nullptr, "messages are keyed whole (message_key_text), images by the SHA-256 of their bytes",
+                 {F(fwd, "image_url as sent (data: or http(s) URL, detail)"),
+                  F(mapd, "image block, base64 or url source"),
+                  F(part, "images[] (base64); an http(s) URL is refused"),
+                  F(part, "inline_data (base64); an http(s) URL is refused"), F(no), F(fwd, "in the reply's digest")},
+                 [](const InferenceRequest& r, ProviderKind k) -> std::optional<std::string> {
+                     if (any_remote_image(r))
+                         return std::string(provider_kind_name(k)) +
+                                " takes images only inline: attach the file (data: URL) instead of an http(s) URL";
+                     return std::nullopt;
+                 }});
+    t.push_back({"messages[].content[other parts]",
+                 [](const InferenceRequest& r) { return any_part(r, ContentPart::Kind::other); },
+                 [](InferenceRequest& r) {
+                     Message m;
+                     m.parts = {{ContentPart::Kind::other, "", "", "", "", "",
+                                 R"({"input_audio":{"data":"AAAA","format":"wav"},"type":"input_audio"})"}};
+                     r.messages.push_back(m);
+                 },
+                 nullptr, "messages are keyed whole (message_key_text)",
+                 {F(fwd, "as sent (input_audio, file, ...)"), F(no), F(no), F(no), F(no), F(no)}});
+    t.push_back({"messages[].name",
+                 any_message_name,
+                 [](InferenceRequest& r) {
+                     Message m;
+                     m.content = "hi";
+                     m.name = "alice";
+                     r.messages.push_back(m);
+                 },
+                 nullptr, "messages are keyed whole (message_key_text)",
+                 {F(fwd), F(no), F(no), F(no), F(no), F(fwd, "in the reply's digest")}});
+    t.push_back({"temperature", [](const InferenceRequest& r) { return r.temperature.has_value(); },
+                 [](InferenceRequest& r) { r.temperature = 0.7; },
+                 [](const InferenceRequest& r) { return num(r.temperature); }, nullptr,
+                 {F(fwd), F(part, "0 to 1; above 1 is refused"), F(mapd, "options.temperature"),
+                  F(mapd, "generationConfig.temperature"), F(no), F(fwd, "in the reply's digest")},
+                 [](const InferenceRequest& r, ProviderKind) -> std::optional<std::string> {
+                     if (r.temperature && (*r.temperature < 0 || *r.temperature > 1))
+                         return std::string("its temperature range is 0 to 1");
+                     return std::nullopt;
+                 }});
+    t.push_back({"top_p", [](const InferenceRequest& r) { return r.top_p.has_value(); },
+                 [](InferenceRequest& r) { r.top_p = 0.9; }, [](const InferenceRequest& r) { return num(r.top_p); },
+                 nullptr,
+                 {F(fwd), F(fwd), F(mapd, "options.top_p"), F(mapd, "generationConfig.topP"), F(no),
+                  F(fwd, "in the reply's digest")}});
+    t.push_back({"max_tokens, max_completion_tokens", [](const InferenceRequest& r) { return r.max_tokens.has_value(); },
+                 [](InferenceRequest& r) { r.max_tokens = 64; },
+                 [](const InferenceRequest& r) { return inum(r.max_tokens); }, nullptr,
+                 {F(mapd, "max_completion_tokens at api.openai.com, max_tokens elsewhere"), F(fwd),
+                  F(mapd, "options.num_predict"), F(mapd, "generationConfig.maxOutputTokens"), F(no),
+                  F(fwd, "cuts the reply")}});
+    t.push_back({"stop", [](const InferenceRequest& r) { return !r.stop.empty(); },
+                 [](InferenceRequest& r) { r.stop = {"END"}; },
+                 [](const InferenceRequest& r) {
+                     std::string s = std::to_string(r.stop.size());
+                     for (const auto& x : r.stop) s += lp(x);
+                     return s;
+                 },
+                 nullptr,
+                 {F(fwd), F(mapd, "stop_sequences"), F(mapd, "options.stop"), F(mapd, "generationConfig.stopSequences"),
+                  F(no), F(fwd, "cuts the reply")}});
+    t.push_back({"tools", [](const InferenceRequest& r) { return !r.tools.empty(); },
+                 [](InferenceRequest& r) { r.tools.push_back({"get_weather", "Weather", R"({"type":"object"})", {}, ""}); },
+                 [](const InferenceRequest& r) {
+                     std::string s = std::to_string(r.tools.size());
+                     for (const auto& x : r.tools)
+                         s += lp(x.name) + lp(x.description) + lp(x.parameters) + flag(x.strict) + lp(x.raw);
+                     return s;
+                 },
+                 nullptr,
+                 {F(fwd), F(part, "input_schema; strict and non-function tools are refused"),
+                  F(part, "as sent; strict and non-function tools are refused"),
+                  F(part, "functionDeclarations; strict and non-function tools are refused"), F(no),
+                  F(fwd, "in the reply's digest (the mock never calls tools)")},
+                 [](const InferenceRequest& r, ProviderKind) -> std::optional<std::string> {
+                     if (any_raw_tool(r)) return std::string("it takes only tools of type function");
+                     if (any_strict_tool(r)) return std::string("it has no strict tool schemas");
+                     return std::nullopt;
+                 }});
+    t.push_back({"tool_choice", [](const InferenceRequest& r) { return !r.tool_choice.empty(); },
+                 [](InferenceRequest& r) { r.tool_choice = "\"required\""; },
+                 [](const InferenceRequest& r) { return lp(r.tool_choice); }, nullptr,
+                 {F(fwd), F(mapd, "tool_choice (auto, any, tool, none)"), F(part, "only \"auto\""),
+                  F(mapd, "toolConfig.functionCallingConfig"), F(no), F(fwd, "in the reply's digest")},
+                 [](const InferenceRequest& r, ProviderKind) -> std::optional<std::string> {
+                     if (!is_json_text_string(r.tool_choice, "auto")) return std::string("it only chooses tools itself (\"auto\")");
+                     return std::nullopt;
+                 }});
+    t.push_back({"parallel_tool_calls",
+                 [](const InferenceRequest& r) { return r.parallel_tool_calls.has_value(); },
+                 [](InferenceRequest& r) { r.parallel_tool_calls = false; },
+                 [](const InferenceRequest& r) { return flag(r.parallel_tool_calls); }, nullptr,
+                 {F(fwd), F(mapd, "false: tool_choice.disable_parallel_tool_use"), F(part, "only true"),
+                  F(part, "only true"), F(no), F(part, "only true")},
+                 [](const InferenceRequest& r, ProviderKind) -> std::optional<std::string> {
+                     if (r.parallel_tool_calls == false) return std::string("it cannot be kept to one tool call");
+                     return std::nullopt;
+                 }});
+    t.push_back({"response_format", [](const InferenceRequest& r) { return !r.response_format.empty(); },
+                 [](InferenceRequest& r) { r.response_format = R"({"type":"json_object"})"; },
+                 [](const InferenceRequest& r) { return lp(r.response_format); }, nullptr,
+                 {F(fwd), F(part, "json_schema: output_format (structured outputs); json_object is refused"),
+                  F(mapd, "format (\"json\" or the schema)"),
+                  F(mapd, "generationConfig.responseMimeType and responseJsonSchema"), F(part, "only text"),
+                  F(fwd, "in the reply's digest")},
+                 [](const InferenceRequest& r, ProviderKind k) -> std::optional<std::string> {
+                     const std::string type = response_format_type(r.response_format);
+                     if (type == "text") return std::nullopt;
+                     if (k == ProviderKind::anthropic && type == "json_schema") return std::nullopt;
+                     if (k == ProviderKind::anthropic)
+                         return std::string("it has no JSON mode; use a json_schema response_format");
+                     return std::string("it cannot be told the answer's format");
+                 }});
+    t.push_back({"n", [](const InferenceRequest& r) { return r.n.has_value() && *r.n != 1; },
+                 [](InferenceRequest& r) { r.n = 2; }, [](const InferenceRequest& r) { return inum(r.n); }, nullptr,
+                 {F(part, "without stream"), F(no), F(no), F(no), F(no), F(part, "without stream")},
+                 [](const InferenceRequest& r, ProviderKind) -> std::optional<std::string> {
+                     if (r.stream) return std::string("l04 streams one choice; ask without stream for n > 1");
+                     return std::nullopt;
+                 }});
+    t.push_back({"seed", [](const InferenceRequest& r) { return r.seed.has_value(); },
+                 [](InferenceRequest& r) { r.seed = 42; }, [](const InferenceRequest& r) { return inum(r.seed); },
+                 nullptr,
+                 {F(fwd), F(no), F(mapd, "options.seed"), F(mapd, "generationConfig.seed"), F(no),
+                  F(fwd, "in the reply's digest")}});
+    t.push_back({"presence_penalty", [](const InferenceRequest& r) { return r.presence_penalty.has_value(); },
+                 [](InferenceRequest& r) { r.presence_penalty = 0.5; },
+                 [](const InferenceRequest& r) { return num(r.presence_penalty); }, nullptr,
+                 {F(fwd), F(no), F(mapd, "options.presence_penalty"), F(mapd, "generationConfig.presencePenalty"),
+                  F(no), F(fwd, "in the reply's digest")}});
+    t.push_back({"frequency_penalty", [](const InferenceRequest& r) { return r.frequency_penalty.has_value(); },
+                 [](InferenceRequest& r) { r.frequency_penalty = 0.5; },
+                 [](const InferenceRequest& r) { return num(r.frequency_penalty); }, nullptr,
+                 {F(fwd), F(no), F(mapd, "options.frequency_penalty"), F(mapd, "generationConfig.frequencyPenalty"),
+                  F(no), F(fwd, "in the reply's digest")}});
+    t.push_back({"logprobs, top_logprobs",
+                 [](const InferenceRequest& r) { return r.logprobs.value_or(false) || r.top_logprobs.has_value(); },
+                 [](InferenceRequest& r) {
+                     r.logprobs = true;
+                     r.top_logprobs = 2;
+                 },
+                 [](const InferenceRequest& r) { return flag(r.logprobs) + inum(r.top_logprobs); }, nullptr,
+                 {F(part, "without stream; returned per choice"), F(no), F(no), F(no), F(no), F(no)},
+                 [](const InferenceRequest& r, ProviderKind) -> std::optional<std::string> {
+                     if (r.stream) return std::string("l04 returns logprobs only without stream");
+                     return std::nullopt;
+                 }});
+    t.push_back({"logit_bias", [](const InferenceRequest& r) { return !r.logit_bias.empty(); },
+                 [](InferenceRequest& r) { r.logit_bias = R"({"50256":-100})"; },
+                 [](const InferenceRequest& r) { return lp(r.logit_bias); }, nullptr,
+                 {F(fwd), F(no), F(no), F(no), F(no), F(no)}});
+    t.push_back({"reasoning_effort", [](const InferenceRequest& r) { return !r.reasoning_effort.empty(); },
+                 [](InferenceRequest& r) { r.reasoning_effort = "low"; },
+                 [](const InferenceRequest& r) { return lp(r.reasoning_effort); }, nullptr,
+                 {F(fwd), F(no), F(no), F(no), F(no), F(no)}});
+    t.push_back({"other top-level fields",
+                 [](const InferenceRequest& r) { return !r.extra.empty(); },
+                 [](InferenceRequest& r) { r.extra.emplace_back("top_k", "40"); },
+                 [](const InferenceRequest& r) {
+                     std::string s = std::to_string(r.extra.size());
+                     for (const auto& [k, v] : r.extra) s += lp(k) + lp(v);
+                     return s;
+                 },
+                 nullptr,
+                 {F(fwd, "verbatim (top_k, min_p, repetition_penalty, modalities, ...)"), F(no), F(no), F(no), F(no),
+                  F(no)}});
+    t.push_back({"l04.options (-o key=value)", [](const InferenceRequest& r) { return !r.options.empty(); },
+                 [](InferenceRequest& r) { r.options["top_k"] = option_from_text("40"); },
+                 [](const InferenceRequest& r) {
+                     std::string s = std::to_string(r.options.size());
+                     for (const auto& [k, v] : r.options)
+                         s += lp(k) + std::to_string(static_cast<int>(v.kind)) + lp(v.text);
+                     return s;
+                 },
+                 nullptr,
+                 {F(mapd, "top-level fields"), F(part, "top-level: top_k"), F(part, "options.* and keep_alive, think"),
+                  F(part, "generationConfig: top_k, thinking_budget"), F(no),
+                  F(part, "the mock's knobs")},
+                 [](const InferenceRequest& r, ProviderKind k) -> std::optional<std::string> {
+                     const auto known = known_options(k);
+                     for (const auto& [name, v] : r.options)
+                         if (std::find(known.begin(), known.end(), name) == known.end()) {
+                             std::string list;
+                             for (const auto& o : known) list += (list.empty() ? "" : ", ") + o;
+                             return "unknown option '" + name + "' (" + std::string(provider_kind_name(k)) +
+                                    " knows: " + list + ")";
+                         }
+                     return std::nullopt;
+                 }});
+    t.push_back({"user", [](const InferenceRequest& r) { return !r.user.empty(); },
+                 [](InferenceRequest& r) { r.user = "u-1"; }, nullptr,
+                 "an end-user id for abuse monitoring and l04's agent; it does not change the answer",
+                 {F(fwd, "and the agent for limits"), F(mapd, "metadata.user_id"), F(gw, "the agent for limits"),
+                  F(gw, "the agent for limits"), F(gw, "the agent for limits"), F(gw, "the agent for limits")}});
+    t.push_back({"metadata", [](const InferenceRequest& r) { return !r.metadata.empty(); },
+                 [](InferenceRequest& r) { r.metadata["job"] = "nightly"; }, nullptr,
+                 "labels for the ledger; they do not change the answer",
+                 {F(gw, "kept in the ledger; also sent with store: true"), F(gw, "kept in the ledger"),
+                  F(gw, "kept in the ledger"), F(gw, "kept in the ledger"), F(gw, "kept in the ledger"),
+                  F(gw, "kept in the ledger")}});
+    t.push_back({"store", [](const InferenceRequest& r) { return r.store.value_or(false); },
+                 [](InferenceRequest& r) { r.store = true; }, nullptr,
+                 "asks the provider to keep the completion; it does not change the answer",
+                 {F(fwd), F(no), F(no), F(no), F(no), F(no)}});
+    t.push_back({"service_tier", [](const InferenceRequest& r) { return !r.service_tier.empty(); },
+                 [](InferenceRequest& r) { r.service_tier = "flex"; }, nullptr,
+                 "picks the provider's capacity pool; the answer is the same model's",
+                 {F(fwd), F(no), F(no), F(no), F(no), F(no)}});
+    t.push_back({"stream, stream_options", [](const InferenceRequest& r) { return r.stream; },
+                 [](InferenceRequest& r) { r.stream = true; }, nullptr,
+                 "a cached answer is replayed as a stream or whole",
+                 {F(gw, "usage is always requested and sent last"), F(gw), F(gw), F(gw), F(gw), F(gw)}});
+    return t;
+}
+
+}  // namespace
+
+const std::vector<FieldRow>& field_table() {
+    static const std::vector<FieldRow> t = make_table();
+    return t;
+}
+
+std::vector<std::string> known_options(ProviderKind kind) {
+    switch (kind) {
+        case ProviderKind::openai: return {};
+        case ProviderKind::anthropic: return {"top_k"};
+        case ProviderKind::ollama:
+            return {"num_ctx",        "num_predict",    "num_keep",     "top_k",         "top_p",
+                    "min_p",          "typical_p",      "tfs_z",        "repeat_last_n", "repeat_penalty",
+                    "presence_penalty", "frequency_penalty", "mirostat", "mirostat_tau", "mirostat_eta",
+                    "penalize_newline", "seed",         "temperature",  "stop",          "num_batch",
+                    "num_gpu",        "main_gpu",       "num_thread",   "use_mmap",      "keep_alive",
+                    "think"};
+        case ProviderKind::gemini: return {"top_k", "thinking_budget"};
+        case ProviderKind::command: return {};
+        case ProviderKind::mock:
+            return {"reply",      "latency_ms",         "chunk_delay_ms",          "fail_status",
+                    "retry_after", "fail_after_chunks", "usage_prompt_tokens", "usage_completion_tokens"};
+    }
+    return {};
+}
+
+std::optional<FieldRefusal> refused_field(const InferenceRequest& req, ProviderKind kind) {
+    const auto k = static_cast<std::size_t>(kind);
+    for (const auto& row : field_table()) {
+        if (!row.is_set(req)) continue;
+        const FieldSupport& s = row.support[k];
+        if (s.use == FieldUse::refuse)
+            return FieldRefusal{row.name, std::string(provider_kind_name(kind)) + " providers cannot honour it"};
+        if (s.use == FieldUse::partly && row.partly)
+            if (auto why = row.partly(req, kind)) return FieldRefusal{row.name, *why};
+    }
+    return std::nullopt;
+}
+
+Error refusal_error(const FieldRefusal& r, std::string_view provider, std::string_view model) {
+    Error e(ErrorCode::invalid_parameter, "'" + r.field + "' cannot be sent to " + std::string(model) + " (provider " +
+                                              std::string(provider) + "): " + r.reason +
+                                              ". Remove it, or name a model that supports it");
+    e.details = r.field;
+    return e;
+}
+
+std::string render_field_table() {
+    std::string out = "| field | cache key | openai | anthropic | ollama | gemini | command | mock |\n";
+    out += "|---|---|---|---|---|---|---|---|\n";
+    for (const auto& row : field_table()) {
+        const bool message_row = std::string_view(row.name).rfind("messages", 0) == 0;
+        out += "| `" + std::string(row.name) + "` | ";
+        out += row.key_text ? std::string("yes") : std::string(message_row ? "yes: " : "no: ") + row.not_keyed_because;
+        for (const auto& s : row.support) {
+            out += " | " + std::string(field_use_name(s.use));
+            if (*s.doc) out += ": " + std::string(s.doc);
+        }
+        out += " |\n";
+    }
+    return out;
+}
+
+std::string keyed_fields_text(const InferenceRequest& req) {
+    std::string s;
+    for (const auto& row : field_table())
+        if (row.key_text) s += lp(row.name) + lp(row.key_text(req));
+    return s;
+}
+
+std::string non_text_parts_key_text(const Message& m) {
+    std::string s;
+    bool any = false;
+    for (const auto& p : m.parts) {
+        if (p.kind == ContentPart::Kind::text) {
+            s += "t";  // position of text parts, so order is part of the key
+            continue;
+        }
+        any = true;
+        if (p.is_image()) {
+            s += "i" + lp(p.media_type) + lp(p.data.empty() ? std::string() : sha256_hex(p.data)) + lp(p.url) +
+                 lp(p.detail);
+        } else {
+            s += "o" + lp(p.raw);
+        }
+    }
+    return any ? s : std::string();
+}
+
+std::string message_key_text(const Message& m) {
+    std::string s = lp(role_name(m.role)) + lp(m.content) + lp(m.name) + lp(m.tool_call_id);
+    s += std::to_string(m.tool_calls.size());
+    for (const auto& tc : m.tool_calls) s += lp(tc.id) + lp(tc.name) + lp(tc.arguments);
+    // Text split into parts is the same question as the joined text, but an
+    // adapter sends it differently: part of the key all the same.
+    s += std::to_string(m.parts.size());
+    for (const auto& p : m.parts) {
+        if (p.kind == ContentPart::Kind::text) s += "t" + lp(p.text);
+    }
+    s += lp(non_text_parts_key_text(m));
+    return s;
+}
+
+}  // namespace l04
