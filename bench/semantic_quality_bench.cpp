@@ -9,7 +9,8 @@
 //      and bench/data/near_misses_holdout.json (40 pairs written afterwards,
 //      never tuned on): pairs that must never hit. Each pair is checked alone
 //      (b queried against a cache holding only a) and against a cache holding
-//      every `a` of its set.
+//      every `a` of its set; and bench/data/near_misses_v2.json (266 pairs in
+//      14 kinds, written for the stricter guard of issue 10, so a tuning set).
 // Usage: semantic_quality_bench [--margin M] [--weights B,C,S] [--grid | --wrong T | --guard]
 //   --grid     sweep the embedder's weights (tuned on even pairs, reported on odd)
 //   --wrong T  list the wrong hits at threshold T
@@ -168,15 +169,16 @@ std::vector<int> thresholds() {
 double g_margin = 0.03;  // CacheConfig::semantic_margin
 
 void print_main(BuiltinEmbedder& e, const std::vector<Pair>& para, const std::vector<Pair>& near,
-                const std::vector<Pair>& holdout) {
+                const std::vector<Pair>& holdout, const std::vector<Pair>& v2) {
     const auto d = prepare(e, para);
     std::printf("Embedder: %s, %zu dims. Paraphrase pairs: %zu (%zu distinct origins). Near misses: %zu tuning, %zu "
-                "held out. Candidates per lookup: %zu. Margin: %.2f.\n\n",
+                "held out, %zu in the v2 set. Candidates per lookup: %zu. Margin: %.2f.\n\n",
                 e.name().c_str(), e.dimension(), para.size(), d.origins.size(), near.size(), holdout.size(),
-                k_candidates, g_margin);
+                v2.size(), k_candidates, g_margin);
     std::printf("| threshold | correct | wrong | misses | precision | precision, even / odd pairs | near-miss hits, "
-                "tuning set (alone/all) | held out (alone/all) | embedding only: correct / wrong / precision | "
-                "embedding only: near-miss hits (tuning/held out) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+                "tuning set (alone/all) | held out (alone/all) | v2 set (alone/all) | embedding only: correct / wrong / "
+                "precision | embedding only: near-miss hits (tuning/held out/v2) |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int t : thresholds()) {
         const double th = t / 100.0;
         const auto c = score(d, para, th, g_margin, true);
@@ -187,14 +189,17 @@ void print_main(BuiltinEmbedder& e, const std::vector<Pair>& para, const std::ve
         const auto n2 = near_hits(e, holdout, th, g_margin, true);
         const auto r1 = near_hits(e, near, th, 0.0, false);
         const auto r2 = near_hits(e, holdout, th, 0.0, false);
-        std::printf("| 0.%02d | %d | %d | %d | %.3f | %.3f / %.3f | %d/%d | %d/%d | %d / %d / %.3f | %d/%d |\n", t,
-                    c.correct, c.wrong, c.miss, c.precision(), ce.precision(), co.precision(), n1.alone, n1.all,
-                    n2.alone, n2.all, raw.correct, raw.wrong, raw.precision(), r1.alone, r2.alone);
+        const auto n3 = near_hits(e, v2, th, g_margin, true);
+        const auto r3 = near_hits(e, v2, th, 0.0, false);
+        std::printf("| 0.%02d | %d | %d | %d | %.3f | %.3f / %.3f | %d/%d | %d/%d | %d/%d | %d / %d / %.3f | %d/%d/%d |\n",
+                    t, c.correct, c.wrong, c.miss, c.precision(), ce.precision(), co.precision(), n1.alone, n1.all,
+                    n2.alone, n2.all, n3.alone, n3.all, raw.correct, raw.wrong, raw.precision(), r1.alone, r2.alone,
+                    r3.alone);
     }
 }
 
 void print_guard(BuiltinEmbedder& e, const std::vector<Pair>& para, const std::vector<Pair>& near,
-                 const std::vector<Pair>& holdout) {
+                 const std::vector<Pair>& holdout, const std::vector<Pair>& v2) {
     std::map<std::string, int> refused;
     int total = 0;
     for (const auto& p : para) {
@@ -210,7 +215,7 @@ void print_guard(BuiltinEmbedder& e, const std::vector<Pair>& para, const std::v
     for (const auto& [k, v] : refused) std::printf(" %s %d", k.c_str(), v);
     std::printf("\n\n| set | kind | pairs | refused by the guard | highest cosine | passed by the guard |\n"
                 "|---|---|---|---|---|---|\n");
-    for (const auto* set : {&near, &holdout}) {
+    for (const auto* set : {&near, &holdout, &v2}) {
         std::map<std::string, std::vector<const Pair*>> by_kind;
         for (const auto& p : *set) by_kind[p.kind].push_back(&p);
         for (const auto& [kind, ps] : by_kind) {
@@ -222,7 +227,7 @@ void print_guard(BuiltinEmbedder& e, const std::vector<Pair>& para, const std::v
                 if (semantic_conflict(p->b, p->a) != HitConflict::none) ++caught;
                 else passed += (passed.empty() ? "" : "; ") + p->a + " / " + p->b;
             }
-            std::printf("| %s | %s | %zu | %d | %.3f | %s |\n", set == &near ? "tuning" : "held out", kind.c_str(),
+            std::printf("| %s | %s | %zu | %d | %.3f | %s |\n", set == &near ? "tuning" : set == &holdout ? "held out" : "v2", kind.c_str(),
                         ps.size(), caught, high, passed.c_str());
         }
     }
@@ -279,15 +284,16 @@ int main(int argc, char** argv) {
         para.push_back(Pair{p.at("origin").get<std::string>(), p.at("similar").get<std::string>(), ""});
     const auto near = load_pairs(std::string(L04_BENCH_DATA_DIR) + "/near_misses.json");
     const auto holdout = load_pairs(std::string(L04_BENCH_DATA_DIR) + "/near_misses_holdout.json");
+    const auto v2 = load_pairs(std::string(L04_BENCH_DATA_DIR) + "/near_misses_v2.json");
 
     BuiltinEmbedder e(opts);
     if (mode == "grid") print_grid(para, near);
-    else if (mode == "guard") print_guard(e, para, near, holdout);
+    else if (mode == "guard") print_guard(e, para, near, holdout, v2);
     else if (mode == "wrong") {
         std::vector<std::string> wrong;
         (void)score(prepare(e, para), para, wrong_at, g_margin, true, -1, &wrong);
         std::printf("| best cosine | query | served | its own origin |\n|---|---|---|---|\n");
         for (const auto& w : wrong) std::printf("%s\n", w.c_str());
-    } else print_main(e, para, near, holdout);
+    } else print_main(e, para, near, holdout, v2);
     return 0;
 }

@@ -531,11 +531,11 @@ TEST_CASE("semantic cache: the hit guard refuses near misses whatever the thresh
 TEST_CASE("semantic cache: two cached answers almost equally close are ambiguous") {
     Fixture f;
     auto c = f.open();
-    REQUIRE(c->store(key("How do I reset my password on the laptop computer?"), answer("Laptop: Settings > Reset.")));
-    REQUIRE(c->store(key("How do I reset my password on the desktop computer?"), answer("Desktop: Control panel.")));
-    // "...on the computer?" is about as close to both (0.860 and 0.854 with
-    // builtin-v2), both above the default threshold: neither answer is served.
-    const auto q = key("How do I reset my password on the computer?");
+    // Both pass the guard (politeness and pronouns only) and have different
+    // answers; builtin-v2 puts them at 0.997 and 0.995 from the query.
+    REQUIRE(c->store(key("Please reset my password."), answer("Laptop: Settings > Reset.")));
+    REQUIRE(c->store(key("Could you reset my password?"), answer("Desktop: Control panel.")));
+    const auto q = key("reset my password");
     CHECK_FALSE(c->lookup(q));
     CHECK(c->stats().ambiguous == 1);
     // Without the margin the nearer one wins.
@@ -550,15 +550,15 @@ TEST_CASE("semantic cache: two cached answers almost equally close are ambiguous
 TEST_CASE("semantic cache: a refused candidate gives way to the next one - counted once per missed lookup") {
     Fixture f;
     auto c = f.open();
-    // With builtin-v2 the swapped prompt is the nearest (0.867) and the
-    // reworded one next (0.808), both above 0.8.
-    REQUIRE(c->store(key("Book a flight from Paris to London"), answer("CDG-LHR")));
-    REQUIRE(c->store(key("Book me a cheap flight from London to Paris"), answer("LHR-CDG")));
+    // With builtin-v2 the prompt with a code span has the query's words
+    // (similarity 1, refused as a literal) and the reworded one is next.
+    REQUIRE(c->store(key("Book a flight from `London` to Paris"), answer("CDG-LHR")));
+    REQUIRE(c->store(key("Could you book a flight from London to Paris?"), answer("LHR-CDG")));
     const auto q = key("Book a flight from London to Paris");
     auto near = c->search("Book a flight from London to Paris", 2);
     REQUIRE(near);
     REQUIRE(near->size() == 2);
-    REQUIRE((*near)[0].prompt == "Book a flight from Paris to London");
+    REQUIRE((*near)[0].prompt == "Book a flight from `London` to Paris");
     REQUIRE((*near)[1].similarity >= 0.8);
     auto hit = c->lookup(q, 0.8);
     REQUIRE(hit);
@@ -566,7 +566,7 @@ TEST_CASE("semantic cache: a refused candidate gives way to the next one - count
     CHECK(c->stats().guard_refusals == 0);  // refused one candidate, but the lookup did not miss
     // Without the second entry the same lookup misses, and that is counted.
     REQUIRE(c->clear("", std::nullopt));
-    REQUIRE(c->store(key("Book a flight from Paris to London"), answer("CDG-LHR")));
+    REQUIRE(c->store(key("Book a flight from `London` to Paris"), answer("CDG-LHR")));
     CHECK_FALSE(c->lookup(q, 0.8));
     const auto s = c->stats();
     CHECK(s.guard_refusals == 1);

@@ -19,7 +19,91 @@ struct Facts {
     std::map<int, int> axes;                         // antonym axis -> net sign
     std::map<std::string, std::string> role_of;      // content word -> preposition before it
     std::vector<std::string> words;                  // content word stems, in order
+    std::multiset<std::string> significant;          // every word stem that can change the answer
+    std::vector<std::string> sequence;               // the same, in order (prepositions included)
+    std::multiset<std::string> literals;             // quoted text, code spans, identifiers, paths, URLs
 };
+
+// Words whose presence or absence does not change what is asked: articles,
+// the asker's own pronouns, question scaffolding and politeness. Everything
+// else counts (question words, prepositions, modals, tense, quantifiers,
+// third persons): a miss costs one provider call, a wrong hit a wrong answer.
+bool ignorable(std::string_view raw) {
+    static const std::set<std::string_view> k = {
+        "a",    "an",    "the",   "is",     "are",      "am",       "be",      "being",  "do",     "does",
+        "did",  "doing", "have",  "has",    "having",   "i",        "me",      "my",     "mine",   "we",
+        "our",  "us",    "you",   "your",   "it",       "its",      "this",    "that",   "these",  "those",
+        "of",   "as",    "can",   "could",  "would",    "just",     "also",    "there",  "here",   "please",
+        "pls",  "kindly", "thanks", "thank", "really",  "actually", "basically", "simply", "s",     "t",
+        "some", "so",    "ok",    "okay",   "hi",       "hello",    "hey",
+        // Scaffolding of a request: "can you explain X", "tell me about X",
+        // "I want to know X", "help me with X" ask for X.
+        "explain", "describe", "tell", "know", "want", "help", "able", "possible", "way", "about", "let",
+        "show", "give", "mean"};
+    return k.count(raw) > 0;
+}
+
+// The literal pieces of a prompt, case and all: `code spans`, quoted text
+// ("...", '...', “...”, ‘...’) and words that look like identifiers, paths,
+// URLs, flags or variables (a '/', '_', '.', '$', '-' or '::' inside, a
+// leading '-', camelCase). Two prompts that differ in one of these ask
+// about different things however alike their words are.
+std::multiset<std::string> literals_of(std::string_view s) {
+    std::multiset<std::string> out;
+    std::size_t i = 0;
+    auto close = [&](std::string_view open_seq, std::string_view close_seq) -> bool {
+        if (s.substr(i, open_seq.size()) != open_seq) return false;
+        const auto start = i + open_seq.size();
+        const auto end = s.find(close_seq, start);
+        if (end == std::string_view::npos || end == start) return false;
+        out.emplace(s.substr(start, end - start));
+        i = end + close_seq.size();
+        return true;
+    };
+    std::string word;
+    auto flush_word = [&] {
+        while (!word.empty() && std::string_view(".,;:!?)]}").find(word.back()) != std::string_view::npos) word.pop_back();
+        while (!word.empty() && std::string_view("([{").find(word.front()) != std::string_view::npos) word.erase(0, 1);
+        bool ident = false;
+        for (std::size_t k = 0; k < word.size() && !ident; ++k) {
+            const char c = word[k];
+            const bool inner = k > 0 && k + 1 < word.size();
+            if (c == '/' || c == '\\' || c == '_' || c == '$' || c == '=' || c == '<' || c == '>' || c == '#' ||
+                c == '@' || c == '(' || c == '[' || c == '{' || c == '*' || c == '+' || c == '%' || c == '|' || c == '&')
+                ident = true;
+            else if ((c == '.' || c == ':' || c == '-') && inner &&
+                     !(c == '.' && std::isdigit(static_cast<unsigned char>(word[k - 1])) &&
+                       std::isdigit(static_cast<unsigned char>(word[k + 1]))))
+                ident = true;
+            else if (k == 0 && c == '-' && word.size() > 1)
+                ident = true;
+            else if (k > 0 && std::islower(static_cast<unsigned char>(word[k - 1])) &&
+                     std::isupper(static_cast<unsigned char>(c)))
+                ident = true;  // camelCase
+        }
+        // An apostrophe inside a word ("don't", "user's") is English, not code.
+        if (ident) out.insert(word);
+        word.clear();
+    };
+    while (i < s.size()) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        const bool word_start = word.empty();
+        if (word_start && (close("```", "```") || close("`", "`") || close("\"", "\"") ||
+                           close("\xE2\x80\x9C", "\xE2\x80\x9D") || close("\xE2\x80\x98", "\xE2\x80\x99") ||
+                           ((i == 0 || !std::isalnum(static_cast<unsigned char>(s[i - 1]))) && close("'", "'")))) {
+            continue;
+        }
+        if (std::isspace(c)) {
+            flush_word();
+            ++i;
+            continue;
+        }
+        word.push_back(static_cast<char>(c));
+        ++i;
+    }
+    flush_word();
+    return out;
+}
 
 // "v2.10.0" -> "2.10.0", "1,000" -> "1000"; keeps unit suffixes ("50k").
 std::string normalise_number(const std::string& raw) {
@@ -44,6 +128,7 @@ bool directional(std::string_view w) {
 Facts facts_of(std::string_view s) {
     Facts f;
     const auto toks = text::analyse(s);
+    f.literals = literals_of(s);
     std::string role;  // the directional preposition waiting for its object
     for (const auto& t : toks) {
         if (t.text.empty()) {
@@ -55,7 +140,14 @@ Facts facts_of(std::string_view s) {
             continue;
         }
         if (auto axis = text::polarity_of(t.raw)) f.axes[axis->first] += axis->second * (t.negated ? -1 : 1);
-        if (t.number) f.numbers.push_back(normalise_number(t.raw));
+        if (t.number) {
+            f.numbers.push_back(normalise_number(t.raw));
+            f.sequence.push_back(f.numbers.back());  // "yen is 200 dollars" / "dollars is 200 yen"
+        }
+        if (!t.number && !ignorable(t.raw)) {
+            f.significant.insert(text::canonical_stem(plain(t)));
+            f.sequence.push_back(text::canonical_stem(plain(t)));
+        }
         if (directional(t.raw)) {
             role = t.raw;
             continue;
@@ -84,16 +176,31 @@ bool roles_swapped(const Facts& a, const Facts& b) {
     return moved >= 2;
 }
 
-// The same content words with two of them trading places ("did the dog
-// bite the man" / "did the man bite the dog"): who does what to whom
-// changed. Larger reorderings ("X has Y as its default" / "the default of X
-// is Y") are how paraphrases are written, and pass.
+// The same content words with two groups of them trading places around
+// something that stays ("did the dog bite the man" / "did the man bite the
+// dog", "does vitamin D help absorb calcium" / "does calcium help absorb
+// vitamin D"): who does what to whom changed. Groups of up to four words; a
+// swap of two adjacent groups with nothing between ("X has Y as default" /
+// "the default of X is Y") is how paraphrases are written, and passes.
 bool reordered(const Facts& a, const Facts& b) {
-    if (a.words.size() != b.words.size() || a.words.size() < 2) return false;
-    std::vector<std::size_t> diff;
-    for (std::size_t i = 0; i < a.words.size(); ++i)
-        if (a.words[i] != b.words[i]) diff.push_back(i);
-    return diff.size() == 2 && a.words[diff[0]] == b.words[diff[1]] && a.words[diff[1]] == b.words[diff[0]];
+    const auto& x = a.sequence;
+    const auto& y = b.sequence;
+    if (x.size() != y.size() || x.size() < 3) return false;
+    std::size_t i = 0, j = x.size();
+    while (i < j && x[i] == y[i]) ++i;
+    while (j > i && x[j - 1] == y[j - 1]) --j;
+    if (i == j) return false;
+    const std::size_t n = j - i;  // x[i..j) = P M Q, y[i..j) = Q M P
+    for (std::size_t p = 1; p <= 4 && p < n; ++p)
+        for (std::size_t q = 1; q <= 4 && p + q < n; ++q) {
+            const std::size_t m = n - p - q;  // the middle, at least one word
+            bool ok = true;
+            for (std::size_t k = 0; k < q && ok; ++k) ok = y[i + k] == x[i + p + m + k];
+            for (std::size_t k = 0; k < m && ok; ++k) ok = y[i + q + k] == x[i + p + k];
+            for (std::size_t k = 0; k < p && ok; ++k) ok = y[i + q + m + k] == x[i + k];
+            if (ok) return true;
+        }
+    return false;
 }
 
 }  // namespace
@@ -106,6 +213,8 @@ const char* to_string(HitConflict c) {
         case HitConflict::polarity: return "polarity";
         case HitConflict::roles: return "roles";
         case HitConflict::order: return "order";
+        case HitConflict::literal: return "literal";
+        case HitConflict::wording: return "wording";
     }
     return "none";
 }
@@ -119,8 +228,10 @@ HitConflict conflict(const Facts& q, const Facts& c) {
         auto it = c.axes.find(axis);
         if (it != c.axes.end() && sign(it->second) * sign(s) < 0) return HitConflict::polarity;
     }
+    if (q.literals != c.literals) return HitConflict::literal;
     if (roles_swapped(q, c)) return HitConflict::roles;
     if (reordered(q, c)) return HitConflict::order;
+    if (q.significant != c.significant) return HitConflict::wording;
     return HitConflict::none;
 }
 

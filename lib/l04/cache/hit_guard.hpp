@@ -15,7 +15,18 @@
 //             different objects and the objects appear on both sides
 //             ("from Paris to London" / "from London to Paris");
 //   order     the same content words with two of them swapped ("did the
-//             dog bite the man" / "did the man bite the dog").
+//             dog bite the man" / "did the man bite the dog");
+//   literal   quoted text, `code`, identifiers, paths, URLs, flags or
+//             variables differ, case included ("/etc/hosts" / "/etc/hostname",
+//             translate "good morning" / "good night");
+//   wording   any other word differs, after lower-casing, light stemming and
+//             the embedder's synonym table, except articles, the asker's own
+//             pronouns, question scaffolding (do, can, is) and politeness:
+//             a changed verb ("selects" / "deletes"), entity ("Austria" /
+//             "Australia"), language, unit, month, comparison word or a
+//             negating prefix ("leap" / "non-leap", "sorted" / "unsorted").
+// So a semantic hit is served only for the same words in another form:
+// case, punctuation, inflection, known synonyms, filler.
 // A refused candidate is a miss (the provider answers), never an error; it is
 // counted in `cache stats` as a guard rejection.
 #include <string_view>
@@ -23,7 +34,7 @@
 
 namespace l04 {
 
-enum class HitConflict { none, numbers, negation, polarity, roles, order };
+enum class HitConflict { none, numbers, negation, polarity, roles, order, literal, wording };
 
 const char* to_string(HitConflict c);
 

@@ -277,6 +277,18 @@ std::optional<std::pair<int, int>> polarity_of(std::string_view raw) {
     return std::nullopt;
 }
 
+std::string canonical_stem(const std::string& st) {
+    // The synonym table by stem, so that every inflection of a synonym reads
+    // as its canonical word's stem ("located", "locates" -> "find").
+    static const std::unordered_map<std::string, std::string> by_stem = [] {
+        std::unordered_map<std::string, std::string> m;
+        for (const auto& [w, canon] : synonyms()) m.emplace(stem(std::string(w)), stem(std::string(canon)));
+        return m;
+    }();
+    auto it = by_stem.find(st);
+    return it == by_stem.end() ? st : it->second;
+}
+
 std::vector<Token> analyse(std::string_view text) {
     std::vector<Token> toks = split(text);
     int scope = 0;  // content words still under negation

@@ -32,6 +32,10 @@ struct Token {
 // 3. light suffix stemming (-ing, -ed, -ies, -es, -s) of non-numbers.
 std::vector<Token> analyse(std::string_view text);
 
+// A word stem mapped through the synonym table by stem, so inflections of a
+// synonym share its canonical stem ("located" and "finds" -> "find").
+std::string canonical_stem(const std::string& stem);
+
 bool is_stopword(std::string_view raw);
 bool is_negation_cue(std::string_view raw);
 // Prepositions whose object's role matters: from X to Y, X than Y, X or Y.
