@@ -523,6 +523,7 @@ void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse
     row.stream = req.stream;
     row.attempts = attempts;
     row.saved_usd = saved_usd;
+    row.metadata = req.metadata;
     std::string status = "ok";
     if (r) {
         row.usage = r->token_usage;

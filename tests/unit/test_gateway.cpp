@@ -575,3 +575,140 @@ TEST_CASE("gateway: when every model fails the same way the code is kept") {
     CHECK(r.error().message.find("gpt-4o-mini") != std::string::npos);
     CHECK(p->calls == 2);
 }
+
+// ------------------------------------------------------------ request fields
+
+namespace {
+InferenceRequest image_prompt(const std::string& model, const std::string& image_b64) {
+    InferenceRequest r = prompt(model, "what is this?");
+    ContentPart t;
+    t.text = "what is this?";
+    ContentPart i;
+    i.kind = ContentPart::Kind::image;
+    i.media_type = "image/png";
+    i.data = image_b64;
+    r.messages[0].parts = {t, i};
+    return r;
+}
+}  // namespace
+
+TEST_CASE("gateway: a field the named model's provider cannot honour is refused with E4502 - never dropped") {
+    Fixture f;
+    auto r = prompt("claude-haiku-4-5");
+    r.seed = 42;  // Anthropic has no seed
+    auto res = f.gw->execute(r);
+    REQUIRE_FALSE(res);
+    CHECK(res.error().code == ErrorCode::invalid_parameter);
+    CHECK(res.error().http_status == 400);
+    CHECK(res.error().message.find("'seed'") != std::string::npos);
+    CHECK(res.error().message.find("anthropic") != std::string::npos);
+
+    auto img = image_prompt("llama3.2:3b", "iVBORw0KGgo=");
+    auto ri = f.gw->execute(img);
+    REQUIRE_FALSE(ri);
+    CHECK(ri.error().code == ErrorCode::invalid_parameter);
+    CHECK(ri.error().message.find("cannot read images") != std::string::npos);
+}
+
+TEST_CASE("gateway: routing drops models that cannot honour a field - and adds vision for images") {
+    Fixture f;
+    auto r = prompt("");
+    r.seed = 7;
+    auto d = f.gw->explain(r);
+    REQUIRE(d);
+    bool anthropic_dropped = false;
+    for (const auto& n : d->notes)
+        if (n.model == "claude-haiku-4-5") {
+            CHECK_FALSE(n.kept);
+            anthropic_dropped = n.reason.find("cannot honour 'seed'") != std::string::npos;
+        }
+    CHECK(anthropic_dropped);
+    // Every provider available: an image adds vision, so only vision models stay.
+    auto reg = Registry::load({test::models_toml_path()});
+    REQUIRE(reg);
+    Router router(*reg, RouterConfig{});
+    auto img = image_prompt("", "iVBORw0KGgo=");
+    auto di = router.route(img, [](const std::string&, std::string&) { return true; });
+    REQUIRE(di);
+    CHECK(di->target.find("vision") != std::string::npos);
+    CHECK(di->primary->capabilities.has(Capability::vision));
+    for (const auto* fb : di->fallbacks) CHECK(fb->capabilities.has(Capability::vision));
+    bool llama_dropped = false;
+    for (const auto& n : di->notes)
+        if (n.model == "llama3.2:3b") llama_dropped = !n.kept && n.reason.find("vision") != std::string::npos;
+    CHECK(llama_dropped);
+    // An image by URL: Ollama and Gemini models are dropped (inline only).
+    img.messages[0].parts[1].data.clear();
+    img.messages[0].parts[1].url = "https://example.com/cat.png";
+    auto du = router.route(img, [](const std::string&, std::string&) { return true; });
+    REQUIRE(du);
+    CHECK(du->primary->provider != "gemini");
+    for (const auto* fb : du->fallbacks) {
+        CHECK(fb->provider != "gemini");
+        CHECK(fb->provider != "ollama");
+    }
+}
+
+TEST_CASE("gateway: n > 1 answers every choice; answers meant to differ are cached only on request") {
+    Fixture f;
+    auto r = prompt("mock", "give me two");
+    r.n = 2;
+    auto a = f.gw->execute(r);
+    REQUIRE(a);
+    REQUIRE(a->more_choices.size() == 1);
+    CHECK(a->more_choices[0].content == a->content + " (choice 1)");
+    auto again = f.gw->execute(r);
+    REQUIRE(again);
+    CHECK(again->cache_hit == CacheHit::none);  // not cached by default
+
+    r.cache_explicit = true;  // "l04": {"cache": "use"}
+    REQUIRE(f.gw->execute(r));
+    auto hit = f.gw->execute(r);
+    REQUIRE(hit);
+    CHECK(hit->cache_hit == CacheHit::exact);
+    REQUIRE(hit->more_choices.size() == 1);  // the whole answer, from the cache
+    CHECK(hit->more_choices[0].content == a->more_choices[0].content);
+
+    auto s = prompt("mock", "seeded");
+    s.seed = 1;
+    s.temperature = 0.8;
+    REQUIRE(f.gw->execute(s));
+    CHECK(f.gw->execute(s)->cache_hit == CacheHit::none);
+    s.temperature = 0.0;  // a seed at temperature 0 is deterministic: cached as usual
+    REQUIRE(f.gw->execute(s));
+    CHECK(f.gw->execute(s)->cache_hit == CacheHit::exact);
+}
+
+TEST_CASE("gateway: another image with the same text is another question - the mock sees the image") {
+    Fixture f;
+    auto a = f.gw->execute(image_prompt("mock", "iVBORw0KGgoAAAA="));
+    REQUIRE(a);
+    CHECK(a->content.find("(with 1 image)") != std::string::npos);
+    auto b = f.gw->execute(image_prompt("mock", "iVBORw0KGgoBBBB="));
+    REQUIRE(b);
+    CHECK(b->cache_hit == CacheHit::none);
+    CHECK(b->content != a->content);  // the digest covers the image bytes
+    auto a2 = f.gw->execute(image_prompt("mock", "iVBORw0KGgoAAAA="));
+    REQUIRE(a2);
+    CHECK(a2->cache_hit == CacheHit::exact);
+    auto text_only = f.gw->execute(prompt("mock", "what is this?"));
+    REQUIRE(text_only);
+    CHECK(text_only->cache_hit == CacheHit::none);  // neither exact nor semantic across images
+}
+
+TEST_CASE("gateway: the mock honours max_tokens and stop") {
+    Fixture f;
+    auto r = prompt("mock", "count");
+    r.options["reply"] = option_from_text("one two three four five six");
+    r.max_tokens = 3;
+    auto a = f.gw->execute(r);
+    REQUIRE(a);
+    CHECK(a->content == "one two three");
+    CHECK(a->finish_reason == "length");
+    r.max_tokens.reset();
+    r.stop = {" four"};
+    auto b = f.gw->execute(r);
+    REQUIRE(b);
+    CHECK(b->content == "one two three");
+    CHECK(b->finish_reason == "stop");
+}

@@ -134,13 +134,22 @@ TEST_CASE("gateway: every finished request reaches the exporter - retention prun
     InferenceRequest r;
     r.model = "mock";
     r.messages.push_back({Role::user, "export me", {}, {}, {}});
+    r.metadata = {{"job", "nightly"}, {"run", "7"}};
     REQUIRE((*gw)->execute(r));
+    r.metadata.clear();
     r.model = "nope";
     CHECK_FALSE((*gw)->execute(r));
     CHECK(ex->stats().queued == 2);
     REQUIRE(ex->flush());
     auto j = nlohmann::json::parse(t->requests.at(0).body);
     CHECK(j["records"][1]["error_code"] == "E4001");
+    // The request's metadata travels with its row: in the ledger and exported.
+    CHECK(j["records"][0]["metadata"] == nlohmann::json{{"job", "nightly"}, {"run", "7"}});
+    CHECK_FALSE(j["records"][1].contains("metadata"));
+    auto rows = (*gw)->ledger().rows_since(0);
+    REQUIRE(rows);
+    REQUIRE(rows->size() == 2);
+    CHECK((*rows)[0].metadata == std::map<std::string, std::string>{{"job", "nightly"}, {"run", "7"}});
 
     clock.advance(std::chrono::hours(24 * 91));  // past the default 90-day retention
     auto pruned = (*gw)->prune_usage();

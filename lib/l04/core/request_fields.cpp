@@ -76,14 +76,31 @@ bool any_strict_tool(const InferenceRequest& r) {
     return std::any_of(r.tools.begin(), r.tools.end(), [](const ToolSpec& t) { return t.strict.value_or(false); });
 }
 
+// The top-level "type" of a response_format object, read without a JSON
+// library (core stays free of one): the text is compact JSON as the edge
+// wrote it. Nested "type" keys (inside a schema) are skipped by depth.
 std::string response_format_type(const std::string& rf) {
-    // The "type" of a response_format object, read without a JSON library:
-    // the text is nlohmann's compact dump of an object, or a bare word.
-    auto k = rf.find("\"type\":\"");
-    if (k == std::string::npos) return rf.empty() || rf.front() == '{' ? std::string() : rf;
-    auto start = k + 8;
-    auto end = rf.find('"', start);
-    return end == std::string::npos ? std::string() : rf.substr(start, end - start);
+    int depth = 0;
+    std::string last_string;
+    bool want_value = false;
+    for (std::size_t i = 0; i < rf.size(); ++i) {
+        const char c = rf[i];
+        if (c == '"') {
+            std::string str;
+            for (++i; i < rf.size() && rf[i] != '"'; ++i) {
+                if (rf[i] == '\\' && i + 1 < rf.size()) ++i;
+                str += rf[i];
+            }
+            if (want_value) return str;
+            last_string = std::move(str);
+            continue;
+        }
+        if (c == '{' || c == '[') ++depth;
+        else if (c == '}' || c == ']') --depth;
+        else if (c == ':' && depth == 1 && last_string == "type") want_value = true;
+        else if (c == ':' || c == ',') want_value = false;
+    }
+    return rf.empty() || rf.front() == '{' ? std::string() : rf;
 }
 
 bool is_json_text_string(const std::string& s, std::string_view word) {
@@ -204,7 +221,7 @@ std::vector<FieldRow> make_table() {
     t.push_back({"response_format", [](const InferenceRequest& r) { return !r.response_format.empty(); },
                  [](InferenceRequest& r) { r.response_format = R"({"type":"json_object"})"; },
                  [](const InferenceRequest& r) { return lp(r.response_format); }, nullptr,
-                 {F(fwd), F(part, "json_schema: output_format (structured outputs); json_object is refused"),
+                 {F(fwd), F(part, "json_schema: output_config.format (structured outputs); json_object is refused"),
                   F(mapd, "format (\"json\" or the schema)"),
                   F(mapd, "generationConfig.responseMimeType and responseJsonSchema"), F(part, "only text"),
                   F(fwd, "in the reply's digest")},

@@ -122,6 +122,10 @@ INSERT OR IGNORE INTO counters(id, name) VALUES (13, 'cache_guard_refusals'), (1
         R"sql(
 ALTER TABLE cache_entries ADD COLUMN extra BLOB NOT NULL DEFAULT '';
 )sql",
+        // 6: the request's metadata, kept with its ledger row (JSON object text)
+        R"sql(
+ALTER TABLE usage ADD COLUMN metadata TEXT NOT NULL DEFAULT '';
+)sql",
     };
     return m;
 }

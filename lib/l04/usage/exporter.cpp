@@ -50,6 +50,7 @@ std::string UsageExporter::batch_json(const std::vector<UsageRow>& rows) {
                          {"attempts", r.attempts}};
         if (r.ttft_ms) j["time_to_first_token_ms"] = *r.ttft_ms;
         if (r.error_code) j["error_code"] = "E" + std::to_string(*r.error_code);
+        if (!r.metadata.empty()) j["metadata"] = r.metadata;
         arr.push_back(std::move(j));
     }
     return nlohmann::json{{"source", "l04"}, {"records", arr}}.dump();

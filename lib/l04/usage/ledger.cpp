@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <iterator>
 #include <map>
@@ -78,8 +79,8 @@ Status Ledger::write_locked(const std::vector<UsageRow>& rows) {
     if (!tx) return fail(tx.error());
     auto st = m_db->prepare(
         "INSERT INTO usage(request_id, time_ms, agent, model, provider, prompt_tokens, completion_tokens, estimated, "
-        "cost_usd, saved_usd, latency_ms, ttft_ms, cached, stream, status, error_code, attempts) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        "cost_usd, saved_usd, latency_ms, ttft_ms, cached, stream, status, error_code, attempts, metadata) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st) return fail(st.error());
     for (const auto& r : rows) {
         st->reset();
@@ -92,6 +93,7 @@ Status Ledger::write_locked(const std::vector<UsageRow>& rows) {
         if (r.error_code) st->bind(16, *r.error_code);
         else st->bind_null(16);
         st->bind(17, r.attempts);
+        st->bind(18, r.metadata.empty() ? std::string() : nlohmann::json(r.metadata).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         if (auto rr = st->run(); !rr) return rr;
     }
     return tx->commit();
@@ -124,7 +126,8 @@ Result<std::vector<UsageRow>> Ledger::rows_since(std::int64_t since_ms) {
     std::lock_guard lk(m_mu);
     auto st = m_db->prepare(
         "SELECT request_id, time_ms, agent, model, provider, prompt_tokens, completion_tokens, estimated, cost_usd, "
-        "saved_usd, latency_ms, ttft_ms, cached, stream, status, error_code, attempts FROM usage WHERE time_ms >= ? "
+        "saved_usd, latency_ms, ttft_ms, cached, stream, status, error_code, attempts, metadata FROM usage "
+        "WHERE time_ms >= ? "
         "ORDER BY time_ms, id");
     if (!st) return fail(st.error());
     st->bind(1, since_ms);
@@ -152,6 +155,11 @@ Result<std::vector<UsageRow>> Ledger::rows_since(std::int64_t since_ms) {
         u.status = st->col_text(14);
         if (!st->col_null(15)) u.error_code = static_cast<int>(st->col_int(15));
         u.attempts = static_cast<int>(st->col_int(16));
+        if (const std::string md = st->col_text(17); !md.empty()) {
+            auto j = nlohmann::json::parse(md, nullptr, false);
+            if (j.is_object())
+                for (const auto& [k, v] : j.items()) u.metadata[k] = v.is_string() ? v.get<std::string>() : v.dump();
+        }
         out.push_back(std::move(u));
     }
     return out;

@@ -6,6 +6,7 @@
 #include <l04/core/types.hpp>
 #include <l04/store/db.hpp>
 
+#include <map>
 #include <memory>
 #include <condition_variable>
 #include <mutex>
@@ -32,6 +33,9 @@ struct UsageRow {
     std::string status = "ok";  // ok or error
     std::optional<int> error_code;
     int attempts = 1;
+    // The request's metadata (top-level `metadata`, `l04.metadata`): stored
+    // with the row and exported with it (migration 6).
+    std::map<std::string, std::string> metadata;
 };
 
 struct UsageTotals {
