@@ -199,7 +199,7 @@ TEST_CASE("OpenAI n > 1 and logprobs come back whole through l04d") {
     CHECK(json::parse(s.body)["error"]["code"] == "E4502");
 }
 
-TEST_CASE("l04ctl -a attaches an image file; typed -o; refused options exit 3") {
+TEST_CASE("l04ctl -a attaches an image file - typed -o - refused options exit 3") {
     DaemonEnv env;
     const std::string png = env.dir().file("dot.png");
     {

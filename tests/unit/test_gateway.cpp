@@ -649,7 +649,7 @@ TEST_CASE("gateway: routing drops models that cannot honour a field - and adds v
     }
 }
 
-TEST_CASE("gateway: n > 1 answers every choice; answers meant to differ are cached only on request") {
+TEST_CASE("gateway: n > 1 answers every choice - answers meant to differ are cached only on request") {
     Fixture f;
     auto r = prompt("mock", "give me two");
     r.n = 2;
