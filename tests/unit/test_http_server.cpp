@@ -124,23 +124,23 @@ TEST_CASE("http server: malformed chunked bodies get 400 - trailers are consumed
     srv.start();
     {
         int fd = connect_to(sock);
-        std::string bad = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n";
+        std::string bad = "POST / HTTP/1.1\r\nHost: l04d\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n";
         ::send(fd, bad.data(), bad.size(), 0);
         CHECK(read_until(fd, "\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
         ::close(fd);
     }
     {
         int fd = connect_to(sock);
-        std::string overflow = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc\r\n";
+        std::string overflow = "POST / HTTP/1.1\r\nHost: l04d\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc\r\n";
         ::send(fd, overflow.data(), overflow.size(), 0);
-        CHECK(read_until(fd, "\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
+        CHECK(read_until(fd, "\r\n\r\n").rfind("HTTP/1.1 413", 0) == 0);  // larger than the body limit
         ::close(fd);
     }
     {
         int fd = connect_to(sock);
         std::string with_trailers =
-            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-A: 1\r\nX-B: 2\r\n\r\n"
-            "POST / HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\ntwo";
+            "POST / HTTP/1.1\r\nHost: l04d\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-A: 1\r\nX-B: 2\r\n\r\n"
+            "POST / HTTP/1.1\r\nHost: l04d\r\nContent-Length: 3\r\nConnection: close\r\n\r\ntwo";
         ::send(fd, with_trailers.data(), with_trailers.size(), 0);
         auto got = read_until(fd, "got:two");
         CHECK(got.find("got:ok") != std::string::npos);
@@ -171,4 +171,122 @@ TEST_CASE("http server: an HTTP/1.0 client gets a streamed body without chunked 
     CHECK(got.find("Connection: close") != std::string::npos);
     CHECK(got.substr(got.find("\r\n\r\n") + 4) == "data: a\n\ndata: b\n\n");
     srv.stop(std::chrono::milliseconds(5000));
+}
+
+TEST_CASE("http parser: RFC 9112 framing - one Content-Length of digits - exact chunked - no smuggling") {
+    auto status = [](const std::string& head) {
+        ParsedHead ph;
+        std::string why;
+        return parse_request_head(head, ph, why);
+    };
+    const std::string ok = "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n";
+    ParsedHead ph;
+    std::string why;
+    REQUIRE(parse_request_head(ok + "Content-Length: 12\r\nX-A: 1\r\nx-a: 2", ph, why) == 0);
+    CHECK(ph.framing == BodyFraming::length);
+    CHECK(ph.content_length == 12);
+    CHECK(ph.req.header("x-a") == "1, 2");
+    CHECK(ph.req.path == "/v1/chat/completions");
+    REQUIRE(parse_request_head(ok + "Transfer-Encoding: Chunked", ph, why) == 0);
+    CHECK(ph.framing == BodyFraming::chunked);
+    REQUIRE(parse_request_head("GET /health?probe=0 HTTP/1.0", ph, why) == 0);  // HTTP/1.0: no Host needed
+    CHECK(ph.http10);
+    CHECK(ph.req.query == "probe=0");
+
+    CHECK(status(ok + "Content-Length: 5\r\nContent-Length: 5") == 400);  // conflicting or repeated
+    CHECK(status(ok + "Content-Length: 5\r\nContent-Length: 6") == 400);
+    CHECK(status(ok + "Content-Length: +5") == 400);
+    CHECK(status(ok + "Content-Length: 5xyz") == 400);
+    CHECK(status(ok + "Content-Length: -1") == 400);
+    CHECK(status(ok + "Content-Length: 99999999999999999999") == 400);
+    CHECK(status(ok + "Transfer-Encoding: gzip, chunked") == 501);
+    CHECK(status(ok + "Transfer-Encoding: xchunked") == 501);
+    CHECK(status(ok + "Transfer-Encoding: chunked\r\nContent-Length: 5") == 400);  // smuggling shape
+    CHECK(status(ok + "X-A: 1\r\n folded") == 400);                                 // obs-fold
+    CHECK(status(ok + "Bad Name: 1") == 400);
+    CHECK(status(ok + "Content-Length : 5") == 400);  // space before the colon
+    CHECK(status(ok + "X-A: a\x01b") == 400);
+    CHECK(status("POST / HTTP/1.1\nHost: x") == 400);  // bare LF
+    CHECK(status("POST / HTTP/1.1\r\nHost: x\rY: 1") == 400);
+    CHECK(status("POST / HTTP/2.0\r\nHost: x") == 505);
+    CHECK(status("POST / FTP/1.1\r\nHost: x") == 400);
+    CHECK(status("POST /  HTTP/1.1\r\nHost: x") == 400);
+    CHECK(status("POST http://evil/ HTTP/1.1\r\nHost: x") == 400);
+    CHECK(status("P(ST / HTTP/1.1\r\nHost: x") == 400);
+    CHECK(status("POST / HTTP/1.1") == 400);  // HTTP/1.1 without Host
+    CHECK(status("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x") == 414);
+    std::string many = ok;
+    for (int i = 0; i < 101; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
+    many.resize(many.size() - 2);
+    CHECK(status(many) == 431);
+    CHECK(status(ok + "X-Big: " + std::string(70000, 'a')) == 431);
+    // Whatever the bytes, no crash and a verdict.
+    std::string junk;
+    for (int i = 0; i < 2000; ++i) junk += static_cast<char>((i * 7919) & 0xff);
+    CHECK(status(junk) >= 400);
+    CHECK(status("") == 400);
+}
+
+TEST_CASE("http server: unbounded lines are refused, not buffered - a slow head times out") {
+    test::TempDir d;
+    const std::string sock = d.file("s.sock");
+    ServerOptions o;
+    o.header_timeout = std::chrono::milliseconds(150);
+    HttpServer srv([](const ServerRequest& r, ResponseWriter& w) { w.send(200, {}, "got:" + r.body); }, o);
+    REQUIRE(srv.listen_unix(sock));
+    srv.start();
+    {
+        // A chunk-size line that never ends: 400 once it passes 1 KiB.
+        int fd = connect_to(sock);
+        std::string s = "POST / HTTP/1.1\r\nHost: l04d\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(4096, 'a');
+        ::send(fd, s.data(), s.size(), 0);
+        CHECK(read_until(fd, "\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
+        ::close(fd);
+    }
+    {
+        // Trailers that never end: 400/431, not a growing buffer.
+        int fd = connect_to(sock);
+        std::string s = "POST / HTTP/1.1\r\nHost: l04d\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n";
+        for (int i = 0; i < 400; ++i) s += "X-T: " + std::string(40, 'b') + "\r\n";
+        ::send(fd, s.data(), s.size(), 0);
+        const auto got = read_until(fd, "\r\n\r\n");
+        CHECK((got.rfind("HTTP/1.1 431", 0) == 0 || got.rfind("HTTP/1.1 400", 0) == 0));
+        ::close(fd);
+    }
+    {
+        // A head without an end: 431 past 64 KiB.
+        int fd = connect_to(sock);
+        std::string s = "POST / HTTP/1.1\r\nHost: l04d\r\nX-A: " + std::string(70000, 'c');
+        ::send(fd, s.data(), s.size(), 0);
+        CHECK(read_until(fd, "\r\n\r\n").rfind("HTTP/1.1 431", 0) == 0);
+        ::close(fd);
+    }
+    {
+        // Bare LF line ends: 400 at once (they used to hang until the idle timeout).
+        int fd = connect_to(sock);
+        std::string s = "GET /health HTTP/1.1\nHost: l04d\n\n";
+        ::send(fd, s.data(), s.size(), 0);
+        CHECK(read_until(fd, "\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
+        ::close(fd);
+    }
+    {
+        // Transfer-Encoding with Content-Length: refused and the connection
+        // closed, so a smuggled second request is never served.
+        int fd = connect_to(sock);
+        std::string s = "POST / HTTP/1.1\r\nHost: l04d\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n"
+                        "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: l04d\r\n\r\n";
+        ::send(fd, s.data(), s.size(), 0);
+        const auto got = read_until(fd, "\r\n\r\n\r\n");  // reads until close
+        CHECK(got.rfind("HTTP/1.1 400", 0) == 0);
+        CHECK(got.find("got:") == std::string::npos);
+        ::close(fd);
+    }
+    {
+        // One byte now and then keeps no connection alive past header_timeout.
+        int fd = connect_to(sock);
+        ::send(fd, "G", 1, 0);
+        CHECK(read_until(fd, "\r\n\r\n").rfind("HTTP/1.1 408", 0) == 0);
+        ::close(fd);
+    }
+    srv.stop(std::chrono::milliseconds(0));
 }

@@ -38,6 +38,11 @@ const char* reason(int status) {
         case 405: return "Method Not Allowed";
         case 408: return "Request Timeout";
         case 413: return "Payload Too Large";
+        case 414: return "URI Too Long";
+        case 415: return "Unsupported Media Type";
+        case 431: return "Request Header Fields Too Large";
+        case 501: return "Not Implemented";
+        case 505: return "HTTP Version Not Supported";
         case 429: return "Too Many Requests";
         case 500: return "Internal Server Error";
         case 502: return "Bad Gateway";
@@ -65,7 +70,10 @@ public:
     Reader(int fd, std::atomic<bool>& stopping) : m_fd(fd), m_stopping(stopping) {}
     // Reads more bytes; false on EOF/error/timeout or when stopping while idle.
     bool fill(std::chrono::milliseconds idle, bool idle_between_requests) {
-        const auto deadline = std::chrono::steady_clock::now() + idle;
+        return fill_until(std::chrono::steady_clock::now() + idle, idle_between_requests);
+    }
+    // The same with an absolute deadline.
+    bool fill_until(std::chrono::steady_clock::time_point deadline, bool idle_between_requests) {
         while (true) {
             if (idle_between_requests && m_stopping.load() && m_buf.empty()) return false;
             pollfd p{m_fd, POLLIN, 0};
@@ -177,7 +185,148 @@ std::string url_decode(std::string_view s) {
     return out;
 }
 
+bool is_tchar(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+void close_with(int fd, int status) {
+    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) +
+                      "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    write_all(fd, out);
+}
+
+// A bare LF (or a CR not followed by LF) anywhere in bytes received so far.
+bool bad_line_ends(std::string_view s) {
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) return true;
+        if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] != '\n') return true;
+    }
+    return false;
+}
+
 }  // namespace
+
+int parse_request_head(std::string_view head, ParsedHead& out, std::string& why) {
+    out = ParsedHead{};
+    if (head.size() > k_max_head_bytes) {
+        why = "request head too large";
+        return 431;
+    }
+    if (bad_line_ends(head) || (!head.empty() && head.back() == '\r')) {
+        why = "lines must end with CR LF";
+        return 400;
+    }
+    const auto line_end = std::min(head.find("\r\n"), head.size());
+    const std::string_view line = head.substr(0, line_end);
+    if (line.size() > k_max_request_line) {
+        why = "request line too long";
+        return 414;
+    }
+    const auto sp1 = line.find(' ');
+    const auto sp2 = sp1 == std::string_view::npos ? std::string_view::npos : line.find(' ', sp1 + 1);
+    if (sp1 == std::string_view::npos || sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos ||
+        sp1 == 0 || sp2 == sp1 + 1) {
+        why = "malformed request line";
+        return 400;
+    }
+    const std::string_view method = line.substr(0, sp1), target = line.substr(sp1 + 1, sp2 - sp1 - 1),
+                           version = line.substr(sp2 + 1);
+    if (!std::all_of(method.begin(), method.end(), is_tchar)) {
+        why = "malformed method";
+        return 400;
+    }
+    for (char c : target)
+        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+            why = "malformed request target";
+            return 400;
+        }
+    if (target.front() != '/' && target != "*") {
+        why = "the request target must be a path";
+        return 400;
+    }
+    if (version == "HTTP/1.0") out.http10 = true;
+    else if (version != "HTTP/1.1") {
+        why = "only HTTP/1.0 and HTTP/1.1 are served";
+        return version.rfind("HTTP/", 0) == 0 ? 505 : 400;
+    }
+    ServerRequest& req = out.req;
+    req.method = std::string(method);
+    req.target = std::string(target);
+    const auto q = req.target.find('?');
+    req.path = url_decode(req.target.substr(0, q));
+    if (q != std::string::npos) req.query = req.target.substr(q + 1);
+
+    int content_lengths = 0, transfer_encodings = 0;
+    std::size_t count = 0;
+    std::size_t pos = line_end + 2;
+    while (pos < head.size()) {
+        auto e = head.find("\r\n", pos);
+        if (e == std::string_view::npos) e = head.size();
+        const std::string_view h = head.substr(pos, e - pos);
+        pos = e + 2;
+        if (++count > k_max_header_count) {
+            why = "too many header fields";
+            return 431;
+        }
+        if (!h.empty() && (h.front() == ' ' || h.front() == '\t')) {
+            why = "obsolete line folding is not accepted";
+            return 400;
+        }
+        const auto colon = h.find(':');
+        if (colon == std::string_view::npos || colon == 0) {
+            why = "malformed header field";
+            return 400;
+        }
+        const std::string_view name = h.substr(0, colon);
+        if (!std::all_of(name.begin(), name.end(), is_tchar)) {
+            why = "malformed header field name";  // includes whitespace before the colon
+            return 400;
+        }
+        const std::string_view value = trim(h.substr(colon + 1));
+        for (char c : value)
+            if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) {
+                why = "control character in a header value";
+                return 400;
+            }
+        const std::string key = to_lower(name);
+        if (key == "content-length") {
+            ++content_lengths;
+            if (value.empty() || value.size() > 15 ||
+                !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+                why = "Content-Length must be digits";
+                return 400;
+            }
+            out.content_length = static_cast<std::size_t>(std::stoull(std::string(value)));
+        }
+        if (key == "transfer-encoding") {
+            ++transfer_encodings;
+            if (to_lower(value) != "chunked") {
+                why = "only Transfer-Encoding: chunked is accepted";
+                return 501;
+            }
+        }
+        auto& slot = req.headers[key];
+        slot = slot.empty() ? std::string(value) : slot + ", " + std::string(value);
+    }
+    if (content_lengths > 1 || transfer_encodings > 1) {
+        why = "a repeated Content-Length or Transfer-Encoding";
+        return 400;
+    }
+    if (content_lengths && transfer_encodings) {
+        why = "Transfer-Encoding together with Content-Length";
+        return 400;
+    }
+    if (transfer_encodings && out.http10) {
+        why = "chunked bodies need HTTP/1.1";
+        return 400;
+    }
+    out.framing = transfer_encodings ? BodyFraming::chunked : content_lengths ? BodyFraming::length : BodyFraming::none;
+    if (!out.http10 && req.headers.find("host") == req.headers.end()) {
+        why = "HTTP/1.1 requests need a Host header";
+        return 400;
+    }
+    return 0;
+}
 
 HttpServer::HttpServer(Handler handler, ServerOptions opts) : m_handler(std::move(handler)), m_opts(opts) {
     if (::pipe2(m_wake_pipe, O_CLOEXEC) != 0) m_wake_pipe[0] = m_wake_pipe[1] = -1;
@@ -289,7 +438,8 @@ void HttpServer::accept_loop(Listener l) {
         if (rc <= 0 || !(p[0].revents & POLLIN)) continue;
         int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) continue;
-        if (m_connections.load() >= m_opts.max_connections) {
+        if (l.tcp ? m_tcp_connections.load() >= m_opts.max_tcp_connections
+                  : m_connections.load() - m_tcp_connections.load() >= m_opts.max_connections) {
             write_all(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             ::close(fd);
             continue;
@@ -303,6 +453,7 @@ void HttpServer::accept_loop(Listener l) {
             m_open_fds.push_back(fd);
         }
         ++m_connections;
+        if (l.tcp) ++m_tcp_connections;
         auto* arg = new ConnArg{this, fd, l.tcp};
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -316,6 +467,7 @@ void HttpServer::accept_loop(Listener l) {
                 m_open_fds.erase(std::remove(m_open_fds.begin(), m_open_fds.end(), fd), m_open_fds.end());
             }
             ::close(fd);
+            if (l.tcp) --m_tcp_connections;
             --m_connections;
             m_cv.notify_all();
         }
@@ -333,100 +485,128 @@ void HttpServer::serve(int fd, bool tcp) {
     Reader rd(fd, m_stopping);
     bool keep = true;
     while (keep && !m_stopping.load()) {
-        // Read the head.
-        std::size_t head_end;
-        while ((head_end = rd.buf().find("\r\n\r\n")) == std::string::npos) {
-            if (rd.buf().size() > 64 * 1024 || !rd.fill(m_opts.keepalive_idle, true)) {
+        // Wait (keep-alive idle) for the first byte, then the whole head must
+        // arrive within header_timeout however slowly it trickles in.
+        while (rd.buf().empty())
+            if (!rd.fill(m_opts.keepalive_idle, true)) {
                 keep = false;
                 break;
             }
-        }
         if (!keep) break;
-        ServerRequest req;
-        req.from_tcp = tcp;
-        std::string_view head(rd.buf().data(), head_end);
-        auto line_end = head.find("\r\n");
-        std::string_view line = head.substr(0, line_end);
-        auto sp1 = line.find(' ');
-        auto sp2 = line.rfind(' ');
-        if (sp1 == std::string_view::npos || sp2 == sp1) {
-            write_all(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        const auto head_deadline = std::chrono::steady_clock::now() + m_opts.header_timeout;
+        std::size_t head_end;
+        int early = 0;
+        while ((head_end = rd.buf().find("\r\n\r\n")) == std::string::npos) {
+            const std::string_view got = rd.buf();
+            if (bad_line_ends(got.substr(0, got.size() - (got.back() == '\r' ? 1 : 0)))) early = 400;
+            else if (got.find("\r\n") == std::string_view::npos && got.size() > k_max_request_line) early = 414;
+            else if (got.size() > k_max_head_bytes) early = 431;
+            if (early) break;
+            if (!rd.fill_until(head_deadline, false)) {
+                if (std::chrono::steady_clock::now() >= head_deadline) early = 408;
+                else keep = false;
+                break;
+            }
+        }
+        if (early) {
+            close_with(fd, early);
             break;
         }
-        req.method = std::string(line.substr(0, sp1));
-        req.target = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
-        const bool http10 = line.substr(sp2 + 1) == "HTTP/1.0";
-        auto q = req.target.find('?');
-        req.path = url_decode(req.target.substr(0, q));
-        if (q != std::string::npos) req.query = req.target.substr(q + 1);
-        std::size_t pos = line_end == std::string_view::npos ? head.size() : line_end + 2;
-        while (pos < head.size()) {
-            auto e = head.find("\r\n", pos);
-            if (e == std::string_view::npos) e = head.size();
-            std::string_view h = head.substr(pos, e - pos);
-            auto colon = h.find(':');
-            if (colon != std::string_view::npos) {
-                auto& slot = req.headers[to_lower(trim(h.substr(0, colon)))];
-                auto v = std::string(trim(h.substr(colon + 1)));
-                slot = slot.empty() ? v : slot + ", " + v;
-            }
-            pos = e + 2;
+        if (!keep) break;
+        ParsedHead ph;
+        std::string why;
+        if (int status = parse_request_head(std::string_view(rd.buf()).substr(0, head_end), ph, why); status != 0) {
+            close_with(fd, status);
+            break;
         }
+        ServerRequest& req = ph.req;
+        req.from_tcp = tcp;
+        const bool http10 = ph.http10;
         rd.buf().erase(0, head_end + 4);
 
         // Body.
         bool bad = false;
-        if (auto te = req.header("transfer-encoding"); !te.empty() && to_lower(te).find("chunked") != std::string::npos) {
-            while (true) {
-                std::size_t le;
-                while ((le = rd.buf().find("\r\n")) == std::string::npos)
-                    if (!rd.fill(std::chrono::milliseconds(30000), false)) { bad = true; break; }
-                if (bad) break;
+        int bad_status = 400;
+        auto need = [&](auto&& done) {
+            while (!done())
+                if (!rd.fill(std::chrono::milliseconds(30000), false)) return false;
+            return true;
+        };
+        if (ph.framing == BodyFraming::chunked) {
+            while (!bad) {
+                std::size_t le = std::string::npos;
+                // The chunk-size line is bounded: a line that never ends is refused, not buffered.
+                if (!need([&] {
+                        le = rd.buf().find("\r\n");
+                        if (le == std::string::npos && rd.buf().size() > k_max_chunk_line) bad = true;
+                        return le != std::string::npos || bad;
+                    }) ||
+                    bad || le > k_max_chunk_line) {
+                    bad = true;
+                    break;
+                }
                 // Chunk size: hex digits, optional ";ext". Anything else is a bad request.
                 std::size_t n = 0;
                 const std::string_view size_line(rd.buf().data(), le);
                 auto [end_ptr, ec] = std::from_chars(size_line.data(), size_line.data() + size_line.size(), n, 16);
                 if (ec != std::errc() || end_ptr == size_line.data() ||
-                    (end_ptr != size_line.data() + size_line.size() && *end_ptr != ';' && *end_ptr != ' ')) {
+                    (end_ptr != size_line.data() + size_line.size() && *end_ptr != ';')) {
                     bad = true;
                     break;
                 }
                 rd.buf().erase(0, le + 2);
                 if (n == 0) {
-                    // Trailers until an empty line.
+                    // Trailers until an empty line, bounded in total.
+                    std::size_t trailer_bytes = 0;
                     while (!bad) {
-                        while ((le = rd.buf().find("\r\n")) == std::string::npos)
-                            if (!rd.fill(std::chrono::milliseconds(30000), false)) { bad = true; break; }
-                        if (bad) break;
+                        if (!need([&] {
+                                le = rd.buf().find("\r\n");
+                                if (le == std::string::npos && trailer_bytes + rd.buf().size() > k_max_trailer_bytes)
+                                    bad = true;
+                                return le != std::string::npos || bad;
+                            }) ||
+                            bad) {
+                            bad = true;
+                            break;
+                        }
+                        trailer_bytes += le + 2;
+                        if (trailer_bytes > k_max_trailer_bytes) {
+                            bad = true;
+                            bad_status = 431;
+                            break;
+                        }
                         const bool last = le == 0;
                         rd.buf().erase(0, le + 2);
                         if (last) break;
                     }
                     break;
                 }
-                if (n > m_opts.max_body_bytes - req.body.size()) { bad = true; break; }
-                while (rd.buf().size() < n + 2)
-                    if (!rd.fill(std::chrono::milliseconds(30000), false)) { bad = true; break; }
-                if (bad) break;
-                if (rd.buf().compare(n, 2, "\r\n") != 0) { bad = true; break; }
+                if (n > m_opts.max_body_bytes - req.body.size()) {
+                    bad = true;
+                    bad_status = 413;
+                    break;
+                }
+                if (!need([&] { return rd.buf().size() >= n + 2; }) || rd.buf().compare(n, 2, "\r\n") != 0) {
+                    bad = true;
+                    break;
+                }
                 req.body.append(rd.buf(), 0, n);
                 rd.buf().erase(0, n + 2);
             }
-        } else if (auto cl = req.header("content-length"); !cl.empty()) {
-            std::size_t n = std::strtoull(cl.c_str(), nullptr, 10);
+        } else if (ph.framing == BodyFraming::length) {
+            const std::size_t n = ph.content_length;
             if (n > m_opts.max_body_bytes) {
-                write_all(fd, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                close_with(fd, 413);
                 break;
             }
-            while (rd.buf().size() < n)
-                if (!rd.fill(std::chrono::milliseconds(30000), false)) { bad = true; break; }
+            if (!need([&] { return rd.buf().size() >= n; })) bad = true;
             if (!bad) {
                 req.body = rd.buf().substr(0, n);
                 rd.buf().erase(0, n);
             }
         }
         if (bad) {
-            write_all(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            close_with(fd, bad_status);
             break;
         }
 
@@ -453,6 +633,7 @@ void HttpServer::serve(int fd, bool tcp) {
     ::close(fd);
     {
         std::lock_guard lk(m_mu);
+        if (tcp) --m_tcp_connections;
         --m_connections;
     }
     m_cv.notify_all();

@@ -8,6 +8,7 @@
 #include <l04/core/error.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -51,8 +52,40 @@ public:
 
 using Handler = std::function<void(const ServerRequest&, ResponseWriter&)>;
 
+// How a request's body is framed (RFC 9112 section 6).
+enum class BodyFraming : std::uint8_t { none = 0, length = 1, chunked = 2 };
+
+struct ParsedHead {
+    ServerRequest req;
+    bool http10 = false;
+    BodyFraming framing = BodyFraming::none;
+    std::size_t content_length = 0;
+};
+
+// Limits on what a client may send before the body.
+inline constexpr std::size_t k_max_request_line = 8192;   // longer: 414
+inline constexpr std::size_t k_max_head_bytes = 65536;    // longer: 431
+inline constexpr std::size_t k_max_header_count = 100;    // more: 431
+inline constexpr std::size_t k_max_chunk_line = 1024;     // chunk size + extensions
+inline constexpr std::size_t k_max_trailer_bytes = 8192;  // all trailer lines
+
+// Parses a request head (the bytes before CR LF CR LF) strictly, as RFC 9112
+// asks of a server: CR LF line ends only, a request line of three parts with
+// HTTP/1.0 or HTTP/1.1, token header names with no space before the colon,
+// no obs-fold, one Content-Length of digits only, Transfer-Encoding exactly
+// "chunked", never both. Returns 0, or the status to answer with (400, 414,
+// 431, 501, 505) and sets `why`. Never throws; any input is safe.
+int parse_request_head(std::string_view head, ParsedHead& out, std::string& why);
+
 struct ServerOptions {
     std::size_t max_connections = 2048;
+    // TCP connections have their own budget, so that TCP clients (which may
+    // not even have authenticated yet) can never take the Unix socket's
+    // slots from the owner.
+    std::size_t max_tcp_connections = 256;
+    // The whole head of a request must arrive within this, however slowly
+    // its bytes trickle in (the keep-alive idle time is separate).
+    std::chrono::milliseconds header_timeout{10000};
     std::size_t max_body_bytes = 32u << 20;
     std::chrono::milliseconds keepalive_idle{60000};
     std::size_t thread_stack_bytes = 256u << 10;
@@ -101,6 +134,7 @@ private:
     std::vector<std::thread> m_accept_threads;
     std::atomic<bool> m_stopping{false};
     std::atomic<std::size_t> m_connections{0};
+    std::atomic<std::size_t> m_tcp_connections{0};
     std::atomic<std::size_t> m_requests{0};
     std::atomic<std::int64_t> m_last_activity_ns{0};
     int m_tcp_port = 0;
