@@ -157,6 +157,8 @@ int main(int argc, char** argv) {
     ao.auth_token = settings->get("daemon.auth_token");
     ao.socket_path = sock;
     ao.listen = settings->get("daemon.listen");
+    ao.allowed_hosts = l04::split(settings->get("daemon.allowed_hosts"), ',');
+    ao.allowed_origins = l04::split(settings->get("daemon.allowed_origins"), ',');
     ao.started_ms = (*gw)->clock().wall_ms();
     ao.on_shutdown = [] {
         g_shutdown = true;
@@ -165,6 +167,7 @@ int main(int argc, char** argv) {
     l04::Api api(**gw, ao);
     l04::ServerOptions so;
     so.max_connections = static_cast<std::size_t>(settings->get_int("daemon.max_connections"));
+    so.max_tcp_connections = static_cast<std::size_t>(std::max<std::int64_t>(1, settings->get_int("daemon.max_tcp_connections")));
     l04::HttpServer server([&api](const l04::ServerRequest& r, l04::ResponseWriter& w) { api.handle(r, w); }, so);
 
     // systemd socket activation: LISTEN_FDS sockets starting at fd 3.
@@ -188,6 +191,17 @@ int main(int argc, char** argv) {
         }
     }
     if (!ao.listen.empty()) {
+        // Beyond loopback anyone on the network could spend the user's keys.
+        const auto colon = ao.listen.rfind(':');
+        std::string host = colon == std::string::npos ? ao.listen : ao.listen.substr(0, colon);
+        if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+        const bool loopback = host.empty() || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+        if (!loopback && ao.auth_token.empty()) {
+            spdlog::error("refusing to listen on {} without a bearer token: anyone who can reach it could use your "
+                          "provider keys. Set L04_AUTH_TOKEN (daemon.auth_token), or listen on 127.0.0.1",
+                          ao.listen);
+            return k_exit_config;
+        }
         if (auto st = server.listen_tcp(ao.listen); !st) {
             spdlog::error("{}", st.error().to_string());
             return k_exit_config;
@@ -195,8 +209,9 @@ int main(int argc, char** argv) {
         spdlog::info("listening on tcp {} (port {}){}", ao.listen, server.tcp_port(),
                      ao.auth_token.empty() ? "" : " with bearer token");
         if (ao.auth_token.empty())
-            spdlog::warn("the TCP listener has no bearer token: any local user can use it, including "
-                         "/admin/shutdown (set L04_AUTH_TOKEN to require one)");
+            spdlog::warn("the TCP listener has no bearer token: any local user can send prompts on your keys "
+                         "(browsers are kept out by the Host and Origin checks; the admin endpoints need a "
+                         "token). Set L04_AUTH_TOKEN to require one");
     }
     {
         const std::string pid_text = std::to_string(::getpid()) + "\n";

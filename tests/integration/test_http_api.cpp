@@ -25,7 +25,7 @@ struct TcpDaemon {
         port = l04::test::wait_for_l04d_port(env.log_path());
     }
     ~TcpDaemon() {
-        ::kill(pid, SIGTERM);
+        if (pid > 0) ::kill(pid, SIGTERM);  // never kill(0) or kill(-1)
         l04::test::wait_pid(pid, std::chrono::milliseconds(30000));
     }
     std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }

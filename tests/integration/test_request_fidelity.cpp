@@ -51,7 +51,7 @@ struct Rig {
         REQUIRE(port > 0);
     }
     ~Rig() {
-        ::kill(pid, SIGTERM);
+        if (pid > 0) ::kill(pid, SIGTERM);  // never kill(0) or kill(-1)
         l04::test::wait_pid(pid, std::chrono::milliseconds(30000));
     }
     l04::HttpResponse post(const std::string& body) const {

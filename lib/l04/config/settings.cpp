@@ -108,7 +108,16 @@ const std::vector<SettingInfo>& settings_table() {
         {"daemon.listen", T::string, "", {"L04_LISTEN"}, false,
          "Also serve HTTP on this TCP address (e.g. 127.0.0.1:8404). Empty = Unix socket only."},
         {"daemon.auth_token", T::string, "", {"L04_AUTH_TOKEN"}, true,
-         "Bearer token required on the TCP listener when set."},
+         "Bearer token required on the TCP listener when set; required for a non-loopback listen address and "
+         "for the admin endpoints over TCP."},
+        {"daemon.allowed_hosts", T::string, "", {"L04_ALLOWED_HOSTS"}, false,
+         "Host names the TCP listener answers besides localhost, 127.0.0.1, ::1 and its own address "
+         "(comma-separated); other Host headers get 403 (DNS rebinding)."},
+        {"daemon.allowed_origins", T::string, "", {"L04_ALLOWED_ORIGINS"}, false,
+         "Browser origins allowed on the TCP listener (comma-separated, e.g. http://localhost:3000); a request "
+         "with any other Origin header gets 403."},
+        {"daemon.max_tcp_connections", T::integer, "256", {"L04_MAX_TCP_CONNECTIONS"}, false,
+         "TCP connections l04d serves at once, apart from the Unix socket's."},
         {"daemon.idle_timeout", T::duration, "600", {"L04_IDLE_TIMEOUT"}, false,
          "l04d exits after this long with no requests (0 = never)."},
         {"daemon.max_connections", T::integer, "2048", {"L04_MAX_CONNECTIONS"}, false,

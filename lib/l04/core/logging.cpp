@@ -44,6 +44,26 @@ public:
     std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessage>(); }
 };
 
+// %& in a pattern: the message with control characters shown as \\xNN, so
+// a newline in a client string (user, agent, model, request id) can never
+// forge a log line of its own.
+class SafeMessage final : public spdlog::custom_flag_formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+        for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+            const auto u = static_cast<unsigned char>(c);
+            if (u < 0x20 || u == 0x7f) {
+                char esc[8];
+                std::snprintf(esc, sizeof esc, "\\x%02x", u);
+                dest.append(esc, esc + 4);
+            } else {
+                dest.push_back(c);
+            }
+        }
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<SafeMessage>(); }
+};
+
 }  // namespace
 
 void setup_logging(const std::string& name, const std::string& level, const std::string& format) {
@@ -56,7 +76,9 @@ void setup_logging(const std::string& name, const std::string& level, const std:
             R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","process":")" + name + R"(","pid":%P,"msg":"%*"})");
         spdlog::set_formatter(std::move(f));
     } else {
-        spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ " + name + "[%P] %v");
+        auto f = std::make_unique<spdlog::pattern_formatter>();
+        f->add_flag<SafeMessage>('&').set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ " + name + "[%P] %&");
+        spdlog::set_formatter(std::move(f));
     }
     spdlog::set_level(spdlog::level::from_str(level));
     // Warnings and errors are flushed at once; request lines within a second

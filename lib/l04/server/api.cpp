@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <unistd.h>
@@ -75,9 +76,36 @@ json provider_json(const ProviderStatus& p) {
     return j;
 }
 
-bool authorized(const ServerRequest& req, const std::string& token) {
-    if (!req.from_tcp || token.empty()) return true;
-    return req.header("authorization") == "Bearer " + token;
+// Compares in time that depends only on the lengths, not on where the
+// first difference is.
+bool same_secret(std::string_view a, std::string_view b) {
+    unsigned diff = a.size() == b.size() ? 0u : 1u;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        diff |= static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(i < b.size() ? b[i] : 0);
+    return diff == 0;
+}
+
+// "Host: [::1]:8404" -> "::1"; "Localhost:80" -> "localhost".
+std::string host_name(std::string h) {
+    h = to_lower(h);
+    if (!h.empty() && h.front() == '[') {
+        auto close = h.find(']');
+        return close == std::string::npos ? h : h.substr(1, close - 1);
+    }
+    if (auto colon = h.rfind(':'); colon != std::string::npos && h.find(':') == colon) h.resize(colon);
+    while (!h.empty() && h.back() == '.') h.pop_back();
+    return h;
+}
+
+bool is_admin_endpoint(const ServerRequest& req) {
+    return req.path.rfind("/admin/", 0) == 0 || (req.path == "/v1/cache" && req.method == "DELETE") ||
+           (req.path == "/v1/cache/prune" && req.method == "POST");
+}
+
+Error forbidden(const std::string& why) {
+    Error e(ErrorCode::invalid_request, why);
+    e.http_status = 403;
+    return e;
 }
 
 }  // namespace
@@ -102,13 +130,47 @@ std::string query_param(const std::string& query, const std::string& name) {
     return {};
 }
 
-void Api::handle(const ServerRequest& req, ResponseWriter& w) {
-    if (!authorized(req, m_opts.auth_token)) {
-        Error e(ErrorCode::auth_failed, "missing or wrong bearer token for l04d's TCP listener");
-        e.http_status = 401;
-        send_error(w, e);
-        return;
+std::optional<Error> Api::tcp_refusal(const ServerRequest& req) const {
+    if (!req.from_tcp) return std::nullopt;
+    const std::string host = host_name(req.header("host"));
+    std::vector<std::string> hosts = {"localhost", "127.0.0.1", "::1"};
+    if (!m_opts.listen.empty()) hosts.push_back(host_name(m_opts.listen));
+    for (const auto& h : m_opts.allowed_hosts) hosts.push_back(host_name(h));
+    if (std::find(hosts.begin(), hosts.end(), host) == hosts.end())
+        return forbidden("Host '" + req.header("host").substr(0, 100) +
+                         "' is not served on l04d's TCP listener; add it to daemon.allowed_hosts");
+    if (const std::string origin = req.header("origin"); !origin.empty()) {
+        const auto& ok = m_opts.allowed_origins;
+        if (std::find(ok.begin(), ok.end(), origin) == ok.end())
+            return forbidden("cross-origin requests from '" + origin.substr(0, 100) +
+                             "' are refused; add the origin to daemon.allowed_origins");
     }
+    if (!req.body.empty()) {
+        const std::string ct = to_lower(req.header("content-type"));
+        if (ct != "application/json" && ct.rfind("application/json;", 0) != 0) {
+            Error e(ErrorCode::invalid_request, "request bodies on l04d's TCP listener must be application/json");
+            e.http_status = 415;
+            return e;
+        }
+    }
+    if (!m_opts.auth_token.empty()) {
+        const std::string auth = req.header("authorization");
+        const std::string_view prefix = "Bearer ";
+        if (auth.size() < prefix.size() || auth.compare(0, prefix.size(), prefix) != 0 ||
+            !same_secret(std::string_view(auth).substr(prefix.size()), m_opts.auth_token)) {
+            Error e(ErrorCode::auth_failed, "missing or wrong bearer token for l04d's TCP listener");
+            e.http_status = 401;
+            return e;
+        }
+    } else if (is_admin_endpoint(req)) {
+        return forbidden(req.method + " " + req.path +
+                         " is served over TCP only with a bearer token (daemon.auth_token); use the Unix socket");
+    }
+    return std::nullopt;
+}
+
+void Api::handle(const ServerRequest& req, ResponseWriter& w) {
+    if (auto refused = tcp_refusal(req)) return send_error(w, *refused);
     const std::string& p = req.path;
     const std::string& m = req.method;
     try {
@@ -178,6 +240,12 @@ void Api::chat(const ServerRequest& http, ResponseWriter& w) {
     InferenceRequest req = std::move(*parsed);
     if (req.request_id.empty()) req.request_id = http.header("x-request-id");
     if (req.request_id.empty()) req.request_id = new_request_id();
+    // It is echoed in headers and logs: printable ASCII only, bounded.
+    if (req.request_id.size() > 128 || !std::all_of(req.request_id.begin(), req.request_id.end(), [](char c) {
+            return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+        }))
+        return send_error(w, Error(ErrorCode::invalid_parameter,
+                                   "a request id may hold at most 128 printable characters without spaces"));
 
     if (!req.stream) {
         const std::string id = req.request_id;

@@ -14,17 +14,27 @@
 //   POST   /v1/route              routing decision without calling anyone
 //   GET    /admin/status          pid, version, uptime, paths
 //   POST   /admin/shutdown        graceful stop
-// The TCP listener requires "Authorization: Bearer <token>" when a token is set.
+// On the TCP listener (a web page in the user's browser can reach it):
+// the Host header must name loopback, the bound address or an allowed name
+// (DNS rebinding), an Origin header must be allowed (cross-origin pages),
+// a body must be application/json (no "simple" text/plain posts), the
+// bearer token is required when set (compared in constant time), and the
+// admin endpoints (/admin/*, DELETE /v1/cache, POST /v1/cache/prune) need
+// a token. The Unix socket (0600, peer checked by l04d) needs none of this.
 #include <l04/gateway.hpp>
 #include <l04/server/http_server.hpp>
 
 #include <functional>
+#include <optional>
+#include <vector>
 #include <string>
 
 namespace l04 {
 
 struct ApiOptions {
     std::string auth_token;                // required on TCP when non-empty
+    std::vector<std::string> allowed_hosts;    // Host names accepted on TCP beyond loopback and `listen`
+    std::vector<std::string> allowed_origins;  // browser Origins accepted on TCP (none by default)
     std::function<void()> on_shutdown;     // POST /admin/shutdown
     std::string socket_path;               // reported by /admin/status
     std::string listen;                    // reported by /admin/status
@@ -38,6 +48,8 @@ public:
     void handle(const ServerRequest& req, ResponseWriter& w);
 
 private:
+    // Why a TCP request is refused (Host, Origin, Content-Type, token), or nullopt.
+    std::optional<Error> tcp_refusal(const ServerRequest& req) const;
     void chat(const ServerRequest& req, ResponseWriter& w);
     void health(const ServerRequest& req, ResponseWriter& w);
     void models(const ServerRequest& req, ResponseWriter& w);

@@ -150,7 +150,14 @@ public:
 private:
     std::string head(int status, const HeaderList& headers) {
         std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) + "\r\n";
-        for (const auto& [k, v] : headers) out += k + ": " + v + "\r\n";
+        for (const auto& [k, v] : headers) {
+            // A value from a client (a request id) can never add a header or
+            // split the response: control characters are dropped.
+            out += k + ": ";
+            for (char c : v)
+                if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) out += c;
+            out += "\r\n";
+        }
         out += m_keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
         return out;
     }
