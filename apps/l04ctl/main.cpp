@@ -3,6 +3,8 @@
 #include "common.hpp"
 
 #include <CLI/CLI.hpp>
+
+#include <sys/stat.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -34,6 +36,9 @@ Files: $XDG_CONFIG_HOME/l04/l04.toml, $XDG_STATE_HOME/l04/, $XDG_RUNTIME_DIR/l04
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Everything l04 creates (SQLite files and their -wal/-shm, the index,
+    // logs, sockets) holds prompts and answers: readable by this user only.
+    ::umask(077);
     std::signal(SIGPIPE, SIG_IGN);
     l04ctl::Context ctx;
     CLI::App app{"l04ctl - one front door to many LLM providers (through the l04d gateway daemon)"};

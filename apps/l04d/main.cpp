@@ -39,6 +39,9 @@ int g_ready_fd = -1;  // detached start: tell the waiting parent we are up
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Everything l04 creates (SQLite files and their -wal/-shm, the index,
+    // logs, sockets) holds prompts and answers: readable by this user only.
+    ::umask(077);
     CLI::App app{"l04d - the l04 LLM gateway daemon (OpenAI-compatible API on a Unix socket, optional loopback TCP)"};
     app.set_version_flag("--version", std::string("l04d ") + L04_VERSION);
     bool foreground = false;
@@ -77,7 +80,7 @@ int main(int argc, char** argv) {
 
     if (!foreground) {
         // Detach: the parent returns once the child has forked.
-        if (auto st = l04::ensure_dir(settings->state_dir()); !st) {
+        if (auto st = l04::ensure_state_dir(settings->state_dir()); !st) {
             std::fprintf(stderr, "l04d: %s\n", st.error().to_string().c_str());
             return k_exit_config;
         }
@@ -102,7 +105,7 @@ int main(int argc, char** argv) {
         g_ready_fd = ready[1];
         ::setsid();
         const std::string log = settings->state_dir() + "/l04d.log";
-        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
         int devnull = ::open("/dev/null", O_RDWR);
         if (devnull >= 0) ::dup2(devnull, 0);
         if (fd >= 0) {
@@ -136,14 +139,14 @@ int main(int argc, char** argv) {
     }
     const auto slash = sock.rfind('/');
     const std::string rt = slash == std::string::npos ? std::string(".") : sock.substr(0, slash);
-    if (auto st = l04::ensure_dir(rt, 0700); !st) {
+    if (auto st = l04::ensure_private_dir(rt); !st) {
         spdlog::error("{}", st.error().to_string());
         return k_exit_config;
     }
     // One l04d per runtime directory: the pid file is locked for our lifetime
     // (before the socket is touched, so a second daemon cannot take it over).
     const std::string pid_file = rt + "/l04d.pid";
-    const int pid_fd = ::open(pid_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    const int pid_fd = ::open(pid_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (pid_fd < 0 || ::flock(pid_fd, LOCK_EX | LOCK_NB) != 0) {
         std::string other;
         std::ifstream in(pid_file);

@@ -8,8 +8,10 @@
 #include <fstream>
 #include <future>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <thread>
+#include <unistd.h>
 
 using l04::test::DaemonEnv;
 using nlohmann::json;
@@ -187,6 +189,7 @@ TEST_CASE("32 parallel l04ctl prompts start exactly one daemon") {
 TEST_CASE("a stale socket left by a dead daemon is removed and a new daemon started") {
     DaemonEnv env;
     std::filesystem::create_directories(env.runtime_dir());
+    std::filesystem::permissions(env.runtime_dir(), std::filesystem::perms::owner_all);
     // Bind a socket and close it without unlinking: a file nobody answers on.
     int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
     sockaddr_un a{};
@@ -244,4 +247,61 @@ TEST_CASE("--no-daemon runs the same pipeline in-process against the same state"
     CHECK(json::parse(r3.out)["entries"] == 1);
     env.env()["L04_NO_DAEMON"] = "1";
     CHECK(env.ctl({"health", "--json"}).exit_code != 8);
+}
+
+TEST_CASE("a runtime directory another user could reach is refused - state files are private") {
+    {
+        DaemonEnv env;
+        std::filesystem::create_directories(env.runtime_dir());
+        std::filesystem::permissions(env.runtime_dir(), std::filesystem::perms::owner_all |
+                                                            std::filesystem::perms::group_read |
+                                                            std::filesystem::perms::group_exec |
+                                                            std::filesystem::perms::others_read |
+                                                            std::filesystem::perms::others_exec);
+        auto r = env.ctl({"prompt", "-m", "mock", "hi"});
+        CHECK(r.exit_code == 9);
+        CHECK(r.err.find("chmod 700") != std::string::npos);
+        CHECK(env.daemon_pid() == 0);
+    }
+    {
+        // Created first by someone else (here: uid 65534, as /tmp/l04-<uid> could be).
+        DaemonEnv env;
+        std::filesystem::create_directories(env.runtime_dir());
+        std::filesystem::permissions(env.runtime_dir(), std::filesystem::perms::owner_all);
+        REQUIRE(::chown(env.runtime_dir().c_str(), 65534, 65534) == 0);
+        if (::getuid() == 65534) return;  // cannot pretend to be someone else
+        auto r = env.ctl({"prompt", "-m", "mock", "hi"});
+        CHECK(r.exit_code == 9);
+        CHECK(r.err.find("belongs to uid 65534") != std::string::npos);
+        auto d = l04::test::run({l04::test::bin("l04d"), "--foreground"}, env.options());
+        CHECK(d.exit_code == 9);
+    }
+    {
+        // A symlink in its place.
+        DaemonEnv env;
+        std::filesystem::create_directories(env.dir().file("elsewhere"));
+        std::filesystem::create_directory_symlink(env.dir().file("elsewhere"), env.runtime_dir());
+        auto r = env.ctl({"prompt", "-m", "mock", "hi"});
+        CHECK(r.exit_code == 9);
+        CHECK(r.err.find("not a directory") != std::string::npos);
+    }
+    {
+        // A state directory others can read is tightened; every file is 0600.
+        DaemonEnv env;
+        std::filesystem::create_directories(env.state_dir());
+        std::filesystem::permissions(env.state_dir(), std::filesystem::perms::all);
+        auto r = env.ctl({"prompt", "-m", "mock", "hi"});
+        INFO(r.err);
+        REQUIRE(r.exit_code == 0);
+        REQUIRE(env.ctl({"daemon", "stop"}).exit_code == 0);
+        struct stat st {};
+        REQUIRE(::stat(env.state_dir().c_str(), &st) == 0);
+        CHECK((st.st_mode & 0777) == 0700);
+        for (const auto& e : std::filesystem::directory_iterator(env.state_dir())) {
+            if (!e.is_regular_file()) continue;
+            INFO(e.path().string());
+            REQUIRE(::stat(e.path().c_str(), &st) == 0);
+            CHECK((st.st_mode & 077) == 0);
+        }
+    }
 }

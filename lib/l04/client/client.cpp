@@ -39,6 +39,15 @@ int connect_unix(const std::string& path) {
         ::close(fd);
         return -1;
     }
+    // Before a byte of the prompt leaves: the process listening must be this
+    // user's (or root's). A socket another user put in our place gets nothing.
+    ucred peer{};
+    socklen_t len = sizeof peer;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 || (peer.uid != ::getuid() && peer.uid != 0)) {
+        ::close(fd);
+        errno = EACCES;
+        return -1;
+    }
     return fd;
 }
 
@@ -116,6 +125,8 @@ private:
 
 Result<ClientResponse> SocketClient::call(const ClientRequest& req, const BodyFn& on_body) {
     int fd = connect_unix(m_path);
+    if (fd < 0 && errno == EACCES)
+        return fail(unavailable("refusing to talk to " + m_path + ": the process behind it is not yours"));
     if (fd < 0) return fail(unavailable("cannot connect to l04d at " + m_path + ": " + std::strerror(errno)));
     timeval tv{};
     tv.tv_sec = static_cast<time_t>(m_timeout.count() / 1000);
@@ -266,10 +277,10 @@ Status ensure_daemon(const Settings& settings, const DaemonStart& start) {
     const std::string sock = settings.socket_path();
     if (daemon_answers(sock)) return {};
     const std::string rt = settings.runtime_dir();
-    if (auto st = ensure_dir(rt, 0700); !st) return st;
-    if (auto st = ensure_dir(settings.state_dir(), 0700); !st) return st;
+    if (auto st = ensure_private_dir(rt); !st) return st;
+    if (auto st = ensure_state_dir(settings.state_dir()); !st) return st;
     const std::string lock_path = rt + "/l04d.lock";
-    int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (lock < 0) return fail(unavailable("cannot open lock file " + lock_path + ": " + std::strerror(errno)));
     ::flock(lock, LOCK_EX);
     struct Unlock {
@@ -293,7 +304,7 @@ Status ensure_daemon(const Settings& settings, const DaemonStart& start) {
         pid_t again = ::fork();
         if (again != 0) ::_exit(again < 0 ? 1 : 0);
         int devnull = ::open("/dev/null", O_RDWR);
-        int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
         if (devnull >= 0) ::dup2(devnull, 0);
         if (logfd >= 0) {
             ::dup2(logfd, 1);

@@ -454,6 +454,16 @@ void HttpServer::accept_loop(Listener l) {
         if (l.tcp) {
             int one = 1;
             ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        } else if (m_opts.same_user_only) {
+            // The socket is 0600 in a 0700 directory; this holds even if a
+            // mode was loosened: only our own user (or root) is served.
+            ucred peer{};
+            socklen_t len = sizeof peer;
+            if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 ||
+                (peer.uid != ::getuid() && peer.uid != 0)) {
+                ::close(fd);
+                continue;
+            }
         }
         {
             std::lock_guard lk(m_mu);

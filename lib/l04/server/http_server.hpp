@@ -89,6 +89,8 @@ struct ServerOptions {
     std::size_t max_body_bytes = 32u << 20;
     std::chrono::milliseconds keepalive_idle{60000};
     std::size_t thread_stack_bytes = 256u << 10;
+    // Unix-socket peers must be this user or root (SO_PEERCRED).
+    bool same_user_only = true;
 };
 
 class HttpServer {

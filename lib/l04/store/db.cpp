@@ -1,13 +1,16 @@
 #include <l04/store/db.hpp>
 
 #include <sqlite3.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 namespace l04 {
 
@@ -195,6 +198,56 @@ Status Transaction::commit() {
     Db* db = m_db;
     m_db = nullptr;
     return db->exec("COMMIT");
+}
+
+Status ensure_private_dir(const std::string& dir) {
+    std::error_code ec;
+    const auto parent = std::filesystem::path(dir).parent_path();
+    if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
+        std::filesystem::create_directories(parent, ec);
+        if (ec) return fail(ErrorCode::config_error, "cannot create directory " + parent.string() + ": " + ec.message());
+    }
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return fail(ErrorCode::config_error, "cannot create directory " + dir + ": " + std::strerror(errno));
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0)
+        return fail(ErrorCode::config_error, "cannot inspect " + dir + ": " + std::strerror(errno));
+    if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode))
+        return fail(ErrorCode::config_error, "refusing to use " + dir + ": it is not a directory (a symlink?)");
+    if (st.st_uid != ::getuid())
+        return fail(ErrorCode::config_error, "refusing to use " + dir + ": it belongs to uid " + std::to_string(st.st_uid) +
+                                                 ", not you (uid " + std::to_string(::getuid()) +
+                                                 "); another user may have created it. Set XDG_RUNTIME_DIR or "
+                                                 "L04_RUNTIME_DIR to a directory of your own");
+    if ((st.st_mode & 077) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
+        return fail(ErrorCode::config_error, "refusing to use " + dir + ": its mode is " + mode +
+                                                 ", so others could reach the socket; run `chmod 700 " + dir + "`");
+    }
+    return {};
+}
+
+Status ensure_state_dir(const std::string& dir) {
+    if (auto st = ensure_dir(dir, 0700); !st) return st;
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0)
+        return fail(ErrorCode::config_error, "cannot inspect " + dir + ": " + std::strerror(errno));
+    if (st.st_uid != ::getuid() && ::getuid() != 0)
+        return fail(ErrorCode::config_error, "refusing to use state directory " + dir + ": it belongs to uid " +
+                                                 std::to_string(st.st_uid) + ", not you");
+    if ((st.st_mode & 077) != 0) {
+        spdlog::warn("state directory {} was readable by others (mode {:03o}); tightened to 700", dir,
+                     static_cast<unsigned>(st.st_mode & 0777));
+        ::chmod(dir.c_str(), 0700);
+    }
+    for (const char* f : {"/l04.db", "/l04.db-wal", "/l04.db-shm", "/l04d.log"}) {
+        const std::string path = dir + f;
+        struct stat fs {};
+        if (::lstat(path.c_str(), &fs) == 0 && S_ISREG(fs.st_mode) && (fs.st_mode & 077) != 0)
+            ::chmod(path.c_str(), 0600);
+    }
+    return {};
 }
 
 Status ensure_dir(const std::string& dir, unsigned mode) {

@@ -107,4 +107,16 @@ private:
 // directory is left as it is. Fails with E4000.
 Status ensure_dir(const std::string& dir, unsigned mode = 0700);
 
+// The runtime directory (socket, pid, lock): created 0700 when missing;
+// refused (E4000, exit 9) when it is a symlink, not a directory, not owned
+// by this user, or open to others (group or other bits): another user who
+// created /tmp/l04-<uid> first must never receive the prompts.
+Status ensure_private_dir(const std::string& dir);
+
+// The state directory (SQLite, index, log): created 0700 when missing; an
+// existing one of ours that others can read is tightened to 0700 (with a
+// warning); one owned by another user is refused. Files in it that others
+// could read (l04.db, -wal, -shm, the log) are tightened to 0600.
+Status ensure_state_dir(const std::string& dir);
+
 }  // namespace l04

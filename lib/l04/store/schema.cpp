@@ -136,7 +136,7 @@ std::string state_db_path(const std::string& state_dir) { return state_dir + "/l
 Result<std::unique_ptr<Db>> open_state_db(const std::string& state_dir) {
     std::string path = state_dir == ":memory:" ? state_dir : state_db_path(state_dir);
     if (state_dir != ":memory:") {
-        if (auto st = ensure_dir(state_dir); !st) return fail(st.error());
+        if (auto st = ensure_state_dir(state_dir); !st) return fail(st.error());
     }
     auto db = Db::open(path);
     if (!db) return fail(db.error());
