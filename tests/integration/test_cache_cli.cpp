@@ -12,11 +12,12 @@ using nlohmann::json;
 
 namespace {
 
-// builtin-v2 scores these rewordings of k_origin above the default 0.85
-// (they keep most words); k_other shares no words with them.
+// builtin-v2 scores these rewordings of k_origin above the default 0.85,
+// and the hit guard lets them through (politeness and articles only);
+// k_other shares no words with them.
 const char* const k_origin = "How do I reset my password on this laptop?";
-const char* const k_reworded = "How can I reset my password on this laptop?";
-const char* const k_reworded2 = "How do I reset the password on this laptop?";
+const char* const k_reworded = "Please, how do I reset my password on this laptop?";
+const char* const k_reworded2 = "How do I reset the password on this laptop, please?";
 const char* const k_other = "What is the capital of France?";
 
 json prompt_json(const DaemonEnv& env, const std::string& text) {

@@ -44,16 +44,15 @@ TEST_CASE("hit guard: rewordings pass") {
     // The same words in another form: case, punctuation, inflection, the
     // embedder's synonyms, articles, the asker's pronouns, politeness.
     const std::vector<std::pair<const char*, const char*>> same = {
-        {"How do I reset my password?", "how can I reset my password"},
+        {"How do I reset my password?", "how do I reset my password"},
         {"It is not available in v2.10.0.", "it isn't available in v2.10.0!"},  // both negated
         {"Send 1,000 dollars to Ben", "Send 1000 dollars to Ben"},
-        {"The `cache_dir` parameter has `~/.cache` as its default value.",
-         "The default value of the `cache_dir` parameter is `~/.cache`."},  // a larger reordering
         {"Turn on the lights", "Please turn on the lights"},
-        {"Move the file to the archive folder", "Could you move the files to the archive folder?"},
-        {"Is the server not running?", "Isn't the server running?"},
+        {"Move the file to the archive folder", "Please move the files to the archive folder!"},
         {"How do I utilize the cache?", "How do I use the cache"},  // a known synonym
         {"Translate \"good morning\" into French", "Please translate \"good morning\" into French."},
+        {"What is the capital of France?", "what's the capital of France"},
+        {"Explain the difference between TCP and UDP", "Please explain the difference between TCP and UDP."},
     };
     for (const auto& [a, b] : same) {
         INFO(std::string(a), " / ", std::string(b));
@@ -93,6 +92,23 @@ TEST_CASE("hit guard: literals and every other changed word are refused") {
         {"Does vitamin D help the body absorb calcium?", "Does calcium help the body absorb vitamin D?",
          HitConflict::order},
         {"How many yen is 200 dollars?", "How many dollars is 200 yen?", HitConflict::order},
+        // Review findings: stems that collide, other people, auxiliaries,
+        // where a negation stands, any reordering, letters in numbers.
+        {"What is a plane?", "What is a plan?", HitConflict::wording},
+        {"Show me the state of the cluster", "Show me the stats of the cluster", HitConflict::wording},
+        {"What is my name?", "What is your name?", HitConflict::wording},
+        {"Should we hire you?", "Should you hire us?", HitConflict::wording},
+        {"Can dogs eat grapes?", "Do dogs eat grapes?", HitConflict::wording},
+        {"Does it rain in Lima?", "Did it rain in Lima?", HitConflict::wording},
+        {"Which fruits are not red but are sweet?", "Which fruits are red but are not sweet?", HitConflict::wording},
+        {"Is a square a rectangle?", "Is a rectangle a square?", HitConflict::order},
+        {"Treat warnings as errors", "Treat errors as warnings", HitConflict::order},
+        {"Spain beat Italy and France beat Germany", "Italy beat Spain and Germany beat France", HitConflict::order},
+        {"Health effects of CO2 exposure", "Health effects of NO2 exposure", HitConflict::numbers},
+        {"Explain AES256", "Explain SHA256", HitConflict::numbers},
+        {"The `cache_dir` parameter has `~/.cache` as its default value.",
+         "The default value of the `cache_dir` parameter is `~/.cache`.", HitConflict::order},
+        {"Is the server not running?", "Isn't the server running?", HitConflict::wording},
     };
     for (const auto& c : cases) {
         INFO(std::string(c.a), " / ", std::string(c.b));
@@ -139,7 +155,7 @@ TEST_CASE("choose_semantic_hit: threshold - guard skips to the next candidate - 
     }
     SUBCASE("a refused best candidate gives way to the next one above the threshold") {
         std::vector<SemanticCandidate> c = {{0.95, "Turn on the kitchen lights", "on"},
-                                            {0.88, "Turn the kitchen lights off", "off"}};
+                                            {0.88, "Please turn off the kitchen lights", "off"}};
         auto r = choose_semantic_hit(q, c, 0.85, 0.03, true);
         CHECK(r.index == 1);
         CHECK(r.refused == HitConflict::polarity);
@@ -154,7 +170,7 @@ TEST_CASE("choose_semantic_hit: threshold - guard skips to the next candidate - 
         CHECK(r.refused == HitConflict::polarity);
     }
     SUBCASE("two different answers within the margin are ambiguous") {
-        std::vector<SemanticCandidate> c = {{0.91, "Could you turn off the kitchen lights?", "A"},
+        std::vector<SemanticCandidate> c = {{0.91, "Turn off the kitchen lights, thanks!", "A"},
                                             {0.89, "Please turn off the kitchen lights", "B"}};
         auto r = choose_semantic_hit(q, c, 0.85, 0.03, true);
         CHECK(r.index == -1);
@@ -163,21 +179,21 @@ TEST_CASE("choose_semantic_hit: threshold - guard skips to the next candidate - 
         CHECK(choose_semantic_hit(q, c, 0.85, 0.0, true).index == 0);   // margin off
     }
     SUBCASE("margin 0 turns the check off, ties included") {
-        std::vector<SemanticCandidate> c = {{0.90, "Could you turn off the kitchen lights?", "A"},
+        std::vector<SemanticCandidate> c = {{0.90, "Turn off the kitchen lights, thanks!", "A"},
                                             {0.90, "Please turn off the kitchen lights", "B"}};
         CHECK(choose_semantic_hit(q, c, 0.85, 0.0, true).index == 0);
         CHECK(choose_semantic_hit(q, c, 0.85, 0.03, true).ambiguous);
     }
     SUBCASE("a rival below the threshold but within the margin still counts") {
-        std::vector<SemanticCandidate> c = {{0.86, "Could you turn off the kitchen lights?", "A"},
+        std::vector<SemanticCandidate> c = {{0.86, "Turn off the kitchen lights, thanks!", "A"},
                                             {0.84, "Please turn off the kitchen lights", "B"}};
         CHECK(choose_semantic_hit(q, c, 0.85, 0.03, true).ambiguous);
     }
     SUBCASE("equal answers never compete, and a refused rival is no rival") {
-        std::vector<SemanticCandidate> same = {{0.91, "Could you turn off the kitchen lights?", "A"},
+        std::vector<SemanticCandidate> same = {{0.91, "Turn off the kitchen lights, thanks!", "A"},
                                                {0.90, "Please turn off the kitchen lights", "A"}};
         CHECK(choose_semantic_hit(q, same, 0.85, 0.03, true).index == 0);
-        std::vector<SemanticCandidate> refused_rival = {{0.91, "Could you turn off the kitchen lights?", "A"},
+        std::vector<SemanticCandidate> refused_rival = {{0.91, "Turn off the kitchen lights, thanks!", "A"},
                                                         {0.90, "Turn on the kitchen lights", "B"}};
         CHECK(choose_semantic_hit(q, refused_rival, 0.85, 0.03, true).index == 0);
     }

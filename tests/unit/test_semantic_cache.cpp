@@ -79,15 +79,15 @@ TEST_CASE("semantic cache: exact hit - semantic hit - miss - threshold override"
     CHECK(exact->content == "Use the reset link.");
     CHECK(exact->cached);
 
-    auto sem = c->lookup(key("how can I reset my password"));
+    auto sem = c->lookup(key("please, how do I reset my password"));
     REQUIRE(sem);
     CHECK(sem->cache_hit == CacheHit::semantic);
     CHECK(sem->similarity >= 0.85);
     CHECK(sem->similarity < 1.0);
     CHECK(sem->content == "Use the reset link.");
 
-    CHECK_FALSE(c->lookup(key("how can I reset my password"), 0.999));  // per-request threshold
-    CHECK(c->lookup(key("how can I reset my password"), 0.5));
+    CHECK_FALSE(c->lookup(key("please, how do I reset my password"), 0.999));  // per-request threshold
+    CHECK(c->lookup(key("please, how do I reset my password"), 0.5));
     CHECK_FALSE(c->lookup(key("Write a poem about the sea")));
     CHECK_FALSE(c->lookup(key("How do I change my password?"), 0.99));
 
@@ -177,13 +177,13 @@ TEST_CASE("semantic cache: vectors of another embedder are never compared") {
     auto other = std::make_shared<BuiltinEmbedder>(o);
     {
         auto c = f.open({}, other);
-        CHECK_FALSE(c->lookup(key("how can I reset my password")));
+        CHECK_FALSE(c->lookup(key("please, how do I reset my password")));
         CHECK(c->lookup(key("How do I reset my password?")));  // exact hits do not depend on the embedder
         CHECK(c->stats().index_size == 0);
         REQUIRE(c->store(key("Where is my order?"), answer("B")));
     }
     auto c = f.open();
-    auto hit = c->lookup(key("how can I reset my password"));
+    auto hit = c->lookup(key("please, how do I reset my password"));
     REQUIRE(hit);
     CHECK(hit->content == "A");
     CHECK_FALSE(c->lookup(key("where is my order")));  // stored under the other embedder
@@ -198,7 +198,7 @@ TEST_CASE("semantic cache: embedder failure is counted - request path continues 
     auto hit = c->lookup(key("How do I reset my password?"));
     REQUIRE(hit);
     CHECK(hit->cache_hit == CacheHit::exact);
-    CHECK_FALSE(c->lookup(key("how can I reset my password")));
+    CHECK_FALSE(c->lookup(key("please, how do I reset my password")));
     auto s = c->stats();
     CHECK(s.embed_failures == failing->calls.load());
     CHECK(s.embed_failures >= 3);
@@ -217,10 +217,10 @@ TEST_CASE("semantic cache: TTL on the manual clock - exact and semantic") {
     REQUIRE(c->store(key("How do I reset my password?"), answer("A")));
     f.clock.advance(std::chrono::seconds(59));
     CHECK(c->lookup(key("How do I reset my password?")));
-    CHECK(c->lookup(key("how can I reset my password")));
+    CHECK(c->lookup(key("please, how do I reset my password")));
     f.clock.advance(std::chrono::seconds(2));
     CHECK_FALSE(c->lookup(key("How do I reset my password?")));
-    CHECK_FALSE(c->lookup(key("how can I reset my password")));
+    CHECK_FALSE(c->lookup(key("please, how do I reset my password")));
     auto pruned = c->prune();
     REQUIRE(pruned);
     CHECK(*pruned == 1);
@@ -531,10 +531,10 @@ TEST_CASE("semantic cache: the hit guard refuses near misses whatever the thresh
 TEST_CASE("semantic cache: two cached answers almost equally close are ambiguous") {
     Fixture f;
     auto c = f.open();
-    // Both pass the guard (politeness and pronouns only) and have different
-    // answers; builtin-v2 puts them at 0.997 and 0.995 from the query.
+    // Both pass the guard (politeness only) and have different answers;
+    // builtin-v2 puts both within 0.03 of each other above the threshold.
     REQUIRE(c->store(key("Please reset my password."), answer("Laptop: Settings > Reset.")));
-    REQUIRE(c->store(key("Could you reset my password?"), answer("Desktop: Control panel.")));
+    REQUIRE(c->store(key("Reset my password, please."), answer("Desktop: Control panel.")));
     const auto q = key("reset my password");
     CHECK_FALSE(c->lookup(q));
     CHECK(c->stats().ambiguous == 1);
@@ -544,7 +544,7 @@ TEST_CASE("semantic cache: two cached answers almost equally close are ambiguous
     auto c2 = f.open(no_margin);
     auto hit = c2->lookup(q);
     REQUIRE(hit);
-    CHECK(hit->content == "Laptop: Settings > Reset.");
+    CHECK(hit->content == "Desktop: Control panel.");  // the nearer of the two with builtin-v2
 }
 
 TEST_CASE("semantic cache: a refused candidate gives way to the next one - counted once per missed lookup") {
@@ -553,7 +553,7 @@ TEST_CASE("semantic cache: a refused candidate gives way to the next one - count
     // With builtin-v2 the prompt with a code span has the query's words
     // (similarity 1, refused as a literal) and the reworded one is next.
     REQUIRE(c->store(key("Book a flight from `London` to Paris"), answer("CDG-LHR")));
-    REQUIRE(c->store(key("Could you book a flight from London to Paris?"), answer("LHR-CDG")));
+    REQUIRE(c->store(key("Please book a flight from London to Paris"), answer("LHR-CDG")));
     const auto q = key("Book a flight from London to Paris");
     auto near = c->search("Book a flight from London to Paris", 2);
     REQUIRE(near);

@@ -25,19 +25,21 @@ struct Facts {
 };
 
 // Words whose presence or absence does not change what is asked: articles,
-// the asker's own pronouns, question scaffolding and politeness. Everything
-// else counts (question words, prepositions, modals, tense, quantifiers,
-// third persons): a miss costs one provider call, a wrong hit a wrong answer.
+// the asker's own pronouns, request scaffolding and politeness. Everything
+// else counts (question words, prepositions, modals and auxiliaries such as
+// can/do/did, tense, quantifiers, second and third persons): a miss costs
+// one provider call, a wrong hit a wrong answer.
 bool ignorable(std::string_view raw) {
     static const std::set<std::string_view> k = {
-        "a",    "an",    "the",   "is",     "are",      "am",       "be",      "being",  "do",     "does",
-        "did",  "doing", "have",  "has",    "having",   "i",        "me",      "my",     "mine",   "we",
-        "our",  "us",    "you",   "your",   "it",       "its",      "this",    "that",   "these",  "those",
-        "of",   "as",    "can",   "could",  "would",    "just",     "also",    "there",  "here",   "please",
-        "pls",  "kindly", "thanks", "thank", "really",  "actually", "basically", "simply", "s",     "t",
-        "some", "so",    "ok",    "okay",   "hi",       "hello",    "hey",
-        // Scaffolding of a request: "can you explain X", "tell me about X",
-        // "I want to know X", "help me with X" ask for X.
+        "a", "an", "the", "is", "are", "am", "be", "being", "have", "has", "having",
+        // The asker's own pronouns ("my code" / "our code"); "you", "us",
+        // "he", "she", "they" name someone else and count.
+        "i", "me", "my", "mine", "we", "our",
+        "it", "its", "this", "that", "these", "those", "of", "as", "just", "also", "there", "here",
+        "please", "pls", "kindly", "thanks", "thank", "really", "actually", "basically", "simply", "s", "t",
+        "some", "so", "ok", "okay", "hi", "hello", "hey",
+        // Scaffolding of a request: "explain X", "tell me about X", "I want
+        // to know X", "help me with X" ask for X.
         "explain", "describe", "tell", "know", "want", "help", "able", "possible", "way", "about", "let",
         "show", "give", "mean"};
     return k.count(raw) > 0;
@@ -105,11 +107,12 @@ std::multiset<std::string> literals_of(std::string_view s) {
     return out;
 }
 
-// "v2.10.0" -> "2.10.0", "1,000" -> "1000"; keeps unit suffixes ("50k").
+// "v2.10.0" -> "2.10.0", "1,000" -> "1000"; keeps every other letter
+// ("50k", "co2" and "no2", "aes256" and "sha256" stay apart).
 std::string normalise_number(const std::string& raw) {
     std::string out;
     std::size_t i = 0;
-    while (i < raw.size() && !std::isdigit(static_cast<unsigned char>(raw[i]))) ++i;
+    if (raw.size() > 1 && raw[0] == 'v' && std::isdigit(static_cast<unsigned char>(raw[1]))) i = 1;
     for (; i < raw.size(); ++i)
         if (raw[i] != ',') out.push_back(raw[i]);
     return out;
@@ -145,8 +148,13 @@ Facts facts_of(std::string_view s) {
             f.sequence.push_back(f.numbers.back());  // "yen is 200 dollars" / "dollars is 200 yen"
         }
         if (!t.number && !ignorable(t.raw)) {
-            f.significant.insert(text::canonical_stem(plain(t)));
-            f.sequence.push_back(text::canonical_stem(plain(t)));
+            // The surface form up to an inflection ending (never a stem:
+            // "plane" and "plan", "state" and "stats" stay apart), through
+            // the synonym table, marked when it is under a negation so that
+            // where a "not" stands counts too.
+            std::string w = (t.negated ? std::string(text::k_neg_mark) : std::string()) + text::canonical_form(t.raw);
+            f.significant.insert(w);
+            f.sequence.push_back(std::move(w));
         }
         if (directional(t.raw)) {
             role = t.raw;
@@ -176,31 +184,13 @@ bool roles_swapped(const Facts& a, const Facts& b) {
     return moved >= 2;
 }
 
-// The same content words with two groups of them trading places around
-// something that stays ("did the dog bite the man" / "did the man bite the
-// dog", "does vitamin D help absorb calcium" / "does calcium help absorb
-// vitamin D"): who does what to whom changed. Groups of up to four words; a
-// swap of two adjacent groups with nothing between ("X has Y as default" /
-// "the default of X is Y") is how paraphrases are written, and passes.
+// The same significant words in another order: who does what to whom may
+// have changed ("did the dog bite the man" / "did the man bite the dog",
+// "is a square a rectangle" / "is a rectangle a square", "treat warnings as
+// errors" / "treat errors as warnings"). Paraphrases that only reorder are
+// refused too: a miss costs one provider call.
 bool reordered(const Facts& a, const Facts& b) {
-    const auto& x = a.sequence;
-    const auto& y = b.sequence;
-    if (x.size() != y.size() || x.size() < 3) return false;
-    std::size_t i = 0, j = x.size();
-    while (i < j && x[i] == y[i]) ++i;
-    while (j > i && x[j - 1] == y[j - 1]) --j;
-    if (i == j) return false;
-    const std::size_t n = j - i;  // x[i..j) = P M Q, y[i..j) = Q M P
-    for (std::size_t p = 1; p <= 4 && p < n; ++p)
-        for (std::size_t q = 1; q <= 4 && p + q < n; ++q) {
-            const std::size_t m = n - p - q;  // the middle, at least one word
-            bool ok = true;
-            for (std::size_t k = 0; k < q && ok; ++k) ok = y[i + k] == x[i + p + m + k];
-            for (std::size_t k = 0; k < m && ok; ++k) ok = y[i + q + k] == x[i + p + k];
-            for (std::size_t k = 0; k < p && ok; ++k) ok = y[i + q + m + k] == x[i + k];
-            if (ok) return true;
-        }
-    return false;
+    return a.significant == b.significant && a.sequence != b.sequence;
 }
 
 }  // namespace

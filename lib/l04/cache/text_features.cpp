@@ -277,16 +277,33 @@ std::optional<std::pair<int, int>> polarity_of(std::string_view raw) {
     return std::nullopt;
 }
 
-std::string canonical_stem(const std::string& st) {
-    // The synonym table by stem, so that every inflection of a synonym reads
-    // as its canonical word's stem ("located", "locates" -> "find").
-    static const std::unordered_map<std::string, std::string> by_stem = [] {
+std::string inflection_base(std::string w) {
+    // Conservative on purpose: only plural and third-person endings, never a
+    // trailing "e" or "-ed"/"-ing", so that no two different words meet
+    // ("plane"/"plan", "state"/"stats" stay apart; "used"/"use" do too).
+    if (has_digit(w) || w.size() <= 3) return w;
+    if (ends_with(w, "ies") && w.size() > 4) return w.substr(0, w.size() - 3) + "y";
+    if (ends_with(w, "sses")) return w.substr(0, w.size() - 2);
+    if (ends_with(w, "es")) {
+        const std::string_view base(w.data(), w.size() - 2);
+        if (ends_with(base, "s") || ends_with(base, "x") || ends_with(base, "z") || ends_with(base, "ch") ||
+            ends_with(base, "sh"))
+            return std::string(base);
+    }
+    if (ends_with(w, "s") && !ends_with(w, "ss") && !ends_with(w, "us") && !ends_with(w, "is")) w.pop_back();
+    return w;
+}
+
+std::string canonical_form(std::string_view raw) {
+    // The synonym table by base form, so "utilizes" and "uses" meet at "use".
+    static const std::unordered_map<std::string, std::string> by_base = [] {
         std::unordered_map<std::string, std::string> m;
-        for (const auto& [w, canon] : synonyms()) m.emplace(stem(std::string(w)), stem(std::string(canon)));
+        for (const auto& [w, canon] : synonyms()) m.emplace(inflection_base(std::string(w)), inflection_base(std::string(canon)));
         return m;
     }();
-    auto it = by_stem.find(st);
-    return it == by_stem.end() ? st : it->second;
+    std::string base = inflection_base(std::string(raw));
+    auto it = by_base.find(base);
+    return it == by_base.end() ? base : it->second;
 }
 
 std::vector<Token> analyse(std::string_view text) {

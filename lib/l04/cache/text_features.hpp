@@ -32,9 +32,11 @@ struct Token {
 // 3. light suffix stemming (-ing, -ed, -ies, -es, -s) of non-numbers.
 std::vector<Token> analyse(std::string_view text);
 
-// A word stem mapped through the synonym table by stem, so inflections of a
-// synonym share its canonical stem ("located" and "finds" -> "find").
-std::string canonical_stem(const std::string& stem);
+// A lower-case word without its plural or third-person ending (only those:
+// "plane" and "plan" never meet), mapped through the synonym table, so
+// "utilizes" and "uses" read as "use". The hit guard compares these.
+std::string inflection_base(std::string word);
+std::string canonical_form(std::string_view raw);
 
 bool is_stopword(std::string_view raw);
 bool is_negation_cue(std::string_view raw);
