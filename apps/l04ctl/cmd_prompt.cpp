@@ -171,14 +171,15 @@ int run_prompt(Context& ctx, PromptArgs& a) {
     for (std::size_t i = 0; i < a.text.size(); ++i) arg_text += (i ? " " : "") + a.text[i];
     std::string prompt = arg_text;
     const bool stdin_tty = ::isatty(0);
-    if (!a.no_stdin && (!stdin_tty || arg_text.empty())) {
+    // With attachments and no TEXT the images are the prompt: a terminal is not waited on.
+    if (!a.no_stdin && (!stdin_tty || (arg_text.empty() && a.attach.empty()))) {
         if (stdin_tty && !ctx.globals.quiet) std::fprintf(stderr, "l04ctl: reading the prompt from the terminal; end with Ctrl-D\n");
         std::string in = read_stdin();
         while (!in.empty() && (in.back() == '\n' || in.back() == '\r' || in.back() == ' ' || in.back() == '\t'))
             in.pop_back();
         if (!l04::trim(in).empty()) prompt = arg_text.empty() ? in : in + "\n\n" + arg_text;
     }
-    if (l04::trim(prompt).empty()) {
+    if (l04::trim(prompt).empty() && a.attach.empty()) {
         return report(l04::Error(l04::ErrorCode::invalid_request,
                                  "the prompt is empty: give TEXT or pipe it on stdin (l04ctl prompt \"question\")"));
     }
@@ -191,9 +192,11 @@ int run_prompt(Context& ctx, PromptArgs& a) {
     msg.content = prompt;
     if (!a.attach.empty()) {
         // The prompt's text first, then each attachment in the order given.
-        l04::ContentPart text;
-        text.text = prompt;
-        msg.parts.push_back(std::move(text));
+        if (!l04::trim(prompt).empty()) {
+            l04::ContentPart text;
+            text.text = prompt;
+            msg.parts.push_back(std::move(text));
+        }
         for (const auto& arg : a.attach) {
             auto part = attachment(arg);
             if (!part) return report(part.error());
@@ -224,7 +227,15 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         auto eq = o.find('=');
         if (eq == std::string::npos || eq == 0)
             return report(l04::Error(l04::ErrorCode::invalid_parameter, "-o takes key=value, got '" + o + "'"));
-        req.options[o.substr(0, eq)] = l04::option_from_text(o.substr(eq + 1));
+        auto v = l04::option_from_text(o.substr(eq + 1));
+        if (v.kind == l04::OptionValue::Kind::json) {
+            // JSON the way l04d will read it, so the cache key is the same either way.
+            auto j = nlohmann::json::parse(v.text, nullptr, false);
+            if (j.is_discarded())
+                return report(l04::Error(l04::ErrorCode::invalid_parameter, "-o " + o.substr(0, eq) + ": not valid JSON"));
+            v.text = l04::to_wire(j);
+        }
+        req.options[o.substr(0, eq)] = std::move(v);
     }
     const bool streaming = !a.json && !a.no_stream;
     req.stream = streaming;
@@ -267,7 +278,9 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         if (a.json) {
             auto out = response_json(resp);
             const auto& parts = req.messages.front().parts;
-            out["sent"] = {{"parts", parts.empty() ? 1 : parts.size()}, {"images", parts.empty() ? 0 : parts.size() - 1}};
+            std::size_t images = 0;
+            for (const auto& p : parts) images += p.is_image() ? 1 : 0;
+            out["sent"] = {{"parts", parts.empty() ? std::size_t{1} : parts.size()}, {"images", images}};
             std::printf("%s\n", out.dump(2).c_str());
         } else {
             std::fwrite(resp.content.data(), 1, resp.content.size(), stdout);

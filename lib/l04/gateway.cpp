@@ -187,8 +187,13 @@ Status Gateway::validate(InferenceRequest& req) const {
     }
     if (!has_user) return fail(ErrorCode::invalid_messages, "the request has no user message");
     const auto& last = req.messages.back();
-    if (last.role == Role::user && trim(last.content).empty())
+    const bool has_non_text = std::any_of(last.parts.begin(), last.parts.end(),
+                                          [](const ContentPart& p) { return p.kind != ContentPart::Kind::text; });
+    if (last.role == Role::user && trim(last.content).empty() && !has_non_text)
         return fail(ErrorCode::invalid_request, "the prompt is empty");
+    if ((req.presence_penalty && (*req.presence_penalty < -2 || *req.presence_penalty > 2)) ||
+        (req.frequency_penalty && (*req.frequency_penalty < -2 || *req.frequency_penalty > 2)))
+        return fail(ErrorCode::invalid_parameter, "presence_penalty and frequency_penalty must be within -2..2");
     if (req.temperature && (*req.temperature < 0 || *req.temperature > 2))
         return fail(ErrorCode::invalid_parameter, "temperature must be within 0..2");
     if (req.top_p && (*req.top_p < 0 || *req.top_p > 1))

@@ -712,3 +712,13 @@ TEST_CASE("gateway: the mock honours max_tokens and stop") {
     CHECK(b->content == "one two three");
     CHECK(b->finish_reason == "stop");
 }
+
+TEST_CASE("gateway: an image with no text is a prompt") {
+    Fixture f;
+    auto r = image_prompt("mock", "iVBORw0KGgo=");
+    r.messages[0].content.clear();
+    r.messages[0].parts.erase(r.messages[0].parts.begin());  // only the image
+    auto a = f.gw->execute(r);
+    REQUIRE(a);
+    CHECK(a->content.find("(with 1 image)") != std::string::npos);
+}

@@ -207,7 +207,13 @@ TEST_CASE("request fields: options are checked against the kind's own list") {
 
 TEST_CASE("request fields: typed options from -o text") {
     CHECK(option_from_text("40").kind == OptionValue::Kind::number);
-    CHECK(option_from_text("-0.5e3").kind == OptionValue::Kind::number);
+    CHECK(option_from_text("-0.5").kind == OptionValue::Kind::number);
+    CHECK(option_from_text("0.05").kind == OptionValue::Kind::number);
+    // Spellings a JSON writer would change stay text, so l04d sees what l04ctl saw.
+    CHECK(option_from_text("1.50").kind == OptionValue::Kind::string);
+    CHECK(option_from_text("007").kind == OptionValue::Kind::string);
+    CHECK(option_from_text("1e3").kind == OptionValue::Kind::string);
+    CHECK(option_from_text("1234567890123456").kind == OptionValue::Kind::string);
     CHECK(option_from_text("true").kind == OptionValue::Kind::boolean);
     CHECK(option_from_text("[1,2]").kind == OptionValue::Kind::json);
     CHECK(option_from_text("5m").kind == OptionValue::Kind::string);
@@ -491,4 +497,83 @@ TEST_CASE("adapters: OpenAI answers with several choices and logprobs come back 
     CHECK(out["choices"][1]["message"]["content"] == "two");
     CHECK(out["choices"][1]["index"] == 1);
     CHECK(out["choices"][0]["logprobs"]["content"][0]["token"] == "one");
+}
+
+TEST_CASE("request fields: options that name a request field are refused for OpenAI-kind servers") {
+    for (const char* name : {"model", "messages", "n", "logprobs", "stream", "stream_options", "tools"}) {
+        INFO(name);
+        auto r = base();
+        r.options[name] = option_from_text("3");
+        auto refusal = refused_field(r, ProviderKind::openai);
+        REQUIRE(refusal);
+        CHECK(refusal->reason.find("set the field") != std::string::npos);
+    }
+    auto r = base();
+    r.options["top_k"] = option_from_text("40");
+    CHECK_FALSE(refused_field(r, ProviderKind::openai));
+}
+
+TEST_CASE("request fields: enum values the mapping adapters do not know are refused, not turned into defaults") {
+    auto r = base();
+    r.tool_choice = R"("requried")";
+    CHECK(refused_field(r, ProviderKind::anthropic));
+    CHECK(refused_field(r, ProviderKind::gemini));
+    CHECK_FALSE(refused_field(r, ProviderKind::openai));  // forwarded: the server judges it
+    r.tool_choice = R"({"function":{"name":"f"},"type":"function"})";
+    CHECK_FALSE(refused_field(r, ProviderKind::anthropic));
+    CHECK_FALSE(refused_field(r, ProviderKind::gemini));
+    r = base();
+    r.response_format = R"({"type":"json"})";
+    CHECK(refused_field(r, ProviderKind::ollama));
+    CHECK(refused_field(r, ProviderKind::gemini));
+    CHECK(refused_field(r, ProviderKind::anthropic));
+    CHECK_FALSE(refused_field(r, ProviderKind::openai));
+}
+
+TEST_CASE("parse_chat_request: message and part keys l04 does not read are kept - forwarded to OpenAI - refused elsewhere") {
+    const std::string body =
+        R"({"model":"x","messages":[{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]},)"
+        R"({"role":"assistant","content":"The answer is","prefix":true},)"
+        R"({"role":"assistant","content":[{"type":"refusal","refusal":"no"}]}]})";
+    auto r = parse_chat_request(body);
+    REQUIRE(r);
+    REQUIRE(r->messages.size() == 3);
+    CHECK_FALSE(r->messages[0].parts[0].raw.empty());
+    REQUIRE(r->messages[1].extra.size() == 1);
+    CHECK(r->messages[1].extra[0].first == "prefix");
+    CHECK(r->messages[2].parts[0].kind == ContentPart::Kind::other);  // a refusal part is accepted
+    CHECK_FALSE(refused_field(*r, ProviderKind::openai));
+    CHECK(refused_field(*r, ProviderKind::anthropic));
+    CHECK(refused_field(*r, ProviderKind::ollama));
+    // The round trip through l04ctl's JSON keeps them.
+    auto back = parse_chat_request(chat_request_to_json(*r).dump());
+    REQUIRE(back);
+    CHECK(back->messages == r->messages);
+    // And the OpenAI adapter sends them as they came.
+    auto o = send("openai", *r, rec("openai", "chat_nonstream"));
+    REQUIRE(o.result);
+    CHECK(o.body["messages"][0]["content"][0]["cache_control"]["type"] == "ephemeral");
+    CHECK(o.body["messages"][1]["prefix"] == true);
+    CHECK(o.body["messages"][2]["content"][0]["type"] == "refusal");
+    // They are part of the key.
+    auto plain = *r;
+    plain.messages[1].extra.clear();
+    CHECK(make_cache_key(plain, "t", "").exact != make_cache_key(*r, "t", "").exact);
+}
+
+TEST_CASE("response_from_json: every choice keeps its tool calls - malformed ones are skipped") {
+    const json j = {{"id", "x"},
+                    {"choices",
+                     json::array({{{"index", 0}, {"message", {{"role", "assistant"}, {"content", "a"}}}},
+                                  {{"index", 1},
+                                   {"message",
+                                    {{"role", "assistant"},
+                                     {"content", ""},
+                                     {"tool_calls", json::array({{{"id", "c1"}, {"type", "function"},
+                                                                  {"function", {{"name", "f"}, {"arguments", "{}"}}}},
+                                                                 {{"id", "bad"}}})}}}}})}};
+    auto r = response_from_json(j);
+    REQUIRE(r.more_choices.size() == 1);
+    REQUIRE(r.more_choices[0].tool_calls.size() == 1);
+    CHECK(r.more_choices[0].tool_calls[0].name == "f");
 }

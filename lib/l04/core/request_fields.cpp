@@ -76,10 +76,16 @@ bool any_strict_tool(const InferenceRequest& r) {
     return std::any_of(r.tools.begin(), r.tools.end(), [](const ToolSpec& t) { return t.strict.value_or(false); });
 }
 
+std::string top_level_type(const std::string& rf);
+
 // The top-level "type" of a response_format object, read without a JSON
 // library (core stays free of one): the text is compact JSON as the edge
 // wrote it. Nested "type" keys (inside a schema) are skipped by depth.
 std::string response_format_type(const std::string& rf) {
+    return top_level_type(rf);
+}
+
+std::string top_level_type(const std::string& rf) {
     int depth = 0;
     std::string last_string;
     bool want_value = false;
@@ -105,6 +111,22 @@ std::string response_format_type(const std::string& rf) {
 
 bool is_json_text_string(const std::string& s, std::string_view word) {
     return s == word || s == "\"" + std::string(word) + "\"";
+}
+
+// A tool_choice the mapping adapters understand: "none", "auto",
+// "required" or {"type": "function", "function": {"name": ...}}.
+std::optional<std::string> unmappable_tool_choice(const InferenceRequest& r) {
+    const std::string& tc = r.tool_choice;
+    if (is_json_text_string(tc, "none") || is_json_text_string(tc, "auto") || is_json_text_string(tc, "required"))
+        return std::nullopt;
+    if (!tc.empty() && tc.front() == '{' && top_level_type(tc) == "function") return std::nullopt;
+    return std::string("it knows tool_choice none, auto, required and a named function, not ") + tc.substr(0, 60);
+}
+
+std::optional<std::string> unknown_response_format(const InferenceRequest& r) {
+    const std::string type = top_level_type(r.response_format);
+    if (type == "text" || type == "json_object" || type == "json_schema") return std::nullopt;
+    return "unknown response_format type '" + type.substr(0, 40) + "'";
 }
 
 std::vector<FieldRow> make_table() {
@@ -150,6 +172,24 @@ std::vector<FieldRow> make_table() {
                  },
                  nullptr, "messages are keyed whole (message_key_text)",
                  {F(fwd), F(no), F(no), F(no), F(no), F(fwd, "in the reply's digest")}});
+    t.push_back({"messages[] other keys (prefix, cache_control, ...)",
+                 [](const InferenceRequest& r) {
+                     for (const auto& m : r.messages) {
+                         if (!m.extra.empty()) return true;
+                         for (const auto& p : m.parts)
+                             if (!p.raw.empty() && p.kind != ContentPart::Kind::other) return true;
+                     }
+                     return false;
+                 },
+                 [](InferenceRequest& r) {
+                     Message m;
+                     m.role = Role::assistant;
+                     m.content = "The answer is";
+                     m.extra = {{"prefix", "true"}};
+                     r.messages.push_back(m);
+                 },
+                 nullptr, "messages are keyed whole (message_key_text)",
+                 {F(fwd, "as sent"), F(no), F(no), F(no), F(no), F(no)}});
     t.push_back({"temperature", [](const InferenceRequest& r) { return r.temperature.has_value(); },
                  [](InferenceRequest& r) { r.temperature = 0.7; },
                  [](const InferenceRequest& r) { return num(r.temperature); }, nullptr,
@@ -202,11 +242,17 @@ std::vector<FieldRow> make_table() {
     t.push_back({"tool_choice", [](const InferenceRequest& r) { return !r.tool_choice.empty(); },
                  [](InferenceRequest& r) { r.tool_choice = "\"required\""; },
                  [](const InferenceRequest& r) { return lp(r.tool_choice); }, nullptr,
-                 {F(fwd), F(mapd, "tool_choice (auto, any, tool, none)"), F(part, "only \"auto\""),
-                  F(mapd, "toolConfig.functionCallingConfig"), F(no), F(fwd, "in the reply's digest")},
-                 [](const InferenceRequest& r, ProviderKind) -> std::optional<std::string> {
-                     if (!is_json_text_string(r.tool_choice, "auto")) return std::string("it only chooses tools itself (\"auto\")");
-                     return std::nullopt;
+                 {F(fwd), F(part, "tool_choice (auto, any, tool, none); other values are refused"),
+                  F(part, "only \"auto\""),
+                  F(part, "toolConfig.functionCallingConfig; other values are refused"), F(no),
+                  F(fwd, "in the reply's digest")},
+                 [](const InferenceRequest& r, ProviderKind k) -> std::optional<std::string> {
+                     if (k == ProviderKind::ollama) {
+                         if (!is_json_text_string(r.tool_choice, "auto"))
+                             return std::string("it only chooses tools itself (\"auto\")");
+                         return std::nullopt;
+                     }
+                     return unmappable_tool_choice(r);
                  }});
     t.push_back({"parallel_tool_calls",
                  [](const InferenceRequest& r) { return r.parallel_tool_calls.has_value(); },
@@ -222,12 +268,14 @@ std::vector<FieldRow> make_table() {
                  [](InferenceRequest& r) { r.response_format = R"({"type":"json_object"})"; },
                  [](const InferenceRequest& r) { return lp(r.response_format); }, nullptr,
                  {F(fwd), F(part, "json_schema: output_config.format (structured outputs); json_object is refused"),
-                  F(mapd, "format (\"json\" or the schema)"),
-                  F(mapd, "generationConfig.responseMimeType and responseJsonSchema"), F(part, "only text"),
-                  F(fwd, "in the reply's digest")},
+                  F(part, "format (\"json\" or the schema); other types are refused"),
+                  F(part, "generationConfig.responseMimeType and responseJsonSchema; other types are refused"),
+                  F(part, "only text"), F(fwd, "in the reply's digest")},
                  [](const InferenceRequest& r, ProviderKind k) -> std::optional<std::string> {
+                     if (auto bad = unknown_response_format(r)) return bad;
                      const std::string type = response_format_type(r.response_format);
                      if (type == "text") return std::nullopt;
+                     if (k == ProviderKind::ollama || k == ProviderKind::gemini) return std::nullopt;
                      if (k == ProviderKind::anthropic && type == "json_schema") return std::nullopt;
                      if (k == ProviderKind::anthropic)
                          return std::string("it has no JSON mode; use a json_schema response_format");
@@ -295,10 +343,17 @@ std::vector<FieldRow> make_table() {
                      return s;
                  },
                  nullptr,
-                 {F(mapd, "top-level fields"), F(part, "top-level: top_k"), F(part, "options.* and keep_alive, think"),
+                 {F(part, "top-level fields, except the names of fields l04 reads (use the field)"),
+                  F(part, "top-level: top_k"), F(part, "options.* and keep_alive, think"),
                   F(part, "generationConfig: top_k, thinking_budget"), F(no),
                   F(part, "the mock's knobs")},
                  [](const InferenceRequest& r, ProviderKind k) -> std::optional<std::string> {
+                     if (k == ProviderKind::openai) {
+                         for (const auto& [name, v] : r.options)
+                             if (is_request_field_name(name))
+                                 return "'" + name + "' is a request field l04 reads: set the field, not an option";
+                         return std::nullopt;
+                     }
                      const auto known = known_options(k);
                      for (const auto& [name, v] : r.options)
                          if (std::find(known.begin(), known.end(), name) == known.end()) {
@@ -340,6 +395,15 @@ std::vector<FieldRow> make_table() {
 const std::vector<FieldRow>& field_table() {
     static const std::vector<FieldRow> t = make_table();
     return t;
+}
+
+bool is_request_field_name(std::string_view name) {
+    static const char* const k[] = {
+        "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "tools",
+        "tool_choice", "response_format", "stream", "stream_options", "n", "seed", "presence_penalty",
+        "frequency_penalty", "logprobs", "top_logprobs", "logit_bias", "parallel_tool_calls", "user", "store",
+        "service_tier", "reasoning_effort", "metadata", "l04"};
+    return std::find(std::begin(k), std::end(k), name) != std::end(k);
 }
 
 std::vector<std::string> known_options(ProviderKind kind) {
@@ -412,12 +476,16 @@ std::string non_text_parts_key_text(const Message& m) {
     for (const auto& p : m.parts) {
         if (p.kind == ContentPart::Kind::text) {
             s += "t";  // position of text parts, so order is part of the key
+            if (!p.raw.empty()) {
+                any = true;
+                s += lp(p.raw);  // its other keys (cache_control, ...)
+            }
             continue;
         }
         any = true;
         if (p.is_image()) {
             s += "i" + lp(p.media_type) + lp(p.data.empty() ? std::string() : sha256_hex(p.data)) + lp(p.url) +
-                 lp(p.detail);
+                 lp(p.detail) + lp(p.raw.empty() ? std::string() : sha256_hex(p.raw));
         } else {
             s += "o" + lp(p.raw);
         }
@@ -436,6 +504,8 @@ std::string message_key_text(const Message& m) {
         if (p.kind == ContentPart::Kind::text) s += "t" + lp(p.text);
     }
     s += lp(non_text_parts_key_text(m));
+    s += std::to_string(m.extra.size());
+    for (const auto& [k, v] : m.extra) s += lp(k) + lp(v);
     return s;
 }
 

@@ -72,6 +72,10 @@ std::optional<FieldRefusal> refused_field(const InferenceRequest& req, ProviderK
 // The E4502 error for a refusal on provider `provider` (kind `kind`).
 Error refusal_error(const FieldRefusal& r, std::string_view provider, std::string_view model);
 
+// Whether `name` is a top-level field of the chat request that l04 reads
+// itself (the parser's list); other top-level fields are "extra".
+bool is_request_field_name(std::string_view name);
+
 // Native options (`-o key=value`) a kind knows; empty for openai (any name
 // is sent as a top-level field) and command (none). For documentation and
 // the refusal message.

@@ -107,23 +107,21 @@ OptionValue option_from_text(std::string_view text) {
         v.kind = OptionValue::Kind::json;
         return v;
     }
-    // A JSON number: -?digits[.digits][e[+-]digits]
+    // A number only in the one spelling JSON writers give it back in
+    // (-?(0|[1-9]d{0,14})(.d*[1-9])?), so that "1.50", "007" and "1e3" stay
+    // the text they were and a value reads the same through l04d as in
+    // process.
     std::size_t i = 0;
-    auto digits = [&] {
-        std::size_t s = i;
-        while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
-        return i > s;
-    };
     if (i < text.size() && text[i] == '-') ++i;
-    bool ok = digits();
+    const std::size_t int_start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    const std::size_t int_len = i - int_start;
+    bool ok = int_len > 0 && int_len <= 15 && !(int_len > 1 && text[int_start] == '0');
     if (ok && i < text.size() && text[i] == '.') {
         ++i;
-        ok = digits();
-    }
-    if (ok && i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
-        ++i;
-        if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
-        ok = digits();
+        const std::size_t frac_start = i;
+        while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+        ok = i > frac_start && text[i - 1] != '0' && i - frac_start <= 15;
     }
     if (ok && i == text.size()) v.kind = OptionValue::Kind::number;
     return v;

@@ -50,7 +50,10 @@ struct ContentPart {
     std::string data;        // Kind::image, inline: base64, exactly as sent
     std::string url;         // Kind::image, remote: http(s) URL
     std::string detail;      // Kind::image: OpenAI's detail ("auto", "low", "high") or ""
-    std::string raw;         // Kind::other: the part's JSON text
+    // Kind::other: the part's JSON text. Text and image parts that carry
+    // keys l04 does not read (cache_control, ...) keep their JSON text here
+    // too: OpenAI-kind providers get it as sent, other kinds refuse it.
+    std::string raw;
     bool operator==(const ContentPart&) const = default;
     bool is_image() const { return kind == Kind::image; }
 };
@@ -65,6 +68,10 @@ struct Message {
     std::vector<ToolCall> tool_calls;  // for Role::assistant
     // Non-empty when the content was an array of parts; adapters send these.
     std::vector<ContentPart> parts = {};
+    // Keys of the message l04 does not read ("prefix", "reasoning_content",
+    // ...), as JSON text: forwarded to OpenAI-kind providers, refused by
+    // the others (request_fields.hpp).
+    std::vector<std::pair<std::string, std::string>> extra = {};
     bool operator==(const Message&) const = default;
 };
 

@@ -68,6 +68,10 @@ json message_content_json(const Message& m) {
     if (m.parts.empty()) return m.content;
     json arr = json::array();
     for (const auto& p : m.parts) {
+        if (!p.raw.empty()) {  // a part as the caller sent it (other types, extra keys)
+            arr.push_back(parsed_or_string(p.raw));
+            continue;
+        }
         switch (p.kind) {
             case ContentPart::Kind::text: arr.push_back({{"type", "text"}, {"text", p.text}}); break;
             case ContentPart::Kind::image: {

@@ -78,7 +78,7 @@ private:
         for (const auto& m : r.messages) {
             json o = {{"role", std::string(role_name(m.role))}};
             if (m.role == Role::assistant && !m.tool_calls.empty()) {
-                o["content"] = m.content.empty() ? json(nullptr) : json(m.content);
+                o["content"] = m.content.empty() && m.parts.empty() ? json(nullptr) : detail::message_content_json(m);
                 json calls = json::array();
                 for (const auto& tc : m.tool_calls)
                     calls.push_back({{"id", tc.id},
@@ -90,6 +90,7 @@ private:
             }
             if (m.role == Role::tool) o["tool_call_id"] = m.tool_call_id;
             if (!m.name.empty() && m.role != Role::tool) o["name"] = m.name;
+            for (const auto& [k, v] : m.extra) o[k] = detail::parsed_or_string(v);  // prefix, ...
             msgs.push_back(std::move(o));
         }
         json body = {{"model", pr.model.name}, {"messages", std::move(msgs)}};

@@ -1,4 +1,5 @@
 #include <l04/server/openai_json.hpp>
+#include <l04/core/request_fields.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/provider/http_common.hpp>
 
@@ -26,6 +27,22 @@ std::string content_text(const json& c) {
         return out;
     }
     return {};
+}
+
+// The tool calls of a chat.completion message; malformed entries are skipped.
+std::vector<ToolCall> tool_calls_from(const json& msg) {
+    std::vector<ToolCall> out;
+    if (!msg.is_object() || !msg.contains("tool_calls") || !msg["tool_calls"].is_array()) return out;
+    for (const auto& tc : msg["tool_calls"]) {
+        if (!tc.is_object() || !tc.contains("function") || !tc["function"].is_object()) continue;
+        const json& fn = tc["function"];
+        ToolCall c;
+        c.id = tc.value("id", "");
+        c.name = fn.value("name", "");
+        if (fn.contains("arguments")) c.arguments = fn["arguments"].is_string() ? fn["arguments"].get<std::string>() : fn["arguments"].dump();
+        out.push_back(std::move(c));
+    }
+    return out;
 }
 
 std::string fmt(double v, const char* f = "%.6f") {
@@ -112,11 +129,17 @@ Result<ContentPart> parse_part(const json& part) {
     if (type == part.end() || !type->is_string()) return fail(bad_message("each content part needs a string 'type'"));
     ContentPart p;
     const std::string t = type->get<std::string>();
+    auto only_keys = [&part](std::initializer_list<const char*> keys) {
+        for (const auto& [k, v] : part.items())
+            if (std::none_of(keys.begin(), keys.end(), [&k](const char* x) { return k == x; })) return false;
+        return true;
+    };
     if (t == "text") {
         auto text = part.find("text");
         if (text == part.end() || !text->is_string()) return fail(bad_message("a text part needs a string 'text'"));
         p.kind = ContentPart::Kind::text;
         p.text = text->get<std::string>();
+        if (!only_keys({"type", "text"})) p.raw = to_wire(part);  // e.g. cache_control: kept, never dropped
         return p;
     }
     if (t == "image_url") {
@@ -134,6 +157,10 @@ Result<ContentPart> parse_part(const json& part) {
         }
         if (url.empty()) return fail(bad_message("an image_url part needs image_url.url"));
         p.kind = ContentPart::Kind::image;
+        if (!only_keys({"type", "image_url"}) ||
+            (iu->is_object() && std::any_of(iu->items().begin(), iu->items().end(),
+                                            [](const auto& kv) { return kv.key() != "url" && kv.key() != "detail"; })))
+            p.raw = to_wire(part);
         if (url.rfind("data:", 0) == 0) {
             if (!split_data_url(url, p.media_type, p.data))
                 return fail(bad_message("an image data: URL must be data:<type>;base64,<base64 text>"));
@@ -174,9 +201,9 @@ Status parse_message(const json& m, Message& msg) {
             }
             if (msg.role != Role::user)
                 for (const auto& p : msg.parts)
-                    if (p.kind != ContentPart::Kind::text)
+                    if (p.is_image())
                         return fail(bad_message(std::string(role_name(msg.role)) +
-                                                " messages take only text parts; images go in user messages"));
+                                                " messages take no images; images go in user messages"));
         } else {
             return fail(bad_message("a message's content must be a string, an array of parts or null"));
         }
@@ -200,6 +227,9 @@ Status parse_message(const json& m, Message& msg) {
     }
     if (msg.role == Role::tool && msg.tool_call_id.empty())
         return fail(bad_message("a tool message needs the tool_call_id it answers"));
+    for (const auto& [k, v] : m.items())
+        if (k != "role" && k != "content" && k != "name" && k != "tool_call_id" && k != "tool_calls")
+            msg.extra.emplace_back(k, to_wire(v));
     return {};
 }
 
@@ -430,13 +460,8 @@ Result<InferenceRequest> parse_chat_request(std::string_view body) {
         }
         if (auto g = j.find("l04"); g != j.end() && !g->is_null())
             if (!(st = parse_l04(*g, r))) return fail(st.error());
-        static const char* const known[] = {
-            "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "tools",
-            "tool_choice", "response_format", "stream", "stream_options", "n", "seed", "presence_penalty",
-            "frequency_penalty", "logprobs", "top_logprobs", "logit_bias", "parallel_tool_calls", "user", "store",
-            "service_tier", "reasoning_effort", "metadata", "l04"};
         for (const auto& [k, v] : j.items()) {
-            if (std::find(std::begin(known), std::end(known), k) != std::end(known)) continue;
+            if (is_request_field_name(k)) continue;
             r.extra.emplace_back(k, to_wire(v));
         }
     } catch (const json::exception& e) {
@@ -465,6 +490,7 @@ json chat_request_to_json(const InferenceRequest& r) {
                                  {"function", {{"name", tc.name}, {"arguments", tc.arguments}}}});
             jm["tool_calls"] = std::move(calls);
         }
+        for (const auto& [k, v] : m.extra) jm[k] = parsed_or_string(v);
         msgs.push_back(std::move(jm));
     }
     j["messages"] = std::move(msgs);
@@ -662,18 +688,17 @@ InferenceResponse response_from_json(const json& j) {
         const json& c = j["choices"][0];
         if (c.contains("message")) {
             r.content = content_text(c["message"].value("content", json("")));
-            if (c["message"].contains("tool_calls"))
-                for (const auto& tc : c["message"]["tool_calls"])
-                    r.tool_calls.push_back({tc.value("id", ""), tc["function"].value("name", ""),
-                                            tc["function"].value("arguments", "")});
+            r.tool_calls = tool_calls_from(c["message"]);
         }
         if (c.contains("finish_reason") && c["finish_reason"].is_string()) r.finish_reason = c["finish_reason"];
         if (c.contains("logprobs") && !c["logprobs"].is_null()) r.logprobs = to_wire(c["logprobs"]);
         for (std::size_t i = 1; i < j["choices"].size(); ++i) {
             const json& ci = j["choices"][i];
             InferenceResponse::Choice ch;
-            if (ci.contains("message") && ci["message"].is_object())
+            if (ci.contains("message") && ci["message"].is_object()) {
                 ch.content = content_text(ci["message"].value("content", json("")));
+                ch.tool_calls = tool_calls_from(ci["message"]);
+            }
             if (ci.contains("finish_reason") && ci["finish_reason"].is_string()) ch.finish_reason = ci["finish_reason"];
             if (ci.contains("logprobs") && !ci["logprobs"].is_null()) ch.logprobs = to_wire(ci["logprobs"]);
             r.more_choices.push_back(std::move(ch));
