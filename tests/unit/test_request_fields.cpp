@@ -477,7 +477,7 @@ TEST_CASE("adapters: OpenAI answers with several choices and logprobs come back 
     resp.head.status = 200;
     resp.head.headers["content-type"] = "application/json";
     resp.body = R"({"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[)"
-                R"({"index":0,"message":{"role":"assistant","content":"one"},"logprobs":{"content":[{"token":"one","logprob":-0.1}]},"finish_reason":"stop"},)"
+                R"({"index":0,"message":{"role":"assistant","content":"one","annotations":[{"type":"url_citation","url_citation":{"url":"https://a.example"}}]},"logprobs":{"content":[{"token":"one","logprob":-0.1}]},"finish_reason":"stop"},)"
                 R"({"index":1,"message":{"role":"assistant","content":"two"},"logprobs":{"content":[{"token":"two","logprob":-0.2}]},"finish_reason":"length"}],)"
                 R"("usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}})";
     auto r = base();
@@ -497,6 +497,15 @@ TEST_CASE("adapters: OpenAI answers with several choices and logprobs come back 
     CHECK(out["choices"][1]["message"]["content"] == "two");
     CHECK(out["choices"][1]["index"] == 1);
     CHECK(out["choices"][0]["logprobs"]["content"][0]["token"] == "one");
+    // Keys of the reply message l04 does not read come back as sent.
+    CHECK(out["choices"][0]["message"]["annotations"][0]["url_citation"]["url"] == "https://a.example");
+    // With stream, fields whose reply parts a stream would not carry are refused.
+    auto sr = base();
+    sr.stream = true;
+    sr.extra = {{"web_search_options", "{}"}};
+    CHECK(refused_field(sr, ProviderKind::openai));
+    sr.stream = false;
+    CHECK_FALSE(refused_field(sr, ProviderKind::openai));
 }
 
 TEST_CASE("request fields: options that name a request field are refused for OpenAI-kind servers") {

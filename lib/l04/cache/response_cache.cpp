@@ -42,11 +42,13 @@ bool get_field(std::string_view& data, std::string& s) {
 }
 
 // What a response has beyond its first choice's text and tool calls: the
-// logprobs and the other choices of an n > 1 request (migration 5).
+// logprobs, the message's other keys (audio, annotations) and the other
+// choices of an n > 1 request (migration 5).
 std::string encode_extra(const InferenceResponse& r) {
-    if (r.logprobs.empty() && r.more_choices.empty()) return {};
-    std::string out = "1:1";  // format version
+    if (r.logprobs.empty() && r.more_choices.empty() && r.message_extra.empty()) return {};
+    std::string out = "1:2";  // format version
     put_field(out, r.logprobs);
+    put_field(out, r.message_extra);
     put_field(out, std::to_string(r.more_choices.size()));
     for (const auto& c : r.more_choices) {
         put_field(out, c.content);
@@ -60,7 +62,8 @@ std::string encode_extra(const InferenceResponse& r) {
 bool decode_extra(std::string_view data, InferenceResponse& r) {
     if (data.empty()) return true;
     std::string version, count;
-    if (!get_field(data, version) || version != "1" || !get_field(data, r.logprobs) || !get_field(data, count))
+    if (!get_field(data, version) || version != "2" || !get_field(data, r.logprobs) ||
+        !get_field(data, r.message_extra) || !get_field(data, count))
         return false;
     std::size_t n = 0;
     for (char ch : count) {

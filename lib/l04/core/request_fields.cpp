@@ -332,8 +332,19 @@ std::vector<FieldRow> make_table() {
                      return s;
                  },
                  nullptr,
-                 {F(fwd, "verbatim (top_k, min_p, repetition_penalty, modalities, ...)"), F(no), F(no), F(no), F(no),
-                  F(no)}});
+                 {F(part, "verbatim (top_k, min_p, repetition_penalty, ...); with stream, audio and web search are "
+                          "refused"),
+                  F(no), F(no), F(no), F(no), F(no)},
+                 [](const InferenceRequest& r, ProviderKind) -> std::optional<std::string> {
+                     // A stream carries text and tool calls only: what these
+                     // add to a streamed reply would not reach the caller.
+                     if (!r.stream) return std::nullopt;
+                     for (const auto& [k, v] : r.extra)
+                         if (k == "audio" || k == "web_search_options" ||
+                             (k == "modalities" && v.find("audio") != std::string::npos))
+                             return "l04 streams text and tool calls only; ask for " + k + " without stream";
+                     return std::nullopt;
+                 }});
     t.push_back({"l04.options (-o key=value)", [](const InferenceRequest& r) { return !r.options.empty(); },
                  [](InferenceRequest& r) { r.options["top_k"] = option_from_text("40"); },
                  [](const InferenceRequest& r) {

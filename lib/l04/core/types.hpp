@@ -222,6 +222,10 @@ struct InferenceResponse {
     std::int64_t created_ms = 0;
     std::map<std::string, std::string> metadata;
     std::string logprobs;  // the first choice's logprobs object as JSON text, or empty
+    // Keys of the first choice's message beyond role, content, tool_calls and
+    // refusal (audio, annotations, ...) as a JSON object text, or empty:
+    // passed back as the provider sent them.
+    std::string message_extra;
     // Choices 1..n-1 when the request asked for n > 1 (choice 0 is above).
     struct Choice {
         std::string content;

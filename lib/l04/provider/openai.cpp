@@ -184,6 +184,12 @@ private:
         }
         if (std::string fr = detail::str_of(c0, "finish_reason"); !fr.empty()) resp.finish_reason = fr;
         if (const json* lp = detail::obj_of(c0, "logprobs")) resp.logprobs = detail::dump(*lp);
+        if (const json* msg = detail::obj_of(c0, "message")) {
+            json extra = json::object();
+            for (const auto& [k, v] : msg->items())
+                if (k != "role" && k != "content" && k != "tool_calls" && k != "refusal" && !v.is_null()) extra[k] = v;
+            if (!extra.empty()) resp.message_extra = detail::dump(extra);
+        }
         for (std::size_t i = 1; i < choices->size(); ++i) {
             const json& ci = (*choices)[i];
             InferenceResponse::Choice ch;

@@ -592,6 +592,12 @@ json usage_json(const TokenUsage& u) {
 json chat_response_to_json(const InferenceResponse& r) {
     json msg{{"role", "assistant"}, {"content", r.content}};
     if (!r.tool_calls.empty()) msg["tool_calls"] = tool_calls_json(r.tool_calls);
+    if (auto it = r.metadata.find("refusal"); it != r.metadata.end()) msg["refusal"] = it->second;
+    if (!r.message_extra.empty()) {
+        json extra = parsed_or_string(r.message_extra);
+        if (extra.is_object())
+            for (const auto& [k, v] : extra.items()) msg[k] = v;  // audio, annotations, as the provider sent them
+    }
     json choices = json::array();
     json c0 = {{"index", 0}, {"message", msg}, {"finish_reason", r.finish_reason}};
     if (!r.logprobs.empty()) c0["logprobs"] = parsed_or_string(r.logprobs);
