@@ -242,7 +242,9 @@ int run_prompt(Context& ctx, PromptArgs& a) {
 
     auto client = ctx.client(true);
     if (!client) return report(client.error());
-    const std::string body = l04::chat_request_to_json(req).dump();
+    // Invalid UTF-8 in the prompt (a binary file on stdin) becomes U+FFFD
+    // instead of aborting l04ctl.
+    const std::string body = l04::to_wire(l04::chat_request_to_json(req));
 
     if (a.explain) {
         auto j = call_json(**client, "POST", "/v1/route", body);

@@ -65,6 +65,7 @@ void declare_metrics(Metrics& m) {
 Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     std::unique_ptr<Gateway> g(new Gateway());
     g->m_settings = std::move(opts.settings);
+    g->m_secrets = g->m_settings.secret_values();
     g->m_registry = std::move(opts.registry);
     g->m_clock = opts.clock ? opts.clock : &SystemClock::instance();
     g->m_transport = opts.transport ? opts.transport : make_curl_transport();
@@ -245,12 +246,22 @@ Result<RoutingDecision> Gateway::explain(const InferenceRequest& req) {
 
 Result<InferenceResponse> Gateway::execute(InferenceRequest req) {
     req.stream = false;
-    return run(req, nullptr, nullptr);
+    return redacted(run(req, nullptr, nullptr));
 }
 
 Result<InferenceResponse> Gateway::stream(InferenceRequest req, const ChunkSink& sink, const CancelToken* cancel) {
     req.stream = true;
-    return run(req, &sink, cancel);
+    return redacted(run(req, &sink, cancel));
+}
+
+Result<InferenceResponse> Gateway::redacted(Result<InferenceResponse> r) const {
+    // Every error leaves the pipeline here: no configured secret in it,
+    // whatever an upstream echoed back.
+    if (r) return r;
+    Error e = std::move(r).error();
+    e.message = redact_secrets(std::move(e.message), m_secrets);
+    e.details = redact_secrets(std::move(e.details), m_secrets);
+    return fail(std::move(e));
 }
 
 Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
@@ -546,7 +557,8 @@ void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse
         status = "error";
         row.error_code = static_cast<int>(r.error().code);
         spdlog::info("request {} agent={} model={} provider={} status=error code={} latency={:.1f}ms: {}", req.request_id,
-                     row.agent, model, provider, code_string(r.error().code), latency_ms, r.error().message);
+                     row.agent, model, provider, code_string(r.error().code), latency_ms,
+                     redact_secrets(r.error().message, m_secrets));
     }
     row.status = status;
     m_metrics.inc("l04_inference_requests_total", {{"provider", provider}, {"model", model}, {"status", status}});

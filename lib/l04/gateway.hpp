@@ -99,6 +99,7 @@ public:
 private:
     Gateway() = default;
     Result<InferenceResponse> run(InferenceRequest& req, const ChunkSink* sink, const CancelToken* cancel);
+    Result<InferenceResponse> redacted(Result<InferenceResponse> r) const;
     Result<InferenceResponse> attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
                                             const CancelToken* cancel, int& attempts, bool& delivered,
                                             std::optional<double>& ttft_ms, std::int64_t deadline_ms);
@@ -109,6 +110,7 @@ private:
                 double saved_usd);
 
     Settings m_settings;
+    std::vector<std::string> m_secrets;  // m_settings.secret_values(), redacted from every error
     Registry m_registry;
     Clock* m_clock = nullptr;
     std::shared_ptr<Transport> m_transport;

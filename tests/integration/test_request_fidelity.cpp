@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <sstream>
 
 using l04::test::DaemonEnv;
 using l04::test::FixtureServer;
@@ -239,4 +240,29 @@ TEST_CASE("l04ctl -a attaches an image file - typed -o - refused options exit 3"
     CHECK(opt.exit_code == 3);
     CHECK(opt.err.find("unknown option 'num_ctx'") != std::string::npos);
     CHECK(opt.err.find("latency_ms") != std::string::npos);
+}
+
+TEST_CASE("an upstream that echoes the API key never hands it to the client - bytes that are not UTF-8 are sent, not fatal") {
+    Rig rig;
+    Route echo;
+    echo.path = "/v1/chat/completions";
+    echo.headers = {{"Content-Type", "text/plain"}};
+    echo.body = "proxy saw Authorization: Bearer sk-openai-test and rejected it";  // 200, not JSON
+    rig.server.add(echo);
+    auto r = rig.post(R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]})");
+    CHECK(r.head.status >= 400);
+    CHECK(r.body.find("sk-openai-test") == std::string::npos);
+    CHECK(r.body.find("[redacted]") != std::string::npos);
+    std::ifstream log(rig.env.log_path());
+    std::stringstream ss;
+    ss << log.rdbuf();
+    CHECK(ss.str().find("sk-openai-test") == std::string::npos);
+
+    // l04ctl with bytes that are not UTF-8 on stdin: sent with U+FFFD, no abort.
+    auto bin = rig.env.ctl({"prompt", "-m", "mock", "--json"}, std::string("caf\xe9 \xff\xfe bytes"));
+    INFO(bin.err);
+    CHECK(bin.exit_code == 0);
+    CHECK(json::parse(bin.out)["content"].get<std::string>().find("\xef\xbf\xbd") != std::string::npos);
+    auto arg = rig.env.ctl({"prompt", "-m", "mock", "-s", "sys\xff", "arg \xc3"});
+    CHECK(arg.exit_code == 0);
 }

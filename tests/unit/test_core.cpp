@@ -153,3 +153,10 @@ TEST_CASE("pair lists: key=first[/second] entries for settings") {
     CHECK(twice.error().message.find("given twice") != std::string::npos);
     CHECK(parse_pair_list("", "x.list", "k=v")->empty());
 }
+
+TEST_CASE("redact_secrets: whole values of at least 8 characters") {
+    CHECK(l04::redact_secrets("key sk-1234567890 leaked twice: sk-1234567890", {"sk-1234567890"}) ==
+          "key [redacted] leaked twice: [redacted]");
+    CHECK(l04::redact_secrets("exceeded", {"x", "ee"}) == "exceeded");  // short keys never mangle text
+    CHECK(l04::redact_secrets("", {"sk-1234567890"}).empty());
+}

@@ -329,6 +329,16 @@ std::string Settings::state_dir() const {
     return home(m_env) + "/.local/state/l04";
 }
 
+std::vector<std::string> Settings::secret_values() const {
+    std::vector<std::string> out;
+    for (const auto& info : settings_table()) {
+        if (!info.secret) continue;
+        auto it = m_values.find(info.key);
+        if (it != m_values.end() && it->second.value.size() >= 8) out.push_back(it->second.value);
+    }
+    return out;
+}
+
 std::string Settings::runtime_dir() const {
     if (const auto& v = get("runtime_dir"); !v.empty()) return v;
     if (auto x = m_env("XDG_RUNTIME_DIR"); x && !x->empty()) return *x + "/l04";

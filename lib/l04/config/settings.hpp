@@ -71,6 +71,9 @@ public:
 
     // Value for display: secrets masked ("set (OPENAI_API_KEY)") or "(unset)".
     std::string display_value(std::string_view key) const;
+    // Every secret value (API keys, tokens) of at least 8 characters: what
+    // redact_secrets() removes from anything that leaves l04.
+    std::vector<std::string> secret_values() const;
 
     const EnvFn& env() const { return m_env; }
 

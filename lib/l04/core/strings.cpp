@@ -156,4 +156,13 @@ std::string iso8601_utc(std::int64_t wall_ms) {
     return buf;
 }
 
+std::string redact_secrets(std::string s, const std::vector<std::string>& secrets) {
+    for (const auto& secret : secrets) {
+        if (secret.size() < 8) continue;
+        for (auto pos = s.find(secret); pos != std::string::npos; pos = s.find(secret, pos))
+            s.replace(pos, secret.size(), "[redacted]");
+    }
+    return s;
+}
+
 }  // namespace l04

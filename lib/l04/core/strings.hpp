@@ -44,4 +44,9 @@ Error pair_list_error(std::string_view setting, std::string_view entry, std::str
 // Seconds since epoch → "2026-11-22T17:24:18Z".
 std::string iso8601_utc(std::int64_t wall_ms);
 
+// Replaces every occurrence of each secret (whole values only; secrets
+// shorter than 8 characters are skipped so that a key like "x" cannot
+// mangle ordinary text) with "[redacted]".
+std::string redact_secrets(std::string s, const std::vector<std::string>& secrets);
+
 }  // namespace l04

@@ -91,7 +91,7 @@ std::string dump(const json& j) {
 }
 
 std::string redact(std::string s, std::string_view secret) {
-    if (secret.empty()) return s;
+    if (secret.size() < 8) return s;  // a short key ("x") would mangle ordinary words
     for (auto pos = s.find(secret); pos != std::string::npos; pos = s.find(secret, pos))
         s.replace(pos, secret.size(), "[redacted]");
     return s;
