@@ -240,7 +240,12 @@ int main(int argc, char** argv) {
     };
     housekeeping();
     auto next_housekeeping = std::chrono::steady_clock::now() + std::chrono::hours(1);
+    auto next_checkpoint = std::chrono::steady_clock::now() + std::chrono::minutes(1);
     while (true) {
+        if (std::chrono::steady_clock::now() >= next_checkpoint) {
+            if (auto st = (*gw)->ledger().checkpoint(); !st) spdlog::debug("WAL checkpoint: {}", st.error().to_string());
+            next_checkpoint = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+        }
         if (std::chrono::steady_clock::now() >= next_housekeeping) {
             housekeeping();
             next_housekeeping = std::chrono::steady_clock::now() + std::chrono::hours(1);

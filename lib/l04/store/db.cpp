@@ -104,7 +104,12 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path) {
     if (path != ":memory:") {
         if (auto st = db->exec("PRAGMA journal_mode=WAL"); !st) return fail(st.error());
     }
-    if (auto st = db->exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON"); !st) return fail(st.error());
+    // The WAL is checkpointed every 1000 pages and truncated back to 4 MiB
+    // after each checkpoint, so a long-running l04d keeps it bounded.
+    if (auto st = db->exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=1000; "
+                           "PRAGMA journal_size_limit=4194304");
+        !st)
+        return fail(st.error());
     return db;
 }
 

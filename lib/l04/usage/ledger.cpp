@@ -74,6 +74,12 @@ void Ledger::writer_loop() {
     }
 }
 
+Status Ledger::checkpoint() {
+    if (auto f = flush(); !f) return f;
+    std::lock_guard lk(m_mu);
+    return m_db->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
 Status Ledger::write_locked(const std::vector<UsageRow>& rows) {
     auto tx = Transaction::begin(*m_db);
     if (!tx) return fail(tx.error());

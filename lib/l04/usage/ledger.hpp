@@ -86,6 +86,10 @@ public:
     Status record(const UsageRow& row);
     // Writes every queued row now.
     Status flush();
+    // Writes the WAL back into the database and truncates it
+    // (wal_checkpoint(TRUNCATE)); l04d calls it every minute so the WAL
+    // cannot grow while readers keep passive checkpoints from finishing.
+    Status checkpoint();
     // Totals since a wall time, optionally for one agent.
     Result<UsageTotals> totals(std::int64_t since_ms, const std::string& agent = {});
     Result<std::vector<UsageRow>> rows_since(std::int64_t since_ms);
