@@ -2,6 +2,8 @@
 // verification of damaged files, concurrent readers during writes.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <l04/cache/embedder.hpp>
 #include <l04/cache/vector_index.hpp>
 #include <support/test_util.hpp>
@@ -237,6 +239,24 @@ TEST_CASE("vector index: every kind of damaged or foreign file is refused - neve
         reseal(b);
         CHECK(refused(b, "test-emb", 8));
     }
+    {  // an empty index whose entry point is garbage, resealed: refused (it used to crash the first insert)
+        VectorIndex empty("test-emb", k_dim);
+        REQUIRE(empty.save(path));
+        std::string b = l04::test::read_file(path);
+        const std::uint32_t ep = 12345;
+        std::memcpy(b.data() + k_header + 4, &ep, 4);
+        reseal(b);
+        l04::test::write_file(path, b);
+        auto r = VectorIndex::load(path, "test-emb", k_dim);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message.find("bad entry point") != std::string::npos);
+        // The untouched empty file loads, and takes inserts.
+        REQUIRE(empty.save(path));
+        auto ok = VectorIndex::load(path, "test-emb", k_dim);
+        REQUIRE(ok);
+        std::mt19937 r2(3);
+        CHECK((*ok)->add(1, random_unit(r2, k_dim), 0, 1));
+    }
     std::filesystem::remove(path);
     auto missing = VectorIndex::load(path, "test-emb", k_dim);
     REQUIRE_FALSE(missing);
@@ -259,6 +279,20 @@ TEST_CASE("vector index: save is atomic (no temp files left - old file intact on
     }
     CHECK(files == 1);
     CHECK_FALSE(idx->save(dir.file("no-such-dir/i.hnsw")));
+}
+
+TEST_CASE("vector index: temp files of a process that died while saving are removed - a living writer's are kept") {
+    l04::test::TempDir dir;
+    const std::string path = dir.file("i.hnsw");
+    // pid 2^22+1 is above Linux's pid_max default and never alive here.
+    const std::string dead = path + ".tmp.4194305.0", alive = path + ".tmp." + std::to_string(::getpid()) + ".3";
+    l04::test::write_file(dead, std::string(1000, 'x'));
+    l04::test::write_file(alive, std::string(10, 'y'));
+    l04::test::write_file(dir.file("other.hnsw.tmp.4194305.0"), "z");  // another index's: not ours to judge
+    CHECK(VectorIndex::remove_stale_temp_files(path) == 1);
+    CHECK_FALSE(std::filesystem::exists(dead));
+    CHECK(std::filesystem::exists(alive));
+    CHECK(std::filesystem::exists(dir.file("other.hnsw.tmp.4194305.0")));
 }
 
 TEST_CASE("vector index: concurrent searches during inserts - removes and a compaction") {

@@ -485,6 +485,8 @@ std::shared_ptr<VectorIndex> ResponseCache::ensure_index() {
     std::shared_ptr<VectorIndex> idx;
     bool changed = false;
     if (!path.empty()) {
+        if (auto n = VectorIndex::remove_stale_temp_files(path); n > 0)
+            spdlog::info("removed {} temporary index file(s) left by a process that died while saving", n);
         auto loaded = VectorIndex::load(path, m_embedder_name, m_dims, m_cfg.index);
         if (loaded) {
             bool rebuilt = false;

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
+#include <filesystem>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -560,6 +562,22 @@ Status VectorIndex::save(const std::string& path) const {
     return {};
 }
 
+std::size_t VectorIndex::remove_stale_temp_files(const std::string& path) {
+    const auto slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+    const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+    std::size_t removed = 0;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.rfind(prefix, 0) != 0) continue;
+        const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+        if (pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM)) continue;  // still writing
+        if (std::filesystem::remove(e.path(), ec)) ++removed;
+    }
+    return removed;
+}
+
 Result<std::unique_ptr<VectorIndex>> VectorIndex::load(const std::string& path, const std::string& embedder,
                                                        std::size_t dimension, VectorIndexOptions opts) {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -637,7 +655,9 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::load(const std::string& path, 
 
     // The checksum matched; still verify everything hnswlib would trust.
     if (n == 0) {
-        if (maxlevel != -1) return fail(corrupt(path, "bad entry point"));
+        // hnswlib starts from the entry point unless it is -1: an empty
+        // graph with any other one would make the first insert walk garbage.
+        if (maxlevel != -1 || ep != static_cast<std::uint32_t>(-1)) return fail(corrupt(path, "bad entry point"));
     } else if (ep >= n || maxlevel < 0 || levels[ep] != maxlevel) {
         return fail(corrupt(path, "bad entry point"));
     }

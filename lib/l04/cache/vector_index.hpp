@@ -97,6 +97,10 @@ public:
     // (cache_index_corrupt) on a missing, truncated, corrupted, foreign
     // (other embedder or dimension) or structurally invalid file; never
     // crashes and never returns a partially valid index.
+    // Removes "<path>.tmp.<pid>.<n>" files left by a save whose process
+    // died (killed mid-write); files of living processes are left alone.
+    // Returns how many were removed.
+    static std::size_t remove_stale_temp_files(const std::string& path);
     static Result<std::unique_ptr<VectorIndex>> load(const std::string& path, const std::string& embedder,
                                                      std::size_t dimension, VectorIndexOptions opts = {});
     // Writes the index atomically: temp file in the same directory, fsync,
