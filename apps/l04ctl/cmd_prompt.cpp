@@ -287,7 +287,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         } else {
             std::fwrite(resp.content.data(), 1, resp.content.size(), stdout);
             if (resp.content.empty() || resp.content.back() != '\n') std::fputc('\n', stdout);
-            std::fflush(stdout);
+            if (std::fflush(stdout) != 0 && errno == EPIPE) return k_broken_pipe;
         }
         if (ctx.globals.verbose > 0 || (ctx.stderr_tty() && !ctx.globals.quiet && !a.json)) usage_line(ctx, resp);
         return k_ok;
@@ -299,6 +299,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
     bool ended_with_newline = true;
     bool printed = false;
     std::optional<l04::Error> stream_error;
+    bool broken_pipe = false;
     l04::InferenceResponse final_resp;
     std::string error_body;
     int status = 0;
@@ -319,7 +320,12 @@ int run_prompt(Context& ctx, PromptArgs& a) {
                 const auto& s = d["content"].get_ref<const std::string&>();
                 if (!s.empty()) {
                     std::fwrite(s.data(), 1, s.size(), stdout);
-                    std::fflush(stdout);
+                    if (std::fflush(stdout) != 0 && errno == EPIPE) {
+                        // The reader is gone (`| head -c 20`): stop here; closing the
+                        // connection makes l04d cancel the upstream call.
+                        broken_pipe = true;
+                        return;
+                    }
                     ended_with_newline = s.back() == '\n';
                     printed = true;
                 }
@@ -350,9 +356,11 @@ int run_prompt(Context& ctx, PromptArgs& a) {
             for (const auto& line : l04::split(ev, '\n')) {
                 if (line.rfind("data:", 0) == 0) on_event(l04::trim(std::string_view(line).substr(5)));
             }
+            if (broken_pipe) return false;
         }
         return true;
     });
+    if (broken_pipe) return k_broken_pipe;  // silent, as a shell pipeline expects
     (void)status;
     if (!r) {
         if (printed && !ended_with_newline) std::fputc('\n', stdout);

@@ -28,6 +28,8 @@ enum Exit : int {
     k_timeout = 7,        // timeout or deadline passed
     k_daemon = 8,         // l04d unavailable / not running
     k_config = 9,         // configuration error (file, key, provider not configured)
+    k_sigint = 130,       // interrupted (Ctrl-C): 128 + SIGINT, as a shell reports it
+    k_broken_pipe = 141,  // stdout closed early (`| head`): 128 + SIGPIPE, nothing printed
 };
 
 // Maps an l04 error code to the exit status.

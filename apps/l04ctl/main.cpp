@@ -21,13 +21,15 @@ const char* k_footer = R"(Exit status:
   0  success
   1  internal error; `health`: gateway unhealthy
   2  usage error (bad command line)
-  3  invalid request (empty prompt, unknown model, bad parameter)
+  3  invalid request (empty prompt, unknown model, bad parameter, a field the provider cannot honour)
   4  authentication failed at a provider
   5  rate limited, budget exhausted or queue full (retry later)
   6  all providers unavailable (errors, open circuits, bad responses)
   7  timeout or deadline passed
   8  l04d unavailable (not running, or could not be started)
-  9  configuration error (config file, provider not configured)
+  9  configuration error (config file, provider not configured, unsafe runtime directory)
+130  interrupted (Ctrl-C)
+141  stdout closed early (`| head`): the request is cancelled, nothing is printed
 
 Environment: L04_CONFIG, L04_STATE_DIR, L04_RUNTIME_DIR, L04_NO_DAEMON=1, NO_COLOR,
 OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, OLLAMA_URL (see `l04ctl config show`).

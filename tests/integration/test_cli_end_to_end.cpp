@@ -305,3 +305,21 @@ TEST_CASE("a runtime directory another user could reach is refused - state files
         }
     }
 }
+
+TEST_CASE("a reader that goes away (| head) ends the prompt at once - exit 141 - nothing on stderr") {
+    DaemonEnv env;
+    std::string reply;
+    for (int i = 0; i < 200; ++i) reply += "word" + std::to_string(i) + " ";
+    // 200 words in about 50 chunks, 200 ms apart: 10 s if it ran to the end.
+    const std::string cmd = "'" + l04::test::bin("l04ctl") + "' prompt -m mock -o chunk_delay_ms=200 -o 'reply=" + reply +
+                            "' hi | head -c 20; echo \" rc=${PIPESTATUS[0]}\"";
+    auto o = env.options();
+    o.timeout = std::chrono::milliseconds(20000);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = l04::test::run({"/bin/bash", "-c", cmd}, o);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    INFO(r.out, r.err);
+    CHECK(r.out.find("rc=141") != std::string::npos);
+    CHECK(r.err.find("l04ctl") == std::string::npos);  // no error message on a broken pipe
+    CHECK(took < std::chrono::seconds(6));
+}
