@@ -162,12 +162,14 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     // Counters that must survive a restart start from the ledger.
     if (auto agg = g->m_ledger->aggregates()) {
         for (const auto& a : *agg) {
-            g->m_metrics.add("l04_inference_requests_total", {{"provider", a.provider}, {"model", a.model}, {"status", a.status}},
+            const std::string model = g->model_label(a.model);
+            const std::string provider = g->m_registry.provider(a.provider) ? a.provider : std::string();
+            g->m_metrics.add("l04_inference_requests_total", {{"provider", provider}, {"model", model}, {"status", a.status}},
                              static_cast<double>(a.requests));
             if (a.status != "ok") continue;
-            g->m_metrics.add("l04_token_usage_total", {{"direction", "input"}, {"model", a.model}}, static_cast<double>(a.prompt_tokens));
-            g->m_metrics.add("l04_token_usage_total", {{"direction", "output"}, {"model", a.model}}, static_cast<double>(a.completion_tokens));
-            g->m_metrics.add("l04_cost_usd_total", {{"model", a.model}}, a.cost_usd);
+            g->m_metrics.add("l04_token_usage_total", {{"direction", "input"}, {"model", model}}, static_cast<double>(a.prompt_tokens));
+            g->m_metrics.add("l04_token_usage_total", {{"direction", "output"}, {"model", model}}, static_cast<double>(a.completion_tokens));
+            g->m_metrics.add("l04_cost_usd_total", {{"model", model}}, a.cost_usd);
         }
     }
     g->refresh_metrics();
@@ -294,11 +296,11 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
             res = m_limiter->reserve(lr);
         }
         if (!res) {
-            m_metrics.inc("l04_rate_limit_rejections_total", {{"agent_did", req.agent_did}});
+            m_metrics.inc("l04_rate_limit_rejections_total", {{"agent_did", agent_label(req.agent_did)}});
             return fail(res.error());
         }
         if (res->shadow_rejected) {
-            m_metrics.inc("l04_rate_limit_shadow_rejections_total", {{"agent_did", req.agent_did}});
+            m_metrics.inc("l04_rate_limit_shadow_rejections_total", {{"agent_did", agent_label(req.agent_did)}});
             spdlog::warn("rate limit exceeded for agent {} on {} (shadow mode: admitted)", req.agent_did, model.id);
         }
         auto ticket = m_queue->acquire(model.provider, req.priority, deadline_ms);
@@ -525,14 +527,31 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
     return fail(std::move(out));
 }
 
-void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse>& r, const std::string& model,
+std::string Gateway::model_label(const std::string& model) const {
+    // Metric labels come only from the registry: a client string (an unknown
+    // model name) never becomes a series of its own.
+    if (model.empty()) return "";
+    const ModelInfo* m = m_registry.find(model);
+    return m ? m->id : std::string("other");
+}
+
+std::string Gateway::agent_label(const std::string& agent) {
+    std::lock_guard lk(m_label_mu);
+    if (m_agent_labels.count(agent)) return agent;
+    if (m_agent_labels.size() >= k_max_agent_labels) return "other";
+    m_agent_labels.insert(agent);
+    return agent;
+}
+
+void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse>& r, const std::string& model_in,
                      const std::string& provider, double latency_ms, std::optional<double> ttft_ms, int attempts,
                      double saved_usd) {
+    const std::string model = model_label(model_in);
     UsageRow row;
     row.request_id = req.request_id;
     row.time_ms = m_clock->wall_ms();
     row.agent = req.agent_did.empty() ? m_settings.get("agent") : req.agent_did;
-    row.model = model;
+    row.model = model_in.substr(0, 128);  // what was asked (bounded); metrics use the label
     row.provider = provider;
     row.latency_ms = latency_ms;
     row.ttft_ms = ttft_ms;

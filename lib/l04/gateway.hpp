@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <random>
 #include <string>
 
@@ -100,6 +101,13 @@ private:
     Gateway() = default;
     Result<InferenceResponse> run(InferenceRequest& req, const ChunkSink* sink, const CancelToken* cancel);
     Result<InferenceResponse> redacted(Result<InferenceResponse> r) const;
+    // Bounded metric labels: registry ids (else "other"); the first 100
+    // agents seen (then "other").
+    std::string model_label(const std::string& model) const;
+    std::string agent_label(const std::string& agent);
+    static constexpr std::size_t k_max_agent_labels = 100;
+    std::mutex m_label_mu;
+    std::set<std::string> m_agent_labels;
     Result<InferenceResponse> attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
                                             const CancelToken* cancel, int& attempts, bool& delivered,
                                             std::optional<double>& ttft_ms, std::int64_t deadline_ms);

@@ -748,3 +748,21 @@ TEST_CASE("gateway: the SQLite WAL stays bounded over 6,000 cached requests") {
     REQUIRE(f.gw->ledger().checkpoint());
     CHECK(std::filesystem::file_size(wal, ec) == 0);
 }
+
+TEST_CASE("gateway: client strings never become metric series - a huge model name is refused quickly") {
+    Fixture f;
+    for (int i = 0; i < 300; ++i) CHECK_FALSE(f.gw->execute(prompt("no-such-model-" + std::to_string(i))));
+    const std::string text = f.gw->metrics().render();
+    CHECK(text.find("no-such-model-") == std::string::npos);
+    CHECK(text.find("model=\"other\"") != std::string::npos);
+    // The ledger keeps what was asked, bounded.
+    auto rows = f.gw->ledger().rows_since(0);
+    REQUIRE(rows);
+    CHECK(rows->back().model == "no-such-model-299");
+    const auto t0 = std::chrono::steady_clock::now();
+    auto big = f.gw->execute(prompt(std::string(60000, 'm')));
+    REQUIRE_FALSE(big);
+    CHECK(big.error().code == ErrorCode::model_not_found);
+    CHECK(big.error().message.size() < 1000);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(200));
+}

@@ -63,8 +63,10 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
     if (!model_name.empty()) {
         const ModelInfo* m = m_reg.find(model_name);
         if (!m) {
-            auto near = closest_names(model_name, m_reg.names());
-            std::string msg = "unknown model '" + model_name + "'";
+            // "Did you mean" only for names a person could have typed: a huge
+            // one would cost seconds of edit-distance work and is echoed clipped.
+            auto near = model_name.size() <= 128 ? closest_names(model_name, m_reg.names()) : std::vector<std::string>{};
+            std::string msg = "unknown model '" + (model_name.size() <= 128 ? model_name : model_name.substr(0, 128) + "...") + "'";
             if (!near.empty()) {
                 msg += " (did you mean ";
                 for (std::size_t i = 0; i < near.size(); ++i) msg += (i ? ", " : "") + std::string("'") + near[i] + "'";
