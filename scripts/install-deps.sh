@@ -8,6 +8,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libsqlite3-dev libhnswlib-dev libspdlog-dev
   doctest-dev libcurl4-openssl-dev libtomlplusplus-dev
   curl python3
+  clang libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh)
 )
 if [[ "${L04_WITH_PROMTOOL:-1}" == 1 ]]; then packages+=(prometheus); fi
 

@@ -130,8 +130,10 @@ Result<ContentPart> parse_part(const json& part) {
     ContentPart p;
     const std::string t = type->get<std::string>();
     auto only_keys = [&part](std::initializer_list<const char*> keys) {
-        for (const auto& [k, v] : part.items())
+        for (const auto& item : part.items()) {
+            const std::string& k = item.key();
             if (std::none_of(keys.begin(), keys.end(), [&k](const char* x) { return k == x; })) return false;
+        }
         return true;
     };
     if (t == "text") {
