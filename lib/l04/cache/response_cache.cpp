@@ -21,25 +21,8 @@ constexpr const char* k_hit_cols =
     "id, model_id, provider, content, finish_reason, tool_calls, prompt_tokens, completion_tokens, cost_usd, "
     "created_ms, expires_ms, scope, embedder, dims, extra";
 
-// Length-prefixed fields, as encode_tool_calls writes them.
-void put_field(std::string& out, std::string_view s) {
-    out += std::to_string(s.size());
-    out += ':';
-    out += s;
-}
-bool get_field(std::string_view& data, std::string& s) {
-    auto colon = data.find(':');
-    if (colon == std::string_view::npos || colon == 0 || colon > 12) return false;
-    std::size_t n = 0;
-    for (char ch : data.substr(0, colon)) {
-        if (ch < '0' || ch > '9') return false;
-        n = n * 10 + static_cast<std::size_t>(ch - '0');
-    }
-    if (colon + 1 + n > data.size()) return false;
-    s.assign(data.substr(colon + 1, n));
-    data.remove_prefix(colon + 1 + n);
-    return true;
-}
+constexpr auto put_field = put_length_prefixed;
+constexpr auto get_field = get_length_prefixed;
 
 // What a response has beyond its first choice's text and tool calls: the
 // logprobs, the message's other keys (audio, annotations) and the other

@@ -137,39 +137,43 @@ std::string last_user_text(const InferenceRequest& req) {
 
 namespace l04 {
 
+void put_length_prefixed(std::string& out, std::string_view s) {
+    out += std::to_string(s.size());
+    out += ':';
+    out += s;
+}
+
+bool get_length_prefixed(std::string_view& data, std::string& s) {
+    auto colon = data.find(':');
+    if (colon == std::string_view::npos || colon == 0 || colon > 12) return false;
+    std::size_t n = 0;
+    for (char ch : data.substr(0, colon)) {
+        if (ch < '0' || ch > '9') return false;
+        n = n * 10 + static_cast<std::size_t>(ch - '0');
+    }
+    if (colon + 1 + n > data.size()) return false;
+    s.assign(data.substr(colon + 1, n));
+    data.remove_prefix(colon + 1 + n);
+    return true;
+}
+
 std::string encode_tool_calls(const std::vector<ToolCall>& calls) {
     std::string out;
-    auto put = [&](const std::string& s) {
-        out += std::to_string(s.size());
-        out += ':';
-        out += s;
-    };
     for (const auto& c : calls) {
-        put(c.id);
-        put(c.name);
-        put(c.arguments);
+        put_length_prefixed(out, c.id);
+        put_length_prefixed(out, c.name);
+        put_length_prefixed(out, c.arguments);
     }
     return out;
 }
 
 std::vector<ToolCall> decode_tool_calls(std::string_view data) {
     std::vector<ToolCall> out;
-    auto get = [&](std::string& s) -> bool {
-        auto colon = data.find(':');
-        if (colon == std::string_view::npos) return false;
-        std::size_t n = 0;
-        for (char ch : data.substr(0, colon)) {
-            if (ch < '0' || ch > '9') return false;
-            n = n * 10 + static_cast<std::size_t>(ch - '0');
-        }
-        if (colon + 1 + n > data.size()) return false;
-        s.assign(data.substr(colon + 1, n));
-        data.remove_prefix(colon + 1 + n);
-        return true;
-    };
     while (!data.empty()) {
         ToolCall c;
-        if (!get(c.id) || !get(c.name) || !get(c.arguments)) break;
+        if (!get_length_prefixed(data, c.id) || !get_length_prefixed(data, c.name) ||
+            !get_length_prefixed(data, c.arguments))
+            break;
         out.push_back(std::move(c));
     }
     return out;

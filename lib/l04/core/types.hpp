@@ -263,6 +263,10 @@ std::string last_user_text(const InferenceRequest& req);
 }  // namespace l04
 
 namespace l04 {
+// Length-prefixed binary-safe fields ("5:hello"): append one; read one from
+// the front of `data` (false when it is not well formed).
+void put_length_prefixed(std::string& out, std::string_view s);
+bool get_length_prefixed(std::string_view& data, std::string& s);
 // Length-prefixed binary-safe encoding of tool calls (for storage without JSON).
 std::string encode_tool_calls(const std::vector<ToolCall>& calls);
 std::vector<ToolCall> decode_tool_calls(std::string_view data);
