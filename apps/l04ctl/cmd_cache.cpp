@@ -18,7 +18,7 @@ void add_cache(CLI::App& app, Context& ctx) {
     stats->add_flag("--json", *json_stats, "JSON output");
     stats->callback([&ctx, json_stats] {
         if ((g_exit = ctx.load())) return;
-        auto client = ctx.client(false);
+        auto client = ctx.client(false, std::chrono::milliseconds(ctx.settings.get_duration_ms("client.status_timeout")));
         if (!client) {
             g_exit = client.error().code == l04::ErrorCode::daemon_unavailable ? report_not_running(ctx) : report(client.error());
             return;
@@ -70,7 +70,7 @@ void add_cache(CLI::App& app, Context& ctx) {
     search->add_flag("--json", sa->json, "JSON output");
     search->callback([&ctx, sa] {
         if ((g_exit = ctx.load())) return;
-        auto client = ctx.client(true);
+        auto client = ctx.client(true, std::chrono::milliseconds(ctx.settings.get_duration_ms("client.status_timeout")));
         if (!client) {
             g_exit = report(client.error());
             return;
@@ -126,7 +126,7 @@ void add_cache(CLI::App& app, Context& ctx) {
     clear->add_option("--older-than", ca->older_than, "Only entries older than this (e.g. 24h, 7d)");
     clear->callback([&ctx, ca] {
         if ((g_exit = ctx.load())) return;
-        auto client = ctx.client(true);
+        auto client = ctx.client(true, std::chrono::milliseconds(ctx.settings.get_duration_ms("client.status_timeout")));
         if (!client) {
             g_exit = report(client.error());
             return;
@@ -145,7 +145,7 @@ void add_cache(CLI::App& app, Context& ctx) {
     auto* prune = cache->add_subcommand("prune", "Delete expired entries and enforce the size bounds");
     prune->callback([&ctx] {
         if ((g_exit = ctx.load())) return;
-        auto client = ctx.client(true);
+        auto client = ctx.client(true, std::chrono::milliseconds(ctx.settings.get_duration_ms("client.status_timeout")));
         if (!client) {
             g_exit = report(client.error());
             return;

@@ -35,8 +35,15 @@ bool process_running(int pid) {
     return !(close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z');
 }
 
+// Status and stop wait at most client.status_timeout (5 s) for l04d's
+// answer: a stopped or stuck daemon gives exit 8 quickly instead of hanging
+// a script.
+std::chrono::milliseconds control_timeout(const Context& ctx) {
+    return std::chrono::milliseconds(ctx.settings.get_duration_ms("client.status_timeout"));
+}
+
 int status(Context& ctx, bool quiet) {
-    l04::SocketClient c(ctx.settings.socket_path());
+    l04::SocketClient c(ctx.settings.socket_path(), control_timeout(ctx));
     if (!l04::daemon_answers(c.path())) {
         if (!quiet) std::printf("l04d is not running (socket %s)\n", c.path().c_str());
         return k_daemon;
@@ -72,8 +79,8 @@ void add_daemon(CLI::App& app, Context& ctx) {
     });
 
     d->add_subcommand("stop", "Stop l04d gracefully (in-flight requests finish); returns once it has exited")->callback([&ctx] {
-        if ((g_exit = ctx.load())) return;
-        l04::SocketClient c(ctx.settings.socket_path());
+        if ((g_exit = ctx.load_for_daemon_control())) return;
+        l04::SocketClient c(ctx.settings.socket_path(), control_timeout(ctx));
         if (!l04::daemon_answers(c.path())) {
             if (!ctx.globals.quiet) std::printf("l04d is not running\n");
             g_exit = k_ok;
@@ -102,8 +109,8 @@ void add_daemon(CLI::App& app, Context& ctx) {
         if (!ctx.globals.quiet) std::printf("l04d stopped\n");
     });
 
-    d->add_subcommand("status", "Is l04d running? (exit 8 when not)")->callback([&ctx] {
-        if ((g_exit = ctx.load())) return;
+    d->add_subcommand("status", "Is l04d running? (exit 8 when not, or when it does not answer within client.status_timeout)")->callback([&ctx] {
+        if ((g_exit = ctx.load_for_daemon_control())) return;
         g_exit = status(ctx, ctx.globals.quiet);
     });
 

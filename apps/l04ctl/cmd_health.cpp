@@ -18,7 +18,7 @@ void add_health(CLI::App& app, Context& ctx) {
     c->add_flag("--no-probe", a->no_probe, "Report circuit and configuration state without probing providers");
     c->callback([&ctx, a] {
         if ((g_exit = ctx.load())) return;
-        auto client = ctx.client(false);
+        auto client = ctx.client(false, std::chrono::seconds(30));
         if (!client) {
             g_exit = client.error().code == l04::ErrorCode::daemon_unavailable ? report_not_running(ctx) : report(client.error());
             return;

@@ -26,7 +26,7 @@ void add_usage(CLI::App& app, Context& ctx) {
     c->add_flag("--csv", a->csv, "CSV output (one row per group)");
     c->callback([&ctx, a] {
         if ((g_exit = ctx.load())) return;
-        auto client = ctx.client(true);
+        auto client = ctx.client(true, std::chrono::milliseconds(ctx.settings.get_duration_ms("client.status_timeout")));
         if (!client) {
             g_exit = report(client.error());
             return;
@@ -89,7 +89,7 @@ void add_limits(CLI::App& app, Context& ctx) {
     c->add_flag("--json", *json_out, "JSON output");
     c->callback([&ctx, json_out] {
         if ((g_exit = ctx.load())) return;
-        auto client = ctx.client(true);
+        auto client = ctx.client(true, std::chrono::milliseconds(ctx.settings.get_duration_ms("client.status_timeout")));
         if (!client) {
             g_exit = report(client.error());
             return;

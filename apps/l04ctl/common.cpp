@@ -58,6 +58,29 @@ int report_not_running(const Context& ctx) {
     return k_daemon;
 }
 
+int Context::load_for_daemon_control() {
+    if (m_loaded) return k_ok;
+    l04::SettingsSources src;
+    src.user_config = globals.config;
+    src.flags = setting_flags;
+    if (auto s = l04::Settings::load(src)) {
+        settings = std::move(*s);
+        m_loaded = true;
+        return k_ok;
+    } else {
+        // `daemon stop|status` need only the runtime directory: a broken
+        // config file must not keep a running daemon from being stopped.
+        std::fprintf(stderr, "l04ctl: warning: %s; using the environment and defaults to find l04d\n",
+                     s.error().to_string().c_str());
+    }
+    src.read_files = false;
+    auto s = l04::Settings::load(src);
+    if (!s) return report(s.error());
+    settings = std::move(*s);
+    m_loaded = true;
+    return k_ok;
+}
+
 int Context::load() {
     if (m_loaded) return k_ok;
     l04::SettingsSources src;
@@ -72,7 +95,7 @@ int Context::load() {
     return k_ok;
 }
 
-l04::Result<std::unique_ptr<l04::ApiClient>> Context::client(bool start_daemon) {
+l04::Result<std::unique_ptr<l04::ApiClient>> Context::client(bool start_daemon, std::chrono::milliseconds read_timeout) {
     if (globals.no_daemon) {
         auto gw = l04::open_gateway(settings);
         if (!gw) return l04::fail(gw.error());
@@ -87,8 +110,8 @@ l04::Result<std::unique_ptr<l04::ApiClient>> Context::client(bool start_daemon) 
     }
     const std::int64_t request_ms =
         request_timeout_ms > 0 ? request_timeout_ms : settings.get_duration_ms("request.timeout");
-    return std::unique_ptr<l04::ApiClient>(
-        new l04::SocketClient(sock, std::chrono::milliseconds(request_ms + 30'000)));
+    const auto wait = read_timeout.count() > 0 ? read_timeout : std::chrono::milliseconds(request_ms + 30'000);
+    return std::unique_ptr<l04::ApiClient>(new l04::SocketClient(sock, wait));
 }
 
 bool Context::stdout_tty() const { return ::isatty(1); }

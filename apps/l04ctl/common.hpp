@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -53,10 +54,17 @@ public:
 
     // Loads settings (once). Returns an exit code on failure (printed).
     int load();
+    // load(), but a broken config file falls back to the environment and
+    // defaults (with a warning): `daemon stop|status` need only the runtime directory.
+    int load_for_daemon_control();
     // A client: in-process with --no-daemon, else the daemon, started on
     // demand when start_daemon is true. nullptr when not running and not
     // started (the message is printed by the caller).
-    l04::Result<std::unique_ptr<l04::ApiClient>> client(bool start_daemon);
+    // read_timeout: how long to wait for l04d's answer (0: the request's
+    // timeout + 30 s, for prompts). Status-like commands pass a few seconds,
+    // so a stopped or stuck daemon cannot hang a script.
+    l04::Result<std::unique_ptr<l04::ApiClient>> client(bool start_daemon,
+                                                        std::chrono::milliseconds read_timeout = std::chrono::milliseconds(0));
 
     bool stdout_tty() const;
     bool stderr_tty() const;

@@ -323,3 +323,32 @@ TEST_CASE("a reader that goes away (| head) ends the prompt at once - exit 141 -
     CHECK(r.err.find("l04ctl") == std::string::npos);  // no error message on a broken pipe
     CHECK(took < std::chrono::seconds(6));
 }
+
+TEST_CASE("a daemon that stops answering gives exit 8 quickly - daemon stop works with a broken config file") {
+    DaemonEnv env;
+    env.env()["L04_STATUS_TIMEOUT"] = "400ms";
+    REQUIRE(env.ctl({"daemon", "start"}).exit_code == 0);
+    const int pid = env.daemon_pid();
+    REQUIRE(pid > 0);
+    REQUIRE(::kill(pid, SIGSTOP) == 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto st = env.ctl({"daemon", "status"});
+    auto cs = env.ctl({"cache", "stats"});
+    const auto took = std::chrono::steady_clock::now() - t0;
+    ::kill(pid, SIGCONT);
+    CHECK(st.exit_code == 8);
+    CHECK(st.err.find("(pid " + std::to_string(pid) + ") is not responding") != std::string::npos);
+    CHECK(cs.exit_code == 8);
+    CHECK(took < std::chrono::seconds(5));
+    // A broken config file does not keep the daemon from being stopped.
+    std::filesystem::create_directories(env.config_dir());
+    std::ofstream(env.config_dir() + "/l04.toml") << "this is [not toml\n";
+    CHECK(env.ctl({"prompt", "-m", "mock", "hi"}).exit_code == 9);
+    auto status = env.ctl({"daemon", "status"});
+    CHECK(status.exit_code == 0);
+    CHECK(status.err.find("warning") != std::string::npos);
+    auto stop = env.ctl({"daemon", "stop"});
+    INFO(stop.err);
+    CHECK(stop.exit_code == 0);
+    CHECK(DaemonEnv::wait_gone(pid, std::chrono::seconds(10)));
+}

@@ -5,6 +5,7 @@
 #include <l04/store/db.hpp>
 
 #include <cerrno>
+#include <fstream>
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
@@ -134,8 +135,16 @@ Result<ClientResponse> SocketClient::call(const ClientRequest& req, const BodyFn
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     const auto no_answer = [&] {
-        return unavailable("l04d sent nothing for " + std::to_string(m_timeout.count() / 1000) +
-                           " s; it may be stuck (see `l04ctl daemon logs`)");
+        // Name the process, so the user knows what to look at or kill.
+        const auto slash = m_path.rfind('/');
+        std::ifstream pid_in((slash == std::string::npos ? std::string(".") : m_path.substr(0, slash)) + "/l04d.pid");
+        long pid = 0;
+        pid_in >> pid;
+        const std::string who = pid > 0 ? "l04d (pid " + std::to_string(pid) + ")" : std::string("l04d");
+        const auto ms = m_timeout.count();
+        return unavailable(who + " is not responding (nothing for " +
+                           (ms < 1000 ? std::to_string(ms) + " ms" : std::to_string(ms / 1000) + " s") +
+                           "); see `l04ctl daemon logs`, or stop it with `kill " + (pid > 0 ? std::to_string(pid) : std::string("<pid>")) + "`");
     };
     std::string out = req.method + " " + req.path + " HTTP/1.1\r\nHost: l04d\r\nConnection: close\r\n";
     for (const auto& [k, v] : req.headers) out += k + ": " + v + "\r\n";

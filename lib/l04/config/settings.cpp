@@ -120,6 +120,9 @@ const std::vector<SettingInfo>& settings_table() {
          "TCP connections l04d serves at once, apart from the Unix socket's."},
         {"daemon.idle_timeout", T::duration, "600", {"L04_IDLE_TIMEOUT"}, false,
          "l04d exits after this long with no requests (0 = never)."},
+        {"client.status_timeout", T::duration, "5s", {"L04_STATUS_TIMEOUT"}, false,
+         "How long l04ctl's status-like commands (daemon status|stop, cache, usage, limits) wait for l04d's "
+         "answer before exit 8 (\"not responding\")."},
         {"daemon.max_connections", T::integer, "2048", {"L04_MAX_CONNECTIONS"}, false,
          "Connections l04d serves at once."},
         {"queue.provider_concurrency", T::integer, "64", {"L04_QUEUE_PROVIDER_CONCURRENCY"}, false,
@@ -265,7 +268,8 @@ Settings Settings::defaults() {
 Result<Settings> Settings::load(const SettingsSources& src) {
     Settings s = defaults();
     s.m_env = src.env;
-    if (auto st = apply_file(s, src.system_config, false); !st) return fail(st.error());
+    if (src.read_files)
+        if (auto st = apply_file(s, src.system_config, false); !st) return fail(st.error());
 
     bool user_explicit = false;
     std::string user = src.user_config;
@@ -277,7 +281,8 @@ Result<Settings> Settings::load(const SettingsSources& src) {
         user = s.config_dir() + "/l04.toml";
     }
     s.m_user_config = user;
-    if (auto st = apply_file(s, user, user_explicit); !st) return fail(st.error());
+    if (src.read_files)
+        if (auto st = apply_file(s, user, user_explicit); !st) return fail(st.error());
 
     for (const auto& info : settings_table()) {
         // Canonical name wins over aliases: scan in reverse so the first applies last.

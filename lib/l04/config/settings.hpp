@@ -40,6 +40,7 @@ struct SettingsSources {
     EnvFn env = process_env();
     std::string system_config = "/etc/l04/l04.toml";
     std::string user_config;  // empty = $L04_CONFIG or XDG default
+    bool read_files = true;   // false: defaults, environment and flags only
     std::map<std::string, std::string> flags;  // key → value, highest layer
 };
 
