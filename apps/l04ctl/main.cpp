@@ -26,7 +26,7 @@ const char* k_footer = R"(Exit status:
   5  rate limited, budget exhausted or queue full (retry later)
   6  all providers unavailable (errors, open circuits, bad responses)
   7  timeout or deadline passed
-  8  l04d unavailable (not running, or could not be started)
+  8  l04d unavailable (not running, could not be started, or not responding)
   9  configuration error (config file, provider not configured, unsafe runtime directory)
 130  interrupted (Ctrl-C)
 141  stdout closed early (`| head`): the request is cancelled, nothing is printed
