@@ -287,7 +287,8 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         } else {
             std::fwrite(resp.content.data(), 1, resp.content.size(), stdout);
             if (resp.content.empty() || resp.content.back() != '\n') std::fputc('\n', stdout);
-            if (std::fflush(stdout) != 0 && errno == EPIPE) return k_broken_pipe;
+            // fwrite may have hit EPIPE itself (a large write), so ferror too.
+            if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && errno == EPIPE) return k_broken_pipe;
         }
         if (ctx.globals.verbose > 0 || (ctx.stderr_tty() && !ctx.globals.quiet && !a.json)) usage_line(ctx, resp);
         return k_ok;
@@ -319,8 +320,8 @@ int run_prompt(Context& ctx, PromptArgs& a) {
             if (d.contains("content") && d["content"].is_string()) {
                 const auto& s = d["content"].get_ref<const std::string&>();
                 if (!s.empty()) {
-                    std::fwrite(s.data(), 1, s.size(), stdout);
-                    if (std::fflush(stdout) != 0 && errno == EPIPE) {
+                    const bool wrote = std::fwrite(s.data(), 1, s.size(), stdout) == s.size();
+                    if ((!wrote || std::fflush(stdout) != 0 || std::ferror(stdout)) && errno == EPIPE) {
                         // The reader is gone (`| head -c 20`): stop here; closing the
                         // connection makes l04d cancel the upstream call.
                         broken_pipe = true;
@@ -373,7 +374,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
                                        : l04::error_from_json(j, r->status));
     }
     if (printed && !ended_with_newline) std::fputc('\n', stdout);
-    std::fflush(stdout);
+    if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && errno == EPIPE) return k_broken_pipe;
     if (stream_error) return report(*stream_error);
     if (!done)
         return report(l04::Error(l04::ErrorCode::streaming_error, "the stream ended without its final event"));

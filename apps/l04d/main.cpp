@@ -22,6 +22,7 @@
 #include <iostream>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -171,6 +172,7 @@ int main(int argc, char** argv) {
     l04::ServerOptions so;
     so.max_connections = static_cast<std::size_t>(settings->get_int("daemon.max_connections"));
     so.max_tcp_connections = static_cast<std::size_t>(std::max<std::int64_t>(1, settings->get_int("daemon.max_tcp_connections")));
+    so.before_body = [&api](const l04::ServerRequest& r, l04::ResponseWriter& w) { return api.admit(r, w); };
     l04::HttpServer server([&api](const l04::ServerRequest& r, l04::ResponseWriter& w) { api.handle(r, w); }, so);
 
     // systemd socket activation: LISTEN_FDS sockets starting at fd 3.
@@ -181,6 +183,19 @@ int main(int argc, char** argv) {
             sockaddr_storage ss{};
             socklen_t len = sizeof ss;
             ::getsockname(3 + i, reinterpret_cast<sockaddr*>(&ss), &len);
+            if (ss.ss_family != AF_UNIX && ao.auth_token.empty()) {
+                // The same rule as --listen: beyond loopback, a token or nothing.
+                const bool loopback =
+                    (ss.ss_family == AF_INET &&
+                     (ntohl(reinterpret_cast<sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127) ||
+                    (ss.ss_family == AF_INET6 &&
+                     IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr));
+                if (!loopback) {
+                    spdlog::error("refusing a socket-activated TCP listener that is not on loopback without a bearer "
+                                  "token; set L04_AUTH_TOKEN (daemon.auth_token)");
+                    return k_exit_config;
+                }
+            }
             (void)server.adopt_fd(3 + i, ss.ss_family != AF_UNIX);
             activated = true;
         }

@@ -144,8 +144,14 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
         static_cast<int>(std::clamp<std::int64_t>(g->m_settings.get_int("queue.provider_concurrency"), 1, 1'000'000));
     g->m_queue = std::make_unique<RequestQueue>(std::move(qc), *g->m_clock);
 
-    for (const auto& [id, info] : g->m_registry.providers())
+    for (const auto& [id, info] : g->m_registry.providers()) {
         g->m_provider_cfg[id] = resolve_provider_config(info, g->m_settings);
+        // Keys of providers defined in models.toml (their own api_key_env)
+        // are secrets too.
+        if (const auto& key = g->m_provider_cfg[id].api_key; key.size() >= 8 &&
+            std::find(g->m_secrets.begin(), g->m_secrets.end(), key) == g->m_secrets.end())
+            g->m_secrets.push_back(key);
+    }
     for (auto& [id, p] : opts.provider_overrides) {
         g->m_providers[id] = p;
         g->m_provider_cfg[id].configured = true;

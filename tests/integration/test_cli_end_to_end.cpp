@@ -304,6 +304,18 @@ TEST_CASE("a runtime directory another user could reach is refused - state files
             CHECK((st.st_mode & 077) == 0);
         }
     }
+    {
+        // A state directory others could write to, holding a file planted by another user: refused.
+        DaemonEnv env;
+        std::filesystem::create_directories(env.state_dir());
+        std::filesystem::permissions(env.state_dir(), std::filesystem::perms::all);
+        const std::string planted = env.state_dir() + "/l04.db-wal";
+        std::ofstream(planted) << "";
+        REQUIRE(::chown(planted.c_str(), 65534, 65534) == 0);
+        auto r = env.ctl({"prompt", "-m", "mock", "hi"});
+        CHECK(r.exit_code == 9);
+        CHECK(r.err.find("not yours") != std::string::npos);
+    }
 }
 
 TEST_CASE("a reader that goes away (| head) ends the prompt at once - exit 141 - nothing on stderr") {

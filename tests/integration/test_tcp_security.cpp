@@ -190,3 +190,14 @@ TEST_CASE("tcp: a smuggled second request is never served") {
     CHECK(status_of(d.raw("GET /health HTTP/3.0\r\n" + d.host() + "\r\n\r\n")) == 505);
     CHECK(status_of(d.request("GET", "/health?probe=0", "", {d.host()})) == 200);  // still serving
 }
+
+TEST_CASE("tcp: a refused client is answered on its head - its body is never read") {
+    TcpDaemon d;
+    // 10 MB announced, nothing sent: the refusal must come at once, not after a body.
+    auto r = d.raw("POST /v1/chat/completions HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/json\r\n"
+                   "Content-Length: 10000000\r\n\r\n");
+    CHECK(status_of(r) == 403);
+    auto t = d.raw("POST /v1/chat/completions HTTP/1.1\r\n" + d.host() + "\r\nContent-Type: text/plain\r\n"
+                   "Content-Length: 10000000\r\n\r\n");
+    CHECK(status_of(t) == 415);
+}

@@ -136,7 +136,7 @@ std::optional<Error> Api::tcp_refusal(const ServerRequest& req) const {
     std::vector<std::string> hosts = {"localhost", "127.0.0.1", "::1"};
     if (!m_opts.listen.empty()) hosts.push_back(host_name(m_opts.listen));
     for (const auto& h : m_opts.allowed_hosts) hosts.push_back(host_name(h));
-    if (std::find(hosts.begin(), hosts.end(), host) == hosts.end())
+    if (host.empty() || std::find(hosts.begin(), hosts.end(), host) == hosts.end())
         return forbidden("Host '" + req.header("host").substr(0, 100) +
                          "' is not served on l04d's TCP listener; add it to daemon.allowed_hosts");
     if (const std::string origin = req.header("origin"); !origin.empty()) {
@@ -145,7 +145,8 @@ std::optional<Error> Api::tcp_refusal(const ServerRequest& req) const {
             return forbidden("cross-origin requests from '" + origin.substr(0, 100) +
                              "' are refused; add the origin to daemon.allowed_origins");
     }
-    if (!req.body.empty()) {
+    const std::string cl = req.header("content-length");
+    if (!req.body.empty() || (!cl.empty() && cl != "0") || !req.header("transfer-encoding").empty()) {
         const std::string ct = to_lower(req.header("content-type"));
         if (ct != "application/json" && ct.rfind("application/json;", 0) != 0) {
             Error e(ErrorCode::invalid_request, "request bodies on l04d's TCP listener must be application/json");
@@ -167,6 +168,14 @@ std::optional<Error> Api::tcp_refusal(const ServerRequest& req) const {
                          " is served over TCP only with a bearer token (daemon.auth_token); use the Unix socket");
     }
     return std::nullopt;
+}
+
+bool Api::admit(const ServerRequest& req, ResponseWriter& w) {
+    if (auto refused = tcp_refusal(req)) {
+        send_error(w, *refused);
+        return false;
+    }
+    return true;
 }
 
 void Api::handle(const ServerRequest& req, ResponseWriter& w) {

@@ -46,6 +46,8 @@ class Api {
 public:
     Api(Gateway& gw, ApiOptions opts) : m_gw(gw), m_opts(std::move(opts)) {}
     void handle(const ServerRequest& req, ResponseWriter& w);
+    // ServerOptions::before_body: refuses a TCP request on its head alone.
+    bool admit(const ServerRequest& req, ResponseWriter& w);
 
 private:
     // Why a TCP request is refused (Host, Origin, Content-Type, token), or nullopt.

@@ -289,7 +289,9 @@ int parse_request_head(std::string_view head, ParsedHead& out, std::string& why)
             why = "malformed header field name";  // includes whitespace before the colon
             return 400;
         }
-        const std::string_view value = trim(h.substr(colon + 1));
+        std::string_view value = h.substr(colon + 1);  // optional whitespace is SP and HTAB only
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+        while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
         for (char c : value)
             if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) {
                 why = "control character in a header value";
@@ -446,7 +448,7 @@ void HttpServer::accept_loop(Listener l) {
         int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) continue;
         if (l.tcp ? m_tcp_connections.load() >= m_opts.max_tcp_connections
-                  : m_connections.load() - m_tcp_connections.load() >= m_opts.max_connections) {
+                  : m_unix_connections.load() >= m_opts.max_connections) {
             write_all(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             ::close(fd);
             continue;
@@ -471,6 +473,7 @@ void HttpServer::accept_loop(Listener l) {
         }
         ++m_connections;
         if (l.tcp) ++m_tcp_connections;
+        else ++m_unix_connections;
         auto* arg = new ConnArg{this, fd, l.tcp};
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -485,6 +488,7 @@ void HttpServer::accept_loop(Listener l) {
             }
             ::close(fd);
             if (l.tcp) --m_tcp_connections;
+            else --m_unix_connections;
             --m_connections;
             m_cv.notify_all();
         }
@@ -540,13 +544,21 @@ void HttpServer::serve(int fd, bool tcp) {
         req.from_tcp = tcp;
         const bool http10 = ph.http10;
         rd.buf().erase(0, head_end + 4);
+        if (m_opts.before_body) {
+            SocketWriter early_w(fd, false, req.method == "HEAD", http10);
+            if (!m_opts.before_body(req, early_w)) break;
+        }
 
         // Body.
         bool bad = false;
         int bad_status = 400;
+        const auto body_deadline = std::chrono::steady_clock::now() + m_opts.body_timeout;
         auto need = [&](auto&& done) {
             while (!done())
-                if (!rd.fill(std::chrono::milliseconds(30000), false)) return false;
+                if (!rd.fill_until(std::min(std::chrono::steady_clock::now() + std::chrono::milliseconds(30000),
+                                            body_deadline),
+                                   false))
+                    return false;
             return true;
         };
         if (ph.framing == BodyFraming::chunked) {
@@ -651,6 +663,7 @@ void HttpServer::serve(int fd, bool tcp) {
     {
         std::lock_guard lk(m_mu);
         if (tcp) --m_tcp_connections;
+        else --m_unix_connections;
         --m_connections;
     }
     m_cv.notify_all();

@@ -91,6 +91,13 @@ struct ServerOptions {
     std::size_t thread_stack_bytes = 256u << 10;
     // Unix-socket peers must be this user or root (SO_PEERCRED).
     bool same_user_only = true;
+    // Called with the head of each request before its body is read; when it
+    // returns false it has answered, and the connection is closed. l04d
+    // refuses TCP requests here (Host, Origin, token), so a refused client
+    // never gets to send a 32 MiB body.
+    std::function<bool(const ServerRequest&, ResponseWriter&)> before_body;
+    // The whole body must arrive within this.
+    std::chrono::milliseconds body_timeout{120000};
 };
 
 class HttpServer {
@@ -137,6 +144,7 @@ private:
     std::atomic<bool> m_stopping{false};
     std::atomic<std::size_t> m_connections{0};
     std::atomic<std::size_t> m_tcp_connections{0};
+    std::atomic<std::size_t> m_unix_connections{0};
     std::atomic<std::size_t> m_requests{0};
     std::atomic<std::int64_t> m_last_activity_ns{0};
     int m_tcp_port = 0;

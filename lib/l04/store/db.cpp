@@ -241,8 +241,23 @@ Status ensure_state_dir(const std::string& dir) {
     if (st.st_uid != ::getuid() && ::getuid() != 0)
         return fail(ErrorCode::config_error, "refusing to use state directory " + dir + ": it belongs to uid " +
                                                  std::to_string(st.st_uid) + ", not you");
+    if ((st.st_mode & 022) != 0) {
+        // Others could write here: anything they may have planted (a file of
+        // theirs, a symlink to one) would receive our prompts. Refuse unless
+        // every entry is ours and no symlink.
+        std::error_code ec;
+        for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
+            struct stat es {};
+            if (::lstat(e.path().c_str(), &es) != 0) continue;
+            if (S_ISLNK(es.st_mode) || es.st_uid != ::getuid())
+                return fail(ErrorCode::config_error,
+                            "refusing to use state directory " + dir + ": others could write to it and " +
+                                e.path().string() + " is " + (S_ISLNK(es.st_mode) ? "a symlink" : "not yours") +
+                                "; move it away and run `chmod 700 " + dir + "`");
+        }
+    }
     if ((st.st_mode & 077) != 0) {
-        spdlog::warn("state directory {} was readable by others (mode {:03o}); tightened to 700", dir,
+        spdlog::warn("state directory {} was open to others (mode {:03o}); tightened to 700", dir,
                      static_cast<unsigned>(st.st_mode & 0777));
         ::chmod(dir.c_str(), 0700);
     }
