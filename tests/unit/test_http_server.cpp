@@ -244,6 +244,18 @@ TEST_CASE("http server: unbounded lines are refused, not buffered - a slow head 
         ::close(fd);
     }
     {
+        // A bare LF inside a chunk-size line or a trailer: refused.
+        for (const std::string& body : {std::string("5;x\nGARBAGE\r\nhello\r\n0\r\n\r\n"),
+                                       std::string("5\r\nhello\r\n0\r\nX: a\nY: b\r\n\r\n"),
+                                       std::string("5\r\nhello\r\n0\r\n folded\r\n\r\n")}) {
+            int fd = connect_to(sock);
+            std::string s = "POST / HTTP/1.1\r\nHost: l04d\r\nTransfer-Encoding: chunked\r\n\r\n" + body;
+            ::send(fd, s.data(), s.size(), 0);
+            CHECK(read_until(fd, "\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
+            ::close(fd);
+        }
+    }
+    {
         // Trailers that never end: 400/431, not a growing buffer.
         int fd = connect_to(sock);
         std::string s = "POST / HTTP/1.1\r\nHost: l04d\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n";

@@ -577,6 +577,12 @@ void HttpServer::serve(int fd, bool tcp) {
                 // Chunk size: hex digits, optional ";ext". Anything else is a bad request.
                 std::size_t n = 0;
                 const std::string_view size_line(rd.buf().data(), le);
+                // CR LF only, no control characters (a bare LF is where two parsers disagree).
+                if (std::any_of(size_line.begin(), size_line.end(),
+                                [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+                    bad = true;
+                    break;
+                }
                 auto [end_ptr, ec] = std::from_chars(size_line.data(), size_line.data() + size_line.size(), n, 16);
                 if (ec != std::errc() || end_ptr == size_line.data() ||
                     (end_ptr != size_line.data() + size_line.size() && *end_ptr != ';')) {
@@ -595,6 +601,14 @@ void HttpServer::serve(int fd, bool tcp) {
                                 return le != std::string::npos || bad;
                             }) ||
                             bad) {
+                            bad = true;
+                            break;
+                        }
+                        const std::string_view tl(rd.buf().data(), le);
+                        if (!tl.empty() && (tl.front() == ' ' || tl.front() == '\t' ||
+                                            std::any_of(tl.begin(), tl.end(), [](char c) {
+                                                return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f;
+                                            }))) {
                             bad = true;
                             break;
                         }
