@@ -353,14 +353,25 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
         }
         m_limiter->settle(*res, 0);
         const bool caller_gone = (cancel && cancel->cancelled.load()) || sink_refused;
-        if (caller_gone) {
-            // Not the provider's fault: report a caller-side outcome, which
-            // only releases a half-open probe.
-            m_breaker->on_failure(model.provider, Error(ErrorCode::invalid_request, "the caller went away"));
-        } else {
-            m_breaker->on_failure(model.provider, r.error());
-        }
         Error err = r.error();
+        const auto report = [&] {
+            if (caller_gone) {
+                // Not the provider's fault: report a caller-side outcome, which
+                // only releases a half-open probe.
+                m_breaker->on_failure(model.provider, Error(ErrorCode::invalid_request, "the caller went away"));
+            } else {
+                m_breaker->on_failure(model.provider, err);
+            }
+        };
+        // The breaker counts requests, not attempts: a fault is reported once,
+        // when this request gives up on the model. What must be known at once
+        // is reported at once: a 429 (it keeps the provider out until its
+        // Retry-After for every request), a half-open probe's outcome, a
+        // caller who went away.
+        const bool will_retry = !delivered && err.retryable && retry < max_retries && !(cancel && cancel->cancelled);
+        if (!will_retry || caller_gone || err.code == ErrorCode::rate_limit_exceeded ||
+            err.code == ErrorCode::quota_exhausted || m_breaker->snapshot(model.provider).state != CircuitState::closed)
+            report();
         if (delivered) {
             // Chunks already reached the caller: never restart silently.
             if (err.code != ErrorCode::streaming_error) {
@@ -379,7 +390,13 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
             wait = std::uniform_real_distribution<double>(0, ceiling)(m_rng);
         }
         if (err.retry_after) wait = std::max(wait, static_cast<double>(err.retry_after->count()));
-        if (m_clock->wall_ms() + static_cast<std::int64_t>(wait) >= deadline_ms) return fail(std::move(err));
+        if (m_clock->wall_ms() + static_cast<std::int64_t>(wait) >= deadline_ms) {
+            // Giving up after all: the fault not yet counted is counted now.
+            if (!(err.code == ErrorCode::rate_limit_exceeded || err.code == ErrorCode::quota_exhausted ||
+                  m_breaker->snapshot(model.provider).state != CircuitState::closed))
+                report();
+            return fail(std::move(err));
+        }
         *ticket = QueueTicket();  // give the provider slot back while we wait
         m_metrics.inc("l04_retries_total", {{"provider", model.provider}, {"model", model.id}});
         spdlog::debug("retrying {} on {} in {:.0f} ms after {}", model.id, model.provider, wait, err.to_string());

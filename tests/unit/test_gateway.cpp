@@ -766,3 +766,21 @@ TEST_CASE("gateway: client strings never become metric series - a huge model nam
     CHECK(big.error().message.size() < 1000);
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(200));
 }
+
+TEST_CASE("gateway: the breaker counts failing requests, not attempts") {
+    // An empty script fails every call with a retryable E4201.
+    auto p = std::make_shared<ScriptedProvider>("openai", std::vector<Result<InferenceResponse>>{});
+    Fixture f({{"openai", p}}, {{"retry.max_retries", "2"}, {"circuit_breaker.failure_threshold", "3"},
+                                {"rate_limit.enabled", "false"}});
+    auto r1 = f.gw->execute(prompt("gpt-4o-mini"));
+    REQUIRE_FALSE(r1);
+    CHECK(p->calls == 3);  // one request, three attempts...
+    auto s1 = f.gw->breaker().snapshot("openai");
+    CHECK(s1.consecutive_failures == 1);  // ...one consecutive fault
+    CHECK(s1.state == CircuitState::closed);
+    REQUIRE_FALSE(f.gw->execute(prompt("gpt-4o-mini")));
+    CHECK(f.gw->breaker().snapshot("openai").state == CircuitState::closed);
+    REQUIRE_FALSE(f.gw->execute(prompt("gpt-4o-mini")));
+    CHECK(f.gw->breaker().snapshot("openai").state == CircuitState::open);  // the third failing request opens it
+    CHECK(p->calls == 9);
+}
