@@ -76,15 +76,10 @@ bool any_strict_tool(const InferenceRequest& r) {
     return std::any_of(r.tools.begin(), r.tools.end(), [](const ToolSpec& t) { return t.strict.value_or(false); });
 }
 
-std::string top_level_type(const std::string& rf);
-
-// The top-level "type" of a response_format object, read without a JSON
-// library (core stays free of one): the text is compact JSON as the edge
-// wrote it. Nested "type" keys (inside a schema) are skipped by depth.
-std::string response_format_type(const std::string& rf) {
-    return top_level_type(rf);
-}
-
+// The top-level "type" of a JSON object's text (response_format,
+// tool_choice), read without a JSON library (core stays free of one): the
+// text is compact JSON as the edge wrote it. Nested "type" keys (inside a
+// schema) are skipped by depth.
 std::string top_level_type(const std::string& rf) {
     int depth = 0;
     std::string last_string;
@@ -273,7 +268,7 @@ std::vector<FieldRow> make_table() {
                   F(part, "only text"), F(fwd, "in the reply's digest")},
                  [](const InferenceRequest& r, ProviderKind k) -> std::optional<std::string> {
                      if (auto bad = unknown_response_format(r)) return bad;
-                     const std::string type = response_format_type(r.response_format);
+                     const std::string type = top_level_type(r.response_format);
                      if (type == "text") return std::nullopt;
                      if (k == ProviderKind::ollama || k == ProviderKind::gemini) return std::nullopt;
                      if (k == ProviderKind::anthropic && type == "json_schema") return std::nullopt;
