@@ -116,7 +116,9 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
 
     auto ledger_db = open_state_db(state_dir);
     if (!ledger_db) return fail(ledger_db.error());
-    g->m_ledger = std::make_unique<Ledger>(std::move(*ledger_db));
+    LedgerOptions lo;
+    if (state_dir != ":memory:") lo.journal_dir = state_dir + "/ledger-journal";
+    g->m_ledger = std::make_unique<Ledger>(std::move(*ledger_db), lo);
 
     if (opts.rate_limiter) {
         g->m_limiter = opts.rate_limiter;

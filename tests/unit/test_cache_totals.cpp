@@ -208,7 +208,7 @@ TEST_CASE("cache totals: migration 3 initialises the totals from the rows alread
         REQUIRE((*db)->exec("DROP TRIGGER cache_entries_totals_insert; DROP TRIGGER cache_entries_totals_delete; "
                             "DROP TRIGGER cache_entries_totals_update; DROP INDEX cache_entries_created; "
                             "DELETE FROM counters WHERE id IN (11, 12); ALTER TABLE cache_entries DROP COLUMN extra; "
-                            "ALTER TABLE usage DROP COLUMN metadata; "
+                            "ALTER TABLE usage DROP COLUMN metadata; DROP TABLE ledger_journal; "
                             "PRAGMA user_version = 2;")
                         .has_value());
         raw_insert(**db, "c", 33);  // no triggers: not counted anywhere yet

@@ -9,6 +9,11 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <csignal>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
 using namespace l04;
 
 namespace {
@@ -81,6 +86,151 @@ TEST_CASE("ledger: rows - totals - reports - retention") {
     REQUIRE(pruned);
     CHECK(*pruned == 2);
     CHECK(l.totals(0)->requests == 2);
+}
+
+namespace {
+
+std::int64_t count_rows(const std::string& dir) {
+    auto db = open_state_db(dir);
+    REQUIRE(db);
+    auto st = (*db)->prepare("SELECT COUNT(*), COUNT(DISTINCT request_id) FROM usage");
+    REQUIRE(st);
+    REQUIRE(*st->step());
+    CHECK(st->col_int(0) == st->col_int(1));  // never a row twice
+    return st->col_int(0);
+}
+
+std::size_t journal_files(const std::string& dir) {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        (void)e;
+        ++n;
+    }
+    return n;
+}
+
+// Waits (bounded) for a condition the ledger's writer makes true.
+template <class F>
+bool eventually(F f) {
+    for (int i = 0; i < 20000; ++i) {
+        if (f()) return true;
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+    return f();
+}
+
+}  // namespace
+
+TEST_CASE("ledger journal: a process killed with rows unwritten loses none and repeats none") {
+    // Each round a child process records rows (some committed by a flush,
+    // some only journaled) and is killed with SIGKILL; the next Ledger to
+    // open the state directory writes exactly the missing ones.
+    test::TempDir d;
+    const std::string jdir = d.file("ledger-journal");
+    std::int64_t expected = 0;
+    for (int round = 0; round < 8; ++round) {
+        const int committed = round % 3 == 0 ? 0 : round * 7;
+        const int journaled = 1 + round * 13;
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            auto db = open_state_db(d.str());
+            if (!db) ::_exit(2);
+            LedgerOptions o;
+            o.journal_dir = jdir;
+            auto* l = new Ledger(std::move(*db), o);  // never destroyed: the process is killed
+            for (int i = 0; i < committed; ++i) (void)l->record(row("c" + std::to_string(round) + "-" + std::to_string(i), 1, "m", 0.01, 1));
+            if (!l->flush()) ::_exit(3);
+            for (int i = 0; i < journaled; ++i) (void)l->record(row("j" + std::to_string(round) + "-" + std::to_string(i), 1, "m", 0.01, 1));
+            ::kill(::getpid(), SIGKILL);
+            ::_exit(4);
+        }
+        int status = 0;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+        REQUIRE(WIFSIGNALED(status));
+        expected += committed + journaled;
+        {
+            auto db = open_state_db(d.str());
+            REQUIRE(db);
+            LedgerOptions o;
+            o.journal_dir = jdir;
+            Ledger l(std::move(*db), o);
+            CHECK(l.replayed() <= committed + journaled);
+            CHECK(l.replayed() >= journaled - 0);  // at most the killed child's writer got some of them in
+            auto t = l.totals(0);
+            REQUIRE(t);
+            CHECK(t->requests == expected);
+            CHECK(journal_files(jdir) == 1);  // only this Ledger's own journal
+        }
+        CHECK(count_rows(d.str()) == expected);
+        CHECK(journal_files(jdir) == 0);  // a clean stop removes its journal
+    }
+}
+
+TEST_CASE("ledger journal: a live process's journal is never replayed by another") {
+    test::TempDir d;
+    const std::string jdir = d.file("ledger-journal");
+    auto db1 = open_state_db(d.str());
+    REQUIRE(db1);
+    LedgerOptions o;
+    o.journal_dir = jdir;
+    Ledger a(std::move(*db1), o);
+    REQUIRE(a.record(row("a1", 1, "m", 0, 1)));
+    auto db2 = open_state_db(d.str());
+    REQUIRE(db2);
+    Ledger b(std::move(*db2), o);
+    CHECK(b.replayed() == 0);
+    CHECK(journal_files(jdir) == 2);
+    REQUIRE(a.flush());
+    CHECK(count_rows(d.str()) == 1);
+}
+
+TEST_CASE("ledger: a database that cannot be written (full) - rows kept - writer recovers by itself - none lost at stop") {
+    test::TempDir d;
+    const std::string jdir = d.file("ledger-journal");
+    auto db = open_state_db(d.str());
+    REQUIRE(db);
+    Db* raw = db->get();
+    // SQLITE_FULL without filling a disk: cap the file at its current size.
+    auto pages = raw->prepare("PRAGMA page_count");
+    REQUIRE(pages);
+    REQUIRE(*pages->step());
+    const auto page_count = pages->col_int(0);
+    pages = Stmt();
+    REQUIRE(raw->exec("PRAGMA max_page_count = " + std::to_string(page_count)));
+    LedgerOptions o;
+    o.journal_dir = jdir;
+    o.min_backoff = std::chrono::milliseconds(1);
+    o.max_backoff = std::chrono::milliseconds(4);
+    {
+        Ledger l(std::move(*db), o);
+        UsageRow big = row("x", 1, "m", 0.5, 1);
+        big.metadata["pad"] = std::string(5000, 'p');  // larger than a page: never fits
+        for (int i = 0; i < 200; ++i) {
+            big.request_id = "full-" + std::to_string(i);
+            CHECK(l.record(big));  // the journal still takes them
+        }
+        auto t = l.totals(0);  // a read flushes first: the failure is reported
+        CHECK_FALSE(t);
+        CHECK(l.pending() == 200);
+        // Space returns: the writer finds out by itself, with no new record().
+        REQUIRE(raw->exec("PRAGMA max_page_count = 1000000"));
+        CHECK(eventually([&] { return l.pending() == 0; }));
+        CHECK(l.totals(0)->requests == 200);
+        // Full again, then a stop: the rows stay in the journal.
+        REQUIRE(raw->exec("PRAGMA max_page_count = " + std::to_string(page_count)));
+        for (int i = 0; i < 50; ++i) {
+            big.request_id = "stop-" + std::to_string(i);
+            CHECK(l.record(big));
+        }
+    }
+    CHECK(journal_files(jdir) == 1);
+    auto db2 = open_state_db(d.str());
+    REQUIRE(db2);
+    Ledger l2(std::move(*db2), o);
+    CHECK(l2.replayed() == 50);
+    CHECK(l2.totals(0)->requests == 250);
 }
 
 TEST_CASE("usage exporter: batches rows as JSON with the bearer key - retries 5xx - never blocks enqueue") {

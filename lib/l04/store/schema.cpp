@@ -126,6 +126,11 @@ ALTER TABLE cache_entries ADD COLUMN extra BLOB NOT NULL DEFAULT '';
         R"sql(
 ALTER TABLE usage ADD COLUMN metadata TEXT NOT NULL DEFAULT '';
 )sql",
+        // 7: how far each process's crash journal of ledger rows is written
+        // (committed with the rows, so a replay neither loses nor repeats one)
+        R"sql(
+CREATE TABLE ledger_journal(file TEXT PRIMARY KEY, committed INTEGER NOT NULL) WITHOUT ROWID;
+)sql",
     };
     return m;
 }

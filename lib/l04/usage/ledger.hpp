@@ -6,6 +6,7 @@
 #include <l04/core/types.hpp>
 #include <l04/store/db.hpp>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <condition_variable>
@@ -74,11 +75,33 @@ struct UsageAggregate {
 // Rows are written in batches by a background thread (one transaction per
 // batch, at most every 25 ms), so a request never waits on a SQLite commit.
 // Every read flushes first, so this process always sees its own rows; the
-// destructor flushes what is left. A crash loses at most the last batch.
+// destructor flushes what is left.
+//
+// Nothing answered is lost to a crash: with a journal directory, record()
+// first appends the row as a JSON line to this process's journal file (one
+// write(2), before the answer is released, so it survives SIGKILL), and each
+// batch commits the journal offset it covers in the same transaction as its
+// rows (table ledger_journal). A Ledger that starts replays the journals of
+// processes that are gone (their flock is free) from their committed offset,
+// so a row is neither lost nor counted twice. While the database cannot be
+// written (a full disk) the writer backs off (100 ms doubling to 5 s), keeps
+// the rows, and recovers by itself; rows it cannot write at stop stay in the
+// journal for the next start, with a warning that says so.
+struct LedgerOptions {
+    // false: record() writes synchronously (tools, tests); no journal.
+    bool background = true;
+    // Where the crash journal lives ("" = none).
+    std::string journal_dir;
+    // The writer's wait after a failed write, doubling up to max_backoff.
+    std::chrono::milliseconds min_backoff{100};
+    std::chrono::milliseconds max_backoff{5000};
+};
+
 class Ledger {
 public:
-    // background=false: record() writes synchronously (tools, tests).
-    explicit Ledger(std::unique_ptr<Db> db, bool background = true);
+    explicit Ledger(std::unique_ptr<Db> db, LedgerOptions opts);
+    explicit Ledger(std::unique_ptr<Db> db, bool background = true)
+        : Ledger(std::move(db), LedgerOptions{background, {}, std::chrono::milliseconds(100), std::chrono::milliseconds(5000)}) {}
     ~Ledger();
     Ledger(const Ledger&) = delete;
     Ledger& operator=(const Ledger&) = delete;
@@ -100,17 +123,41 @@ public:
     Result<std::vector<UsageAggregate>> aggregates();
     // Deletes rows older than before_ms; returns how many.
     Result<std::int64_t> prune(std::int64_t before_ms);
+    // Rows recorded but not yet committed to the database.
+    std::size_t pending() const;
+    // Rows replayed from the journals of dead processes when this Ledger
+    // started.
+    std::int64_t replayed() const { return m_replayed; }
+    // This process's journal file ("" without a journal).
+    const std::string& journal_path() const { return m_journal_path; }
 
 private:
-    Status write_locked(const std::vector<UsageRow>& rows);
+    struct Pending {
+        UsageRow row;
+        std::int64_t journal_end = -1;  // offset after its journal line
+    };
+    // journal_file: the journal (file name) whose offset the rows reach.
+    Status write_locked(const std::vector<Pending>& rows, const std::string& journal_file);
     void writer_loop();
+    void open_journal(const std::string& dir);
+    void replay_journals(const std::string& dir);
+    void rotate_journal_if_idle();
     std::unique_ptr<Db> m_db;
     std::mutex m_mu;  // the connection
-    std::mutex m_q_mu;
+    mutable std::mutex m_q_mu;
     std::condition_variable m_cv;
-    std::vector<UsageRow> m_pending;
+    std::vector<Pending> m_pending;
     bool m_stop = false;
+    bool m_failing = false;  // the last write failed: back off
+    std::chrono::milliseconds m_min_backoff, m_max_backoff;
     std::thread m_writer;
+    // The journal (guarded by m_q_mu: appends happen in queue order).
+    std::string m_journal_dir;
+    std::string m_journal_path;
+    int m_journal_fd = -1;
+    std::int64_t m_journal_size = 0;
+    std::int64_t m_journal_errors = 0;
+    std::int64_t m_replayed = 0;
 };
 
 }  // namespace l04
