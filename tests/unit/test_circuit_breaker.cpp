@@ -306,14 +306,19 @@ TEST_CASE("circuit breaker: exactly one of many processes gets the half-open pro
             for (int i = 0; i < 5; ++i) cb->on_failure(provider, fault());
             REQUIRE(cb->snapshot(provider).state == CircuitState::open);
         }
-        int gate[2];
+        // Every child holds on (alive, so its probe stays live) until all
+        // have asked: a probe whose process died would be free again.
+        int gate[2], done[2], release[2];
         REQUIRE(::pipe(gate) == 0);
+        REQUIRE(::pipe(done) == 0);
+        REQUIRE(::pipe(release) == 0);
         std::vector<pid_t> kids;
         for (int i = 0; i < n; ++i) {
             pid_t pid = ::fork();
             REQUIRE(pid >= 0);
             if (pid == 0) {
                 ::close(gate[1]);
+                ::close(release[1]);
                 ManualClock c(later);
                 auto db = open_state_db(dir.str());
                 if (!db) ::_exit(3);
@@ -322,12 +327,22 @@ TEST_CASE("circuit breaker: exactly one of many processes gets the half-open pro
                 char go;
                 (void)!::read(gate[0], &go, 1);  // EOF: everyone starts at once
                 auto st = (*cb)->allow(provider);
+                (void)!::write(done[1], "x", 1);
+                (void)!::read(release[0], &go, 1);
                 ::_exit(st ? 0 : (st.error().code == ErrorCode::circuit_open ? 1 : 2));
             }
             kids.push_back(pid);
         }
         ::close(gate[0]);
         ::close(gate[1]);
+        ::close(done[1]);
+        ::close(release[0]);
+        for (int i = 0; i < n; ++i) {
+            char c;
+            REQUIRE(::read(done[0], &c, 1) == 1);
+        }
+        ::close(release[1]);
+        ::close(done[0]);
         int probes = 0, refused = 0;
         for (auto pid : kids) {
             int status = 0;
@@ -339,4 +354,37 @@ TEST_CASE("circuit breaker: exactly one of many processes gets the half-open pro
         CHECK(probes == 1);
         CHECK(refused == n - 1);
     }
+}
+
+TEST_CASE("circuit breaker: a half-open probe held by a process that died is free at once") {
+    test::TempDir dir;
+    ManualClock clock;
+    {
+        auto cb = make_cb(dir, clock);
+        for (int i = 0; i < 5; ++i) cb->on_failure("p", fault());
+        REQUIRE(cb->snapshot("p").state == CircuitState::open);
+    }
+    clock.advance(61s);
+    // A --no-daemon process claims the probe and is killed before it reports.
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ManualClock c(clock.wall_ms());
+        auto db = open_state_db(dir.str());
+        if (!db) ::_exit(3);
+        auto cb = SqliteCircuitBreaker::create(std::move(*db), {}, c);
+        if (!cb) ::_exit(3);
+        ::_exit((*cb)->allow("p") ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);  // the child held the probe
+    auto cb = make_cb(dir, clock);
+    CHECK(cb->snapshot("p").state == CircuitState::half_open);
+    // No wait for the probe timeout (request.timeout): the owner is gone.
+    CHECK(cb->allow("p"));
+    // Now this (live) process holds it: others are refused.
+    auto other = make_cb(dir, clock);
+    CHECK_FALSE(other->allow("p"));
 }

@@ -1,5 +1,12 @@
 #include <l04/limit/sqlite_circuit_breaker.hpp>
 
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <unistd.h>
+
 #include <l04/limit/tx.hpp>
 
 #include <algorithm>
@@ -25,6 +32,10 @@ struct SqliteCircuitBreaker::Row {
     std::int64_t blocked_until_ms = 0;
     std::int64_t probe_until_ms = 0;
     std::string last_error;
+    // The process holding the probe (pid, start time in clock ticks since
+    // boot, from /proc/<pid>/stat): 0 when unknown.
+    std::int64_t probe_pid = 0;
+    std::int64_t probe_start = 0;
 };
 
 namespace {
@@ -42,6 +53,35 @@ Error circuit_error(const std::string& provider, std::int64_t retry_ms, std::str
     return e;
 }
 
+// A process's start time (field 22 of /proc/<pid>/stat), 0 when unknown.
+std::int64_t process_start(std::int64_t pid) {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+    if (!f) return -1;  // no such process
+    char buf[1024];
+    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = 0;
+    // The command name (field 2) may hold spaces and parentheses: fields
+    // are counted after its last ')'.
+    const char* p = std::strrchr(buf, ')');
+    if (!p) return 0;
+    int field = 2;
+    for (++p; *p && field < 22; ++p)
+        if (*p == ' ') ++field;
+    return field == 22 ? std::strtoll(p, nullptr, 10) : 0;
+}
+
+// Whether the process that claimed a probe has gone (so its probe can never
+// report): the pid is gone, or now names another process. Unknown owners
+// (rows of older versions, no /proc) count as alive until the probe expires.
+bool probe_owner_gone(std::int64_t pid, std::int64_t start) {
+    if (pid <= 0) return false;
+    if (pid == ::getpid()) return false;
+    const std::int64_t now_start = process_start(pid);
+    if (now_start < 0) return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+    return start > 0 && now_start > 0 && now_start != start;
+}
+
 CircuitState state_from(std::int64_t v) {
     switch (v) {
         case 1: return CircuitState::half_open;
@@ -57,6 +97,7 @@ SqliteCircuitBreaker::SqliteCircuitBreaker(std::unique_ptr<Db> db, CircuitBreake
     m_cfg.failure_threshold = std::max(1, m_cfg.failure_threshold);
     m_cfg.recovery_timeout_ms = std::max<std::int64_t>(0, m_cfg.recovery_timeout_ms);
     m_cfg.probe_timeout_ms = std::max<std::int64_t>(1, m_cfg.probe_timeout_ms);
+    m_self_start = std::max<std::int64_t>(0, process_start(::getpid()));
 }
 
 Result<std::unique_ptr<SqliteCircuitBreaker>> SqliteCircuitBreaker::create(std::unique_ptr<Db> db,
@@ -73,17 +114,18 @@ Status SqliteCircuitBreaker::prepare() {
     if (auto s = p(m_commit, "COMMIT"); !s) return s;
     if (auto s = p(m_rollback, "ROLLBACK"); !s) return s;
     if (auto s = p(m_select,
-                   "SELECT state, consecutive_failures, opened_at_ms, blocked_until_ms, probe_until_ms, last_error "
-                   "FROM circuit_breakers WHERE provider = ?");
+                   "SELECT state, consecutive_failures, opened_at_ms, blocked_until_ms, probe_until_ms, last_error, "
+                   "probe_pid, probe_start FROM circuit_breakers WHERE provider = ?");
         !s)
         return s;
     return p(m_upsert,
              "INSERT INTO circuit_breakers(provider, state, consecutive_failures, opened_at_ms, blocked_until_ms, "
-             "probe_until_ms, last_error, updated_ms) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(provider) DO UPDATE SET "
+             "probe_until_ms, last_error, updated_ms, probe_pid, probe_start) VALUES(?,?,?,?,?,?,?,?,?,?) "
+             "ON CONFLICT(provider) DO UPDATE SET "
              "state = excluded.state, consecutive_failures = excluded.consecutive_failures, "
              "opened_at_ms = excluded.opened_at_ms, blocked_until_ms = excluded.blocked_until_ms, "
              "probe_until_ms = excluded.probe_until_ms, last_error = excluded.last_error, "
-             "updated_ms = excluded.updated_ms");
+             "updated_ms = excluded.updated_ms, probe_pid = excluded.probe_pid, probe_start = excluded.probe_start");
 }
 
 Result<bool> SqliteCircuitBreaker::load(const std::string& provider, Row& row) {
@@ -101,6 +143,8 @@ Result<bool> SqliteCircuitBreaker::load(const std::string& provider, Row& row) {
     row.blocked_until_ms = m_select.col_int(3);
     row.probe_until_ms = m_select.col_int(4);
     row.last_error = m_select.col_text(5);
+    row.probe_pid = m_select.col_int(6);
+    row.probe_start = m_select.col_int(7);
     return true;
 }
 
@@ -113,7 +157,9 @@ Status SqliteCircuitBreaker::store(const std::string& provider, const Row& row) 
         .bind(5, row.blocked_until_ms)
         .bind(6, row.probe_until_ms)
         .bind(7, row.last_error)
-        .bind(8, m_clock.wall_ms());
+        .bind(8, m_clock.wall_ms())
+        .bind(9, row.probe_until_ms ? row.probe_pid : 0)
+        .bind(10, row.probe_until_ms ? row.probe_start : 0);
     return m_upsert.run();
 }
 
@@ -142,7 +188,8 @@ Status SqliteCircuitBreaker::allow(const std::string& provider) {
                                  "circuit open after " + std::to_string(row.failures) + " consecutive failures" +
                                      (row.last_error.empty() ? "" : " (last: " + row.last_error + ")"));
         }
-        if (row.state == CircuitState::half_open && row.probe_until_ms > now)
+        if (row.state == CircuitState::half_open && row.probe_until_ms > now &&
+            !probe_owner_gone(row.probe_pid, row.probe_start))
             return circuit_error(provider, std::min(k_probe_busy_retry_ms, row.probe_until_ms - now),
                                  "circuit half-open, a probe request is in flight");
         return std::nullopt;
@@ -161,6 +208,8 @@ Status SqliteCircuitBreaker::allow(const std::string& provider) {
         if ((refused = refusal(r))) return false;           // another caller claimed it
         r.state = CircuitState::half_open;
         r.probe_until_ms = now + m_cfg.probe_timeout_ms;
+        r.probe_pid = ::getpid();
+        r.probe_start = m_self_start;
         return true;
     });
     if (!st) return {};  // fail open

@@ -11,9 +11,12 @@
 // (blocked_until_ms) without counting a fault. Errors that are the caller's
 // (auth, invalid request, context length, model not found upstream) and
 // errors l04 makes itself (rate limits, deadlines) are not faults; see
-// counts_as_fault(). A claimed probe whose outcome never arrives (process
-// died, or the request stopped before reaching the provider) is given up
-// after probe_timeout_ms and the next allow() claims a new one.
+// counts_as_fault(). A claimed probe whose outcome never arrives is given
+// up after probe_timeout_ms and the next allow() claims a new one; a probe
+// whose process died (its pid gone, or reused: the start time in
+// /proc/<pid>/stat differs) is free at once. Processes that share a state
+// directory must share a pid namespace for that check (they already share
+// a machine: SQLite is not shared across hosts).
 #include <l04/core/clock.hpp>
 #include <l04/limit/circuit_breaker.hpp>
 #include <l04/store/db.hpp>
@@ -83,6 +86,7 @@ private:
     CircuitBreakerConfig m_cfg;
     Clock& m_clock;
     std::mutex m_mu;
+    std::int64_t m_self_start = 0;  // this process's start time (ticks since boot)
     Stmt m_begin, m_commit, m_rollback;
     Stmt m_select, m_upsert;
 };

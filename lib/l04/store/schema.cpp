@@ -131,6 +131,12 @@ ALTER TABLE usage ADD COLUMN metadata TEXT NOT NULL DEFAULT '';
         R"sql(
 CREATE TABLE ledger_journal(file TEXT PRIMARY KEY, committed INTEGER NOT NULL) WITHOUT ROWID;
 )sql",
+        // 8: which process holds a half-open probe (pid and its start time),
+        // so a probe whose process died is free at once
+        R"sql(
+ALTER TABLE circuit_breakers ADD COLUMN probe_pid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE circuit_breakers ADD COLUMN probe_start INTEGER NOT NULL DEFAULT 0;
+)sql",
     };
     return m;
 }
