@@ -231,7 +231,41 @@ TEST_CASE("rate limiter: unsettled reservations expire after the TTL") {
     REQUIRE(pruned);
     CHECK(*pruned == 1);
     REQUIRE(rl->settle_checked(*r, 0));  // gone: the estimate stays charged
-    CHECK(level(*rl, "agent:alice", "tokens") == doctest::Approx(1000));  // refilled by time only
+    // Refilled by time only: a full bucket is pruned like an unused one.
+    CHECK(std::isnan(level(*rl, "agent:alice", "tokens")));
+    REQUIRE(rl->reserve(req(1000)));
+}
+
+TEST_CASE("rate limiter: buckets of idle scopes are pruned once refilled - never one still in debt or use") {
+    test::TempDir dir;
+    ManualClock clock;
+    auto rl = make_rl(dir, clock, cfg_with({60, 0}));
+    auto rows = [&] {
+        auto db = open_state_db(dir.str());
+        REQUIRE(db);
+        auto st = (*db)->prepare("SELECT COUNT(*) FROM limit_buckets");
+        REQUIRE(st);
+        REQUIRE(*st->step());
+        return st->col_int(0);
+    };
+    // 500 distinct `user` values, one request each.
+    for (int i = 0; i < 500; ++i) REQUIRE(rl->reserve(req(0, "user-" + std::to_string(i))));
+    // A busy one: its bucket is well below capacity.
+    for (int i = 0; i < 30; ++i) REQUIRE(rl->reserve(req(0, "busy")));
+    CHECK(rows() == 501);
+    REQUIRE(rl->prune_reservations());
+    CHECK(rows() == 501);  // none refilled yet
+    clock.advance(2s);      // +2 requests' worth: the single-use buckets are full again
+    REQUIRE(rl->prune_reservations());
+    CHECK(rows() == 1);  // only "busy" (28 below capacity) is kept
+    CHECK(level(*rl, "agent:busy", "requests") == doctest::Approx(32));
+    clock.advance(60s);
+    REQUIRE(rl->prune_reservations());
+    CHECK(rows() == 0);
+    // A pruned bucket behaves as before: full.
+    CHECK(level(*rl, "agent:user-7", "requests") != level(*rl, "agent:user-7", "requests"));  // absent: NaN
+    REQUIRE(rl->reserve(req(0, "user-7")));
+    CHECK(level(*rl, "agent:user-7", "requests") == doctest::Approx(59));
 }
 
 TEST_CASE("rate limiter: shadow mode admits - flags and counts - and debits nothing for the flagged") {
@@ -305,7 +339,7 @@ TEST_CASE("rate limiter: limits hold across instances on one file - and follow c
     // A lower capacity takes effect at once; a higher one refills towards it.
     clock.advance(10min);
     auto c = make_rl(dir, clock, cfg_with({3, 0}));
-    CHECK(level(*c, "agent:alice", "requests") == doctest::Approx(3));
+    CHECK(std::isnan(level(*c, "agent:alice", "requests")));  // refilled, so pruned: full
     for (int i = 0; i < 3; ++i) REQUIRE(c->reserve(req()));
     CHECK_FALSE(c->reserve(req()));
 }

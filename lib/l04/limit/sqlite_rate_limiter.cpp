@@ -372,7 +372,16 @@ Result<std::int64_t> SqliteRateLimiter::prune_reservations_locked(std::int64_t n
     if (!st) return fail(st.error());
     st->bind(1, now_ms - m_cfg.reservation_ttl_ms);
     if (auto r = st->run(); !r) return fail(r.error());
-    return static_cast<std::int64_t>(m_db->changes());
+    const auto pruned = static_cast<std::int64_t>(m_db->changes());
+    // A bucket that has refilled to its capacity is the same as no row (new
+    // buckets start full): rows of idle scopes (one per `user` or agent
+    // ever seen) go, so the table holds only the scopes of the last minute.
+    auto idle = m_db->prepare(
+        "DELETE FROM limit_buckets WHERE level + (MAX(0, ?1 - updated_ms) / 1000.0) * refill_per_s >= capacity");
+    if (!idle) return fail(idle.error());
+    idle->bind(1, now_ms);
+    if (auto r = idle->run(); !r) return fail(r.error());
+    return pruned;
 }
 
 }  // namespace l04

@@ -86,7 +86,9 @@ public:
     std::vector<BucketState> buckets() override;
     // Limits that apply to a scope ("agent:x" falls back to agent_default).
     Limits limits_for(std::string_view scope) const;
-    // Deletes reservations older than the TTL; returns how many.
+    // Deletes reservations older than the TTL (returns how many) and the
+    // buckets of idle scopes (refilled to capacity). Runs every 1024
+    // reservations by itself.
     Result<std::int64_t> prune_reservations();
 
     const RateLimitConfig& config() const { return m_cfg; }
