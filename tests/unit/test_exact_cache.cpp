@@ -6,6 +6,10 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
 using namespace l04;
 
 namespace {
@@ -111,6 +115,56 @@ TEST_CASE("exact cache: miss - store - hit - counters persist in SQLite") {
     ResponseCache again(std::move(*db), {}, f.clock);
     CHECK(again.lookup(k).has_value());
     CHECK(again.stats().exact_hits == 2);
+}
+
+TEST_CASE("exact cache: hits are counted exactly when several processes read and write the cache at once") {
+    // l04d and --no-daemon runs share l04.db: 4 processes x 200 hits on one
+    // entry, while each also stores entries of its own (writes that move
+    // the WAL past the readers' snapshots).
+    Fixture f;
+    auto k = make_cache_key(req("shared"), "mock", "");
+    REQUIRE(f.cache->store(k, resp("answer")).has_value());
+    constexpr int kProcs = 4, kHits = 200;
+    int gate[2];
+    REQUIRE(::pipe(gate) == 0);
+    std::vector<pid_t> kids;
+    for (int p = 0; p < kProcs; ++p) {
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::close(gate[1]);
+            char go;
+            (void)!::read(gate[0], &go, 1);
+            auto db = open_state_db(f.dir.str());
+            if (!db) ::_exit(3);
+            ManualClock clock;
+            ResponseCache c(std::move(*db), {}, clock);
+            int got = 0;
+            for (int i = 0; i < kHits; ++i) {
+                if (c.lookup(k)) ++got;
+                auto own = make_cache_key(req("p" + std::to_string(p) + "-" + std::to_string(i)), "mock", "");
+                (void)c.store(own, resp("x"));
+            }
+            ::_exit(got == kHits ? 0 : 4);
+        }
+        kids.push_back(pid);
+    }
+    ::close(gate[0]);
+    ::close(gate[1]);
+    for (auto pid : kids) {
+        int status = 0;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+        REQUIRE(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+    }
+    CHECK(f.cache->stats().exact_hits == kProcs * kHits);
+    auto db = open_state_db(f.dir.str());
+    REQUIRE(db);
+    auto st = (*db)->prepare("SELECT hits FROM cache_entries WHERE key = ?");
+    REQUIRE(st);
+    st->bind(1, k.exact);
+    REQUIRE(*st->step());
+    CHECK(st->col_int(0) == kProcs * kHits);
 }
 
 TEST_CASE("exact cache: TTL on the injected clock") {

@@ -198,6 +198,25 @@ std::optional<Vector> ResponseCache::take_vector(const std::string& exact) {
     return std::nullopt;
 }
 
+void ResponseCache::count_hit_locked(std::int64_t id, std::int64_t now, CounterId counter) {
+    // The entry's LRU stamp and hit count and the global counter in one
+    // transaction (BEGIN IMMEDIATE waits for other processes' writers), so
+    // hits are exact when l04d and --no-daemon runs share the cache.
+    auto tx = Transaction::begin(*m_db);
+    Status st = tx ? Status{} : Status(fail(tx.error()));
+    if (st) {
+        auto up = m_db->prepare("UPDATE cache_entries SET last_used_ms = MAX(last_used_ms, ?), hits = hits + 1 WHERE id = ?");
+        if (!up) st = fail(up.error());
+        else {
+            up->bind(1, now).bind(2, id);
+            st = up->run();
+        }
+    }
+    if (st) st = bump_counter(*m_db, counter);
+    if (st) st = tx->commit();
+    if (!st) spdlog::warn("cache: a hit could not be counted: {}", st.error().to_string());
+}
+
 std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std::optional<double> threshold,
                                                       CacheRefusal* refusal) {
     const auto now = m_clock.wall_ms();
@@ -212,12 +231,12 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
                 const auto id = st->col_int(0);
                 r.cache_hit = CacheHit::exact;
                 r.similarity = 1.0;
-                auto up = m_db->prepare("UPDATE cache_entries SET last_used_ms = ?, hits = hits + 1 WHERE id = ?");
-                if (up) {
-                    up->bind(1, now).bind(2, id);
-                    (void)up->run();
-                }
-                (void)bump_counter(*m_db, CounterId::cache_exact_hits);
+                // End the read first: an UPDATE inside a read transaction
+                // whose snapshot another process has written past fails at
+                // once with SQLITE_BUSY_SNAPSHOT (no busy wait), and the hit
+                // went uncounted.
+                *st = Stmt();
+                count_hit_locked(id, now, CounterId::cache_exact_hits);
                 return r;
             }
         }
@@ -308,12 +327,7 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
         InferenceResponse r = std::move(l.resp);
         r.cache_hit = CacheHit::semantic;
         r.similarity = l.similarity;
-        auto up = m_db->prepare("UPDATE cache_entries SET last_used_ms = ?, hits = hits + 1 WHERE id = ?");
-        if (up) {
-            up->bind(1, now).bind(2, l.id);
-            (void)up->run();
-        }
-        (void)bump_counter(*m_db, CounterId::cache_semantic_hits);
+        count_hit_locked(l.id, now, CounterId::cache_semantic_hits);
         hit = std::move(r);
     }
     for (auto id : gone) idx->remove(id);

@@ -32,6 +32,7 @@
 #include <l04/core/error.hpp>
 #include <l04/core/types.hpp>
 #include <l04/store/db.hpp>
+#include <l04/store/schema.hpp>
 
 #include <atomic>
 #include <list>
@@ -159,6 +160,9 @@ public:
 private:
     struct Row;
     Result<std::vector<std::int64_t>> evict_locked();
+    // Counts a hit on entry id (hits, LRU stamp, the global counter) in one
+    // write transaction; m_mu held.
+    void count_hit_locked(std::int64_t id, std::int64_t now, CounterId counter);
     bool semantic_on() const { return m_cfg.semantic && m_embedder != nullptr; }
     Result<Vector> embed_prompt(const std::string& text);
     // Loads, verifies and reconciles (or rebuilds) the index on first use.
