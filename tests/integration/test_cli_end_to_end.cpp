@@ -364,3 +364,36 @@ TEST_CASE("a daemon that stops answering gives exit 8 quickly - daemon stop work
     CHECK(stop.exit_code == 0);
     CHECK(DaemonEnv::wait_gone(pid, std::chrono::seconds(10)));
 }
+
+TEST_CASE("an l04d that exits at start is reported at once with its reason - never after the start timeout") {
+    DaemonEnv env;
+    // A stand-in l04d that fails the way a read-only state directory makes
+    // the real one fail (root ignores permissions, so the test fakes it).
+    const std::string fake = env.dir().file("fake-l04d");
+    std::ofstream(fake) << "#!/bin/sh\necho 'l04d: cannot open the state database: attempt to write a readonly "
+                           "database' >&2\nexit 9\n";
+    std::filesystem::permissions(fake, std::filesystem::perms::owner_all);
+    env.env()["L04D_PATH"] = fake;
+    SUBCASE("its stderr reaches the log: the reason comes from the log") {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = env.ctl({"prompt", "-m", "mock", "hi"});
+        const auto took = std::chrono::steady_clock::now() - t0;
+        INFO(r.err);
+        CHECK(r.exit_code == 8);
+        CHECK(r.err.find("l04d exited at start") != std::string::npos);
+        CHECK(r.err.find("attempt to write a readonly database") != std::string::npos);
+        CHECK(r.err.find(env.log_path()) != std::string::npos);
+        CHECK(took < std::chrono::seconds(5));  // the start timeout is 10 s
+    }
+    SUBCASE("no log can be written: the reason comes straight from its stderr - no log is named") {
+        std::filesystem::create_directories(env.log_path());  // a directory: the log cannot be opened
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = env.ctl({"prompt", "-m", "mock", "hi"});
+        const auto took = std::chrono::steady_clock::now() - t0;
+        INFO(r.err);
+        CHECK(r.exit_code == 8);
+        CHECK(r.err.find("attempt to write a readonly database") != std::string::npos);
+        CHECK(r.err.find("log:") == std::string::npos);
+        CHECK(took < std::chrono::seconds(5));
+    }
+}

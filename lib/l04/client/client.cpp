@@ -5,6 +5,8 @@
 #include <l04/store/db.hpp>
 
 #include <cerrno>
+#include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <cstring>
 #include <fcntl.h>
@@ -305,19 +307,33 @@ Status ensure_daemon(const Settings& settings, const DaemonStart& start) {
 
     const std::string l04d = find_l04d(start.l04d_path);
     const std::string log = daemon_log_path(settings);
+    // A pipe back from the daemon's process: first its pid (so a daemon that
+    // exits at once is noticed at once, not after ready_timeout), then, when
+    // the log file cannot be opened, its stderr (so the reason is shown).
+    int info[2];
+    if (::pipe2(info, O_CLOEXEC) != 0) return fail(unavailable(std::string("pipe failed: ") + std::strerror(errno)));
     pid_t pid = ::fork();
-    if (pid < 0) return fail(unavailable(std::string("fork failed: ") + std::strerror(errno)));
+    if (pid < 0) {
+        ::close(info[0]);
+        ::close(info[1]);
+        return fail(unavailable(std::string("fork failed: ") + std::strerror(errno)));
+    }
     if (pid == 0) {
         // Child: detach fully (double fork) so l04d is not our child.
         ::setsid();
         pid_t again = ::fork();
         if (again != 0) ::_exit(again < 0 ? 1 : 0);
+        const std::int64_t self = ::getpid();
+        (void)!::write(info[1], &self, sizeof self);
         int devnull = ::open("/dev/null", O_RDWR);
         int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
         if (devnull >= 0) ::dup2(devnull, 0);
         if (logfd >= 0) {
             ::dup2(logfd, 1);
             ::dup2(logfd, 2);
+        } else {
+            if (devnull >= 0) ::dup2(devnull, 1);
+            ::dup2(info[1], 2);  // dup2 clears close-on-exec on the copy
         }
         for (int fd = 3; fd < 1024; ++fd) ::close(fd);
         std::vector<std::string> args{l04d, "--foreground", "--started-by-client"};
@@ -329,13 +345,58 @@ Status ensure_daemon(const Settings& settings, const DaemonStart& start) {
         std::fprintf(stderr, "l04ctl: cannot run %s: %s\n", l04d.c_str(), std::strerror(errno));
         ::_exit(127);
     }
+    ::close(info[1]);
     int status = 0;
     ::waitpid(pid, &status, 0);
+    std::int64_t daemon_pid = 0;
+    if (::read(info[0], &daemon_pid, sizeof daemon_pid) != static_cast<ssize_t>(sizeof daemon_pid)) daemon_pid = 0;
+    ::fcntl(info[0], F_SETFL, ::fcntl(info[0], F_GETFL) | O_NONBLOCK);
+    std::string early_stderr;
+    auto drain = [&] {
+        char buf[4096];
+        ssize_t n;
+        while (early_stderr.size() < 16384 && (n = ::read(info[0], buf, sizeof buf)) > 0)
+            early_stderr.append(buf, static_cast<std::size_t>(n));
+    };
+    struct CloseFd {
+        int fd;
+        ~CloseFd() { ::close(fd); }
+    } close_info{info[0]};
+    // Gone: no such process, or a zombie nobody has reaped yet.
+    auto gone = [&] {
+        if (daemon_pid <= 0) return false;
+        if (::kill(static_cast<pid_t>(daemon_pid), 0) != 0) return errno == ESRCH;
+        std::FILE* f = std::fopen(("/proc/" + std::to_string(daemon_pid) + "/stat").c_str(), "r");
+        if (!f) return false;
+        char buf[512];
+        const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+        std::fclose(f);
+        buf[n] = 0;
+        const char* p = std::strrchr(buf, ')');
+        return p && p[1] == ' ' && p[2] == 'Z';
+    };
     // Wait for readiness: a real process starting, polled with short waits.
     const auto deadline = std::chrono::steady_clock::now() + start.ready_timeout;
     auto wait = std::chrono::milliseconds(1);
     while (std::chrono::steady_clock::now() < deadline) {
         if (daemon_answers(sock)) return {};
+        drain();
+        if (gone()) {
+            if (daemon_answers(sock)) return {};  // another start won the race
+            drain();
+            std::string why = std::string(trim(early_stderr));
+            if (why.empty()) {
+                // The reason is in the log, if l04d could write one.
+                std::ifstream in(log);
+                std::string line, last;
+                while (std::getline(in, line))
+                    if (!trim(line).empty()) last = line;
+                why = last;
+            }
+            if (why.size() > 2000) why = why.substr(why.size() - 2000);
+            return fail(unavailable("l04d exited at start" + (why.empty() ? std::string() : ": " + why) +
+                                    (std::filesystem::is_regular_file(log) ? " (log: " + log + ")" : "")));
+        }
         std::this_thread::sleep_for(wait);
         wait = std::min(wait * 2, std::chrono::milliseconds(50));
     }
