@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstring>
 #include <future>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -301,4 +303,58 @@ TEST_CASE("http server: unbounded lines are refused, not buffered - a slow head 
         ::close(fd);
     }
     srv.stop(std::chrono::milliseconds(0));
+}
+
+namespace {
+int connect_tcp(int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    return fd;
+}
+}  // namespace
+
+TEST_CASE("http server: a full TCP budget closes the oldest connection never admitted - admitted ones are kept") {
+    ServerOptions o;
+    o.max_tcp_connections = 3;
+    std::atomic<int> admitted{0};
+    o.before_body = [&](const ServerRequest&, ResponseWriter&) {
+        ++admitted;
+        return true;
+    };
+    HttpServer srv([](const ServerRequest&, ResponseWriter& w) { w.send(200, {}, "ok"); }, o);
+    REQUIRE(srv.listen_tcp("127.0.0.1:0"));
+    srv.start();
+    const int port = srv.tcp_port();
+    const std::string get = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    // One admitted keep-alive client.
+    int keep = connect_tcp(port);
+    ::send(keep, get.data(), get.size(), 0);
+    REQUIRE(read_until(keep, "ok").find("200") != std::string::npos);
+    // Two strangers that send nothing (or trickle a head) take the rest.
+    int idle1 = connect_tcp(port);
+    int idle2 = connect_tcp(port);
+    ::send(idle2, "GE", 2, 0);
+    // A new client is served: the oldest stranger made room.
+    int fresh = connect_tcp(port);
+    ::send(fresh, get.data(), get.size(), 0);
+    CHECK(read_until(fresh, "ok").find("HTTP/1.1 200") == 0);
+    char c;
+    CHECK(::recv(idle1, &c, 1, 0) == 0);  // closed without an answer
+    // The admitted keep-alive connection still works.
+    ::send(keep, get.data(), get.size(), 0);
+    CHECK(read_until(keep, "ok").find("HTTP/1.1 200") == 0);
+    // Now every slot is admitted or taken by the newest stranger: the next
+    // one pushes that stranger out, and with no stranger left the budget holds.
+    int next = connect_tcp(port);
+    ::send(next, get.data(), get.size(), 0);
+    CHECK(read_until(next, "ok").find("HTTP/1.1 200") == 0);
+    CHECK(::recv(idle2, &c, 1, 0) == 0);
+    int over = connect_tcp(port);
+    CHECK(read_until(over, "\r\n\r\n").find("HTTP/1.1 503") == 0);
+    for (int fd : {keep, idle1, idle2, fresh, next, over}) ::close(fd);
+    srv.stop(std::chrono::milliseconds(1000));
 }

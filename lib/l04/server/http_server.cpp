@@ -447,7 +447,7 @@ void HttpServer::accept_loop(Listener l) {
         if (rc <= 0 || !(p[0].revents & POLLIN)) continue;
         int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) continue;
-        if (l.tcp ? m_tcp_connections.load() >= m_opts.max_tcp_connections
+        if (l.tcp ? m_tcp_connections.load() >= m_opts.max_tcp_connections && !evict_unadmitted_tcp()
                   : m_unix_connections.load() >= m_opts.max_connections) {
             write_all(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             ::close(fd);
@@ -470,6 +470,7 @@ void HttpServer::accept_loop(Listener l) {
         {
             std::lock_guard lk(m_mu);
             m_open_fds.push_back(fd);
+            if (l.tcp) m_tcp_conns[fd] = TcpConn{++m_tcp_seq, false};
         }
         ++m_connections;
         if (l.tcp) ++m_tcp_connections;
@@ -485,6 +486,7 @@ void HttpServer::accept_loop(Listener l) {
             {
                 std::lock_guard lk(m_mu);
                 m_open_fds.erase(std::remove(m_open_fds.begin(), m_open_fds.end(), fd), m_open_fds.end());
+                m_tcp_conns.erase(fd);
             }
             ::close(fd);
             if (l.tcp) --m_tcp_connections;
@@ -494,6 +496,19 @@ void HttpServer::accept_loop(Listener l) {
         }
         pthread_attr_destroy(&attr);
     }
+}
+
+bool HttpServer::evict_unadmitted_tcp() {
+    std::lock_guard lk(m_mu);
+    auto victim = m_tcp_conns.end();
+    for (auto it = m_tcp_conns.begin(); it != m_tcp_conns.end(); ++it)
+        if (!it->second.admitted && (victim == m_tcp_conns.end() || it->second.seq < victim->second.seq)) victim = it;
+    if (victim == m_tcp_conns.end()) return false;
+    // Its thread sees the end of the stream, closes the fd and gives the
+    // slot back; the new connection is served meanwhile (one over, briefly).
+    ::shutdown(victim->first, SHUT_RDWR);
+    m_tcp_conns.erase(victim);
+    return true;
 }
 
 void* HttpServer::thread_main(void* p) {
@@ -547,6 +562,10 @@ void HttpServer::serve(int fd, bool tcp) {
         if (m_opts.before_body) {
             SocketWriter early_w(fd, false, req.method == "HEAD", http10);
             if (!m_opts.before_body(req, early_w)) break;
+        }
+        if (tcp) {
+            std::lock_guard lk(m_mu);
+            if (auto it = m_tcp_conns.find(fd); it != m_tcp_conns.end()) it->second.admitted = true;
         }
 
         // Body.
@@ -670,8 +689,10 @@ void HttpServer::serve(int fd, bool tcp) {
         if (!w.ok() || !w.keep_alive()) keep = false;
     }
     {
+        // Under the lock, before close: an eviction never hits a reused fd.
         std::lock_guard lk(m_mu);
         m_open_fds.erase(std::remove(m_open_fds.begin(), m_open_fds.end(), fd), m_open_fds.end());
+        if (tcp) m_tcp_conns.erase(fd);
     }
     ::close(fd);
     {

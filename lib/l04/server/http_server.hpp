@@ -152,6 +152,18 @@ private:
     mutable std::mutex m_mu;
     std::condition_variable m_cv;
     std::vector<int> m_open_fds;
+    // TCP connections by fd: accept order, and whether a request on it has
+    // been admitted (passed before_body: Host, Origin, token). When the TCP
+    // budget is full, the oldest connection never admitted is closed to make
+    // room, so idle or trickling strangers cannot keep a client out.
+    struct TcpConn {
+        std::uint64_t seq = 0;
+        bool admitted = false;
+    };
+    std::map<int, TcpConn> m_tcp_conns;  // guarded by m_mu
+    std::uint64_t m_tcp_seq = 0;
+    // Closes (shutdown) the oldest unadmitted TCP connection; false if none.
+    bool evict_unadmitted_tcp();
 };
 
 }  // namespace l04
