@@ -113,6 +113,25 @@ TEST_CASE("tcp: cross-origin pages are refused - text/plain bodies too - allowed
                               {d.host(), k_json, "Origin: http://localhost:3000"})) == 200);
 }
 
+TEST_CASE("tcp: cross-site GETs without an Origin (img - link - no-cors fetch) probe nothing - typed URLs are served") {
+    TcpDaemon d(Env{{"L04_ALLOWED_ORIGINS", "http://localhost:3000"}});
+    for (const std::string site : {"cross-site", "same-site", "Cross-Site"}) {
+        INFO(site);
+        for (const std::string path : {"/v1/providers?probe=1", "/health", "/v1/models", "/metrics"}) {
+            auto r = d.request("GET", path, "", {d.host(), "Sec-Fetch-Site: " + site, "Sec-Fetch-Mode: no-cors"});
+            CHECK(status_of(r) == 403);
+            CHECK(json::parse(body_of(r))["error"]["message"].get<std::string>().find("Sec-Fetch-Site") != std::string::npos);
+        }
+    }
+    // The user typing the URL, a same-origin page, an allowed origin, and
+    // clients that are not browsers are served.
+    CHECK(status_of(d.request("GET", "/health?probe=0", "", {d.host(), "Sec-Fetch-Site: none", "Sec-Fetch-Mode: navigate"})) == 200);
+    CHECK(status_of(d.request("GET", "/health?probe=0", "", {d.host(), "Sec-Fetch-Site: same-origin"})) == 200);
+    CHECK(status_of(d.request("GET", "/health?probe=0", "",
+                              {d.host(), "Sec-Fetch-Site: cross-site", "Origin: http://localhost:3000"})) == 200);
+    CHECK(status_of(d.request("GET", "/health?probe=0", "", {d.host()})) == 200);
+}
+
 TEST_CASE("tcp: admin endpoints need a token - a wrong token is refused - the daemon keeps running") {
     {
         TcpDaemon d;

@@ -145,6 +145,19 @@ std::optional<Error> Api::tcp_refusal(const ServerRequest& req) const {
             return forbidden("cross-origin requests from '" + origin.substr(0, 100) +
                              "' are refused; add the origin to daemon.allowed_origins");
     }
+    // Fetch metadata: a browser marks every request a page makes. A
+    // cross-site one without an Origin (a no-cors GET, an <img>, a link)
+    // could still make l04d probe providers or spend; l04d serves no pages,
+    // so only requests a user typed ("none") or a page of the same origin
+    // made are served. Clients that are not browsers send no such header.
+    if (const std::string site = to_lower(req.header("sec-fetch-site"));
+        !site.empty() && site != "none" && site != "same-origin") {
+        const std::string origin = req.header("origin");
+        const auto& ok = m_opts.allowed_origins;
+        if (origin.empty() || std::find(ok.begin(), ok.end(), origin) == ok.end())
+            return forbidden("requests a browser marks " + site.substr(0, 20) +
+                             " (Sec-Fetch-Site) are refused on l04d's TCP listener");
+    }
     const std::string cl = req.header("content-length");
     if (!req.body.empty() || (!cl.empty() && cl != "0") || !req.header("transfer-encoding").empty()) {
         const std::string ct = to_lower(req.header("content-type"));
