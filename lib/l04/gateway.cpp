@@ -251,7 +251,28 @@ Result<Provider*> Gateway::provider_for(const std::string& id) {
 }
 
 Result<RoutingDecision> Gateway::explain(const InferenceRequest& req) {
-    return m_router->route(req, [this](const std::string& p, std::string& why) { return provider_available(p, why); });
+    auto d = m_router->route(req, [this](const std::string& p, std::string& why) { return provider_available(p, why); });
+    if (d || d.error().code != ErrorCode::no_suitable_model) return d;
+    // Nothing fits now; would something fit but for providers that answered
+    // 429 with a Retry-After? Then this is a rate limit (E4401, HTTP 429,
+    // exit 5) with the time until the first of them is back, not "no model".
+    std::int64_t soonest = 0;
+    const auto now = m_clock->wall_ms();
+    auto again = m_router->route(req, [&](const std::string& p, std::string& why) {
+        if (provider_available(p, why)) return true;
+        const auto snap = m_breaker->snapshot(p);
+        if (snap.state == CircuitState::open || snap.blocked_until_ms <= now) return false;
+        const auto left = snap.blocked_until_ms - now;
+        soonest = soonest == 0 ? left : std::min(soonest, left);
+        return true;
+    });
+    if (!again || soonest <= 0) return d;
+    Error e(ErrorCode::rate_limit_exceeded,
+            "every model that fits is on a provider that answered 429 with a Retry-After; retry in " +
+                std::to_string((soonest + 999) / 1000) + " s");
+    e.retryable = true;
+    e.retry_after = std::chrono::milliseconds(soonest);
+    return fail(std::move(e));
 }
 
 Result<InferenceResponse> Gateway::execute(InferenceRequest req) {
@@ -287,7 +308,17 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
     }
     auto prov = provider_for(model.provider);
     if (!prov) return fail(prov.error());
-    const int max_retries = static_cast<int>(std::max<std::int64_t>(0, m_settings.get_int("retry.max_retries")));
+    const int max_retries = req.max_retries ? std::max(0, *req.max_retries)
+                                            : static_cast<int>(std::max<std::int64_t>(0, m_settings.get_int("retry.max_retries")));
+    // --wait: sleeps out a rate limit's Retry-After when the deadline allows
+    // it (then the attempt does not count as a retry).
+    const auto wait_out = [&](const Error& e) {
+        if (!req.wait_for_limits || e.code != ErrorCode::rate_limit_exceeded || !e.retry_after) return false;
+        const auto ra = std::max<std::int64_t>(1, e.retry_after->count());
+        if (m_clock->wall_ms() + ra >= deadline_ms || (cancel && cancel->cancelled)) return false;
+        m_clock->sleep_for(std::chrono::milliseconds(ra));
+        return true;
+    };
     const auto base = m_settings.get_duration_ms("retry.base_delay");
     const auto cap = m_settings.get_duration_ms("retry.max_delay");
     const auto start = m_clock->now();
@@ -319,6 +350,12 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
         // Last, just before the call: allow() may claim the half-open probe.
         if (auto st = m_breaker->allow(model.provider); !st) {
             m_limiter->settle(*res, 0);
+            // A provider held out by its own 429 Retry-After: --wait waits.
+            *ticket = QueueTicket();
+            if (wait_out(st.error())) {
+                --retry;
+                continue;
+            }
             return fail(st.error());
         }
         ++attempts;
@@ -382,6 +419,13 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
             }
             err.retryable = false;
             return fail(std::move(err));
+        }
+        if (err.code == ErrorCode::rate_limit_exceeded && err.retry_after && retry >= max_retries) {
+            *ticket = QueueTicket();
+            if (wait_out(err)) {
+                --retry;
+                continue;
+            }
         }
         if (!err.retryable || retry >= max_retries || (cancel && cancel->cancelled)) return fail(std::move(err));
         // Full jitter: uniform(0, min(cap, base * 2^retry)), at least Retry-After.

@@ -6,6 +6,9 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <csignal>
+#include <filesystem>
+
 using l04::test::DaemonEnv;
 using l04::test::FixtureServer;
 using l04::test::Route;
@@ -134,4 +137,76 @@ TEST_CASE("l04ctl health shows each configured provider's real status - a missin
     CHECK(missing.exit_code == 9);
     CHECK(missing.err.find("E4002") != std::string::npos);
     CHECK(missing.err.find("set ANTHROPIC_API_KEY") != std::string::npos);
+}
+
+TEST_CASE("an upstream 429 with Retry-After: E4401 and exit 5 with the time left - other models of that provider too - no retry multiplication") {
+    ProviderRig rig;
+    Route limited;
+    limited.path = "/v1/chat/completions";
+    limited.status = 429;
+    limited.reason = "Too Many Requests";
+    limited.headers = {{"Content-Type", "application/json"}, {"Retry-After", "30"}};
+    limited.body = R"({"error":{"message":"Rate limit reached for requests","type":"requests","param":null,"code":"rate_limit_exceeded"}})";
+    rig.server.add(limited);
+    auto& env = rig.env;
+    // The Retry-After is longer than the deadline: fail at once, not sleep.
+    const auto t0 = std::chrono::steady_clock::now();
+    auto first = env.ctl({"prompt", "-m", "gpt-4o-mini", "--timeout", "5s", "--no-cache", "hi"});
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(4));
+    INFO(first.err);
+    CHECK(first.exit_code == 5);
+    CHECK(first.err.find("E4401") != std::string::npos);
+    CHECK(rig.server.requests().size() == 1);
+    // Another model on the same provider: held out until the Retry-After,
+    // as a rate limit (never E4701 "circuit open"), without an upstream call.
+    auto second = env.ctl({"prompt", "-m", "gpt-4o", "--timeout", "5s", "--no-cache", "hi"});
+    INFO(second.err);
+    CHECK(second.exit_code == 5);
+    CHECK(second.err.find("E4401") != std::string::npos);
+    CHECK(second.err.find("E4701") == std::string::npos);
+    CHECK(second.err.find("retry in") != std::string::npos);
+    CHECK(rig.server.requests().size() == 1);
+    auto limits = env.ctl({"limits", "--json"});
+    CHECK(json::parse(limits.out)["circuits"]["openai"]["state"] == "closed");
+}
+
+TEST_CASE("over HTTP an SDK that retries by itself gets 429 with Retry-After at once - one upstream call per attempt") {
+    ProviderRig rig;
+    Route limited;
+    limited.path = "/v1/chat/completions";
+    limited.status = 429;
+    limited.reason = "Too Many Requests";
+    limited.headers = {{"Content-Type", "application/json"}, {"Retry-After", "2"}};
+    limited.body = R"({"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}})";
+    rig.server.add(limited);
+    std::filesystem::create_directories(rig.env.state_dir());
+    const int pid = l04::test::spawn({l04::test::bin("l04d"), "--foreground", "--listen", "127.0.0.1:0"},
+                                     rig.env.options(), rig.env.log_path());
+    const int port = l04::test::wait_for_l04d_port(rig.env.log_path());
+    REQUIRE(port > 0);
+    // curl (scripts/install-deps.sh installs it) stands in for the SDK's HTTP call (its retry header included).
+    const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/v1/chat/completions";
+    const std::string body = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]})";
+    auto post = [&](const std::string& extra) {
+        return l04::test::run({"/usr/bin/curl", "-s", "-i", "--noproxy", "*", "-X", "POST", url, "-H", "Content-Type: application/json", "-H",
+                               extra, "--data-binary", body, "--max-time", "20"});
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = post("x-stainless-retry-count: 0");
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1900));  // did not wait out 2 s
+    INFO(r.out, r.err, r.exit_code);
+    CHECK(r.out.rfind("HTTP/1.1 429", 0) == 0);
+    CHECK(r.out.find("Retry-After: ") != std::string::npos);
+    CHECK(r.out.find("E4401") != std::string::npos);
+    CHECK(rig.server.requests().size() == 1);
+    // The SDK's own retry (still held out): 429 again, no upstream call.
+    auto again = post("x-stainless-retry-count: 1");
+    CHECK(again.out.rfind("HTTP/1.1 429", 0) == 0);
+    CHECK(rig.server.requests().size() == 1);
+    auto bad = post("x-l04-retries: lots");
+    CHECK(bad.out.rfind("HTTP/1.1 400", 0) == 0);
+    if (pid > 0) {
+        ::kill(pid, SIGTERM);
+        l04::test::wait_pid(pid, std::chrono::milliseconds(30000));
+    }
 }

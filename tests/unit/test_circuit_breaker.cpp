@@ -199,7 +199,9 @@ TEST_CASE("circuit breaker: a 429 with Retry-After keeps the provider out withou
     CHECK(s.consecutive_failures == 1);
     CHECK(s.blocked_until_ms == clock.wall_ms() + 30'000);
     auto st = cb->allow("p");
-    CHECK(st.error().code == ErrorCode::circuit_open);
+    // A rate limit, not an open circuit: E4401 with the time that is left.
+    CHECK(st.error().code == ErrorCode::rate_limit_exceeded);
+    CHECK(st.error().http_status == 429);
     CHECK(retry_ms(st) == 30'000);
     CHECK(st.error().message.find("429") != std::string::npos);
     clock.advance(10s);

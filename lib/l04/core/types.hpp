@@ -168,8 +168,13 @@ struct InferenceRequest {
     std::optional<std::int64_t> deadline_ms;  // wall-clock ms since epoch
     std::optional<std::int64_t> timeout_ms;   // relative; deadline = now + timeout
     bool stream = false;
-    // Wait for rate-limit buckets (bounded by the deadline) instead of failing.
+    // Wait for rate-limit buckets and for a provider's Retry-After (bounded
+    // by the deadline) instead of failing.
     bool wait_for_limits = false;
+    // Retries l04 may make on one model (nullopt: retry.max_retries). 0 when
+    // the caller retries by itself (an SDK's x-stainless-retry-count header,
+    // or x-l04-retries: 0), so that retries never multiply.
+    std::optional<int> max_retries;
     // Per-request provider options (`-o key=value`, the "l04.options" object):
     // native options of the chosen provider (Ollama `options`, Anthropic
     // `top_k`, Gemini `generationConfig`, top-level fields for OpenAI-kind

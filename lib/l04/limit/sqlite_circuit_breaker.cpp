@@ -182,8 +182,18 @@ Status SqliteCircuitBreaker::allow(const std::string& provider) {
     auto refusal = [&](const Row& row) -> std::optional<Error> {
         if (row.blocked_until_ms > now) {
             const auto wait = row.blocked_until_ms - now;
-            if (row.state != CircuitState::open)
-                return circuit_error(provider, wait, "rate limited upstream (429 Retry-After)");
+            if (row.state != CircuitState::open) {
+                // Not a circuit matter: the provider said "too many requests"
+                // and when to come back. Callers see a rate limit (E4401,
+                // HTTP 429, exit 5) with the time that is left.
+                Error e(ErrorCode::rate_limit_exceeded, "provider '" + provider +
+                                                            "' is rate limited upstream (429 with Retry-After); retry in " +
+                                                            secs(wait));
+                e.retryable = true;
+                e.retry_after = std::chrono::milliseconds(std::max<std::int64_t>(1, wait));
+                if (!row.last_error.empty()) e.details = row.last_error;
+                return e;
+            }
             return circuit_error(provider, wait,
                                  "circuit open after " + std::to_string(row.failures) + " consecutive failures" +
                                      (row.last_error.empty() ? "" : " (last: " + row.last_error + ")"));

@@ -262,6 +262,16 @@ void Api::chat(const ServerRequest& http, ResponseWriter& w) {
     InferenceRequest req = std::move(*parsed);
     if (req.request_id.empty()) req.request_id = http.header("x-request-id");
     if (req.request_id.empty()) req.request_id = new_request_id();
+    // A client that retries by itself: l04 does not retry inside each of its
+    // attempts (3 SDK attempts x 3 l04 attempts = 9 upstream calls).
+    if (const std::string n = std::string(trim(http.header("x-l04-retries"))); !n.empty()) {
+        if (n.size() > 2 || !std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+            std::stoi(n) > 10)
+            return send_error(w, Error(ErrorCode::invalid_parameter, "x-l04-retries must be a number from 0 to 10"));
+        req.max_retries = std::stoi(n);
+    } else if (!http.header("x-stainless-retry-count").empty()) {
+        req.max_retries = 0;
+    }
     // It is echoed in headers and logs: printable ASCII only, bounded.
     if (req.request_id.size() > 128 || !std::all_of(req.request_id.begin(), req.request_id.end(), [](char c) {
             return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
