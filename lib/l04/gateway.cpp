@@ -412,8 +412,11 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
             err.code == ErrorCode::quota_exhausted || m_breaker->snapshot(model.provider).state != CircuitState::closed)
             report();
         if (delivered) {
-            // Chunks already reached the caller: never restart silently.
-            if (err.code != ErrorCode::streaming_error) {
+            // Chunks already reached the caller: never restart silently. A
+            // deadline that passed mid-stream stays a timeout (E4202, exit 7).
+            if (err.code == ErrorCode::timeout) {
+                err.message = "the request's deadline passed after output was delivered: " + err.message;
+            } else if (err.code != ErrorCode::streaming_error) {
                 err.message = "stream failed after output was delivered: " + err.message;
                 err.code = ErrorCode::streaming_error;
             }

@@ -210,3 +210,38 @@ TEST_CASE("over HTTP an SDK that retries by itself gets 429 with Retry-After at 
         l04::test::wait_pid(pid, std::chrono::milliseconds(30000));
     }
 }
+
+TEST_CASE("--timeout is one deadline for the whole request - mid-stream too - E4202 and exit 7 after the text that arrived") {
+    ProviderRig rig;
+    auto& env = rig.env;
+    // A provider that takes longer than the deadline to answer at all.
+    auto t0 = std::chrono::steady_clock::now();
+    auto slow = env.ctl({"prompt", "-m", "mock", "--no-cache", "-o", "latency_ms=5000", "--timeout", "1s", "hi"});
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(4000));
+    INFO(slow.err);
+    CHECK(slow.exit_code == 7);
+    CHECK(slow.err.find("E4202") != std::string::npos);
+    // A stream that is still flowing when the deadline passes.
+    t0 = std::chrono::steady_clock::now();
+    auto mid = env.ctl({"prompt", "-m", "mock", "--no-cache", "-o", "chunk_delay_ms=700", "-o",
+                        "reply=one two three four five six seven eight nine ten", "--timeout", "1s", "go"});
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(4000));
+    INFO(mid.err);
+    CHECK(mid.exit_code == 7);
+    CHECK(mid.err.find("E4202") != std::string::npos);
+    CHECK(mid.out.rfind("one", 0) == 0);                         // what arrived was printed
+    CHECK(mid.out.find("ten") == std::string::npos);            // and no more
+    // The same through a real HTTP upstream streaming slowly.
+    auto paced = Route::recorded("POST", "/v1/chat/completions", "wire/openai/chat_stream_with_usage.headers",
+                                 "wire/openai/chat_stream_with_usage.sse");
+    paced.chunked = true;
+    paced.chunk_size = 16;
+    paced.chunk_delay = std::chrono::milliseconds(150);
+    rig.server.add(paced);
+    t0 = std::chrono::steady_clock::now();
+    auto http = env.ctl({"prompt", "-m", "gpt-4o-mini", "--no-cache", "--timeout", "1s", "stream slowly"});
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(5000));
+    INFO(http.err);
+    CHECK(http.exit_code == 7);
+    CHECK(http.err.find("E4202") != std::string::npos);
+}

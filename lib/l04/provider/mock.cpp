@@ -78,7 +78,24 @@ std::vector<std::string> MockProvider::chunks_of(const std::string& answer) {
 
 Result<InferenceResponse> MockProvider::run(const ProviderRequest& req, const ChunkSink* sink) {
     const auto& r = req.request;
-    if (auto lat = opt_int(r, "latency_ms"); lat && *lat > 0) m_clock.sleep_for(std::chrono::milliseconds(*lat));
+    // The request's deadline holds for the mock like for a real provider:
+    // a latency or a paced stream that would pass it ends at it with E4202.
+    const auto t0 = m_clock.now();
+    const auto budget_ms = std::max<std::int64_t>(0, req.timeout.count());
+    const auto elapsed_ms = [&] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(m_clock.now() - t0).count();
+    };
+    const auto times_out = [&](std::int64_t wait_ms, const std::string& what) -> std::optional<Error> {
+        if (elapsed_ms() + wait_ms <= budget_ms) return std::nullopt;
+        m_clock.sleep_for(std::chrono::milliseconds(std::max<std::int64_t>(0, budget_ms - elapsed_ms())));
+        Error e(ErrorCode::timeout, m_id + " did not " + what + " within the request's " + std::to_string(budget_ms) + " ms");
+        e.retryable = false;
+        return e;
+    };
+    if (auto lat = opt_int(r, "latency_ms"); lat && *lat > 0) {
+        if (auto e = times_out(*lat, "answer")) return fail(std::move(*e));
+        m_clock.sleep_for(std::chrono::milliseconds(*lat));
+    }
     if (cancelled(req)) return fail(ErrorCode::streaming_error, "request cancelled by the caller");
     if (auto status = opt_int(r, "fail_status"); status && *status >= 400) {
         std::map<std::string, std::string> headers;
@@ -122,7 +139,10 @@ Result<InferenceResponse> MockProvider::run(const ProviderRequest& req, const Ch
             return fail(std::move(e));
         }
         if (sink) {
-            if (sent > 0 && delay > 0) m_clock.sleep_for(std::chrono::milliseconds(delay));
+            if (sent > 0 && delay > 0) {
+                if (auto e = times_out(delay, "finish its stream")) return fail(std::move(*e));
+                m_clock.sleep_for(std::chrono::milliseconds(delay));
+            }
             if (cancelled(req)) return fail(ErrorCode::streaming_error, "request cancelled by the caller");
             StreamChunk c;
             c.delta = piece;
