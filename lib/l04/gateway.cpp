@@ -324,10 +324,13 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
     const auto start = m_clock->now();
 
     for (int retry = 0;; ++retry) {
+        const std::int64_t prompt_tokens = estimate_prompt_tokens(req);
         LimitRequest lr{req.agent_did, model.provider, model.id,
-                        estimate_prompt_tokens(req) + req.max_tokens.value_or(std::min<std::int64_t>(model.max_output_tokens, 1024))};
+                        prompt_tokens + req.max_tokens.value_or(std::min<std::int64_t>(model.max_output_tokens, 1024)),
+                        prompt_tokens + req.max_tokens.value_or(0)};
         auto res = m_limiter->reserve(lr);
-        while (!res && req.wait_for_limits && res.error().code == ErrorCode::rate_limit_exceeded) {
+        while (!res && req.wait_for_limits && res.error().code == ErrorCode::rate_limit_exceeded &&
+               res.error().retryable) {
             // --wait: sleep until the bucket refills, bounded by the deadline.
             const auto wait_ms = res.error().retry_after.value_or(std::chrono::milliseconds(1000)).count();
             if (m_clock->wall_ms() + wait_ms >= deadline_ms) break;

@@ -397,3 +397,33 @@ TEST_CASE("an l04d that exits at start is reported at once with its reason - nev
         CHECK(took < std::chrono::seconds(5));
     }
 }
+
+TEST_CASE("a prompt larger than the whole per-minute token limit is refused at once - exit 5 - no retry time - --wait does not wait") {
+    DaemonEnv env;
+    env.env()["L04_RATE_LIMIT_TOKENS_PER_MINUTE"] = "200";
+    std::string big;
+    for (int i = 0; i < 400; ++i) big += "word ";
+    for (const std::vector<std::string>& extra : {std::vector<std::string>{}, std::vector<std::string>{"--wait"}}) {
+        std::vector<std::string> args{"prompt", "-m", "mock", "--no-cache", "--timeout", "20s"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        args.push_back(big);
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = env.ctl(args);
+        CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+        INFO(r.err);
+        CHECK(r.exit_code == 5);
+        CHECK(r.err.find("E4401") != std::string::npos);
+        CHECK(r.err.find("can never fit") != std::string::npos);
+        CHECK(r.err.find("retry after") == std::string::npos);
+    }
+    // A prompt that fits is served.
+    CHECK(env.ctl({"prompt", "-m", "mock", "--no-cache", "short"}).exit_code == 0);
+    // Configured to pass, the same prompt runs on a full bucket (which then
+    // goes into debt).
+    DaemonEnv fresh;
+    fresh.env()["L04_RATE_LIMIT_ALLOW_OVERSIZED"] = "true";
+    fresh.env()["L04_RATE_LIMIT_TOKENS_PER_MINUTE"] = "200";
+    auto ok = fresh.ctl({"prompt", "-m", "mock", "--no-cache", "--no-daemon", big});
+    INFO(ok.err);
+    CHECK(ok.exit_code == 0);
+}

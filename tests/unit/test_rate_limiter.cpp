@@ -41,7 +41,7 @@ RateLimitConfig cfg_with(Limits agent, std::map<std::string, Limits, std::less<>
 
 LimitRequest req(std::int64_t tokens = 0, std::string agent = "alice", std::string provider = "openai",
                  std::string model = "gpt-4o") {
-    return LimitRequest{std::move(agent), std::move(provider), std::move(model), tokens};
+    return LimitRequest{std::move(agent), std::move(provider), std::move(model), tokens, -1};
 }
 
 // Level of one bucket as buckets() reports it; NaN when absent.
@@ -106,8 +106,26 @@ TEST_CASE("rate limiter: token bucket debits the estimate and names the wait") {
     CHECK(rl->reserve(req(500)));
     CHECK(level(*rl, "agent:alice", "tokens") == doctest::Approx(0));
 
-    SUBCASE("a request larger than the capacity runs on a full bucket and leaves debt") {
+    SUBCASE("a request larger than the capacity is refused at once: waiting cannot help") {
         clock.advance(60s);
+        auto big = rl->reserve(req(3000));
+        REQUIRE_FALSE(big);
+        CHECK(big.error().code == ErrorCode::rate_limit_exceeded);
+        CHECK_FALSE(big.error().retryable);
+        CHECK_FALSE(big.error().retry_after.has_value());
+        CHECK(big.error().message.find("can never fit") != std::string::npos);
+        CHECK(big.error().message.find("1200") != std::string::npos);
+        CHECK(level(*rl, "agent:alice", "tokens") == doctest::Approx(1200));  // nothing debited
+    }
+}
+
+TEST_CASE("rate limiter: with allow_oversized a request larger than the capacity runs on a full bucket and leaves debt") {
+    test::TempDir dir;
+    ManualClock clock;
+    auto c = cfg_with({0, 1200});  // 20 tokens/s
+    c.allow_oversized = true;
+    auto rl = make_rl(dir, clock, c);
+    SUBCASE("on a full bucket") {
         auto big = rl->reserve(req(3000));
         REQUIRE(big);
         CHECK(level(*rl, "agent:alice", "tokens") == doctest::Approx(-1800));
@@ -116,8 +134,9 @@ TEST_CASE("rate limiter: token bucket debits the estimate and names the wait") {
         CHECK(rl->reserve(req(200)));
     }
     SUBCASE("... but not on a bucket that is not full") {
-        clock.advance(30s);
-        CHECK(retry_ms(rl->reserve(req(3000))) == 30'000);  // until full
+        REQUIRE(rl->reserve(req(600)));
+        clock.advance(15s);
+        CHECK(retry_ms(rl->reserve(req(3000))) == 15'000);  // until full
     }
 }
 
@@ -508,7 +527,7 @@ HammerResult hammer(const test::TempDir& dir, int n, const RateLimitConfig& cfg,
             auto& clock = SystemClock::instance();
             while (clock.wall_ms() < t0) std::this_thread::sleep_for(100us);
             while (clock.wall_ms() < t0 + run_ms) {
-                auto r = (*rl)->reserve(LimitRequest{"hammer", "p", "m", 0});
+                auto r = (*rl)->reserve(LimitRequest{"hammer", "p", "m", 0, -1});
                 if (r) ++out[0];
                 else if (r.error().code == ErrorCode::rate_limit_exceeded) ++out[1];
                 else ++out[2];

@@ -72,6 +72,9 @@ const std::vector<SettingInfo>& settings_table() {
          "Requests per minute per agent."},
         {"rate_limit.tokens_per_minute", T::integer, "100000",
          {"L04_RATE_LIMIT_TOKENS_PER_MINUTE", "RATE_LIMIT_TOKENS_PER_MINUTE"}, false, "Tokens per minute per agent."},
+        {"rate_limit.allow_oversized", T::boolean, "false", {"L04_RATE_LIMIT_ALLOW_OVERSIZED"}, false,
+         "Admit a request needing more tokens than a bucket's whole per-minute capacity (when the bucket is full, "
+         "leaving it in debt) instead of refusing it with E4401."},
         {"rate_limit.scopes", T::string, "", {"L04_RATE_LIMIT_SCOPES"}, false,
          "Per-scope limits \"scope=rpm[/tpm]\", comma-separated; scope is agent:<id>, provider:<id> or model:<id>; "
          "0 or - = unlimited. Providers and models not listed are not limited."},

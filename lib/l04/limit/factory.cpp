@@ -9,6 +9,7 @@ namespace l04 {
 Result<RateLimitConfig> rate_limit_config_from(const Settings& s) {
     RateLimitConfig cfg;
     cfg.enforced = s.get_bool("rate_limit.enforced");
+    cfg.allow_oversized = s.get_bool("rate_limit.allow_oversized");
     cfg.agent_default.requests_per_minute = std::max<std::int64_t>(0, s.get_int("rate_limit.requests_per_minute"));
     cfg.agent_default.tokens_per_minute = std::max<std::int64_t>(0, s.get_int("rate_limit.tokens_per_minute"));
     auto scopes = parse_scope_limits(s.get("rate_limit.scopes"), cfg.agent_default);

@@ -15,7 +15,10 @@ struct LimitRequest {
     std::string agent;
     std::string provider;
     std::string model;
-    std::int64_t estimated_tokens = 0;  // prompt estimate + max_tokens
+    std::int64_t estimated_tokens = 0;  // prompt estimate + max_tokens (or a default guess)
+    // The part that is certain (prompt estimate + an explicit max_tokens);
+    // only this can make a request too large to ever fit. -1: the estimate.
+    std::int64_t required_tokens = -1;
 };
 
 // What reserve() took, to be settled later.

@@ -216,8 +216,22 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
     double limiting_level = 0;
     for (std::size_t i = 0; i < needs.size(); ++i) {
         const auto& n = needs[i];
-        // A request larger than the capacity can never fit: admit it when the
-        // bucket is full and let the bucket go into debt.
+        const double must = n.kind == BucketKind::tokens && req.required_tokens >= 0
+                                ? static_cast<double>(req.required_tokens)
+                                : n.amount;
+        if (must > n.capacity + 1e-9 && !m_cfg.allow_oversized && m_cfg.enforced) {
+            // Waiting cannot help: say so instead of naming a retry time.
+            Error e(ErrorCode::rate_limit_exceeded,
+                    "this request needs about " + fmt_num(must) + " " + std::string(bucket_kind_name(n.kind)) +
+                        " but the limit for " + n.scope + " is " + fmt_num(n.capacity) +
+                        "/min, so it can never fit; shorten it, raise the limit (rate_limit.scopes or "
+                        "rate_limit.tokens_per_minute) or set rate_limit.allow_oversized = true");
+            e.retryable = false;
+            return fail(std::move(e));
+        }
+        // A request whose estimate (with its guessed output) is larger than
+        // the capacity, or any with allow_oversized, is admitted when the
+        // bucket is full and the bucket goes into debt.
         const double want = std::min(n.amount, n.capacity);
         if (levels[i] + 1e-9 < want) {
             const double w = (want - levels[i]) / n.refill_per_s;

@@ -44,6 +44,10 @@ struct RateLimitConfig {
     // "agent:alice", "provider:openai", "model:gpt-4o" → limits. Providers and
     // models without an entry are not limited.
     std::map<std::string, Limits, std::less<>> scopes;
+    // A request needing more tokens than a bucket's whole capacity can never
+    // fit: refused (E4401, not retryable, no Retry-After) unless this is set,
+    // then admitted when the bucket is full, leaving it in debt.
+    bool allow_oversized = false;
     // Reservations never settled (crashed process) are forgotten after this;
     // their estimate stays charged.
     std::int64_t reservation_ttl_ms = 3'600'000;
