@@ -513,16 +513,42 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         }
     }
 
-    // Budgets read the ledger's table: write what is queued first.
-    if (m_budget->active()) (void)m_ledger->flush();
-    if (auto st = m_budget->check(req.agent_did); !st) {
-        record(req, fail(st.error()), decision->primary->id, decision->primary->provider, ms_between(t0, m_clock->now()),
-               std::nullopt, 0, 0);
-        return fail(st.error());
-    }
-
     std::vector<const ModelInfo*> chain{decision->primary};
     chain.insert(chain.end(), decision->fallbacks.begin(), decision->fallbacks.end());
+
+    // Budgets: the request's worst case (its prompt, and its max_tokens or
+    // the model's output limit, at the dearest model it may land on) is held
+    // until its real cost is in the ledger. Budgets read the ledger's table:
+    // write what is queued first.
+    std::int64_t budget_hold = 0;
+    if (m_budget->active()) {
+        (void)m_ledger->flush();
+        double worst = 0;
+        const std::int64_t prompt_tokens = estimate_prompt_tokens(req);
+        for (const ModelInfo* m : chain) {
+            TokenUsage u;
+            u.prompt_tokens = prompt_tokens;
+            u.completion_tokens = req.max_tokens.value_or(m->max_output_tokens > 0 ? m->max_output_tokens : 4096) *
+                                  std::max<std::int64_t>(1, req.n.value_or(1));
+            worst = std::max(worst, cost_usd(*m, u));
+        }
+        auto hold = m_budget->reserve(req.agent_did, worst);
+        if (!hold) {
+            record(req, fail(hold.error()), decision->primary->id, decision->primary->provider,
+                   ms_between(t0, m_clock->now()), std::nullopt, 0, 0);
+            return fail(hold.error());
+        }
+        budget_hold = *hold;
+    }
+    struct ReleaseHold {
+        Gateway* gw;
+        std::int64_t id;
+        ~ReleaseHold() {
+            if (id == 0) return;
+            (void)gw->m_ledger->flush();  // the real cost is counted before the hold goes
+            gw->m_budget->release(id);
+        }
+    } release_hold{this, budget_hold};
     int attempts = 0;
     bool delivered = false;
     std::optional<double> ttft;

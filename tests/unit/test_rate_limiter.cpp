@@ -615,3 +615,62 @@ TEST_CASE("rate limiter: N processes on one bucket admit no more than it allows 
         }
     }
 }
+
+TEST_CASE("spend budget: worst cases are reserved - concurrent processes cannot overshoot together - release frees") {
+    test::TempDir dir;
+    ManualClock clock;
+    auto s = Settings::defaults();
+    REQUIRE(s.set("budget.daily_usd", "1", "test"));
+    {
+        auto budget = make_spend_budget(s, dir.str(), clock);
+        REQUIRE(budget);
+        // $0.40 worst case each: two fit in $1.00, the third does not.
+        auto a = (*budget)->reserve("alice", 0.40);
+        auto b = (*budget)->reserve("alice", 0.40);
+        REQUIRE(a);
+        REQUIRE(b);
+        CHECK(*a > 0);
+        auto c = (*budget)->reserve("alice", 0.40);
+        REQUIRE_FALSE(c);
+        CHECK(c.error().code == ErrorCode::quota_exhausted);
+        CHECK(c.error().message.find("$0.80") != std::string::npos);  // held by requests in flight
+        CHECK(c.error().message.find("$0.40") != std::string::npos);  // what this one may cost
+        CHECK((*budget)->reserve("bob", 0.40));                       // another agent's own budget
+        (*budget)->release(*a);
+        CHECK((*budget)->reserve("alice", 0.40));
+        // A reservation of a process that died expires.
+        clock.advance(std::chrono::hours(2));
+        CHECK((*budget)->reserve("alice", 0.90));
+    }
+    // 8 processes at once, each wanting $0.30 of a fresh agent's $1.00: 3 fit.
+    int gate[2];
+    REQUIRE(::pipe(gate) == 0);
+    std::vector<pid_t> kids;
+    for (int i = 0; i < 8; ++i) {
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::close(gate[1]);
+            ManualClock c(clock.wall_ms());
+            auto b = make_spend_budget(s, dir.str(), c);
+            if (!b) ::_exit(3);
+            char go;
+            (void)!::read(gate[0], &go, 1);
+            auto r = (*b)->reserve("carol", 0.30);
+            ::_exit(r ? 0 : (r.error().code == ErrorCode::quota_exhausted ? 1 : 2));
+        }
+        kids.push_back(pid);
+    }
+    ::close(gate[0]);
+    ::close(gate[1]);
+    int admitted = 0, refused = 0;
+    for (auto pid : kids) {
+        int status = 0;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+        REQUIRE(WIFEXITED(status));
+        if (WEXITSTATUS(status) == 0) ++admitted;
+        if (WEXITSTATUS(status) == 1) ++refused;
+    }
+    CHECK(admitted == 3);
+    CHECK(refused == 5);
+}

@@ -108,6 +108,71 @@ Result<AgentSpend> SpendBudget::spend(const std::string& agent) {
     return s;
 }
 
+Result<std::int64_t> SpendBudget::reserve(const std::string& agent, double worst_usd) {
+    const auto limits = limits_for(agent);
+    if (limits.daily_usd <= 0 && limits.monthly_usd <= 0) return std::int64_t{0};
+    if (auto st = check(agent); !st) return fail(st.error());
+    std::lock_guard lk(m_mu);
+    const auto now = m_clock.wall_ms();
+    auto tx = Transaction::begin(*m_db);
+    if (!tx) return std::int64_t{0};
+    auto held = m_db->prepare("SELECT COALESCE(SUM(usd), 0) FROM budget_reservations WHERE agent = ? AND created_ms >= ?");
+    if (!held) return std::int64_t{0};
+    held->bind(1, agent).bind(2, now - m_cfg.reservation_ttl_ms);
+    auto hr = held->step();
+    if (!hr || !*hr) return std::int64_t{0};
+    const double reserved = held->col_double(0);
+    held = Stmt();
+    // Spend as of now, inside the same write transaction: no other process
+    // can reserve between the read and the insert.
+    const auto day0 = utc_day_start_ms(now);
+    const auto month0 = utc_month_start_ms(now);
+    auto st = m_db->prepare(
+        "SELECT COALESCE(SUM(CASE WHEN time_ms >= ? THEN cost_usd ELSE 0 END), 0), COALESCE(SUM(cost_usd), 0) "
+        "FROM usage WHERE agent = ? AND time_ms >= ?");
+    if (!st) return std::int64_t{0};
+    st->bind(1, day0).bind(2, agent).bind(3, month0);
+    auto r = st->step();
+    if (!r) return std::int64_t{0};
+    const double day = *r ? st->col_double(0) : 0, month = *r ? st->col_double(1) : 0;
+    st = Stmt();
+    auto refuse = [&](const char* budget, double spent, double limit, std::int64_t reset_ms) {
+        Error e(ErrorCode::quota_exhausted,
+                std::string(budget) + " budget of agent '" + agent + "' cannot cover this request: spent " + usd(spent) +
+                    " of " + usd(limit) + (reserved > 0 ? ", " + usd(reserved) + " held by requests in flight" : "") +
+                    ", and this one may cost up to " + usd(worst_usd) + " (its max_tokens at the model's price); "
+                    "lower max_tokens, or wait for the budget to reset in " +
+                    std::to_string((reset_ms - now + 59'999) / 60'000) + " min (UTC)");
+        e.retryable = false;
+        e.retry_after = std::chrono::milliseconds(std::max<std::int64_t>(1, reset_ms - now));
+        (void)bump_counter(*m_db, CounterId::budget_rejections);
+        (void)tx->commit();
+        return fail(std::move(e));
+    };
+    if (limits.monthly_usd > 0 && month + reserved + worst_usd > limits.monthly_usd + 1e-12)
+        return refuse("monthly", month, limits.monthly_usd, utc_next_month_start_ms(now));
+    if (limits.daily_usd > 0 && day + reserved + worst_usd > limits.daily_usd + 1e-12)
+        return refuse("daily", day, limits.daily_usd, day0 + k_day_ms);
+    auto ins = m_db->prepare("INSERT INTO budget_reservations(agent, usd, created_ms) VALUES(?, ?, ?)");
+    if (!ins) return std::int64_t{0};
+    ins->bind(1, agent).bind(2, worst_usd).bind(3, now);
+    if (!ins->run()) return std::int64_t{0};
+    const auto id = m_db->last_insert_rowid();
+    ins = Stmt();
+    (void)m_db->exec("DELETE FROM budget_reservations WHERE created_ms < " + std::to_string(now - m_cfg.reservation_ttl_ms));
+    if (!tx->commit()) return std::int64_t{0};
+    return id;
+}
+
+void SpendBudget::release(std::int64_t id) {
+    if (id <= 0) return;
+    std::lock_guard lk(m_mu);
+    if (auto d = m_db->prepare("DELETE FROM budget_reservations WHERE id = ?")) {
+        d->bind(1, id);
+        (void)d->run();
+    }
+}
+
 Status SpendBudget::check(const std::string& agent) {
     const auto limits = limits_for(agent);
     if (limits.daily_usd <= 0 && limits.monthly_usd <= 0) return {};

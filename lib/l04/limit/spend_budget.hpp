@@ -1,9 +1,12 @@
 #pragma once
 // Spend budgets: an optional USD limit per agent per UTC day and per UTC
 // calendar month, checked against the usage ledger (table usage: agent,
-// time_ms, cost_usd) so every process sees the same spend. The gateway calls
-// check() before admitting a request; the request that crosses the limit is
-// still served (its cost is unknown until it ends), the next one is refused.
+// time_ms, cost_usd) so every process sees the same spend. Before a call the
+// gateway reserves the request's worst-case cost (reserve()): refused when
+// spend + what requests in flight reserved + this worst case passes a limit,
+// so concurrent requests cannot overshoot together. After the call the usage
+// row holds the real cost and release() drops the reservation. Reservations
+// of a process that died expire after reservation_ttl_ms.
 #include <l04/core/clock.hpp>
 #include <l04/core/error.hpp>
 #include <l04/store/db.hpp>
@@ -26,6 +29,7 @@ struct BudgetLimits {
 struct BudgetConfig {
     BudgetLimits agent_default;                            // every agent without an entry
     std::map<std::string, BudgetLimits, std::less<>> agents;  // agent id → limits
+    std::int64_t reservation_ttl_ms = 3'600'000;
 };
 
 // Parses the `budget.agents` setting: "agent=daily[/monthly]" entries
@@ -62,6 +66,13 @@ public:
     // retry_after = time until the period resets. A database error admits
     // (the ledger is not the place to stop traffic) and is returned by spend().
     Status check(const std::string& agent);
+    // check(), then holds worst_usd against the agent's budgets until
+    // release(): E4402 naming the budget, the spend, what is reserved and
+    // what this request may cost when they do not fit. Returns the
+    // reservation id (0 when the agent has no budget or on database error,
+    // which admits).
+    Result<std::int64_t> reserve(const std::string& agent, double worst_usd);
+    void release(std::int64_t id);
 
 private:
     std::unique_ptr<Db> m_db;

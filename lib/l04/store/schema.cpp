@@ -137,6 +137,16 @@ CREATE TABLE ledger_journal(file TEXT PRIMARY KEY, committed INTEGER NOT NULL) W
 ALTER TABLE circuit_breakers ADD COLUMN probe_pid INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE circuit_breakers ADD COLUMN probe_start INTEGER NOT NULL DEFAULT 0;
 )sql",
+        // 9: spend reserved by requests in flight (their worst-case cost), so
+        // concurrent requests cannot overshoot a budget together
+        R"sql(
+CREATE TABLE budget_reservations(
+  id INTEGER PRIMARY KEY,
+  agent TEXT NOT NULL,
+  usd REAL NOT NULL,
+  created_ms INTEGER NOT NULL);
+CREATE INDEX budget_reservations_agent ON budget_reservations(agent);
+)sql",
     };
     return m;
 }
