@@ -427,3 +427,47 @@ TEST_CASE("a prompt larger than the whole per-minute token limit is refused at o
     INFO(ok.err);
     CHECK(ok.exit_code == 0);
 }
+
+TEST_CASE("one daemon per state directory - another HOME gets its own l04d - a shared socket refuses a foreign state directory") {
+    DaemonEnv a;
+    // Default runtime directories (no L04_RUNTIME_DIR): the digest of the
+    // state directory keeps two state directories on two daemons.
+    const std::string rt = a.dir().file("xdg-run");
+    std::filesystem::create_directories(rt);
+    std::filesystem::permissions(rt, std::filesystem::perms::owner_all);
+    a.env().erase("L04_RUNTIME_DIR");
+    a.env()["XDG_RUNTIME_DIR"] = rt;
+    auto other = a.env();
+    other["L04_STATE_DIR"] = a.dir().file("state-b");
+    REQUIRE(a.ctl({"prompt", "-m", "mock", "-o", "reply=from a", "hi"}).exit_code == 0);
+    auto opts = a.options();
+    opts.env = other;
+    auto b = l04::test::run({l04::test::bin("l04ctl"), "prompt", "-m", "mock", "-o", "reply=from b", "hi"}, opts);
+    INFO(b.err);
+    CHECK(b.exit_code == 0);
+    std::vector<std::string> runtime_dirs;
+    for (const auto& e : std::filesystem::directory_iterator(rt)) runtime_dirs.push_back(e.path().filename().string());
+    CHECK(runtime_dirs.size() == 2);  // l04-<digest a>, l04-<digest b>
+    CHECK(std::filesystem::exists(a.dir().file("state-b") + "/l04.db"));
+    // Both daemons stop by their own pid files.
+    for (const auto& d : runtime_dirs) {
+        std::ifstream in(rt + "/" + d + "/l04d.pid");
+        int pid = 0;
+        in >> pid;
+        if (pid > 0) {
+            ::kill(pid, SIGTERM);
+            DaemonEnv::wait_gone(pid);
+        }
+    }
+    // An explicit shared runtime directory: the daemon there refuses a
+    // client with another state directory (409, exit 8), never mixes them.
+    DaemonEnv c;
+    REQUIRE(c.ctl({"daemon", "start"}).exit_code == 0);
+    auto copts = c.options();
+    copts.env["L04_STATE_DIR"] = c.dir().file("state-other");
+    auto foreign = l04::test::run({l04::test::bin("l04ctl"), "prompt", "-m", "mock", "hi"}, copts);
+    INFO(foreign.err);
+    CHECK(foreign.exit_code == 8);
+    CHECK(foreign.err.find("serves the state directory") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(c.dir().file("state-other") + "/l04.db"));
+}

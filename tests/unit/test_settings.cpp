@@ -3,6 +3,8 @@
 #include <l04/config/settings.hpp>
 
 #include <doctest/doctest.h>
+#include <l04/core/hash.hpp>
+#include <unistd.h>
 
 using namespace l04;
 
@@ -82,9 +84,22 @@ TEST_CASE("settings: L04_CONFIG names the user file - paths follow XDG") {
     REQUIRE(s.has_value());
     CHECK(s->get("agent") == "cron-job");
     CHECK(s->state_dir() == "/x/state/l04");
-    CHECK(s->runtime_dir() == "/x/run/l04");
-    CHECK(s->socket_path() == "/x/run/l04/l04d.sock");
+    // One daemon per state directory: the runtime directory carries a digest
+    // of the state directory.
+    const std::string tag = sha256_hex("/x/state/l04").substr(0, 12);
+    CHECK(s->runtime_dir() == "/x/run/l04-" + tag);
+    CHECK(s->socket_path() == "/x/run/l04-" + tag + "/l04d.sock");
     CHECK(s->config_dir() == "/x/cfg/l04");
+    SettingsSources other = src;
+    other.env = fake_env({{"L04_CONFIG", d.file("my.toml")}, {"XDG_STATE_HOME", "/y/state"}, {"XDG_RUNTIME_DIR", "/x/run"}});
+    auto s2 = Settings::load(other);
+    REQUIRE(s2.has_value());
+    CHECK(s2->runtime_dir() != s->runtime_dir());
+    other.env = fake_env({{"L04_CONFIG", d.file("my.toml")}, {"HOME", "/home/cron"}});
+    auto s3 = Settings::load(other);
+    REQUIRE(s3.has_value());
+    CHECK(s3->runtime_dir() == "/tmp/l04-" + std::to_string(::getuid()) + "-" +
+                                   sha256_hex("/home/cron/.local/state/l04").substr(0, 12));
 }
 
 TEST_CASE("settings: bad files and values are refused with file - line and key") {

@@ -150,6 +150,8 @@ Result<ClientResponse> SocketClient::call(const ClientRequest& req, const BodyFn
     };
     std::string out = req.method + " " + req.path + " HTTP/1.1\r\nHost: l04d\r\nConnection: close\r\n";
     for (const auto& [k, v] : req.headers) out += k + ": " + v + "\r\n";
+    if (!m_state_dir.empty() && m_state_dir.find_first_of("\r\n") == std::string::npos)
+        out += "X-L04-State-Dir: " + m_state_dir + "\r\n";
     if (!req.body.empty() || req.method == "POST" || req.method == "PUT")
         out += "Content-Type: application/json\r\nContent-Length: " + std::to_string(req.body.size()) + "\r\n";
     out += "\r\n";

@@ -57,10 +57,14 @@ public:
         : m_path(std::move(socket_path)), m_timeout(timeout) {}
     Result<ClientResponse> call(const ClientRequest& req, const BodyFn& on_body = {}) override;
     const std::string& path() const { return m_path; }
+    // Sent as X-L04-State-Dir: an l04d serving another state directory
+    // refuses the request (409, E4098) instead of mixing two users' state.
+    void set_state_dir(std::string dir) { m_state_dir = std::move(dir); }
 
 private:
     std::string m_path;
     std::chrono::milliseconds m_timeout;
+    std::string m_state_dir;
 };
 
 // Runs the API in this process against a gateway (l04ctl --no-daemon).

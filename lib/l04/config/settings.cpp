@@ -1,4 +1,5 @@
 #include <l04/config/settings.hpp>
+#include <l04/core/hash.hpp>
 #include <l04/core/strings.hpp>
 
 #include <l04/config/toml_util.hpp>
@@ -20,7 +21,8 @@ const std::vector<SettingInfo>& settings_table() {
         {"state_dir", T::path, "", {"L04_STATE_DIR"}, false,
          "State directory (SQLite, index). Default $XDG_STATE_HOME/l04."},
         {"runtime_dir", T::path, "", {"L04_RUNTIME_DIR"}, false,
-         "Runtime directory (socket, lock, pid). Default $XDG_RUNTIME_DIR/l04."},
+         "Runtime directory (socket, lock, pid). Default $XDG_RUNTIME_DIR/l04-<digest of the state directory> (else "
+         "/tmp/l04-<uid>-<digest>): one l04d per state directory."},
         {"models_file", T::path, "", {"L04_MODELS"}, false,
          "Extra models.toml merged over the installed catalogue. Default $XDG_CONFIG_HOME/l04/models.toml."},
         {"agent", T::string, "default", {"L04_AGENT"}, false, "Agent identity for limits, budgets and the ledger."},
@@ -349,8 +351,14 @@ std::vector<std::string> Settings::secret_values() const {
 
 std::string Settings::runtime_dir() const {
     if (const auto& v = get("runtime_dir"); !v.empty()) return v;
-    if (auto x = m_env("XDG_RUNTIME_DIR"); x && !x->empty()) return *x + "/l04";
-    return "/tmp/l04-" + std::to_string(::getuid());
+    // One daemon per state directory: the default runtime directory carries
+    // a digest of the state directory, so a cron job with another HOME (or
+    // L04_STATE_DIR) starts its own l04d instead of writing into another
+    // job's state through a shared socket.
+    const std::string state = std::filesystem::path(state_dir()).lexically_normal().string();
+    const std::string tag = sha256_hex(state).substr(0, 12);
+    if (auto x = m_env("XDG_RUNTIME_DIR"); x && !x->empty()) return *x + "/l04-" + tag;
+    return "/tmp/l04-" + std::to_string(::getuid()) + "-" + tag;
 }
 
 std::string Settings::config_dir() const {

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cctype>
 #include <ctime>
 #include <unistd.h>
@@ -193,6 +194,19 @@ bool Api::admit(const ServerRequest& req, ResponseWriter& w) {
 
 void Api::handle(const ServerRequest& req, ResponseWriter& w) {
     if (auto refused = tcp_refusal(req)) return send_error(w, *refused);
+    if (!req.from_tcp && !m_opts.state_dir.empty()) {
+        const std::string theirs = req.header("x-l04-state-dir");
+        auto norm = [](const std::string& p) { return std::filesystem::path(p).lexically_normal().string(); };
+        if (!theirs.empty() && norm(theirs) != norm(m_opts.state_dir)) {
+            Error e(ErrorCode::daemon_unavailable,
+                    "the l04d on this socket serves the state directory " + m_opts.state_dir + ", not yours (" +
+                        theirs.substr(0, 300) +
+                        "); give each state directory its own runtime directory (unset L04_RUNTIME_DIR, or set it "
+                        "per state directory)");
+            e.http_status = 409;
+            return send_error(w, e);
+        }
+    }
     const std::string& p = req.path;
     const std::string& m = req.method;
     try {
