@@ -624,7 +624,8 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         for (const auto& f : failures) out.message += "; " + f;
         out.retry_after = last_error.retry_after;
     }
-    record(req, fail(out), chain.front()->id, chain.front()->provider, ms_between(t0, m_clock->now()), ttft, attempts, 0);
+    record(req, fail(out), chain.front()->id, chain.front()->provider, ms_between(t0, m_clock->now()), ttft, attempts, 0,
+           cancel && cancel->cancelled);
     return fail(std::move(out));
 }
 
@@ -646,7 +647,7 @@ std::string Gateway::agent_label(const std::string& agent) {
 
 void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse>& r, const std::string& model_in,
                      const std::string& provider, double latency_ms, std::optional<double> ttft_ms, int attempts,
-                     double saved_usd) {
+                     double saved_usd, bool cancelled) {
     const std::string model = model_label(model_in);
     UsageRow row;
     row.request_id = req.request_id;
@@ -674,10 +675,12 @@ void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse
                      req.request_id, row.agent, model, provider, r->token_usage.prompt_tokens,
                      r->token_usage.completion_tokens, r->cost_usd, latency_ms, cache_hit_name(r->cache_hit));
     } else {
-        status = "error";
+        // A caller that went away (a closed pipe, a dropped connection) is
+        // recorded as such, not as a provider error.
+        status = cancelled ? "cancelled" : "error";
         row.error_code = static_cast<int>(r.error().code);
-        spdlog::info("request {} agent={} model={} provider={} status=error code={} latency={:.1f}ms: {}", req.request_id,
-                     row.agent, model, provider, code_string(r.error().code), latency_ms,
+        spdlog::info("request {} agent={} model={} provider={} status={} code={} latency={:.1f}ms: {}", req.request_id,
+                     row.agent, model, provider, status, code_string(r.error().code), latency_ms,
                      redact_secrets(r.error().message, m_secrets));
     }
     row.status = status;

@@ -115,7 +115,7 @@ private:
     bool provider_available(const std::string& id, std::string& why);
     void record(const InferenceRequest& req, const Result<InferenceResponse>& r, const std::string& model,
                 const std::string& provider, double latency_ms, std::optional<double> ttft_ms, int attempts,
-                double saved_usd);
+                double saved_usd, bool cancelled = false);
 
     Settings m_settings;
     std::vector<std::string> m_secrets;  // m_settings.secret_values(), redacted from every error

@@ -1,6 +1,8 @@
 // End-to-end: the real l04ctl binary against the real l04d it starts itself.
 #include "support/daemon_env.hpp"
 
+#include <l04/store/schema.hpp>
+
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -334,6 +336,14 @@ TEST_CASE("a reader that goes away (| head) ends the prompt at once - exit 141 -
     CHECK(r.out.find("rc=141") != std::string::npos);
     CHECK(r.err.find("l04ctl") == std::string::npos);  // no error message on a broken pipe
     CHECK(took < std::chrono::seconds(6));
+    // The ledger says the caller went away, not "ok" and not a provider error.
+    env.stop_daemon();
+    auto db = l04::open_state_db(env.state_dir());
+    REQUIRE(db);
+    auto st = (*db)->prepare("SELECT status FROM usage ORDER BY id DESC LIMIT 1");
+    REQUIRE(st);
+    REQUIRE(*st->step());
+    CHECK(st->col_text(0) == "cancelled");
 }
 
 TEST_CASE("a daemon that stops answering gives exit 8 quickly - daemon stop works with a broken config file") {
