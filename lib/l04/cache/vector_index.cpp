@@ -6,7 +6,7 @@
 // link list: at an upper level that reads 4 bytes past the list's malloc
 // block (ASan: heap-buffer-overflow). The distance function here is our own
 // (HalfSpace), so without its manual vectorisation hnswlib loses only those
-// prefetches (bench/RESULTS.md: no measurable change in search time).
+// prefetches (their effect on search time is not measured yet).
 #define NO_MANUAL_VECTORIZATION
 #include <hnswlib/hnswlib.h>
 
