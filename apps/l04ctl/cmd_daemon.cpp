@@ -56,6 +56,40 @@ int status(Context& ctx, bool quiet) {
                     (*j)["uptime_s"].get<double>(), (*j)["socket"].get<std::string>().c_str(),
                     (*j)["listen"].get<std::string>().empty() ? "(unix socket only)" : (*j)["listen"].get<std::string>().c_str(),
                     (*j)["state_dir"].get<std::string>().c_str());
+    if (!quiet) {
+        const std::string diff = provider_env_difference(ctx.settings, *j);
+        if (diff.empty())
+            std::printf("provider environment: the same as this shell's\n");
+        else
+            std::printf("provider environment: differs from this shell's in %s; `l04ctl daemon restart` starts it "
+                        "with this one\n",
+                        diff.c_str());
+    }
+    return k_ok;
+}
+
+int stop(Context& ctx) {
+    l04::SocketClient c(ctx.settings.socket_path(), control_timeout(ctx));
+    if (!l04::daemon_answers(c.path())) {
+        if (!ctx.globals.quiet) std::printf("l04d is not running\n");
+        return k_ok;
+    }
+    // The pid, to wait for the process itself: l04d closes its socket
+    // first and then still saves the cache index and closes SQLite, so
+    // "stopped" must mean the process is gone (a backup of the state
+    // directory right after `daemon stop` must not race those writes).
+    const int pid = daemon_pid_of(c.path());
+    auto j = call_json(c, "POST", "/admin/shutdown");
+    if (!j) return report(j.error());
+    // Wait (bounded) for the socket to go away, then for the process.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(35);
+    while (l04::daemon_answers(c.path()) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    while (pid > 0 && process_running(pid) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (l04::daemon_answers(c.path()) || (pid > 0 && process_running(pid)))
+        return report(l04::Error(l04::ErrorCode::daemon_unavailable, "l04d did not stop within 35 s"));
+    if (!ctx.globals.quiet) std::printf("l04d stopped\n");
     return k_ok;
 }
 
@@ -80,34 +114,23 @@ void add_daemon(CLI::App& app, Context& ctx) {
 
     d->add_subcommand("stop", "Stop l04d gracefully (in-flight requests finish); returns once it has exited")->callback([&ctx] {
         if ((g_exit = ctx.load_for_daemon_control())) return;
-        l04::SocketClient c(ctx.settings.socket_path(), control_timeout(ctx));
-        if (!l04::daemon_answers(c.path())) {
-            if (!ctx.globals.quiet) std::printf("l04d is not running\n");
-            g_exit = k_ok;
-            return;
-        }
-        // The pid, to wait for the process itself: l04d closes its socket
-        // first and then still saves the cache index and closes SQLite, so
-        // "stopped" must mean the process is gone (a backup of the state
-        // directory right after `daemon stop` must not race those writes).
-        const int pid = daemon_pid_of(c.path());
-        auto j = call_json(c, "POST", "/admin/shutdown");
-        if (!j) {
-            g_exit = report(j.error());
-            return;
-        }
-        // Wait (bounded) for the socket to go away, then for the process.
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(35);
-        while (l04::daemon_answers(c.path()) && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        while (pid > 0 && process_running(pid) && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        if (l04::daemon_answers(c.path()) || (pid > 0 && process_running(pid))) {
-            g_exit = report(l04::Error(l04::ErrorCode::daemon_unavailable, "l04d did not stop within 35 s"));
-            return;
-        }
-        if (!ctx.globals.quiet) std::printf("l04d stopped\n");
+        g_exit = stop(ctx);
     });
+
+    d->add_subcommand("restart",
+                      "Stop l04d (in-flight requests finish) and start it again, with this shell's environment "
+                      "(provider keys and URLs) and configuration")
+        ->callback([&ctx] {
+            if ((g_exit = ctx.load())) return;
+            if ((g_exit = stop(ctx))) return;
+            l04::DaemonStart ds;
+            if (!ctx.globals.config.empty()) ds.extra_args = {"--config", ctx.globals.config};
+            if (auto st = l04::ensure_daemon(ctx.settings, ds); !st) {
+                g_exit = report(st.error());
+                return;
+            }
+            g_exit = status(ctx, ctx.globals.quiet);
+        });
 
     d->add_subcommand("status", "Is l04d running? (exit 8 when not, or when it does not answer within client.status_timeout)")->callback([&ctx] {
         if ((g_exit = ctx.load_for_daemon_control())) return;

@@ -242,6 +242,20 @@ int run_prompt(Context& ctx, PromptArgs& a) {
 
     auto client = ctx.client(true);
     if (!client) return report(client.error());
+    // A missing or refused key while l04d runs with another environment than
+    // this shell (started before the key was exported): say so.
+    const auto report = [&ctx](const l04::Error& e) {
+        const int code = l04ctl::report(e);
+        if (!ctx.globals.no_daemon &&
+            (e.code == l04::ErrorCode::provider_not_configured || e.code == l04::ErrorCode::auth_failed)) {
+            if (const std::string diff = daemon_provider_env_difference(ctx.settings); !diff.empty())
+                std::fprintf(stderr,
+                             "l04ctl: note: the running l04d was started with another %s than this shell has; "
+                             "`l04ctl daemon restart` starts it with this one\n",
+                             diff.c_str());
+        }
+        return code;
+    };
     // Invalid UTF-8 in the prompt (a binary file on stdin) becomes U+FFFD
     // instead of aborting l04ctl.
     const std::string body = l04::to_wire(l04::chat_request_to_json(req));

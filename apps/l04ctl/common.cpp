@@ -50,6 +50,24 @@ int report(const l04::Error& e) {
     return exit_code_for(e.code);
 }
 
+std::string provider_env_difference(const l04::Settings& mine, const nlohmann::json& status) {
+    if (!status.is_object() || !status.contains("provider_env") || !status["provider_env"].is_object()) return {};
+    std::string out;
+    for (const auto& [name, digest] : mine.provider_fingerprint()) {
+        const auto& theirs = status["provider_env"];
+        const std::string d = theirs.contains(name) && theirs[name].is_string() ? theirs[name].get<std::string>() : "";
+        if (d != digest) out += (out.empty() ? "" : ", ") + name;
+    }
+    return out;
+}
+
+std::string daemon_provider_env_difference(const l04::Settings& mine) {
+    l04::SocketClient c(mine.socket_path(), std::chrono::milliseconds(mine.get_duration_ms("client.status_timeout")));
+    auto j = call_json(c, "GET", "/admin/status");
+    if (!j) return {};
+    return provider_env_difference(mine, *j);
+}
+
 int report_not_running(const Context& ctx) {
     std::fprintf(stderr,
                  "l04ctl: l04d is not running (socket %s). Start it with `l04ctl daemon start`, or use --no-daemon "

@@ -77,6 +77,12 @@ private:
 
 // Prints "l04ctl: E4001 model_not_found: ..." once on stderr; returns its exit code.
 int report(const l04::Error& e);
+// The provider variables (OPENAI_API_KEY, ...) whose values differ between
+// this process's settings and those l04d started with (its /admin/status
+// "provider_env"), comma-separated; "" when they agree or l04d does not say.
+std::string provider_env_difference(const l04::Settings& mine, const nlohmann::json& status);
+// Asks l04d for its status (client.status_timeout) and returns the above.
+std::string daemon_provider_env_difference(const l04::Settings& mine);
 // Prints the daemon-not-running message for read-only commands.
 int report_not_running(const Context& ctx);
 // Performs a JSON call; maps non-2xx answers to Errors.

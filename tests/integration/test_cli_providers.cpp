@@ -245,3 +245,30 @@ TEST_CASE("--timeout is one deadline for the whole request - mid-stream too - E4
     CHECK(http.exit_code == 7);
     CHECK(http.err.find("E4202") != std::string::npos);
 }
+
+TEST_CASE("an l04d started before the key was exported: the error says so - daemon status shows it - daemon restart takes this shell's key") {
+    ProviderRig rig;
+    rig.server.add(Route::recorded("POST", "/v1/chat/completions", "wire/openai/chat_nonstream.headers",
+                                   "wire/openai/chat_nonstream.json"));
+    auto& env = rig.env;
+    env.env().erase("OPENAI_API_KEY");
+    REQUIRE(env.ctl({"daemon", "start"}).exit_code == 0);
+    // The user exports the key now; the running daemon does not have it.
+    env.env()["OPENAI_API_KEY"] = "sk-openai-test";
+    auto r = env.ctl({"prompt", "-m", "gpt-4o-mini", "--no-stream", "hi"});
+    INFO(r.err);
+    CHECK(r.exit_code == 9);
+    CHECK(r.err.find("E4002") != std::string::npos);
+    CHECK(r.err.find("started with another OPENAI_API_KEY") != std::string::npos);
+    CHECK(r.err.find("l04ctl daemon restart") != std::string::npos);
+    CHECK(r.err.find("sk-openai-test") == std::string::npos);
+    auto st = env.ctl({"daemon", "status"});
+    CHECK(st.out.find("differs from this shell's in OPENAI_API_KEY") != std::string::npos);
+    auto rs = env.ctl({"daemon", "restart"});
+    INFO(rs.out, rs.err);
+    CHECK(rs.exit_code == 0);
+    CHECK(rs.out.find("the same as this shell's") != std::string::npos);
+    auto ok = env.ctl({"prompt", "-m", "gpt-4o-mini", "--no-stream", "hi"});
+    INFO(ok.err);
+    CHECK(ok.exit_code == 0);
+}

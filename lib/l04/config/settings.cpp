@@ -349,6 +349,16 @@ std::vector<std::string> Settings::secret_values() const {
     return out;
 }
 
+std::map<std::string, std::string> Settings::provider_fingerprint() const {
+    std::map<std::string, std::string> out;
+    for (const auto& info : settings_table()) {
+        if (info.key.rfind("providers.", 0) != 0 || info.env.empty()) continue;
+        const std::string& v = get(info.key);
+        out[std::string(info.env.front())] = v.empty() ? std::string() : sha256_hex(v).substr(0, 12);
+    }
+    return out;
+}
+
 std::string Settings::runtime_dir() const {
     if (const auto& v = get("runtime_dir"); !v.empty()) return v;
     // One daemon per state directory: the default runtime directory carries

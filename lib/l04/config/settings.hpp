@@ -75,6 +75,12 @@ public:
     // Every secret value (API keys, tokens) of at least 8 characters: what
     // redact_secrets() removes from anything that leaves l04.
     std::vector<std::string> secret_values() const;
+    // For every providers.* key (API keys, base URLs): its canonical
+    // environment name → the first 12 hex digits of the SHA-256 of its value
+    // ("" when unset). l04d reports the one it started with; l04ctl compares
+    // it with its own to tell a user that the running daemon has another key
+    // than the shell (never the values themselves).
+    std::map<std::string, std::string> provider_fingerprint() const;
 
     const EnvFn& env() const { return m_env; }
 

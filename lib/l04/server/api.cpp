@@ -253,7 +253,8 @@ void Api::handle(const ServerRequest& req, ResponseWriter& w) {
                    {"socket", m_opts.socket_path},
                    {"listen", m_opts.listen},
                    {"state_dir", m_gw.settings().state_dir()},
-                   {"in_process", m_opts.in_process}};
+                   {"in_process", m_opts.in_process},
+                   {"provider_env", m_gw.settings().provider_fingerprint()}};
             return send_json(w, 200, j);
         }
         if (p == "/admin/shutdown" && m == "POST") {
