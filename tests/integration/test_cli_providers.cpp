@@ -6,8 +6,13 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <l04/store/schema.hpp>
+
+#include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 using l04::test::DaemonEnv;
 using l04::test::FixtureServer;
@@ -271,4 +276,53 @@ TEST_CASE("an l04d started before the key was exported: the error says so - daem
     auto ok = env.ctl({"prompt", "-m", "gpt-4o-mini", "--no-stream", "hi"});
     INFO(ok.err);
     CHECK(ok.exit_code == 0);
+}
+
+TEST_CASE("concurrent budget spenders through l04d never overshoot the daily budget together") {
+    ProviderRig rig;
+    // Each call costs $0.0000096 (16 prompt + 12 completion tokens of
+    // gpt-4o-mini) and takes about a second, so they overlap.
+    auto slow = Route::recorded("POST", "/v1/chat/completions", "wire/openai/chat_nonstream.headers",
+                                "wire/openai/chat_nonstream.json");
+    slow.chunked = true;
+    slow.chunk_size = 64;
+    slow.chunk_delay = std::chrono::milliseconds(80);
+    rig.server.add(slow);
+    auto& env = rig.env;
+    const double budget = 0.00005;
+    env.env()["L04_BUDGET_DAILY_USD"] = "0.00005";
+    REQUIRE(env.ctl({"daemon", "start"}).exit_code == 0);
+    std::vector<std::thread> spenders;
+    std::atomic<int> ok{0}, refused{0}, other{0};
+    std::mutex mu;
+    std::string errors;
+    for (int i = 0; i < 8; ++i) {
+        spenders.emplace_back([&, i] {
+            // max_tokens 20: each request holds about $0.0000135 while it runs.
+            auto r = env.ctl({"prompt", "-m", "gpt-4o-mini", "--no-cache", "--no-stream", "--max-tokens", "20",
+                              "spend " + std::to_string(i)});
+            if (r.exit_code == 0) {
+                ++ok;
+            } else if (r.exit_code == 5 && r.err.find("E4402") != std::string::npos) {
+                ++refused;
+            } else {
+                ++other;
+                std::lock_guard lk(mu);
+                errors += r.err;
+            }
+        });
+    }
+    for (auto& t : spenders) t.join();
+    INFO(errors);
+    CHECK(other == 0);
+    CHECK(ok >= 1);
+    CHECK(refused >= 1);
+    env.stop_daemon();
+    auto db = l04::open_state_db(env.state_dir());
+    REQUIRE(db);
+    auto st = (*db)->prepare("SELECT COALESCE(SUM(cost_usd), 0), COUNT(*) FROM usage WHERE status = 'ok'");
+    REQUIRE(st);
+    REQUIRE(*st->step());
+    CHECK(st->col_int(1) == ok.load());
+    CHECK(st->col_double(0) <= budget + 1e-12);  // 8 x $0.0000096 = $0.0000768 without holds
 }
