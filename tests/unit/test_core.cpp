@@ -86,6 +86,11 @@ TEST_CASE("string helpers") {
     CHECK(parse_duration_ms("3600") == 3600000);
     CHECK_FALSE(parse_duration_ms("soon"));
     CHECK_FALSE(parse_duration_ms("-1s"));
+    // Out of range: refused, never converted (that was undefined behaviour).
+    CHECK_FALSE(parse_duration_ms("inf"));
+    CHECK_FALSE(parse_duration_ms("nan"));
+    CHECK_FALSE(parse_duration_ms("1e300s"));
+    CHECK_FALSE(parse_duration_ms("99999999999999w"));
     CHECK(parse_bool("yes") == true);
     CHECK(parse_bool("0") == false);
     CHECK_FALSE(parse_bool("maybe"));

@@ -81,7 +81,9 @@ TEST_CASE("cache keys: exact key covers everything - scope leaves out only the l
     v = base;
     v.messages.back().name = "bob";
     variants.emplace_back("speaker name", v);
-    for (const auto& [what, r] : variants) {
+    for (const auto& entry_ : variants) {  // no structured binding: clang 14 cannot capture one in doctest's macros
+        const auto& what = std::get<0>(entry_);
+        const auto& r = std::get<1>(entry_);
         auto kv = make_cache_key(r, "gpt-4o", "");
         CHECK_MESSAGE(kv.scope != k.scope, what);
         CHECK_MESSAGE(kv.exact != k.exact, what);

@@ -146,7 +146,9 @@ Outcome run(const Setup& s, const InferenceRequest& req, bool stream, test::Fake
 template <class F>
 void for_each_split(F&& check) {
     const std::pair<std::uint64_t, std::size_t> splits[] = {{1, 1}, {2, 3}, {3, 7}, {4, 64}, {5, 500}, {6, 0}};
-    for (const auto& [seed, piece] : splits) {
+    for (const auto& entry_ : splits) {  // no structured binding: clang 14 cannot capture one in doctest's macros
+        const auto& seed = std::get<0>(entry_);
+        const auto& piece = std::get<1>(entry_);
         CAPTURE(seed);
         CAPTURE(piece);
         check(seed, piece);

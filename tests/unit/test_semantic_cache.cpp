@@ -154,7 +154,9 @@ TEST_CASE("semantic cache: scope isolation (property over random requests)") {
         REQUIRE(hit);
         CHECK(hit->content == "base " + std::to_string(round));
         // One scope part changed, even the identical prompt: never a hit.
-        const auto& [what, mut] = muts[rng() % muts.size()];
+        const auto& picked = muts[rng() % muts.size()];  // no structured binding: clang 14 cannot capture one
+        const auto& what = std::get<0>(picked);
+        const auto& mut = std::get<1>(picked);
         InferenceRequest other = base;
         std::string target = "mock", tenant;
         mut(other, target, tenant);
@@ -344,7 +346,9 @@ TEST_CASE("semantic cache: damaged index files are rebuilt from SQLite") {
         cases.emplace_back("wrong dimension", l04::test::read_file(f.dir.file("dim.hnsw")));
     }
     cases.emplace_back("missing", std::string("\0", 1));
-    for (const auto& [what, bytes] : cases) {
+    for (const auto& entry_ : cases) {  // no structured binding: clang 14 cannot capture one in doctest's macros
+        const auto& what = std::get<0>(entry_);
+        const auto& bytes = std::get<1>(entry_);
         INFO(what);
         if (what == "missing")
             std::filesystem::remove(f.index_file());

@@ -62,7 +62,9 @@ TEST_CASE("settings: every seed environment name is honoured") {
         {"L04_STATE_DIR", {"state_dir", "/tmp/s"}},
         {"L04_RUNTIME_DIR", {"runtime_dir", "/tmp/r"}},
     };
-    for (const auto& [env, kv] : names) {
+    for (const auto& entry_ : names) {  // no structured binding: clang 14 cannot capture one in doctest's macros
+        const auto& env = std::get<0>(entry_);
+        const auto& kv = std::get<1>(entry_);
         SettingsSources src;
         src.system_config = "/nonexistent/l04.toml";
         src.user_config = "";

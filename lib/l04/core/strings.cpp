@@ -1,6 +1,7 @@
 #include <l04/core/strings.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <charconv>
 #include <ctime>
@@ -91,7 +92,11 @@ std::optional<std::int64_t> parse_duration_ms(std::string_view s) {
     else if (unit == "d") mult = 86'400'000;
     else if (unit == "w") mult = 7 * 86'400'000.0;
     else return std::nullopt;
-    return static_cast<std::int64_t>(value * mult);
+    // "inf", "nan" and 1e300 parse as doubles; converting them to an integer
+    // is undefined behaviour (UBSan found it). About 292 years at most.
+    const double ms = value * mult;
+    if (!std::isfinite(ms) || ms > 9.2e15) return std::nullopt;
+    return static_cast<std::int64_t>(ms);
 }
 
 std::optional<bool> parse_bool(std::string_view s) {
