@@ -49,6 +49,17 @@ struct ProviderRig {
 
 json usage_of(const std::string& out) { return json::parse(out)["token_usage"]; }
 
+// OpenAI's chat endpoint answering 429 with a Retry-After (seconds).
+Route openai_429(const std::string& retry_after) {
+    Route r;
+    r.path = "/v1/chat/completions";
+    r.status = 429;
+    r.reason = "Too Many Requests";
+    r.headers = {{"Content-Type", "application/json"}, {"Retry-After", retry_after}};
+    r.body = R"({"error":{"message":"Rate limit reached for requests","type":"requests","param":null,"code":"rate_limit_exceeded"}})";
+    return r;
+}
+
 }  // namespace
 
 TEST_CASE("l04ctl prompt works against each protocol - streamed and not - with exact usage in --json") {
@@ -146,13 +157,7 @@ TEST_CASE("l04ctl health shows each configured provider's real status - a missin
 
 TEST_CASE("an upstream 429 with Retry-After: E4401 and exit 5 with the time left - other models of that provider too - no retry multiplication") {
     ProviderRig rig;
-    Route limited;
-    limited.path = "/v1/chat/completions";
-    limited.status = 429;
-    limited.reason = "Too Many Requests";
-    limited.headers = {{"Content-Type", "application/json"}, {"Retry-After", "30"}};
-    limited.body = R"({"error":{"message":"Rate limit reached for requests","type":"requests","param":null,"code":"rate_limit_exceeded"}})";
-    rig.server.add(limited);
+    rig.server.add(openai_429("30"));
     auto& env = rig.env;
     // The Retry-After is longer than the deadline: fail at once, not sleep.
     const auto t0 = std::chrono::steady_clock::now();
@@ -177,13 +182,7 @@ TEST_CASE("an upstream 429 with Retry-After: E4401 and exit 5 with the time left
 
 TEST_CASE("over HTTP an SDK that retries by itself gets 429 with Retry-After at once - one upstream call per attempt") {
     ProviderRig rig;
-    Route limited;
-    limited.path = "/v1/chat/completions";
-    limited.status = 429;
-    limited.reason = "Too Many Requests";
-    limited.headers = {{"Content-Type", "application/json"}, {"Retry-After", "2"}};
-    limited.body = R"({"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}})";
-    rig.server.add(limited);
+    rig.server.add(openai_429("2"));
     std::filesystem::create_directories(rig.env.state_dir());
     const int pid = l04::test::spawn({l04::test::bin("l04d"), "--foreground", "--listen", "127.0.0.1:0"},
                                      rig.env.options(), rig.env.log_path());
