@@ -128,7 +128,9 @@ l04::Result<std::unique_ptr<l04::ApiClient>> Context::client(bool start_daemon, 
     }
     const std::int64_t request_ms =
         request_timeout_ms > 0 ? request_timeout_ms : settings.get_duration_ms("request.timeout");
-    const auto wait = read_timeout.count() > 0 ? read_timeout : std::chrono::milliseconds(request_ms + 30'000);
+    // l04d ends every request by its deadline (E4202 then); 5 s more covers
+    // the answer's way back. A daemon silent past that is not responding.
+    const auto wait = read_timeout.count() > 0 ? read_timeout : std::chrono::milliseconds(request_ms + 5'000);
     auto c = std::make_unique<l04::SocketClient>(sock, wait);
     c->set_state_dir(settings.state_dir());
     return std::unique_ptr<l04::ApiClient>(std::move(c));

@@ -357,7 +357,13 @@ TEST_CASE("a daemon that stops answering gives exit 8 quickly - daemon stop work
     auto st = env.ctl({"daemon", "status"});
     auto cs = env.ctl({"cache", "stats"});
     const auto took = std::chrono::steady_clock::now() - t0;
+    // A prompt waits for its own deadline plus 5 s, not 30 s more.
+    const auto p0 = std::chrono::steady_clock::now();
+    auto pr = env.ctl({"prompt", "-m", "mock", "--timeout", "1s", "hi"});
+    const auto prompt_took = std::chrono::steady_clock::now() - p0;
     ::kill(pid, SIGCONT);
+    CHECK(pr.exit_code == 8);
+    CHECK(prompt_took < std::chrono::seconds(9));
     CHECK(st.exit_code == 8);
     CHECK(st.err.find("(pid " + std::to_string(pid) + ") is not responding") != std::string::npos);
     CHECK(cs.exit_code == 8);
