@@ -401,6 +401,16 @@ TEST_CASE("an l04d that exits at start is reported at once with its reason - nev
         CHECK(r.err.find(env.log_path()) != std::string::npos);
         CHECK(took < std::chrono::seconds(5));  // the start timeout is 10 s
     }
+    SUBCASE("one that says nothing: no line of an earlier run is given as its reason") {
+        std::ofstream(fake) << "#!/bin/sh\nexit 3\n";
+        std::filesystem::create_directories(env.state_dir());
+        std::ofstream(env.log_path()) << "2026-11-27 l04d stopped (an earlier run)\n";
+        auto r = env.ctl({"prompt", "-m", "mock", "hi"});
+        INFO(r.err);
+        CHECK(r.exit_code == 8);
+        CHECK(r.err.find("l04d exited at start") != std::string::npos);
+        CHECK(r.err.find("an earlier run") == std::string::npos);
+    }
     SUBCASE("no log can be written: the reason comes straight from its stderr - no log is named") {
         std::filesystem::create_directories(env.log_path());  // a directory: the log cannot be opened
         const auto t0 = std::chrono::steady_clock::now();

@@ -314,6 +314,9 @@ Status ensure_daemon(const Settings& settings, const DaemonStart& start) {
     // the log file cannot be opened, its stderr (so the reason is shown).
     int info[2];
     if (::pipe2(info, O_CLOEXEC) != 0) return fail(unavailable(std::string("pipe failed: ") + std::strerror(errno)));
+    // Only what this start appends to the log can explain its failure.
+    std::error_code size_ec;
+    const auto log_size_before = std::filesystem::is_regular_file(log, size_ec) ? std::filesystem::file_size(log, size_ec) : 0;
     pid_t pid = ::fork();
     if (pid < 0) {
         ::close(info[0]);
@@ -388,8 +391,10 @@ Status ensure_daemon(const Settings& settings, const DaemonStart& start) {
             drain();
             std::string why = std::string(trim(early_stderr));
             if (why.empty()) {
-                // The reason is in the log, if l04d could write one.
+                // The reason is in the log, if l04d could write one: the
+                // last line this start appended.
                 std::ifstream in(log);
+                in.seekg(static_cast<std::streamoff>(log_size_before));
                 std::string line, last;
                 while (std::getline(in, line))
                     if (!trim(line).empty()) last = line;
