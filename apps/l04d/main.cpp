@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fcntl.h>
 #include <fstream>
 #include <iostream>
@@ -160,7 +161,7 @@ int main(int argc, char** argv) {
     l04::ApiOptions ao;
     ao.auth_token = settings->get("daemon.auth_token");
     ao.socket_path = sock;
-    ao.state_dir = settings->state_dir();
+    ao.state_dir = std::filesystem::path(settings->state_dir()).lexically_normal().string();
     ao.listen = settings->get("daemon.listen");
     ao.allowed_hosts = l04::split(settings->get("daemon.allowed_hosts"), ',');
     ao.allowed_origins = l04::split(settings->get("daemon.allowed_origins"), ',');

@@ -49,6 +49,17 @@ struct ProviderRig {
 
 json usage_of(const std::string& out) { return json::parse(out)["token_usage"]; }
 
+// OpenAI's chat endpoint replaying a recording (wire/openai/<body>, with the
+// headers of the same name) in pieces of chunk_size bytes, delay apart.
+Route paced_chat(const std::string& body, std::size_t chunk_size, std::chrono::milliseconds delay) {
+    const std::string stem = body.substr(0, body.rfind('.'));
+    auto r = Route::recorded("POST", "/v1/chat/completions", "wire/openai/" + stem + ".headers", "wire/openai/" + body);
+    r.chunked = true;
+    r.chunk_size = chunk_size;
+    r.chunk_delay = delay;
+    return r;
+}
+
 // OpenAI's chat endpoint answering 429 with a Retry-After (seconds).
 Route openai_429(const std::string& retry_after) {
     Route r;
@@ -236,12 +247,7 @@ TEST_CASE("--timeout is one deadline for the whole request - mid-stream too - E4
     CHECK(mid.out.rfind("one", 0) == 0);                         // what arrived was printed
     CHECK(mid.out.find("ten") == std::string::npos);            // and no more
     // The same through a real HTTP upstream streaming slowly.
-    auto paced = Route::recorded("POST", "/v1/chat/completions", "wire/openai/chat_stream_with_usage.headers",
-                                 "wire/openai/chat_stream_with_usage.sse");
-    paced.chunked = true;
-    paced.chunk_size = 16;
-    paced.chunk_delay = std::chrono::milliseconds(150);
-    rig.server.add(paced);
+    rig.server.add(paced_chat("chat_stream_with_usage.sse", 16, std::chrono::milliseconds(150)));
     t0 = std::chrono::steady_clock::now();
     auto http = env.ctl({"prompt", "-m", "gpt-4o-mini", "--no-cache", "--timeout", "1s", "stream slowly"});
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(5000));
@@ -281,12 +287,7 @@ TEST_CASE("concurrent budget spenders through l04d never overshoot the daily bud
     ProviderRig rig;
     // Each call costs $0.0000096 (16 prompt + 12 completion tokens of
     // gpt-4o-mini) and takes about a second, so they overlap.
-    auto slow = Route::recorded("POST", "/v1/chat/completions", "wire/openai/chat_nonstream.headers",
-                                "wire/openai/chat_nonstream.json");
-    slow.chunked = true;
-    slow.chunk_size = 64;
-    slow.chunk_delay = std::chrono::milliseconds(80);
-    rig.server.add(slow);
+    rig.server.add(paced_chat("chat_nonstream.json", 64, std::chrono::milliseconds(80)));
     auto& env = rig.env;
     const double budget = 0.00005;
     env.env()["L04_BUDGET_DAILY_USD"] = "0.00005";

@@ -196,8 +196,8 @@ void Api::handle(const ServerRequest& req, ResponseWriter& w) {
     if (auto refused = tcp_refusal(req)) return send_error(w, *refused);
     if (!req.from_tcp && !m_opts.state_dir.empty()) {
         const std::string theirs = req.header("x-l04-state-dir");
-        auto norm = [](const std::string& p) { return std::filesystem::path(p).lexically_normal().string(); };
-        if (!theirs.empty() && norm(theirs) != norm(m_opts.state_dir)) {
+        // m_opts.state_dir is normalised once, by l04d.
+        if (!theirs.empty() && std::filesystem::path(theirs).lexically_normal().string() != m_opts.state_dir) {
             Error e(ErrorCode::daemon_unavailable,
                     "the l04d on this socket serves the state directory " + m_opts.state_dir + ", not yours (" +
                         theirs.substr(0, 300) +

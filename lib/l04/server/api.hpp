@@ -40,8 +40,8 @@ struct ApiOptions {
     std::string listen;                    // reported by /admin/status
     std::int64_t started_ms = 0;
     bool in_process = false;               // l04ctl --no-daemon
-    // This daemon's state directory: a Unix-socket client that says it uses
-    // another one (X-L04-State-Dir) is refused.
+    // This daemon's state directory, lexically normalised: a Unix-socket
+    // client that says it uses another one (X-L04-State-Dir) is refused.
     std::string state_dir;
 };
 

@@ -308,8 +308,7 @@ Status Ledger::record(const UsageRow& r) {
             } else {
                 const int err = errno;
                 // Cut a torn line so the next one starts clean.
-                if (::ftruncate(m_journal_fd, m_journal_size) != 0) {
-                }
+                (void)!::ftruncate(m_journal_fd, m_journal_size);
                 if (m_journal_errors++ % 1000 == 0)
                     spdlog::warn("usage ledger: cannot append to the crash journal {}: {} (the row is kept in memory)",
                                  m_journal_path, std::strerror(err));

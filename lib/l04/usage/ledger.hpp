@@ -148,7 +148,6 @@ private:
     std::condition_variable m_cv;
     std::vector<Pending> m_pending;
     bool m_stop = false;
-    bool m_failing = false;  // the last write failed: back off
     std::chrono::milliseconds m_min_backoff, m_max_backoff;
     std::thread m_writer;
     // The journal (guarded by m_q_mu: appends happen in queue order).
