@@ -13,34 +13,7 @@ namespace l04ctl {
 
 int g_exit = k_ok;
 
-int exit_code_for(l04::ErrorCode code) {
-    using l04::ErrorCode;
-    const auto n = static_cast<unsigned>(code);
-    switch (code) {
-        case ErrorCode::model_not_found:
-        case ErrorCode::invalid_strategy: return k_invalid;
-        case ErrorCode::daemon_unavailable: return k_daemon;
-        case ErrorCode::internal_error: return k_internal;
-        case ErrorCode::auth_failed: return k_auth;
-        case ErrorCode::timeout:
-        case ErrorCode::deadline_exceeded: return k_timeout;
-        case ErrorCode::context_length_exceeded:
-        case ErrorCode::provider_bad_request:
-        case ErrorCode::provider_model_not_found: return k_invalid;
-        case ErrorCode::rate_limit_exceeded:
-        case ErrorCode::quota_exhausted:
-        case ErrorCode::queue_full:
-        case ErrorCode::rate_limit_error: return k_rate_limited;
-        default: break;
-    }
-    if (n >= 4000 && n < 4100) return k_config;
-    if (n >= 4100 && n < 4200) return k_unavailable;
-    if (n >= 4200 && n < 4300) return k_unavailable;
-    if (n >= 4300 && n < 4400) return k_internal;
-    if (n >= 4500 && n < 4600) return k_invalid;
-    if (n >= 4600 && n < 4800) return k_unavailable;
-    return k_internal;
-}
+int exit_code_for(l04::ErrorCode code) { return l04::exit_status(code); }
 
 int report(const l04::Error& e) {
     std::string msg = "l04ctl: " + e.to_string();

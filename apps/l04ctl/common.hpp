@@ -98,6 +98,7 @@ void add_daemon(CLI::App& app, Context& ctx);
 void add_config(CLI::App& app, Context& ctx);
 void add_usage(CLI::App& app, Context& ctx);
 void add_limits(CLI::App& app, Context& ctx);
+void add_batch(CLI::App& app, Context& ctx);
 
 // The run result of the selected subcommand.
 extern int g_exit;

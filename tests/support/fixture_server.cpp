@@ -114,7 +114,8 @@ void FixtureServer::stop() {
 void FixtureServer::add(Route r) {
     std::lock_guard lk(m_mu);
     for (auto& existing : m_routes)
-        if (existing.method == r.method && existing.path == r.path) {
+        if (existing.method == r.method && existing.path == r.path &&
+            existing.when_body_contains == r.when_body_contains && existing.times == 0 && r.times == 0) {
             existing = std::move(r);
             return;
         }
@@ -130,12 +131,24 @@ std::vector<ReceivedRequest> FixtureServer::requests() const {
     return m_requests;
 }
 
-const Route* FixtureServer::find_route(const std::string& method, const std::string& target) const {
+const Route* FixtureServer::find_route(const std::string& method, const std::string& target, const std::string& body) {
     const std::string bare = target.substr(0, target.find('?'));
-    for (const auto& r : m_routes) {
-        if (r.method != method) continue;
-        if (r.path.find('?') != std::string::npos ? r.path == target : r.path == bare) return &r;
+    auto matches = [&](const Route& r) {
+        return r.method == method && (r.path.find('?') != std::string::npos ? r.path == target : r.path == bare);
+    };
+    for (auto& r : m_routes) {
+        if (r.when_body_contains.empty() && r.times == 0) continue;
+        if (!matches(r)) continue;
+        if (!r.when_body_contains.empty() && body.find(r.when_body_contains) == std::string::npos) continue;
+        if (r.times > 0) {
+            auto& used = m_used[&r - m_routes.data()];
+            if (used >= r.times) continue;
+            ++used;
+        }
+        return &r;
     }
+    for (const auto& r : m_routes)
+        if (r.when_body_contains.empty() && r.times == 0 && matches(r)) return &r;
     return nullptr;
 }
 
@@ -218,7 +231,7 @@ void FixtureServer::serve(int fd) {
         {
             std::lock_guard lk(m_mu);
             m_requests.push_back(req);
-            if (const Route* r = find_route(req.method, req.target)) {
+            if (const Route* r = find_route(req.method, req.target, req.body)) {
                 route = *r;
                 found = true;
             }

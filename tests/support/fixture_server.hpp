@@ -43,6 +43,12 @@ struct Route {
     std::chrono::milliseconds chunk_delay{0};
     Fault fault = Fault::none;
     std::size_t fault_at = 0;
+    // Conditions: only requests whose body contains this text; only the
+    // first `times` such requests (0: all). Conditional routes are tried
+    // before plain ones, so "the first 2 calls for prompt X get a 429" sits
+    // beside the normal answer.
+    std::string when_body_contains;
+    std::size_t times = 0;
 
     // A route from recorded files under the fixtures dir ("wire/openai/x.headers",
     // "wire/openai/x.sse"). Without a headers file: status_if_no_headers and JSON.
@@ -85,7 +91,7 @@ private:
     void serve(int fd);
     bool read_request(int fd, std::string& buf, ReceivedRequest& out);
     bool wait_readable(int fd);
-    const Route* find_route(const std::string& method, const std::string& target) const;
+    const Route* find_route(const std::string& method, const std::string& target, const std::string& body);
 
     int m_listen = -1;
     int m_wake[2] = {-1, -1};  // written once on stop(): wakes every poll
@@ -95,6 +101,7 @@ private:
     mutable std::mutex m_mu;
     std::condition_variable m_cv;
     std::vector<Route> m_routes;
+    std::map<std::size_t, std::size_t> m_used;  // route index -> requests served (routes with `times`)
     std::vector<ReceivedRequest> m_requests;
     std::vector<std::thread> m_threads;
     std::vector<int> m_conns;

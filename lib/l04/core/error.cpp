@@ -101,4 +101,31 @@ std::string Error::to_string() const {
     return s;
 }
 
+int exit_status(ErrorCode code) {
+    const auto n = static_cast<unsigned>(code);
+    switch (code) {
+        case ErrorCode::model_not_found:
+        case ErrorCode::invalid_strategy: return 3;
+        case ErrorCode::daemon_unavailable: return 8;
+        case ErrorCode::internal_error: return 1;
+        case ErrorCode::auth_failed: return 4;
+        case ErrorCode::timeout:
+        case ErrorCode::deadline_exceeded: return 7;
+        case ErrorCode::context_length_exceeded:
+        case ErrorCode::provider_bad_request:
+        case ErrorCode::provider_model_not_found: return 3;
+        case ErrorCode::rate_limit_exceeded:
+        case ErrorCode::quota_exhausted:
+        case ErrorCode::queue_full:
+        case ErrorCode::rate_limit_error: return 5;
+        default: break;
+    }
+    if (n >= 4000 && n < 4100) return 9;
+    if (n >= 4100 && n < 4300) return 6;
+    if (n >= 4300 && n < 4400) return 1;
+    if (n >= 4500 && n < 4600) return 3;
+    if (n >= 4600 && n < 4800) return 6;
+    return 1;
+}
+
 }  // namespace l04

@@ -64,6 +64,12 @@ enum class ErrorCode : std::uint16_t {
     daemon_unavailable = 4098,
 };
 
+// The exit status l04ctl gives an error (the table in l04ctl(1)): 1 internal,
+// 3 invalid request, 4 authentication, 5 rate limited / budget / queue full,
+// 6 unavailable, 7 timeout, 8 l04d unavailable, 9 configuration. Batch result
+// lines carry it too ("exit"), so scripts act on either the same way.
+int exit_status(ErrorCode code);
+
 // "E4001" for ErrorCode::model_not_found.
 std::string code_string(ErrorCode code);
 // A short stable name, e.g. "model_not_found".

@@ -1,4 +1,5 @@
 #include <l04/server/api.hpp>
+#include <l04/batch/batch.hpp>
 #include <l04/cache/hit_guard.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/server/openai_json.hpp>
@@ -246,6 +247,10 @@ void Api::handle(const ServerRequest& req, ResponseWriter& w) {
             return send_json(w, 200, {{"buckets", arr}, {"circuits", circuits}});
         }
         if (p == "/v1/route" && m == "POST") return route(req, w);
+        if (p == "/v1/batch") {
+            if (m != "POST") return send_error(w, Error(ErrorCode::invalid_request, "use POST"));
+            return batch(req, w);
+        }
         if (p == "/admin/status") {
             json j{{"pid", ::getpid()},
                    {"version", L04_VERSION},
@@ -519,6 +524,36 @@ void Api::route(const ServerRequest& http, ResponseWriter& w) {
     send_json(w, 200,
               {{"primary", d->primary ? d->primary->id : ""}, {"fallbacks", fb}, {"strategy", d->strategy},
                {"target", d->target}, {"candidates", notes}});
+}
+
+// JSON lines in (the `l04ctl batch` input format), JSON lines out as each
+// item finishes (or in input order with ?ordered=1), on one streamed 200
+// answer: an item's failure is its own line, never the whole request's.
+void Api::batch(const ServerRequest& http, ResponseWriter& w) {
+    std::size_t concurrency = 4;
+    if (const std::string c = query_param(http.query, "concurrency"); !c.empty()) {
+        if (c.size() > 2 || !std::all_of(c.begin(), c.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) ||
+            std::stoi(c) < 1 || std::stoi(c) > 16)
+            return send_error(w, Error(ErrorCode::invalid_parameter, "concurrency must be from 1 to 16"));
+        concurrency = static_cast<std::size_t>(std::stoi(c));
+    }
+    const std::string ord = query_param(http.query, "ordered");
+    BatchDefaults d;
+    const std::vector<BatchItem> items = parse_batch_input(http.body, d);
+    if (items.empty()) return send_error(w, Error(ErrorCode::invalid_request, "the batch is empty: send one item a line"));
+    if (!w.begin_stream(200, {{"Content-Type", "application/x-ndjson"}, {"Cache-Control", "no-cache"}})) return;
+    BatchRunOptions opts;
+    opts.concurrency = concurrency;
+    opts.ordered = ord == "1" || ord == "true";
+    opts.default_timeout_ms = m_gw.settings().get_duration_ms("request.timeout");
+    opts.clock = &m_gw.clock();
+    BatchExec exec = [this](std::size_t, const InferenceRequest& req) { return m_gw.execute(InferenceRequest(req)); };
+    BatchEmit emit = [&w](const BatchItem& it, const Result<InferenceResponse>& r) {
+        const nlohmann::ordered_json line = r ? batch_result_json(it, *r) : batch_error_json(it, r.error(), exit_status(r.error().code));
+        return w.write(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");  // false: the client is gone, start nothing more
+    };
+    run_batch(items, exec, emit, opts);
+    w.end_stream();
 }
 
 }  // namespace l04

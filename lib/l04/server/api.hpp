@@ -66,6 +66,7 @@ private:
     void providers(const ServerRequest& req, ResponseWriter& w);
     void usage(const ServerRequest& req, ResponseWriter& w);
     void route(const ServerRequest& req, ResponseWriter& w);
+    void batch(const ServerRequest& req, ResponseWriter& w);
     Gateway& m_gw;
     ApiOptions m_opts;
 };
