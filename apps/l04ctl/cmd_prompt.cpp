@@ -7,7 +7,9 @@
 // no TEXT is given. --no-stdin never reads it.
 #include "common.hpp"
 
+#include <l04/core/clock.hpp>
 #include <l04/core/strings.hpp>
+#include <l04/log/prompt_log.hpp>
 #include <l04/server/openai_json.hpp>
 
 #include <CLI/CLI.hpp>
@@ -25,11 +27,12 @@ namespace {
 
 struct PromptArgs {
     std::vector<std::string> text;
-    std::string model, system, agent, strategy, priority, timeout;
+    std::string model, system, agent, strategy, priority, timeout, cid;
     std::vector<std::string> options, capabilities, attach;
     std::optional<double> temperature;
     std::optional<std::int64_t> max_tokens;
     bool wait = false;
+    bool cont = false, no_log = false;
     bool no_cache = false, refresh = false, no_stream = false, stream = false, json = false, explain = false,
          no_stdin = false;
 };
@@ -165,8 +168,81 @@ void usage_line(const Context& ctx, const l04::InferenceResponse& r) {
                  cost, lat, cache.c_str(), st.reset());
 }
 
+// The earlier turns of a conversation as messages (user, assistant, ...),
+// each user message as it was sent (its images too).
+l04::Result<std::vector<l04::Message>> history_messages(const std::vector<l04::LoggedPrompt>& turns) {
+    nlohmann::json msgs = nlohmann::json::array();
+    for (const auto& t : turns) {
+        auto m = nlohmann::json::parse(t.message_json, nullptr, false);
+        if (!m.is_object()) m = {{"role", "user"}, {"content", t.prompt}};
+        msgs.push_back(std::move(m));
+        msgs.push_back({{"role", "assistant"}, {"content", t.response}});
+    }
+    msgs.push_back({{"role", "user"}, {"content", "-"}});  // a placeholder for the new turn
+    auto parsed = l04::parse_chat_request(l04::to_wire(nlohmann::json{{"messages", std::move(msgs)}}));
+    if (!parsed) return l04::fail(parsed.error());
+    auto out = std::move(parsed->messages);
+    out.pop_back();
+    return out;
+}
+
+// Drops the oldest turns until the conversation fits the model's context
+// window (leaving room for the answer); says so on stderr.
+void fit_context(const Context& ctx, l04::ApiClient& client, l04::InferenceRequest& req, std::size_t history) {
+    if (history == 0 || req.model.empty()) return;
+    auto info = call_json(client, "GET", "/v1/models/" + req.model);
+    if (!info || !info->contains("l04")) return;
+    const std::int64_t window = (*info)["l04"].value("context_window", std::int64_t{0});
+    if (window <= 0) return;
+    const std::int64_t max_out = (*info)["l04"].value("max_output_tokens", std::int64_t{0});
+    // Room for the answer: max_tokens, else 1,024 tokens (less when the model's output limit is lower).
+    const std::int64_t reserve = req.max_tokens ? *req.max_tokens : std::min<std::int64_t>(max_out > 0 ? max_out : 1024, 1024);
+    std::size_t dropped = 0;
+    while (history >= 2 && l04::estimate_prompt_tokens(req) + reserve > window) {
+        req.messages.erase(req.messages.begin(), req.messages.begin() + 2);
+        history -= 2;
+        ++dropped;
+    }
+    if (dropped && !ctx.globals.quiet)
+        std::fprintf(stderr,
+                     "l04ctl: note: the conversation is longer than %s's context window (%lld tokens): its %zu "
+                     "oldest turn(s) are not sent\n",
+                     req.model.c_str(), static_cast<long long>(window), dropped);
+}
+
+// Records a finished prompt in the log (a warning when it cannot).
+void log_prompt(const Context& ctx, const l04::InferenceRequest& req, const std::string& conversation_id,
+                const l04::InferenceResponse& resp, nlohmann::json* json_out) {
+    if (!ctx.settings.get_bool("log.prompts") || ctx.no_log) return;
+    auto log = l04::PromptLog::open(ctx.settings.state_dir());
+    l04::LoggedPrompt p;
+    p.conversation_id = conversation_id;
+    p.ts_ms = l04::SystemClock::instance().wall_ms();
+    p.model = resp.model_id;
+    p.provider = resp.provider;
+    p.system = req.system_prompt;
+    p.prompt = req.messages.back().content;
+    p.message_json = l04::to_wire(l04::chat_request_to_json(req)["messages"].back());
+    p.response = resp.content;
+    p.prompt_tokens = resp.token_usage.prompt_tokens;
+    p.completion_tokens = resp.token_usage.completion_tokens;
+    p.cost_usd = resp.cost_usd;
+    p.cached = resp.cached;
+    p.request_id = resp.request_id;
+    l04::Status st = log ? (*log)->record(p, ctx.settings.get_duration_ms("log.retention")) : l04::Status(l04::fail(log.error()));
+    if (!st) {
+        if (!ctx.globals.quiet) std::fprintf(stderr, "l04ctl: warning: the prompt was not logged: %s\n", st.error().to_string().c_str());
+        return;
+    }
+    if (json_out) {
+        (*json_out)["conversation_id"] = p.conversation_id;
+        (*json_out)["log_id"] = p.id;
+    }
+}
+
 int run_prompt(Context& ctx, PromptArgs& a) {
     if (int rc = ctx.load()) return rc;
+    ctx.no_log = a.no_log;
     std::string arg_text;
     for (std::size_t i = 0; i < a.text.size(); ++i) arg_text += (i ? " " : "") + a.text[i];
     std::string prompt = arg_text;
@@ -202,6 +278,33 @@ int run_prompt(Context& ctx, PromptArgs& a) {
             if (!part) return report(part.error());
             msg.parts.push_back(std::move(*part));
         }
+    }
+    // -c / --cid: the conversation's earlier turns go first.
+    std::string conversation_id;
+    std::size_t history = 0;
+    if (a.cont || !a.cid.empty()) {
+        auto log = l04::PromptLog::open(ctx.settings.state_dir());
+        if (!log) return report(log.error());
+        conversation_id = a.cid;
+        if (conversation_id.empty()) {
+            auto latest = (*log)->latest_conversation();
+            if (!latest) return report(latest.error());
+            if (latest->empty())
+                return report(l04::Error(l04::ErrorCode::invalid_request,
+                                         "there is no earlier conversation to continue (the prompt log is empty)"));
+            conversation_id = *latest;
+        }
+        auto turns = (*log)->conversation(conversation_id);
+        if (!turns) return report(turns.error());
+        if (turns->empty())
+            return report(l04::Error(l04::ErrorCode::invalid_request,
+                                     "no conversation '" + conversation_id + "' in the prompt log (see `l04ctl logs`)"));
+        auto earlier = history_messages(*turns);
+        if (!earlier) return report(earlier.error());
+        history = earlier->size();
+        req.messages = std::move(*earlier);
+        if (a.system.empty()) req.system_prompt = turns->back().system;
+        if (a.model.empty()) req.model = turns->back().model;
     }
     req.messages.push_back(std::move(msg));
     req.temperature = a.temperature;
@@ -242,6 +345,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
 
     auto client = ctx.client(true);
     if (!client) return report(client.error());
+    fit_context(ctx, **client, req, history);
     // A missing or refused key while l04d runs with another environment than
     // this shell (started before the key was exported): say so.
     const auto report = [&ctx](const l04::Error& e) {
@@ -293,12 +397,14 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         l04::InferenceResponse resp = l04::response_from_json(j);
         if (a.json) {
             auto out = response_json(resp);
+            log_prompt(ctx, req, conversation_id, resp, &out);
             const auto& parts = req.messages.front().parts;
             std::size_t images = 0;
             for (const auto& p : parts) images += p.is_image() ? 1 : 0;
             out["sent"] = {{"parts", parts.empty() ? std::size_t{1} : parts.size()}, {"images", images}};
             std::printf("%s\n", out.dump(2).c_str());
         } else {
+            log_prompt(ctx, req, conversation_id, resp, nullptr);
             std::fwrite(resp.content.data(), 1, resp.content.size(), stdout);
             if (resp.content.empty() || resp.content.back() != '\n') std::fputc('\n', stdout);
             // fwrite may have hit EPIPE itself (a large write), so ferror too.
@@ -310,6 +416,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
 
     // Streaming: parse the SSE events as they arrive, print each delta at once.
     std::string pending;
+    std::string streamed;  // the answer so far, for the log
     bool done = false;
     bool ended_with_newline = true;
     bool printed = false;
@@ -334,6 +441,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
             if (d.contains("content") && d["content"].is_string()) {
                 const auto& s = d["content"].get_ref<const std::string&>();
                 if (!s.empty()) {
+                    streamed += s;
                     const bool wrote = std::fwrite(s.data(), 1, s.size(), stdout) == s.size();
                     if ((!wrote || std::fflush(stdout) != 0 || std::ferror(stdout)) && errno == EPIPE) {
                         // The reader is gone (`| head -c 20`): stop here; closing the
@@ -392,6 +500,8 @@ int run_prompt(Context& ctx, PromptArgs& a) {
     if (stream_error) return report(*stream_error);
     if (!done)
         return report(l04::Error(l04::ErrorCode::streaming_error, "the stream ended without its final event"));
+    final_resp.content = std::move(streamed);
+    log_prompt(ctx, req, conversation_id, final_resp, nullptr);
     if (ctx.globals.verbose > 0 || (ctx.stderr_tty() && !ctx.globals.quiet)) usage_line(ctx, final_resp);
     return k_ok;
 }
@@ -441,6 +551,11 @@ void add_prompt(CLI::App& app, Context& ctx) {
     c->add_flag("--json", a->json, "Print the whole response (InferenceResponse) as one JSON object");
     c->add_flag("--explain", a->explain, "Show the routing decision without calling any provider");
     c->add_flag("--no-stdin", a->no_stdin, "Never read standard input");
+    c->add_flag("-c,--continue", a->cont,
+                "Continue the most recent conversation: its earlier turns are sent first (oldest dropped when they "
+                "exceed the model's context window); its model and system prompt unless -m / -s say otherwise");
+    c->add_option("--cid", a->cid, "Continue the conversation with this id (see `l04ctl logs`)");
+    c->add_flag("--no-log", a->no_log, "Do not record this prompt in the prompt log (see log.prompts)");
     c->callback([&ctx, a] { g_exit = run_prompt(ctx, *a); });
 }
 

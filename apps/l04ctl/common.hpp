@@ -51,6 +51,8 @@ public:
     std::map<std::string, std::string> setting_flags;
     // Longest request this run may make (ms); the socket wait exceeds it.
     std::int64_t request_timeout_ms = 0;
+    // --no-log: this run records nothing in the prompt log.
+    bool no_log = false;
 
     // Loads settings (once). Returns an exit code on failure (printed).
     int load();
@@ -99,6 +101,7 @@ void add_config(CLI::App& app, Context& ctx);
 void add_usage(CLI::App& app, Context& ctx);
 void add_limits(CLI::App& app, Context& ctx);
 void add_batch(CLI::App& app, Context& ctx);
+void add_logs(CLI::App& app, Context& ctx);
 
 // The run result of the selected subcommand.
 extern int g_exit;

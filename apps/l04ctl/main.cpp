@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
     l04ctl::add_usage(app, ctx);
     l04ctl::add_limits(app, ctx);
     l04ctl::add_batch(app, ctx);
+    l04ctl::add_logs(app, ctx);
 
     app.parse_complete_callback([&ctx] { l04ctl::setup_logging(ctx.globals.verbose, ctx.globals.quiet); });
     try {

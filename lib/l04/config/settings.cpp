@@ -86,6 +86,11 @@ const std::vector<SettingInfo>& settings_table() {
          "Spend limit per agent per UTC calendar month in USD (0 = none)."},
         {"budget.agents", T::string, "", {"L04_BUDGET_AGENTS"}, false,
          "Per-agent budgets \"agent=daily[/monthly]\" in USD, comma-separated; 0 or - = none."},
+        {"log.prompts", T::boolean, "true", {"L04_LOG_PROMPTS"}, false,
+         "Record every `l04ctl prompt` (prompt, system, model, answer, usage, conversation) in logs.db in the state "
+         "directory (mode 0600), for `l04ctl logs` and `-c`; false records nothing."},
+        {"log.retention", T::duration, "0", {"L04_LOG_RETENTION"}, false,
+         "Delete logged prompts older than this (e.g. 30d) whenever one is recorded; 0 keeps them."},
         {"circuit_breaker.failure_threshold", T::integer, "5",
          {"L04_CIRCUIT_BREAKER_FAILURE_THRESHOLD", "CIRCUIT_BREAKER_FAILURE_THRESHOLD"}, false,
          "Consecutive failures that open a provider's circuit."},

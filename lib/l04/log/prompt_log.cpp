@@ -1,0 +1,211 @@
+#include <l04/log/prompt_log.hpp>
+#include <l04/core/strings.hpp>
+#include <l04/core/types.hpp>
+
+#include <random>
+
+namespace l04 {
+
+namespace {
+
+// Append-only, like l04.db's.
+const std::vector<std::string_view> k_migrations = {
+    R"(CREATE TABLE prompts(
+         id INTEGER PRIMARY KEY,
+         conversation_id TEXT NOT NULL,
+         ts_ms INTEGER NOT NULL,
+         model TEXT NOT NULL DEFAULT '',
+         provider TEXT NOT NULL DEFAULT '',
+         system TEXT NOT NULL DEFAULT '',
+         prompt TEXT NOT NULL,
+         message_json TEXT NOT NULL DEFAULT '',
+         response TEXT NOT NULL,
+         prompt_tokens INTEGER NOT NULL DEFAULT 0,
+         completion_tokens INTEGER NOT NULL DEFAULT 0,
+         cost_usd REAL NOT NULL DEFAULT 0,
+         cached INTEGER NOT NULL DEFAULT 0,
+         request_id TEXT NOT NULL DEFAULT '');
+       CREATE INDEX prompts_conversation ON prompts(conversation_id, id);
+       CREATE INDEX prompts_ts ON prompts(ts_ms);
+       CREATE VIRTUAL TABLE prompts_fts USING fts5(prompt, response, content='prompts', content_rowid='id');
+       CREATE TRIGGER prompts_ai AFTER INSERT ON prompts BEGIN
+         INSERT INTO prompts_fts(rowid, prompt, response) VALUES (new.id, new.prompt, new.response);
+       END;
+       CREATE TRIGGER prompts_ad AFTER DELETE ON prompts BEGIN
+         INSERT INTO prompts_fts(prompts_fts, rowid, prompt, response) VALUES ('delete', old.id, old.prompt, old.response);
+       END;)",
+};
+
+constexpr const char* k_columns =
+    "p.id, p.conversation_id, p.ts_ms, p.model, p.provider, p.system, p.prompt, p.message_json, p.response, "
+    "p.prompt_tokens, p.completion_tokens, p.cost_usd, p.cached, p.request_id";
+
+LoggedPrompt read_row(const Stmt& s) {
+    LoggedPrompt p;
+    p.id = s.col_int(0);
+    p.conversation_id = s.col_text(1);
+    p.ts_ms = s.col_int(2);
+    p.model = s.col_text(3);
+    p.provider = s.col_text(4);
+    p.system = s.col_text(5);
+    p.prompt = s.col_text(6);
+    p.message_json = s.col_text(7);
+    p.response = s.col_text(8);
+    p.prompt_tokens = s.col_int(9);
+    p.completion_tokens = s.col_int(10);
+    p.cost_usd = s.col_double(11);
+    p.cached = s.col_int(12) != 0;
+    p.request_id = s.col_text(13);
+    return p;
+}
+
+Result<std::vector<LoggedPrompt>> collect(Stmt& st) {
+    std::vector<LoggedPrompt> out;
+    for (;;) {
+        auto row = st.step();
+        if (!row) return fail(row.error());
+        if (!*row) break;
+        out.push_back(read_row(st));
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string fts_literal_query(std::string_view text) {
+    std::string q;
+    std::string word;
+    auto flush = [&] {
+        if (word.empty()) return;
+        if (!q.empty()) q += ' ';
+        q += '"';
+        for (char c : word) {
+            if (c == '"') q += '"';  // FTS5 string: a quote is doubled
+            q += c;
+        }
+        q += '"';
+        word.clear();
+    };
+    for (char c : text) {
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') flush();
+        else word += c;
+    }
+    flush();
+    return q;
+}
+
+std::string PromptLog::new_conversation_id(std::int64_t now_ms) {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    char b[32];
+    std::snprintf(b, sizeof b, "c%012llx%08x", static_cast<unsigned long long>(now_ms) & 0xffffffffffffULL,
+                  static_cast<unsigned>(rng() & 0xffffffffu));
+    return b;
+}
+
+Result<std::unique_ptr<PromptLog>> PromptLog::open(const std::string& state_dir) {
+    if (auto st = ensure_state_dir(state_dir); !st) return fail(st.error());
+    auto db = Db::open(state_dir + "/logs.db");
+    if (!db) return fail(db.error());
+    if (auto st = (*db)->migrate(k_migrations); !st) return fail(st.error());
+    return std::unique_ptr<PromptLog>(new PromptLog(std::move(*db)));
+}
+
+Status PromptLog::record(LoggedPrompt& p, std::int64_t retention_ms) {
+    auto tx = Transaction::begin(*m_db);
+    if (!tx) return fail(tx.error());
+    if (retention_ms > 0) {
+        auto del = m_db->prepare("DELETE FROM prompts WHERE ts_ms < ?");
+        if (!del) return fail(del.error());
+        if (auto st = del->bind(1, p.ts_ms - retention_ms).run(); !st) return st;
+    }
+    if (p.conversation_id.empty()) p.conversation_id = new_conversation_id(p.ts_ms);
+    auto ins = m_db->prepare(
+        "INSERT INTO prompts(conversation_id, ts_ms, model, provider, system, prompt, message_json, response, "
+        "prompt_tokens, completion_tokens, cost_usd, cached, request_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (!ins) return fail(ins.error());
+    ins->bind(1, p.conversation_id)
+        .bind(2, p.ts_ms)
+        .bind(3, p.model)
+        .bind(4, p.provider)
+        .bind(5, p.system)
+        .bind(6, p.prompt)
+        .bind(7, p.message_json)
+        .bind(8, p.response)
+        .bind(9, p.prompt_tokens)
+        .bind(10, p.completion_tokens)
+        .bind(11, p.cost_usd)
+        .bind(12, p.cached ? 1 : 0)
+        .bind(13, p.request_id);
+    if (auto st = ins->run(); !st) return st;
+    p.id = m_db->last_insert_rowid();
+    return tx->commit();
+}
+
+Result<std::vector<LoggedPrompt>> PromptLog::list(const LogQuery& q) {
+    std::string sql = std::string("SELECT ") + k_columns + " FROM prompts p";
+    const std::string fts = fts_literal_query(q.text);
+    if (!fts.empty()) sql += " JOIN prompts_fts f ON f.rowid = p.id AND prompts_fts MATCH ?1";
+    sql += " WHERE (?2 = '' OR p.model = ?2) AND (?3 = '' OR p.conversation_id = ?3) AND p.ts_ms >= ?4"
+           " ORDER BY p.id DESC LIMIT ?5";
+    auto st = m_db->prepare(sql);
+    if (!st) return fail(st.error());
+    if (!fts.empty()) st->bind(1, fts);
+    st->bind(2, q.model).bind(3, q.conversation_id).bind(4, q.since_ms).bind(5, static_cast<std::int64_t>(q.limit));
+    return collect(*st);
+}
+
+Result<std::optional<LoggedPrompt>> PromptLog::get(std::int64_t id) {
+    auto st = m_db->prepare(std::string("SELECT ") + k_columns + " FROM prompts p WHERE p.id = ?");
+    if (!st) return fail(st.error());
+    st->bind(1, id);
+    auto rows = collect(*st);
+    if (!rows) return fail(rows.error());
+    if (rows->empty()) return std::optional<LoggedPrompt>{};
+    return std::optional<LoggedPrompt>{std::move(rows->front())};
+}
+
+Result<std::vector<LoggedPrompt>> PromptLog::conversation(const std::string& id) {
+    auto st = m_db->prepare(std::string("SELECT ") + k_columns + " FROM prompts p WHERE p.conversation_id = ? ORDER BY p.id");
+    if (!st) return fail(st.error());
+    st->bind(1, id);
+    return collect(*st);
+}
+
+Result<std::string> PromptLog::latest_conversation() {
+    auto st = m_db->prepare("SELECT conversation_id FROM prompts ORDER BY id DESC LIMIT 1");
+    if (!st) return fail(st.error());
+    auto row = st->step();
+    if (!row) return fail(row.error());
+    return *row ? st->col_text(0) : std::string();
+}
+
+Result<int> PromptLog::remove(std::int64_t id) {
+    auto st = m_db->prepare("DELETE FROM prompts WHERE id = ?");
+    if (!st) return fail(st.error());
+    if (auto r = st->bind(1, id).run(); !r) return fail(r.error());
+    return m_db->changes();
+}
+
+Result<int> PromptLog::remove_older_than(std::int64_t ts_ms) {
+    auto st = m_db->prepare("DELETE FROM prompts WHERE ts_ms < ?");
+    if (!st) return fail(st.error());
+    if (auto r = st->bind(1, ts_ms).run(); !r) return fail(r.error());
+    return m_db->changes();
+}
+
+nlohmann::json logged_prompt_json(const LoggedPrompt& p) {
+    return {{"id", p.id},
+            {"conversation_id", p.conversation_id},
+            {"time", iso8601_utc(p.ts_ms)},
+            {"model", p.model},
+            {"provider", p.provider},
+            {"system", p.system},
+            {"prompt", p.prompt},
+            {"response", p.response},
+            {"usage", {{"prompt_tokens", p.prompt_tokens}, {"completion_tokens", p.completion_tokens}}},
+            {"cost_usd", p.cost_usd},
+            {"cached", p.cached},
+            {"request_id", p.request_id}};
+}
+
+}  // namespace l04
