@@ -4,10 +4,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include <l04/core/strings.hpp>
+
 #include <sys/stat.h>
+#include <unistd.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 
@@ -16,6 +20,56 @@ void setup_logging(int verbose, bool quiet);
 }
 
 namespace {
+
+// Rewrites the command line before CLI11 sees it: `l04ctl "some text"` and
+// `l04ctl what is a monad` are prompts; `echo hi | l04ctl` too. A single
+// unknown word is refused (exit 2) rather than sent to a provider, with the
+// command it most likely meant. Returns -1 to go on, else an exit status.
+int rewrite_args(const CLI::App& app, std::vector<std::string>& args) {
+    std::size_t i = 0;
+    while (i < args.size()) {
+        const std::string& a = args[i];
+        if (a == "--no-daemon" || a == "-v" || a == "-vv" || a == "-vvv" || a == "--verbose" || a == "-q" ||
+            a == "--quiet" || a.rfind("--config=", 0) == 0) {
+            ++i;
+        } else if (a == "--config") {
+            i += 2;
+        } else {
+            break;
+        }
+    }
+    if (i >= args.size()) {
+        if (!::isatty(0)) args.insert(args.begin() + static_cast<std::ptrdiff_t>(std::min(i, args.size())), "prompt");
+        return -1;
+    }
+    const std::string& word = args[i];
+    if (word.empty() || word[0] == '-') return -1;
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+        if (sub->get_name() == word) return -1;  // hidden ones (__complete) included
+        if (sub->get_name().empty() || sub->get_group().empty()) continue;
+        names.push_back(sub->get_name());
+    }
+    const bool one_word = word.find_first_of(" \t\n") == std::string::npos;
+    std::string near;
+    if (one_word) {
+        const std::string lw = l04::to_lower(word);
+        for (const auto& n : names) {
+            const std::size_t d = l04::edit_distance(lw, n);
+            if (d <= (n.size() <= 4 ? 1u : 2u) || (lw.size() >= 3 && n.rfind(lw, 0) == 0)) {
+                near = n;
+                break;
+            }
+        }
+    }
+    if (!near.empty() || (one_word && i + 1 == args.size())) {
+        std::fprintf(stderr, "l04ctl: unknown command '%s'%s; to send it as a prompt: l04ctl prompt %s\n", word.c_str(),
+                     near.empty() ? "" : (" (did you mean '" + near + "'?)").c_str(), word.c_str());
+        return l04ctl::k_usage;
+    }
+    args.insert(args.begin() + static_cast<std::ptrdiff_t>(i), "prompt");
+    return -1;
+}
 
 const char* k_footer = R"(Exit status:
   0  success
@@ -64,10 +118,14 @@ int main(int argc, char** argv) {
     l04ctl::add_limits(app, ctx);
     l04ctl::add_batch(app, ctx);
     l04ctl::add_logs(app, ctx);
+    l04ctl::add_completion(app, ctx);
 
     app.parse_complete_callback([&ctx] { l04ctl::setup_logging(ctx.globals.verbose, ctx.globals.quiet); });
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (int rc = rewrite_args(app, args); rc >= 0) return rc;
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
     try {
-        app.parse(argc, argv);
+        app.parse(args);
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::CallForAllHelp& e) {
