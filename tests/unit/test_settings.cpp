@@ -4,6 +4,10 @@
 
 #include <doctest/doctest.h>
 #include <l04/core/hash.hpp>
+#include <cstring>
+#include <filesystem>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 using namespace l04;
@@ -168,4 +172,36 @@ TEST_CASE("settings: queue.provider_concurrency defaults to 64 and must be an in
     auto s = Settings::load(src);
     REQUIRE(s);
     CHECK(s->get_int("queue.provider_concurrency") == 64);
+}
+
+TEST_CASE("settings: the systemd user socket in XDG_RUNTIME_DIR/l04 is used with the default state directory") {
+    test::TempDir d;
+    std::filesystem::create_directories(d.file("run/l04"));
+    SettingsSources src;
+    src.system_config = "/nonexistent";
+    src.env = fake_env({{"HOME", d.str()}, {"XDG_RUNTIME_DIR", d.file("run")}, {"XDG_CONFIG_HOME", d.file("cfg")}});
+    auto before = Settings::load(src);
+    REQUIRE(before.has_value());
+    CHECK(before->runtime_dir().rfind(d.file("run") + "/l04-", 0) == 0);  // no socket yet: the digest directory
+    // A plain file of that name is not a socket.
+    test::write_file(d.file("run/l04/l04d.sock"), "x");
+    CHECK(Settings::load(src)->runtime_dir() != d.file("run/l04"));
+    std::filesystem::remove(d.file("run/l04/l04d.sock"));
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    const std::string sock = d.file("run/l04/l04d.sock");
+    REQUIRE(sock.size() < sizeof a.sun_path);
+    std::memcpy(a.sun_path, sock.c_str(), sock.size() + 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    auto s = Settings::load(src);
+    REQUIRE(s.has_value());
+    CHECK(s->runtime_dir() == d.file("run/l04"));
+    CHECK(s->socket_path() == sock);
+    // Another state directory (or an explicit runtime directory) keeps its own.
+    src.env = fake_env({{"HOME", d.str()}, {"XDG_RUNTIME_DIR", d.file("run")}, {"L04_STATE_DIR", d.file("other")}});
+    CHECK(Settings::load(src)->runtime_dir() != d.file("run/l04"));
+    src.env = fake_env({{"HOME", d.str()}, {"XDG_RUNTIME_DIR", d.file("run")}, {"L04_RUNTIME_DIR", d.file("mine")}});
+    CHECK(Settings::load(src)->runtime_dir() == d.file("mine"));
+    ::close(fd);
 }

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace l04 {
@@ -372,7 +373,18 @@ std::string Settings::runtime_dir() const {
     // job's state through a shared socket.
     const std::string state = std::filesystem::path(state_dir()).lexically_normal().string();
     const std::string tag = sha256_hex(state).substr(0, 12);
-    if (auto x = m_env("XDG_RUNTIME_DIR"); x && !x->empty()) return *x + "/l04-" + tag;
+    if (auto x = m_env("XDG_RUNTIME_DIR"); x && !x->empty()) {
+        // The systemd user units (l04d.socket) listen on $XDG_RUNTIME_DIR/l04/l04d.sock
+        // and serve the default state directory: used when this process has
+        // the default state directory too and that socket is there (a socket
+        // of ours; $XDG_RUNTIME_DIR is the user's own 0700 directory).
+        struct stat st{};
+        const std::string unit_dir = *x + "/l04";
+        if (get("state_dir").empty() && ::lstat((unit_dir + "/l04d.sock").c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+            st.st_uid == ::getuid())
+            return unit_dir;
+        return *x + "/l04-" + tag;
+    }
     return "/tmp/l04-" + std::to_string(::getuid()) + "-" + tag;
 }
 
