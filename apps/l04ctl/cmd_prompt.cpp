@@ -7,7 +7,9 @@
 // no TEXT is given. --no-stdin never reads it.
 #include "common.hpp"
 
+#include <l04/config/prompt_template.hpp>
 #include <l04/core/clock.hpp>
+#include <l04/core/json_schema.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/log/prompt_log.hpp>
 #include <l04/server/openai_json.hpp>
@@ -27,8 +29,9 @@ namespace {
 
 struct PromptArgs {
     std::vector<std::string> text;
-    std::string model, system, agent, strategy, priority, timeout, cid;
-    std::vector<std::string> options, capabilities, attach;
+    std::string model, system, agent, strategy, priority, timeout, cid, template_name, schema;
+    std::vector<std::string> options, capabilities, attach, files;
+    std::vector<std::pair<std::string, std::string>> params;
     std::optional<double> temperature;
     std::optional<std::int64_t> max_tokens;
     bool wait = false;
@@ -168,6 +171,53 @@ void usage_line(const Context& ctx, const l04::InferenceResponse& r) {
                  cost, lat, cache.c_str(), st.reset());
 }
 
+// A --file argument's text: at most 10 MiB, and text (no NUL bytes).
+l04::Result<std::string> text_file(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) return l04::fail(l04::ErrorCode::invalid_request, "cannot read '" + path + "': " + std::strerror(errno));
+    std::string bytes;
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+        bytes.append(buf, n);
+        if (bytes.size() > (10u << 20)) break;
+    }
+    std::fclose(f);
+    if (bytes.size() > (10u << 20))
+        return l04::fail(l04::ErrorCode::invalid_parameter, "'" + path + "' is larger than 10 MiB, the most --file reads");
+    if (bytes.find('\0') != std::string::npos)
+        return l04::fail(l04::ErrorCode::invalid_parameter,
+                         "'" + path + "' is not text (it has NUL bytes); images go with -a");
+    return bytes;
+}
+
+// OpenAI's strict mode needs every property required and no others; a
+// schema that is not so is sent without it.
+bool schema_is_strict(const nlohmann::json& s) {
+    if (!s.is_object() || s.value("additionalProperties", nlohmann::json(true)) != false) return false;
+    if (!s.contains("properties") || !s["properties"].is_object()) return false;
+    if (!s.contains("required") || !s["required"].is_array() || s["required"].size() != s["properties"].size()) return false;
+    for (const auto& [k, v] : s["properties"].items())
+        if (v.is_object() && v.value("type", "") == "object" && !schema_is_strict(v)) return false;
+    return true;
+}
+
+// "" when content is JSON matching schema (a ```json fence around it is
+// allowed), else why not.
+std::string check_structured(const nlohmann::json& schema, std::string& content) {
+    std::string_view t = l04::trim(content);
+    if (t.rfind("```", 0) == 0 && t.size() >= 6 && t.substr(t.size() - 3) == "```") {
+        t.remove_prefix(t.find('\n') == std::string_view::npos ? 3 : t.find('\n') + 1);
+        t.remove_suffix(3);
+        t = l04::trim(t);
+    }
+    auto j = nlohmann::json::parse(t, nullptr, false);
+    if (j.is_discarded()) return "the answer is not JSON";
+    if (auto why = l04::schema_violation(schema, j); !why.empty()) return why;
+    content = std::string(t);
+    return {};
+}
+
 // The earlier turns of a conversation as messages (user, assistant, ...),
 // each user message as it was sent (its images too).
 l04::Result<std::vector<l04::Message>> history_messages(const std::vector<l04::LoggedPrompt>& turns) {
@@ -243,17 +293,78 @@ void log_prompt(const Context& ctx, const l04::InferenceRequest& req, const std:
 int run_prompt(Context& ctx, PromptArgs& a) {
     if (int rc = ctx.load()) return rc;
     ctx.no_log = a.no_log;
+    std::optional<l04::PromptTemplate> tpl;
+    if (!a.template_name.empty()) {
+        auto t = l04::load_template(ctx.settings.config_dir(), a.template_name);
+        if (!t) return report(t.error());
+        tpl = std::move(*t);
+    } else if (!a.params.empty()) {
+        return report(l04::Error(l04::ErrorCode::invalid_parameter, "-p fills a template's parameters: use it with -t NAME"));
+    }
+    const bool template_wants_input =
+        tpl && (tpl->prompt.empty() || tpl->prompt.find("{input}") != std::string::npos);
     std::string arg_text;
     for (std::size_t i = 0; i < a.text.size(); ++i) arg_text += (i ? " " : "") + a.text[i];
     std::string prompt = arg_text;
     const bool stdin_tty = ::isatty(0);
-    // With attachments and no TEXT the images are the prompt: a terminal is not waited on.
-    if (!a.no_stdin && (!stdin_tty || (arg_text.empty() && a.attach.empty()))) {
+    // With attachments, files or a template that needs no input, and no TEXT,
+    // a terminal is not waited on.
+    const bool has_other_input = !a.attach.empty() || !a.files.empty() || (tpl && !template_wants_input);
+    if (!a.no_stdin && (!stdin_tty || (arg_text.empty() && !has_other_input))) {
         if (stdin_tty && !ctx.globals.quiet) std::fprintf(stderr, "l04ctl: reading the prompt from the terminal; end with Ctrl-D\n");
         std::string in = read_stdin();
         while (!in.empty() && (in.back() == '\n' || in.back() == '\r' || in.back() == ' ' || in.back() == '\t'))
             in.pop_back();
         if (!l04::trim(in).empty()) prompt = arg_text.empty() ? in : in + "\n\n" + arg_text;
+    }
+    // --file: each text file, named, before the prompt's text.
+    if (!a.files.empty()) {
+        std::string blocks;
+        for (const auto& path : a.files) {
+            auto text = text_file(path);
+            if (!text) return report(text.error());
+            blocks += "--- " + path + " ---\n" + *text + (text->empty() || text->back() == '\n' ? "" : "\n") +
+                      "--- end of " + path + " ---\n\n";
+        }
+        prompt = blocks + prompt;
+        while (!prompt.empty() && prompt.back() == '\n') prompt.pop_back();
+    }
+    std::string system = a.system;
+    if (tpl) {
+        std::map<std::string, std::string> values = tpl->defaults;
+        for (const auto& [k, v] : a.params) values[k] = v;
+        const auto used_prompt = l04::template_params(tpl->prompt);
+        const auto used_system = l04::template_params(tpl->system);
+        for (const auto& [k, v] : a.params) {
+            if (std::find(used_prompt.begin(), used_prompt.end(), k) == used_prompt.end() &&
+                std::find(used_system.begin(), used_system.end(), k) == used_system.end())
+                return report(l04::Error(l04::ErrorCode::invalid_parameter,
+                                         "the template '" + tpl->name + "' has no parameter '" + k + "'"));
+        }
+        values["input"] = prompt;
+        bool used_input = false;
+        if (!tpl->prompt.empty()) {
+            auto filled = l04::fill_template(tpl->prompt, values, used_input);
+            if (!filled) return report(filled.error());
+            // Input the template does not place goes after it.
+            prompt = used_input || l04::trim(prompt).empty() ? *filled : *filled + "\n\n" + prompt;
+        }
+        if (system.empty() && !tpl->system.empty()) {
+            bool unused = false;
+            auto filled = l04::fill_template(tpl->system, values, unused);
+            if (!filled) return report(filled.error());
+            system = *filled;
+        }
+        if (a.model.empty()) a.model = tpl->model;
+        if (!a.temperature) a.temperature = tpl->temperature;
+        if (!a.max_tokens) a.max_tokens = tpl->max_tokens;
+        if (a.schema.empty()) a.schema = tpl->schema;
+    }
+    std::optional<nlohmann::json> schema;
+    if (!a.schema.empty()) {
+        auto s = l04::load_schema_arg(a.schema);
+        if (!s) return report(s.error());
+        schema = std::move(*s);
     }
     if (l04::trim(prompt).empty() && a.attach.empty()) {
         return report(l04::Error(l04::ErrorCode::invalid_request,
@@ -262,7 +373,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
 
     l04::InferenceRequest req;
     req.model = a.model;
-    req.system_prompt = a.system;
+    req.system_prompt = system;
     l04::Message msg;
     msg.role = l04::Role::user;
     msg.content = prompt;
@@ -326,6 +437,13 @@ int run_prompt(Context& ctx, PromptArgs& a) {
     req.wait_for_limits = a.wait;
     if (a.no_cache) req.cache_mode = l04::CacheMode::bypass, req.enable_cache = false;
     else if (a.refresh) req.cache_mode = l04::CacheMode::refresh;
+    if (tpl) req.options = tpl->options;  // -o below overrides them
+    if (schema) {
+        // The provider is asked for JSON of this shape; the answer is checked below.
+        req.response_format = l04::to_wire(nlohmann::json{
+            {"type", "json_schema"},
+            {"json_schema", {{"name", "output"}, {"schema", *schema}, {"strict", schema_is_strict(*schema)}}}});
+    }
     for (const auto& o : a.options) {
         auto eq = o.find('=');
         if (eq == std::string::npos || eq == 0)
@@ -340,7 +458,8 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         }
         req.options[o.substr(0, eq)] = std::move(v);
     }
-    const bool streaming = !a.json && !a.no_stream;
+    // A structured answer is checked whole before any of it is printed.
+    const bool streaming = !a.json && !a.no_stream && !schema;
     req.stream = streaming;
 
     auto client = ctx.client(true);
@@ -395,6 +514,20 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         if (j.is_discarded()) return report(l04::Error(l04::ErrorCode::parse_error, "l04d sent a body that is not JSON"));
         if (r->status != 200) return report(l04::error_from_json(j, r->status));
         l04::InferenceResponse resp = l04::response_from_json(j);
+        std::string schema_error;
+        if (schema) {
+            schema_error = check_structured(*schema, resp.content);
+            if (!schema_error.empty()) {
+                if (a.json) {
+                    auto out = response_json(resp);
+                    out["schema_error"] = schema_error;
+                    std::printf("%s\n", out.dump(2).c_str());
+                }
+                return report(l04::Error(l04::ErrorCode::parse_error,
+                                         "the answer does not match the schema: " + schema_error +
+                                             (a.json ? "" : " (--json prints the answer as it came)")));
+            }
+        }
         if (a.json) {
             auto out = response_json(resp);
             log_prompt(ctx, req, conversation_id, resp, &out);
@@ -551,6 +684,17 @@ void add_prompt(CLI::App& app, Context& ctx) {
     c->add_flag("--json", a->json, "Print the whole response (InferenceResponse) as one JSON object");
     c->add_flag("--explain", a->explain, "Show the routing decision without calling any provider");
     c->add_flag("--no-stdin", a->no_stdin, "Never read standard input");
+    c->add_option("-t,--template", a->template_name,
+                  "Use a saved template ($XDG_CONFIG_HOME/l04/templates/NAME.toml; see `l04ctl templates`)");
+    c->add_option("-p,--param", a->params, "A template parameter: -p NAME VALUE (repeatable)")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    c->add_option("--schema", a->schema,
+                  "Ask for JSON of this shape and check the answer: a JSON Schema file, inline JSON, or fields "
+                  "like 'name str, age int, tags [str]'; a non-matching answer is E4600 (exit 6)");
+    c->add_option("-f,--file", a->files, "Put a text file's content (named) before the prompt (repeatable)")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     c->add_flag("-c,--continue", a->cont,
                 "Continue the most recent conversation: its earlier turns are sent first (oldest dropped when they "
                 "exceed the model's context window); its model and system prompt unless -m / -s say otherwise");

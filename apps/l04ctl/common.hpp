@@ -103,6 +103,7 @@ void add_limits(CLI::App& app, Context& ctx);
 void add_batch(CLI::App& app, Context& ctx);
 void add_logs(CLI::App& app, Context& ctx);
 void add_completion(CLI::App& app, Context& ctx);
+void add_templates(CLI::App& app, Context& ctx);
 
 // The run result of the selected subcommand.
 extern int g_exit;
