@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache
   libcli11-dev nlohmann-json3-dev libsqlite3-dev libhnswlib-dev libspdlog-dev
   doctest-dev libcurl4-openssl-dev libtomlplusplus-dev
+  libedit-dev                # l04ctl chat: line editing and history
   curl python3
   clang libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh)
 )

@@ -218,78 +218,6 @@ std::string check_structured(const nlohmann::json& schema, std::string& content)
     return {};
 }
 
-// The earlier turns of a conversation as messages (user, assistant, ...),
-// each user message as it was sent (its images too).
-l04::Result<std::vector<l04::Message>> history_messages(const std::vector<l04::LoggedPrompt>& turns) {
-    nlohmann::json msgs = nlohmann::json::array();
-    for (const auto& t : turns) {
-        auto m = nlohmann::json::parse(t.message_json, nullptr, false);
-        if (!m.is_object()) m = {{"role", "user"}, {"content", t.prompt}};
-        msgs.push_back(std::move(m));
-        msgs.push_back({{"role", "assistant"}, {"content", t.response}});
-    }
-    msgs.push_back({{"role", "user"}, {"content", "-"}});  // a placeholder for the new turn
-    auto parsed = l04::parse_chat_request(l04::to_wire(nlohmann::json{{"messages", std::move(msgs)}}));
-    if (!parsed) return l04::fail(parsed.error());
-    auto out = std::move(parsed->messages);
-    out.pop_back();
-    return out;
-}
-
-// Drops the oldest turns until the conversation fits the model's context
-// window (leaving room for the answer); says so on stderr.
-void fit_context(const Context& ctx, l04::ApiClient& client, l04::InferenceRequest& req, std::size_t history) {
-    if (history == 0 || req.model.empty()) return;
-    auto info = call_json(client, "GET", "/v1/models/" + req.model);
-    if (!info || !info->contains("l04")) return;
-    const std::int64_t window = (*info)["l04"].value("context_window", std::int64_t{0});
-    if (window <= 0) return;
-    const std::int64_t max_out = (*info)["l04"].value("max_output_tokens", std::int64_t{0});
-    // Room for the answer: max_tokens, else 1,024 tokens (less when the model's output limit is lower).
-    const std::int64_t reserve = req.max_tokens ? *req.max_tokens : std::min<std::int64_t>(max_out > 0 ? max_out : 1024, 1024);
-    std::size_t dropped = 0;
-    while (history >= 2 && l04::estimate_prompt_tokens(req) + reserve > window) {
-        req.messages.erase(req.messages.begin(), req.messages.begin() + 2);
-        history -= 2;
-        ++dropped;
-    }
-    if (dropped && !ctx.globals.quiet)
-        std::fprintf(stderr,
-                     "l04ctl: note: the conversation is longer than %s's context window (%lld tokens): its %zu "
-                     "oldest turn(s) are not sent\n",
-                     req.model.c_str(), static_cast<long long>(window), dropped);
-}
-
-// Records a finished prompt in the log (a warning when it cannot).
-void log_prompt(const Context& ctx, const l04::InferenceRequest& req, const std::string& conversation_id,
-                const l04::InferenceResponse& resp, nlohmann::json* json_out) {
-    if (!ctx.settings.get_bool("log.prompts") || ctx.no_log) return;
-    auto log = l04::PromptLog::open(ctx.settings.state_dir());
-    l04::LoggedPrompt p;
-    p.conversation_id = conversation_id;
-    p.ts_ms = l04::SystemClock::instance().wall_ms();
-    p.model = resp.model_id;
-    p.provider = resp.provider;
-    p.system = req.system_prompt;
-    p.prompt = req.messages.back().content;
-    p.message_json = l04::to_wire(l04::chat_request_to_json(req)["messages"].back());
-    p.response = resp.content;
-    p.prompt_tokens = resp.token_usage.prompt_tokens;
-    p.completion_tokens = resp.token_usage.completion_tokens;
-    p.cost_usd = resp.cost_usd;
-    p.cached = resp.cached;
-    p.request_id = resp.request_id;
-    l04::Status st = log ? (*log)->record(p, ctx.settings.get_duration_ms("log.retention")) : l04::Status(l04::fail(log.error()));
-    if (!st) {
-        if (!ctx.globals.quiet) std::fprintf(stderr, "l04ctl: warning: the prompt was not logged: %s\n", st.error().to_string().c_str());
-        return;
-    }
-    if (json_out) {
-        (*json_out)["conversation_id"] = p.conversation_id;
-        (*json_out)["log_id"] = p.id;
-    }
-}
-
 int run_prompt(Context& ctx, PromptArgs& a) {
     if (int rc = ctx.load()) return rc;
     ctx.no_log = a.no_log;
@@ -640,6 +568,78 @@ int run_prompt(Context& ctx, PromptArgs& a) {
 }
 
 }  // namespace
+
+// The earlier turns of a conversation as messages (user, assistant, ...),
+// each user message as it was sent (its images too).
+l04::Result<std::vector<l04::Message>> history_messages(const std::vector<l04::LoggedPrompt>& turns) {
+    nlohmann::json msgs = nlohmann::json::array();
+    for (const auto& t : turns) {
+        auto m = nlohmann::json::parse(t.message_json, nullptr, false);
+        if (!m.is_object()) m = {{"role", "user"}, {"content", t.prompt}};
+        msgs.push_back(std::move(m));
+        msgs.push_back({{"role", "assistant"}, {"content", t.response}});
+    }
+    msgs.push_back({{"role", "user"}, {"content", "-"}});  // a placeholder for the new turn
+    auto parsed = l04::parse_chat_request(l04::to_wire(nlohmann::json{{"messages", std::move(msgs)}}));
+    if (!parsed) return l04::fail(parsed.error());
+    auto out = std::move(parsed->messages);
+    out.pop_back();
+    return out;
+}
+
+// Drops the oldest turns until the conversation fits the model's context
+// window (leaving room for the answer); says so on stderr.
+void fit_context(const Context& ctx, l04::ApiClient& client, l04::InferenceRequest& req, std::size_t history) {
+    if (history == 0 || req.model.empty()) return;
+    auto info = call_json(client, "GET", "/v1/models/" + req.model);
+    if (!info || !info->contains("l04")) return;
+    const std::int64_t window = (*info)["l04"].value("context_window", std::int64_t{0});
+    if (window <= 0) return;
+    const std::int64_t max_out = (*info)["l04"].value("max_output_tokens", std::int64_t{0});
+    // Room for the answer: max_tokens, else 1,024 tokens (less when the model's output limit is lower).
+    const std::int64_t reserve = req.max_tokens ? *req.max_tokens : std::min<std::int64_t>(max_out > 0 ? max_out : 1024, 1024);
+    std::size_t dropped = 0;
+    while (history >= 2 && l04::estimate_prompt_tokens(req) + reserve > window) {
+        req.messages.erase(req.messages.begin(), req.messages.begin() + 2);
+        history -= 2;
+        ++dropped;
+    }
+    if (dropped && !ctx.globals.quiet)
+        std::fprintf(stderr,
+                     "l04ctl: note: the conversation is longer than %s's context window (%lld tokens): its %zu "
+                     "oldest turn(s) are not sent\n",
+                     req.model.c_str(), static_cast<long long>(window), dropped);
+}
+
+// Records a finished prompt in the log (a warning when it cannot).
+void log_prompt(const Context& ctx, const l04::InferenceRequest& req, const std::string& conversation_id,
+                const l04::InferenceResponse& resp, nlohmann::json* json_out) {
+    if (!ctx.settings.get_bool("log.prompts") || ctx.no_log) return;
+    auto log = l04::PromptLog::open(ctx.settings.state_dir());
+    l04::LoggedPrompt p;
+    p.conversation_id = conversation_id;
+    p.ts_ms = l04::SystemClock::instance().wall_ms();
+    p.model = resp.model_id;
+    p.provider = resp.provider;
+    p.system = req.system_prompt;
+    p.prompt = req.messages.back().content;
+    p.message_json = l04::to_wire(l04::chat_request_to_json(req)["messages"].back());
+    p.response = resp.content;
+    p.prompt_tokens = resp.token_usage.prompt_tokens;
+    p.completion_tokens = resp.token_usage.completion_tokens;
+    p.cost_usd = resp.cost_usd;
+    p.cached = resp.cached;
+    p.request_id = resp.request_id;
+    l04::Status st = log ? (*log)->record(p, ctx.settings.get_duration_ms("log.retention")) : l04::Status(l04::fail(log.error()));
+    if (!st) {
+        if (!ctx.globals.quiet) std::fprintf(stderr, "l04ctl: warning: the prompt was not logged: %s\n", st.error().to_string().c_str());
+        return;
+    }
+    if (json_out) {
+        (*json_out)["conversation_id"] = p.conversation_id;
+        (*json_out)["log_id"] = p.id;
+    }
+}
 
 void add_prompt(CLI::App& app, Context& ctx) {
     auto a = std::make_shared<PromptArgs>();

@@ -3,6 +3,8 @@
 #include <l04/client/client.hpp>
 #include <l04/config/settings.hpp>
 #include <l04/core/error.hpp>
+#include <l04/core/types.hpp>
+#include <l04/log/prompt_log.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -91,6 +93,17 @@ int report_not_running(const Context& ctx);
 l04::Result<nlohmann::json> call_json(l04::ApiClient& c, const std::string& method, const std::string& path,
                                       const std::string& body = {});
 
+// Conversations (cmd_prompt.cpp), shared with `chat`.
+// The earlier turns (user message as sent, then the answer) as messages.
+l04::Result<std::vector<l04::Message>> history_messages(const std::vector<l04::LoggedPrompt>& turns);
+// Drops the oldest turns (history = how many leading messages are earlier
+// turns) until the request fits the model's context window; says so.
+void fit_context(const Context& ctx, l04::ApiClient& client, l04::InferenceRequest& req, std::size_t history);
+// Records a finished exchange in the prompt log (unless log.prompts is off
+// or --no-log); sets conversation_id/log_id in json_out when given.
+void log_prompt(const Context& ctx, const l04::InferenceRequest& req, const std::string& conversation_id,
+                const l04::InferenceResponse& resp, nlohmann::json* json_out);
+
 // Subcommand registration (one file each).
 void add_prompt(CLI::App& app, Context& ctx);
 void add_models(CLI::App& app, Context& ctx);
@@ -104,6 +117,7 @@ void add_batch(CLI::App& app, Context& ctx);
 void add_logs(CLI::App& app, Context& ctx);
 void add_completion(CLI::App& app, Context& ctx);
 void add_templates(CLI::App& app, Context& ctx);
+void add_chat(CLI::App& app, Context& ctx);
 
 // The run result of the selected subcommand.
 extern int g_exit;

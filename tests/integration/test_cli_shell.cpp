@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 
 using l04::test::DaemonEnv;
@@ -101,4 +102,41 @@ TEST_CASE("l04ctl config init writes a commented starter config that parses when
     INFO(show.err);
     CHECK(show.exit_code == 0);
     CHECK(show.out.find(path) != std::string::npos);
+}
+
+TEST_CASE("l04ctl chat through a pseudo-terminal - Ctrl-C cancels an answer and the session goes on - turns are logged") {
+    DaemonEnv env;
+    l04::test::ProcOptions o = env.options();
+    o.timeout = std::chrono::seconds(90);
+    auto r = l04::test::run({"/usr/bin/python3", std::string(L04_SOURCE_DIR) + "/tests/integration/scripts/chat_pty.py",
+                             l04::test::bin("l04ctl")},
+                            o);
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("OK") != std::string::npos);
+    // Two answered turns in one conversation; the cancelled one is not logged.
+    auto logs = env.ctl({"logs", "--json"});
+    std::vector<nlohmann::json> rows;
+    std::size_t pos = 0, nl;
+    while ((nl = logs.out.find('\n', pos)) != std::string::npos) {
+        rows.push_back(nlohmann::json::parse(logs.out.substr(pos, nl - pos)));
+        pos = nl + 1;
+    }
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0]["prompt"] == "first question");
+    CHECK(rows[1]["prompt"] == "line a\nline b");
+    CHECK(rows[0]["conversation_id"] == rows[1]["conversation_id"]);
+    // The second turn was sent with the first as history.
+    CHECK(rows[1]["usage"]["prompt_tokens"].get<int>() > rows[0]["usage"]["prompt_tokens"].get<int>() + 20);
+    // Line history is kept, readable by the user only.
+    const std::string hist = env.state_dir() + "/chat_history";
+    CHECK(std::filesystem::exists(hist));
+    CHECK((std::filesystem::status(hist).permissions() & std::filesystem::perms::others_all) == std::filesystem::perms::none);
+
+    // Piped (not a terminal): plain lines, same commands.
+    auto piped = env.ctl({"chat", "-m", "mock"}, "hello there\n/usage\n/exit\n");
+    CHECK(piped.exit_code == 0);
+    CHECK(piped.out.find("Mock answer to \"hello there\"") != std::string::npos);
+    CHECK(piped.out.find("1 turn(s)") != std::string::npos);
+    CHECK(env.ctl({"chat", "--cid", "c-none", "-m", "mock"}, "x\n").exit_code == 3);
 }

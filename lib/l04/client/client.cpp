@@ -10,6 +10,7 @@
 #include <fstream>
 #include <cstring>
 #include <fcntl.h>
+#include <atomic>
 #include <poll.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -68,12 +69,19 @@ bool send_all(int fd, std::string_view d) {
 
 class FdReader {
 public:
-    explicit FdReader(int fd) : m_fd(fd) {}
+    explicit FdReader(int fd, const std::atomic<bool>* cancel = nullptr) : m_fd(fd), m_cancel(cancel) {}
     bool fill() {
         char tmp[16384];
         while (true) {
             ssize_t n = ::recv(m_fd, tmp, sizeof tmp, 0);
-            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EINTR) {
+                // A signal (Ctrl-C in `l04ctl chat`) that asked to stop.
+                if (m_cancel && m_cancel->load()) {
+                    cancelled = true;
+                    return false;
+                }
+                continue;
+            }
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) timed_out = true;
             if (n <= 0) return false;
             buf.append(tmp, static_cast<std::size_t>(n));
@@ -82,9 +90,11 @@ public:
     }
     std::string buf;
     bool timed_out = false;
+    bool cancelled = false;
 
 private:
     int m_fd;
+    const std::atomic<bool>* m_cancel;
 };
 
 // Writer that feeds an in-process Api response to a ClientResponse/BodyFn.
@@ -160,12 +170,13 @@ Result<ClientResponse> SocketClient::call(const ClientRequest& req, const BodyFn
         ::close(fd);
         return fail(unavailable("l04d closed the connection while the request was sent"));
     }
-    FdReader rd(fd);
+    FdReader rd(fd, m_cancel);
     ClientResponse resp;
     std::size_t head_end;
     while ((head_end = rd.buf.find("\r\n\r\n")) == std::string::npos) {
         if (!rd.fill()) {
             ::close(fd);
+            if (rd.cancelled) return fail(unavailable("cancelled"));
             if (rd.timed_out) return fail(no_answer());
             return fail(unavailable("l04d closed the connection before answering (see `l04ctl daemon logs`)"));
         }
@@ -225,6 +236,7 @@ Result<ClientResponse> SocketClient::call(const ClientRequest& req, const BodyFn
         complete = true;
     }
     ::close(fd);
+    if (rd.cancelled) return fail(unavailable("cancelled"));
     if (!complete && rd.timed_out) return fail(no_answer());
     if (!complete) {
         Error e(ErrorCode::streaming_error, "l04d's response was cut off (the daemon may have stopped; see `l04ctl daemon logs`)");

@@ -6,6 +6,7 @@
 #include <l04/config/settings.hpp>
 #include <l04/core/error.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -60,11 +61,15 @@ public:
     // Sent as X-L04-State-Dir: an l04d serving another state directory
     // refuses the request (409, E4098) instead of mixing two users' state.
     void set_state_dir(std::string dir) { m_state_dir = std::move(dir); }
+    // When a signal interrupts a read while *flag is true, the call ends
+    // (E4098 "cancelled") and the connection closes: l04d cancels the request.
+    void set_cancel_flag(const std::atomic<bool>* flag) { m_cancel = flag; }
 
 private:
     std::string m_path;
     std::chrono::milliseconds m_timeout;
     std::string m_state_dir;
+    const std::atomic<bool>* m_cancel = nullptr;
 };
 
 // Runs the API in this process against a gateway (l04ctl --no-daemon).
