@@ -99,61 +99,25 @@ const char* k_help =
 // cancelled is set when Ctrl-C stopped it.
 l04::Result<l04::InferenceResponse> ask(l04::ApiClient& client, const l04::InferenceRequest& req, bool& cancelled) {
     l04::ClientRequest creq{"POST", "/v1/chat/completions", l04::to_wire(l04::chat_request_to_json(req)), {}};
-    std::string pending, content, error_body;
-    bool done = false, ended_nl = true;
-    std::optional<l04::Error> stream_error;
-    l04::InferenceResponse final_resp;
+    bool ended_nl = true;
     g_interrupted = false;
-    auto r = client.call(creq, [&](std::string_view piece) {
-        if (g_interrupted) return false;
-        pending.append(piece);
-        std::size_t pos;
-        while ((pos = pending.find("\n\n")) != std::string::npos) {
-            const std::string ev = pending.substr(0, pos);
-            pending.erase(0, pos + 2);
-            for (const auto& line : l04::split(ev, '\n')) {
-                if (line.rfind("data:", 0) != 0) continue;
-                const auto data = l04::trim(std::string_view(line).substr(5));
-                if (data == "[DONE]") {
-                    done = true;
-                    continue;
-                }
-                auto j = nlohmann::json::parse(data, nullptr, false);
-                if (j.is_discarded()) continue;
-                if (j.contains("error")) {
-                    stream_error = l04::error_from_json(j, 502);
-                    continue;
-                }
-                if (j.contains("choices") && j["choices"].is_array() && !j["choices"].empty()) {
-                    const auto& d = j["choices"][0]["delta"];
-                    if (d.contains("content") && d["content"].is_string()) {
-                        const auto& s = d["content"].get_ref<const std::string&>();
-                        std::fwrite(s.data(), 1, s.size(), stdout);
-                        std::fflush(stdout);
-                        content += s;
-                        if (!s.empty()) ended_nl = s.back() == '\n';
-                    }
-                }
-                if (j.contains("l04")) final_resp = l04::response_from_json(j);
-            }
-        }
+    ChatStream stream([&](const std::string& s) {
+        std::fwrite(s.data(), 1, s.size(), stdout);
+        std::fflush(stdout);
+        ended_nl = s.back() == '\n';
         return !g_interrupted.load();
     });
+    auto r = client.call(creq, [&](std::string_view piece) { return !g_interrupted && stream.feed(piece); });
     if (!ended_nl) std::fputc('\n', stdout);
     if (g_interrupted) {
         cancelled = true;
         return l04::fail(l04::ErrorCode::internal_error, "cancelled");
     }
     if (!r) return l04::fail(r.error());
-    if (r->status != 200) {
-        auto j = nlohmann::json::parse(pending + error_body, nullptr, false);
-        return l04::fail(j.is_discarded() ? l04::Error(l04::ErrorCode::internal_error, "l04d answered HTTP " + std::to_string(r->status))
-                                          : l04::error_from_json(j, r->status));
-    }
-    if (stream_error) return l04::fail(*stream_error);
-    if (!done) return l04::fail(l04::ErrorCode::streaming_error, "the stream ended without its final event");
-    final_resp.content = std::move(content);
-    return final_resp;
+    if (r->status != 200) return l04::fail(stream.http_error(r->status));
+    if (stream.error) return l04::fail(*stream.error);
+    if (!stream.done) return l04::fail(l04::ErrorCode::streaming_error, "the stream ended without its final event");
+    return std::move(stream.response);
 }
 
 int run_chat(Context& ctx, ChatArgs& a) {

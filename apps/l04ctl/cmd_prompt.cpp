@@ -475,93 +475,36 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         return k_ok;
     }
 
-    // Streaming: parse the SSE events as they arrive, print each delta at once.
-    std::string pending;
-    std::string streamed;  // the answer so far, for the log
-    bool done = false;
+    // Streaming: print each piece of the answer as it arrives.
     bool ended_with_newline = true;
     bool printed = false;
-    std::optional<l04::Error> stream_error;
     bool broken_pipe = false;
-    l04::InferenceResponse final_resp;
-    std::string error_body;
-    int status = 0;
-    auto on_event = [&](std::string_view data) {
-        if (data == "[DONE]") {
-            done = true;
-            return;
+    ChatStream stream([&](const std::string& s) {
+        const bool wrote = std::fwrite(s.data(), 1, s.size(), stdout) == s.size();
+        if ((!wrote || std::fflush(stdout) != 0 || std::ferror(stdout)) && errno == EPIPE) {
+            // The reader is gone (`| head -c 20`): stop here; closing the
+            // connection makes l04d cancel the upstream call.
+            broken_pipe = true;
+            return false;
         }
-        auto j = nlohmann::json::parse(data, nullptr, false);
-        if (j.is_discarded()) return;
-        if (j.contains("error")) {
-            stream_error = l04::error_from_json(j, 502);
-            return;
-        }
-        if (j.contains("choices") && j["choices"].is_array() && !j["choices"].empty()) {
-            const auto& d = j["choices"][0]["delta"];
-            if (d.contains("content") && d["content"].is_string()) {
-                const auto& s = d["content"].get_ref<const std::string&>();
-                if (!s.empty()) {
-                    streamed += s;
-                    const bool wrote = std::fwrite(s.data(), 1, s.size(), stdout) == s.size();
-                    if ((!wrote || std::fflush(stdout) != 0 || std::ferror(stdout)) && errno == EPIPE) {
-                        // The reader is gone (`| head -c 20`): stop here; closing the
-                        // connection makes l04d cancel the upstream call.
-                        broken_pipe = true;
-                        return;
-                    }
-                    ended_with_newline = s.back() == '\n';
-                    printed = true;
-                }
-            }
-            if (j["choices"][0].contains("finish_reason") && j["choices"][0]["finish_reason"].is_string())
-                final_resp.finish_reason = j["choices"][0]["finish_reason"];
-        }
-        if (j.contains("l04")) {
-            auto f = l04::response_from_json(j);
-            f.finish_reason = final_resp.finish_reason;
-            final_resp = f;
-        }
-    };
-    bool checked_status = false;
-    auto r = (*client)->call(creq, [&](std::string_view piece) {
-        if (!checked_status) {
-            checked_status = true;
-        }
-        if (status != 0 && status != 200) {
-            error_body.append(piece);
-            return true;
-        }
-        pending.append(piece);
-        std::size_t pos;
-        while ((pos = pending.find("\n\n")) != std::string::npos) {
-            std::string ev = pending.substr(0, pos);
-            pending.erase(0, pos + 2);
-            for (const auto& line : l04::split(ev, '\n')) {
-                if (line.rfind("data:", 0) == 0) on_event(l04::trim(std::string_view(line).substr(5)));
-            }
-            if (broken_pipe) return false;
-        }
+        ended_with_newline = s.back() == '\n';
+        printed = true;
         return true;
     });
+    auto r = (*client)->call(creq, [&](std::string_view piece) { return stream.feed(piece); });
     if (broken_pipe) return k_broken_pipe;  // silent, as a shell pipeline expects
-    (void)status;
     if (!r) {
         if (printed && !ended_with_newline) std::fputc('\n', stdout);
         return report(r.error());
     }
-    if (r->status != 200) {
-        // An error before any output: a JSON body (delivered through on_body).
-        auto j = nlohmann::json::parse(pending + error_body, nullptr, false);
-        return report(j.is_discarded() ? l04::Error(l04::ErrorCode::internal_error, "l04d answered HTTP " + std::to_string(r->status))
-                                       : l04::error_from_json(j, r->status));
-    }
+    // An error before any output comes as a JSON body with its status.
+    if (r->status != 200) return report(stream.http_error(r->status));
     if (printed && !ended_with_newline) std::fputc('\n', stdout);
     if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && errno == EPIPE) return k_broken_pipe;
-    if (stream_error) return report(*stream_error);
-    if (!done)
+    if (stream.error) return report(*stream.error);
+    if (!stream.done)
         return report(l04::Error(l04::ErrorCode::streaming_error, "the stream ended without its final event"));
-    final_resp.content = std::move(streamed);
+    l04::InferenceResponse final_resp = std::move(stream.response);
     log_prompt(ctx, req, conversation_id, final_resp, nullptr);
     if (ctx.globals.verbose > 0 || (ctx.stderr_tty() && !ctx.globals.quiet)) usage_line(ctx, final_resp);
     return k_ok;

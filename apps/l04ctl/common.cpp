@@ -154,4 +154,53 @@ void print_table(const std::vector<std::string>& header, const std::vector<std::
     for (const auto& r : rows) line(r);
 }
 
+bool ChatStream::feed(std::string_view piece) {
+    m_pending.append(piece);
+    std::size_t pos;
+    while (!m_stop && (pos = m_pending.find("\n\n")) != std::string::npos) {
+        const std::string ev = m_pending.substr(0, pos);
+        m_pending.erase(0, pos + 2);
+        for (const auto& line : l04::split(ev, '\n'))
+            if (line.rfind("data:", 0) == 0) event(l04::trim(std::string_view(line).substr(5)));
+    }
+    return !m_stop;
+}
+
+void ChatStream::event(std::string_view data) {
+    if (m_stop) return;
+    if (data == "[DONE]") {
+        done = true;
+        return;
+    }
+    auto j = nlohmann::json::parse(data, nullptr, false);
+    if (j.is_discarded()) return;
+    if (j.contains("error")) {
+        error = l04::error_from_json(j, 502);
+        return;
+    }
+    if (j.contains("choices") && j["choices"].is_array() && !j["choices"].empty()) {
+        const auto& c = j["choices"][0];
+        if (c.contains("delta") && c["delta"].contains("content") && c["delta"]["content"].is_string()) {
+            const auto& s = c["delta"]["content"].get_ref<const std::string&>();
+            if (!s.empty()) {
+                response.content += s;
+                if (!m_on_text(s)) m_stop = true;
+            }
+        }
+        if (c.contains("finish_reason") && c["finish_reason"].is_string()) response.finish_reason = c["finish_reason"];
+    }
+    if (j.contains("l04")) {
+        auto f = l04::response_from_json(j);
+        f.finish_reason = response.finish_reason;
+        f.content = std::move(response.content);
+        response = std::move(f);
+    }
+}
+
+l04::Error ChatStream::http_error(int status) const {
+    auto j = nlohmann::json::parse(m_pending, nullptr, false);
+    return j.is_discarded() ? l04::Error(l04::ErrorCode::internal_error, "l04d answered HTTP " + std::to_string(status))
+                            : l04::error_from_json(j, status);
+}
+
 }  // namespace l04ctl

@@ -8,7 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -103,6 +105,28 @@ void fit_context(const Context& ctx, l04::ApiClient& client, l04::InferenceReque
 // or --no-log); sets conversation_id/log_id in json_out when given.
 void log_prompt(const Context& ctx, const l04::InferenceRequest& req, const std::string& conversation_id,
                 const l04::InferenceResponse& resp, nlohmann::json* json_out);
+
+// Reads l04d's streamed chat answer (chat.completion.chunk SSE events), for
+// `prompt` and `chat`.
+class ChatStream {
+public:
+    // on_text gets each non-empty piece of answer text as it arrives;
+    // returning false stops the reading.
+    explicit ChatStream(std::function<bool(const std::string&)> on_text) : m_on_text(std::move(on_text)) {}
+    // Feeds body bytes; false once on_text asked to stop.
+    bool feed(std::string_view piece);
+    // The error a non-200 answer's body describes.
+    l04::Error http_error(int status) const;
+    bool done = false;                // [DONE] was seen
+    std::optional<l04::Error> error;  // an error event in the stream
+    l04::InferenceResponse response;  // the final event's facts and finish_reason; content: all the text
+
+private:
+    void event(std::string_view data);
+    std::function<bool(const std::string&)> m_on_text;
+    std::string m_pending;
+    bool m_stop = false;
+};
 
 // Subcommand registration (one file each).
 void add_prompt(CLI::App& app, Context& ctx);

@@ -43,17 +43,6 @@ void scan(const std::string& s, Text on_text, Param on_param) {
     }
 }
 
-std::string toml_value_text(const toml::node& n) {
-    if (auto s = n.as_string()) return s->get();
-    if (auto i = n.as_integer()) return std::to_string(i->get());
-    if (auto f = n.as_floating_point()) {
-        std::ostringstream o;
-        o << f->get();
-        return o.str();
-    }
-    if (auto b = n.as_boolean()) return b->get() ? "true" : "false";
-    return {};
-}
 
 }  // namespace
 
@@ -105,7 +94,7 @@ Result<PromptTemplate> load_template(const std::string& config_dir, const std::s
             if (!sub) return bad("'" + key + "' must be a table");
             for (const auto& [ok, ov] : *sub) {
                 if (ov.is_table() || ov.is_array()) return bad(key + "." + std::string(ok.str()) + " must be a single value");
-                const std::string text = toml_value_text(ov);
+                const std::string text = detail::toml_value_text(ov);
                 if (key == "options") {
                     t.options[std::string(ok.str())] =
                         ov.is_string() ? OptionValue{OptionValue::Kind::string, text} : option_from_text(text);

@@ -196,17 +196,6 @@ Status validate(const SettingInfo& info, const std::string& value) {
     return {};
 }
 
-std::string toml_value_string(const toml::node& n) {
-    if (auto s = n.as_string()) return s->get();
-    if (auto i = n.as_integer()) return std::to_string(i->get());
-    if (auto f = n.as_floating_point()) {
-        std::ostringstream o;
-        o << f->get();
-        return o.str();
-    }
-    if (auto b = n.as_boolean()) return b->get() ? "true" : "false";
-    return {};
-}
 
 std::string where(const std::string& file, const toml::source_region& r) {
     return file + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column);
@@ -232,7 +221,7 @@ Status apply_table(Settings& s, const toml::table& tbl, const std::string& prefi
         if (node.is_array() || node.is_table()) {
             return fail(ErrorCode::config_invalid, where(file, node.source()) + ": '" + key + "' must be a single value");
         }
-        auto st = s.set(key, toml_value_string(node), file);
+        auto st = s.set(key, detail::toml_value_text(node), file);
         if (!st) {
             Error e = st.error();
             e.message = where(file, node.source()) + ": " + e.message;
