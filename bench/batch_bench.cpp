@@ -176,7 +176,9 @@ int main(int argc, char** argv) {
                 Run r;
                 if (mode == 0) {
                     const std::string in = write_input(prompts);
-                    r = run_ctl({"batch", in, "-j", std::to_string(jobs), "-q"}, g_dir + "/out.jsonl");
+                    // -o: the resumable mode, one fdatasync per result.
+                    std::filesystem::remove(g_dir + "/out.jsonl");
+                    r = run_ctl({"batch", in, "-o", g_dir + "/out.jsonl", "-j", std::to_string(jobs), "-q"}, {});
                 } else {
                     r = run_direct(prompts, jobs);
                 }

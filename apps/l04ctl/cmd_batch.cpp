@@ -361,7 +361,10 @@ int run_batch_cmd(Context& ctx, BatchArgs& a) {
     for (const auto& it : items) skipped += done.count(it.key);
 
     const std::int64_t item_ms = d.timeout_ms.value_or(ctx.settings.get_duration_ms("request.timeout"));
+    // The socket waits as long as the longest item may take.
     ctx.request_timeout_ms = item_ms;
+    for (const auto& it : items)
+        if (it.request && it.request->timeout_ms) ctx.request_timeout_ms = std::max(ctx.request_timeout_ms, *it.request->timeout_ms);
     auto client = ctx.client(true);
     if (!client) return report(client.error());
     if (a.dry_run) return dry_run(ctx, **client, items, done);

@@ -171,7 +171,33 @@ void usage_line(const Context& ctx, const l04::InferenceResponse& r) {
                  cost, lat, cache.c_str(), st.reset());
 }
 
-// A --file argument's text: at most 10 MiB, and text (no NUL bytes).
+bool valid_utf8(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n;
+        if (c < 0x80) n = 0;
+        else if ((c >> 5) == 0x6) n = 1;
+        else if ((c >> 4) == 0xE) n = 2;
+        else if ((c >> 3) == 0x1E) n = 3;
+        else return false;
+        if (i + n >= s.size()) return false;  // cut short
+        std::uint32_t cp = n == 0 ? c : n == 1 ? (c & 0x1Fu) : n == 2 ? (c & 0x0Fu) : (c & 0x07u);
+        for (std::size_t k = 1; k <= n; ++k) {
+            const auto cc = static_cast<unsigned char>(s[i + k]);
+            if ((cc & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (cc & 0x3Fu);
+        }
+        // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+// A --file argument's text: at most 10 MiB, UTF-8 text (no NUL bytes).
 l04::Result<std::string> text_file(const std::string& path) {
     std::FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) return l04::fail(l04::ErrorCode::invalid_request, "cannot read '" + path + "': " + std::strerror(errno));
@@ -188,6 +214,11 @@ l04::Result<std::string> text_file(const std::string& path) {
     if (bytes.find('\0') != std::string::npos)
         return l04::fail(l04::ErrorCode::invalid_parameter,
                          "'" + path + "' is not text (it has NUL bytes); images go with -a");
+    // Sent as JSON text: bytes that are not UTF-8 would be replaced on the
+    // way, and the model would read another file than the user's.
+    if (!valid_utf8(bytes))
+        return l04::fail(l04::ErrorCode::invalid_parameter,
+                         "'" + path + "' is not UTF-8 text (convert it first, e.g. iconv -f latin1 -t utf-8)");
     return bytes;
 }
 

@@ -111,6 +111,14 @@ TEST_CASE("tcp: cross-origin pages are refused - text/plain bodies too - allowed
     CHECK(status_of(d.request("POST", "/v1/chat/completions", k_chat, {d.host()})) == 415);
     CHECK(status_of(d.request("POST", "/v1/chat/completions", k_chat,
                               {d.host(), k_json, "Origin: http://localhost:3000"})) == 200);
+    // Batches: JSON lines as application/x-ndjson (not a type a page can send
+    // without a preflight), never as text/plain; x-ndjson only for /v1/batch.
+    const std::string lines = "{\"prompt\":\"a\",\"model\":\"mock\"}\n";
+    CHECK(status_of(d.request("POST", "/v1/batch", lines, {d.host(), "Content-Type: application/x-ndjson"})) == 200);
+    CHECK(status_of(d.request("POST", "/v1/batch", lines, {d.host(), "Content-Type: text/plain"})) == 415);
+    CHECK(status_of(d.request("POST", "/v1/batch", lines,
+                              {d.host(), "Content-Type: application/x-ndjson", "Origin: https://evil.example"})) == 403);
+    CHECK(status_of(d.request("POST", "/v1/chat/completions", k_chat, {d.host(), "Content-Type: application/x-ndjson"})) == 415);
 }
 
 TEST_CASE("tcp: cross-site GETs without an Origin (img - link - no-cors fetch) probe nothing - typed URLs are served") {

@@ -120,4 +120,11 @@ TEST_CASE("l04ctl prompt --file puts named text files before the prompt and refu
     std::ofstream(env.dir().file("bin.dat"), std::ios::binary) << std::string("a\0b", 3);
     CHECK(env.ctl({"prompt", "-m", "mock", "-f", env.dir().file("bin.dat"), "x"}).exit_code == 3);
     CHECK(env.ctl({"prompt", "-m", "mock", "-f", env.dir().file("missing.txt"), "x"}).exit_code == 3);
+    // Latin-1 bytes would be replaced on the way: refused, not altered.
+    std::ofstream(env.dir().file("latin1.txt"), std::ios::binary) << "caf\xe9\n";
+    auto latin = env.ctl({"prompt", "-m", "mock", "-f", env.dir().file("latin1.txt"), "x"});
+    CHECK(latin.exit_code == 3);
+    CHECK(latin.err.find("not UTF-8") != std::string::npos);
+    std::ofstream(env.dir().file("utf8.txt"), std::ios::binary) << "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82\n";
+    CHECK(env.ctl({"prompt", "-m", "mock", "-f", env.dir().file("utf8.txt"), "x"}).exit_code == 0);
 }

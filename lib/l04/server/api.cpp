@@ -163,8 +163,11 @@ std::optional<Error> Api::tcp_refusal(const ServerRequest& req) const {
     const std::string cl = req.header("content-length");
     if (!req.body.empty() || (!cl.empty() && cl != "0") || !req.header("transfer-encoding").empty()) {
         const std::string ct = to_lower(req.header("content-type"));
-        if (ct != "application/json" && ct.rfind("application/json;", 0) != 0) {
-            Error e(ErrorCode::invalid_request, "request bodies on l04d's TCP listener must be application/json");
+        // Neither is a type a page may send without a CORS preflight.
+        auto is = [&ct](const char* t) { return ct == t || ct.rfind(std::string(t) + ";", 0) == 0; };
+        if (!is("application/json") && !(req.path == "/v1/batch" && is("application/x-ndjson"))) {
+            Error e(ErrorCode::invalid_request,
+                    "request bodies on l04d's TCP listener must be application/json (application/x-ndjson for /v1/batch)");
             e.http_status = 415;
             return e;
         }
