@@ -5,6 +5,7 @@
 #include "common.hpp"
 
 #include <l04/bootstrap.hpp>
+#include <l04/config/prompt_template.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -91,6 +92,8 @@ std::string bash_script(const std::vector<Node>& nodes) {
     case "$prev" in
         -m|--model)
             COMPREPLY=($(compgen -W "$(l04ctl __complete models 2>/dev/null)" -- "$cur")); return ;;
+        -t|--template)
+            COMPREPLY=($(compgen -W "$(l04ctl __complete templates 2>/dev/null)" -- "$cur")); return ;;
         --strategy)
             COMPREPLY=($(compgen -W "capability_match fastest cheapest best_quality balanced fallback round_robin weighted" -- "$cur")); return ;;
         --priority)
@@ -101,6 +104,9 @@ std::string bash_script(const std::vector<Node>& nodes) {
     fi
     if [[ "$path" == "l04ctl completion" ]]; then
         COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")); return
+    fi
+    if [[ "$path" == "l04ctl templates show" || "$path" == "l04ctl templates edit" ]]; then
+        COMPREPLY=($(compgen -W "$(l04ctl __complete templates 2>/dev/null)" -- "$cur")); return
     fi
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "${_l04ctl_flags[$path]} ${_l04ctl_valued[$path]} ${_l04ctl_flags[l04ctl]} ${_l04ctl_valued[l04ctl]}" -- "$cur"))
@@ -150,15 +156,18 @@ std::string fish_script(const std::vector<Node>& nodes) {
             for (const auto& sn : o->get_snames()) line += " -s " + sn;
             for (const auto& ln : o->get_lnames()) line += " -l " + ln;
             if (o->get_expected_max() != 0) line += " -r";
-            bool model = false;
-            for (const auto& ln : o->get_lnames()) model = model || ln == "model";
+            bool model = false, tmpl = false;
+            for (const auto& ln : o->get_lnames()) model = model || ln == "model", tmpl = tmpl || ln == "template";
             if (model) line += " -a '(l04ctl __complete models 2>/dev/null)'";
+            else if (tmpl) line += " -a '(l04ctl __complete templates 2>/dev/null)'";
             else if (o->get_expected_max() != 0) line += " -F";
             line += " -d " + fish_q(o->get_description().substr(0, 60));
             s += line + "\n";
         }
     }
     s += "complete -c l04ctl -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'\n";
+    s += "complete -c l04ctl -n '__fish_seen_subcommand_from show edit; and __fish_seen_subcommand_from templates' "
+         "-a '(l04ctl __complete templates 2>/dev/null)'\n";
     return s;
 }
 
@@ -186,8 +195,12 @@ void add_completion(CLI::App& app, Context& ctx) {
     h->add_option("what", *what)->required();
     h->callback([&ctx, what] {
         g_exit = k_ok;
-        if (*what != "models") return;
+        if (*what != "models" && *what != "templates") return;
         if (ctx.load_for_daemon_control() != 0) return;
+        if (*what == "templates") {
+            for (const auto& n : l04::template_names(ctx.settings.config_dir())) std::printf("%s\n", n.c_str());
+            return;
+        }
         auto reg = l04::load_registry(ctx.settings);
         if (!reg) return;
         std::set<std::string> words;

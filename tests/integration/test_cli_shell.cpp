@@ -67,6 +67,12 @@ TEST_CASE("l04ctl completion - bash completes subcommands - options and model id
     CHECK(models.find("mock-1\n") != std::string::npos);  // aliases too
     CHECK(complete("l04ctl prompt --priority h", 3) == "high\n");
     CHECK(complete("l04ctl completion f", 2) == "fish\n");
+    // Template names, for -t and for templates show|edit.
+    std::filesystem::create_directories(env.config_dir() + "/templates");
+    std::ofstream(env.config_dir() + "/templates/summary.toml") << "prompt = \"{input}\"\n";
+    std::ofstream(env.config_dir() + "/templates/sql.toml") << "prompt = \"{input}\"\n";
+    CHECK(complete("l04ctl prompt -t su", 3) == "summary\n");
+    CHECK(complete("l04ctl templates show ''", 3) == "sql\nsummary\n");
     // Completing never starts the daemon.
     CHECK(env.daemon_pid() == 0);
 
