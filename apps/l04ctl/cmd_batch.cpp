@@ -96,18 +96,28 @@ public:
             old.append(buf, static_cast<std::size_t>(n));
         }
         std::string kept;
-        std::size_t pos = 0;
+        std::size_t pos = 0, lineno = 0;
         while (pos < old.size()) {
             std::size_t nl = old.find('\n', pos);
-            if (nl == std::string::npos) {  // torn by a kill mid-write
+            if (nl == std::string::npos) {
+                // A result line torn by a kill mid-write (every result starts so).
+                if (old.compare(pos, 6, "{\"id\":") != 0)
+                    return path + " holds lines that are not l04ctl batch results (its last line); give -o a new "
+                                  "file or an earlier batch's output";
                 ++dropped;
                 break;
             }
             std::string_view line(old.data() + pos, nl - pos);
             pos = nl + 1;
+            ++lineno;
             if (l04::trim(line).empty()) continue;
             auto j = nlohmann::json::parse(line, nullptr, false);
-            if (!j.is_object() || !j.contains("id") || (j.contains("error") && !j["error"].is_null())) {
+            // Only result lines are ever dropped: a file that holds anything
+            // else is not a batch's output, and is left as it is.
+            if (!j.is_object() || !j.contains("id") || !j.contains("line") || !j.contains("error"))
+                return path + " holds lines that are not l04ctl batch results (line " + std::to_string(lineno) +
+                       "); give -o a new file or an earlier batch's output";
+            if (!j["error"].is_null()) {
                 ++dropped;
                 continue;
             }
@@ -352,6 +362,12 @@ int run_batch_cmd(Context& ctx, BatchArgs& a) {
     OutFile out;
     std::set<std::string> done;
     std::size_t dropped = 0;
+    if (!a.output.empty() && a.output != "-" && a.input != "-") {
+        struct stat in_st{}, out_st{};
+        if (::stat(a.input.c_str(), &in_st) == 0 && ::stat(a.output.c_str(), &out_st) == 0 &&
+            in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino)
+            return report(l04::Error(l04::ErrorCode::invalid_parameter, "-o names the input file; give the results another file"));
+    }
     if (!a.output.empty() && a.output != "-") {
         if (auto why = out.open(a.output, done, dropped); !why.empty())
             return report(l04::Error(l04::ErrorCode::invalid_request, why));
@@ -477,7 +493,8 @@ void add_batch(CLI::App& app, Context& ctx) {
         "Output (OUT, default stdout), one line an item: {\"id\",\"line\",\"content\",\"model\",\"provider\",\"usage\",\n"
         "\"cost_usd\",\"cached\",...,\"error\":null} or {\"id\",\"line\",\"error\":{\"code\",\"type\",\"message\"},\"exit\":N}.\n"
         "Resume: with -o, a run skips the ids OUT already answers and tries the failed ones again (their old\n"
-        "lines are dropped). Each line is on disk before the next result is counted.\n"
+        "lines are dropped). Each line is on disk before the next result is counted. A file holding anything\n"
+        "but batch results (or the input itself) is refused as OUT, never overwritten.\n"
         "Rate limits and provider 429s are waited out within --timeout per item; they fail only past it.\n"
         "Exit status: 0 when every item succeeded; otherwise the status of the most common failure\n"
         "(3 invalid line or request, 4 auth, 5 rate limited past --timeout or budget, 6 unavailable, 7 timeout;\n"

@@ -202,6 +202,23 @@ TEST_CASE("l04ctl batch - plain lines from stdin in input order - progress lines
     CHECK(again.err.empty());
     for (const auto& l : lines_of(again.out)) CHECK(l["cached"] == true);
 
+    // -o never overwrites what is not a batch's output, nor the input itself.
+    const std::string notes = env.dir().file("notes.txt");
+    std::ofstream(notes) << "my own notes\n{\"id\": 1}\n";
+    auto clobber = env.ctl({"batch", "-", "-m", "mock", "-o", notes}, in);
+    CHECK(clobber.exit_code == 3);
+    CHECK(clobber.err.find("not l04ctl batch results") != std::string::npos);
+    CHECK(l04::test::read_file(notes) == "my own notes\n{\"id\": 1}\n");
+    const std::string word = env.dir().file("word.txt");
+    std::ofstream(word) << "hello";  // no newline: not a torn result either
+    CHECK(env.ctl({"batch", "-", "-m", "mock", "-o", word}, in).exit_code == 3);
+    CHECK(l04::test::read_file(word) == "hello");
+    const std::string in_path = env.dir().file("in.txt");
+    std::ofstream(in_path) << in;
+    auto self = env.ctl({"batch", in_path, "-m", "mock", "-o", in_path});
+    CHECK(self.exit_code == 3);
+    CHECK(l04::test::read_file(in_path) == in);
+
     // Usage errors: a missing input file, -j out of range.
     CHECK(env.ctl({"batch", env.dir().file("nope.jsonl")}).exit_code == 3);
     CHECK(env.ctl({"batch", "-", "-j", "0"}, "x\n").exit_code == 3);
