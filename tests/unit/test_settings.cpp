@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <l04/core/hash.hpp>
 #include <cstring>
+#include <pwd.h>
 #include <filesystem>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -177,9 +178,13 @@ TEST_CASE("settings: queue.provider_concurrency defaults to 64 and must be an in
 TEST_CASE("settings: the systemd user socket in XDG_RUNTIME_DIR/l04 is used with the default state directory") {
     test::TempDir d;
     std::filesystem::create_directories(d.file("run/l04"));
+    // The account's home, as a systemd user service has it.
+    const passwd* pw = ::getpwuid(::getuid());
+    REQUIRE(pw);
+    const std::string account_home = pw->pw_dir;
     SettingsSources src;
     src.system_config = "/nonexistent";
-    src.env = fake_env({{"HOME", d.str()}, {"XDG_RUNTIME_DIR", d.file("run")}, {"XDG_CONFIG_HOME", d.file("cfg")}});
+    src.env = fake_env({{"HOME", account_home}, {"XDG_RUNTIME_DIR", d.file("run")}, {"XDG_CONFIG_HOME", d.file("cfg")}});
     auto before = Settings::load(src);
     REQUIRE(before.has_value());
     CHECK(before->runtime_dir().rfind(d.file("run") + "/l04-", 0) == 0);  // no socket yet: the digest directory
@@ -198,10 +203,15 @@ TEST_CASE("settings: the systemd user socket in XDG_RUNTIME_DIR/l04 is used with
     REQUIRE(s.has_value());
     CHECK(s->runtime_dir() == d.file("run/l04"));
     CHECK(s->socket_path() == sock);
-    // Another state directory (or an explicit runtime directory) keeps its own.
-    src.env = fake_env({{"HOME", d.str()}, {"XDG_RUNTIME_DIR", d.file("run")}, {"L04_STATE_DIR", d.file("other")}});
+    // Another state directory (or an explicit runtime directory) keeps its own:
+    // L04_STATE_DIR, XDG_STATE_HOME, or a HOME other than the account's (a cron job).
+    src.env = fake_env({{"HOME", account_home}, {"XDG_RUNTIME_DIR", d.file("run")}, {"L04_STATE_DIR", d.file("other")}});
     CHECK(Settings::load(src)->runtime_dir() != d.file("run/l04"));
-    src.env = fake_env({{"HOME", d.str()}, {"XDG_RUNTIME_DIR", d.file("run")}, {"L04_RUNTIME_DIR", d.file("mine")}});
+    src.env = fake_env({{"HOME", account_home}, {"XDG_RUNTIME_DIR", d.file("run")}, {"XDG_STATE_HOME", d.file("st")}});
+    CHECK(Settings::load(src)->runtime_dir() != d.file("run/l04"));
+    src.env = fake_env({{"HOME", d.str()}, {"XDG_RUNTIME_DIR", d.file("run")}});
+    CHECK(Settings::load(src)->runtime_dir() != d.file("run/l04"));
+    src.env = fake_env({{"HOME", account_home}, {"XDG_RUNTIME_DIR", d.file("run")}, {"L04_RUNTIME_DIR", d.file("mine")}});
     CHECK(Settings::load(src)->runtime_dir() == d.file("mine"));
     ::close(fd);
 }

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -364,12 +365,18 @@ std::string Settings::runtime_dir() const {
     const std::string tag = sha256_hex(state).substr(0, 12);
     if (auto x = m_env("XDG_RUNTIME_DIR"); x && !x->empty()) {
         // The systemd user units (l04d.socket) listen on $XDG_RUNTIME_DIR/l04/l04d.sock
-        // and serve the default state directory: used when this process has
-        // the default state directory too and that socket is there (a socket
-        // of ours; $XDG_RUNTIME_DIR is the user's own 0700 directory).
+        // and serve the state directory a user service has: ~/.local/state/l04
+        // of the account's home (systemd sets HOME from the password
+        // database). Used only when this process has that same state
+        // directory and the socket is there, a socket of ours
+        // ($XDG_RUNTIME_DIR is the user's own 0700 directory). A cron job
+        // with another HOME keeps its own daemon.
         struct stat st{};
         const std::string unit_dir = *x + "/l04";
-        if (get("state_dir").empty() && ::lstat((unit_dir + "/l04d.sock").c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+        const passwd* pw = ::getpwuid(::getuid());
+        const auto xdg_state = m_env("XDG_STATE_HOME");
+        if (get("state_dir").empty() && (!xdg_state || xdg_state->empty()) && pw && pw->pw_dir &&
+            home(m_env) == pw->pw_dir && ::lstat((unit_dir + "/l04d.sock").c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
             st.st_uid == ::getuid())
             return unit_dir;
         return *x + "/l04-" + tag;
