@@ -65,11 +65,17 @@ public:
         if (m_fd >= 0) ::close(m_fd);
     }
     // Returns "" or what went wrong.
-    std::string open(const std::string& path, std::set<std::string>& done, std::size_t& dropped) {
+    // read_only (--dry-run): OUT is read, never created, locked or rewritten.
+    std::string open(const std::string& path, std::set<std::string>& done, std::size_t& dropped, bool read_only = false) {
         m_path = path;
         for (int attempt = 0; attempt < 5; ++attempt) {
-            int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+            int fd = ::open(path.c_str(), read_only ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+            if (fd < 0 && read_only && errno == ENOENT) return {};
             if (fd < 0) return "cannot open " + path + ": " + std::strerror(errno);
+            if (read_only) {
+                m_fd = fd;
+                break;
+            }
             if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
                 ::close(fd);
                 return "another l04ctl batch is writing " + path;
@@ -124,7 +130,7 @@ public:
             done.insert(j["id"].dump());
             kept.append(line).push_back('\n');
         }
-        if (dropped == 0) {
+        if (dropped == 0 || read_only) {
             ::lseek(m_fd, 0, SEEK_END);
             return {};
         }
@@ -369,7 +375,7 @@ int run_batch_cmd(Context& ctx, BatchArgs& a) {
             return report(l04::Error(l04::ErrorCode::invalid_parameter, "-o names the input file; give the results another file"));
     }
     if (!a.output.empty() && a.output != "-") {
-        if (auto why = out.open(a.output, done, dropped); !why.empty())
+        if (auto why = out.open(a.output, done, dropped, a.dry_run); !why.empty())
             return report(l04::Error(l04::ErrorCode::invalid_request, why));
     }
     // Only ids of this input count as done (OUT may hold other results too).

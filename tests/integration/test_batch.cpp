@@ -235,6 +235,17 @@ TEST_CASE("l04ctl batch --dry-run prices the routed models and sends nothing") {
     CHECK(r.out.find("estimate: at least $") != std::string::npos);
     CHECK(rig.calls_for("one") == 0);
     CHECK(rig.calls_for("three") == 0);
+    // With -o it reads OUT (answered ids are not priced) but never creates or changes it.
+    const std::string out = rig.env.dir().file("dry.jsonl");
+    CHECK(rig.env.ctl({"batch", "-", "-m", "gpt-4o-mini", "-o", out, "--dry-run"}, in).exit_code == 0);
+    CHECK_FALSE(std::filesystem::exists(out));
+    const std::string earlier = R"({"id":1,"line":1,"content":"x","error":null})" "\n"
+                                R"({"id":2,"line":2,"error":{"code":"E4201"},"exit":6})" "\n";
+    std::ofstream(out) << earlier;
+    auto dry = rig.env.ctl({"batch", "-", "-m", "gpt-4o-mini", "-o", out, "--dry-run"}, in);
+    CHECK(dry.exit_code == 0);
+    CHECK(dry.out.find("1 item(s) already answered") != std::string::npos);
+    CHECK(l04::test::read_file(out) == earlier);
 }
 
 TEST_CASE("POST /v1/batch streams one JSON line per item") {
