@@ -206,27 +206,27 @@ public:
         if (!force && since < (m_tty ? std::chrono::milliseconds(100) : m_every)) return;
         m_last = now;
         const std::size_t finished = t.done + t.failed;
-        const std::size_t todo = t.total - t.skipped;
+        const std::size_t to_run = t.total - t.skipped;
         const double el = std::chrono::duration<double>(now - m_start).count();
         const double rate = el > 0 ? finished / el : 0;
-        const std::string eta = rate > 0 && finished < todo ? human_duration((todo - finished) / rate) : "-";
+        const std::string eta = rate > 0 && finished < to_run ? human_duration((to_run - finished) / rate) : "-";
         char cost[32];
         std::snprintf(cost, sizeof cost, "$%.4f", t.cost);
         char rs[32];
         std::snprintf(rs, sizeof rs, "%.1f/s", rate);
         if (m_tty) {
             constexpr int width = 24;
-            const int filled = todo ? static_cast<int>(width * finished / todo) : width;
+            const int filled = to_run ? static_cast<int>(width * finished / to_run) : width;
             std::string bar(static_cast<std::size_t>(filled), '=');
             if (filled < width) bar += '>' + std::string(static_cast<std::size_t>(width - filled - 1), ' ');
             std::fprintf(stderr, "\r\033[K[%s] %zu/%zu %s%zu ok%s %s%zu failed%s %zu cached | %s tok %s | %s ETA %s",
-                         bar.c_str(), finished, todo, m_style.green(), t.done, m_style.reset(),
+                         bar.c_str(), finished, to_run, m_style.green(), t.done, m_style.reset(),
                          t.failed ? m_style.red() : "", t.failed, t.failed ? m_style.reset() : "", t.cached,
                          human_count(t.tokens).c_str(), cost, rs, eta.c_str());
             m_drawn = true;
         } else {
             std::fprintf(stderr, "l04ctl batch: %zu/%zu done, %zu ok, %zu failed, %zu cached, %lld tokens, %s, %s, ETA %s\n",
-                         finished, todo, t.done, t.failed, t.cached, static_cast<long long>(t.tokens), cost, rs,
+                         finished, to_run, t.done, t.failed, t.cached, static_cast<long long>(t.tokens), cost, rs,
                          eta.c_str());
         }
         std::fflush(stderr);
@@ -361,7 +361,7 @@ int run_batch_cmd(Context& ctx, BatchArgs& a) {
         if (!f) return report(l04::Error(l04::ErrorCode::invalid_request, "cannot read " + a.input + ": " + std::strerror(errno)));
         text = read_all(f);
     }
-    const std::vector<l04::BatchItem> items = l04::parse_batch_input(text, d);
+    std::vector<l04::BatchItem> items = l04::parse_batch_input(text, d);
     text.clear();
     text.shrink_to_fit();
 
@@ -391,17 +391,21 @@ int run_batch_cmd(Context& ctx, BatchArgs& a) {
     if (!client) return report(client.error());
     if (a.dry_run) return dry_run(ctx, **client, items, done);
 
-    std::vector<l04::BatchItem> todo;
-    todo.reserve(items.size() - skipped);
-    for (const auto& it : items)
-        if (!done.count(it.key)) todo.push_back(it);
+    // The items still to run, moved out of the input (no second copy of 10,000 requests).
+    const std::size_t total = items.size();
+    std::vector<l04::BatchItem> to_run;
+    to_run.reserve(total - skipped);
+    for (auto& it : items)
+        if (!done.count(it.key)) to_run.push_back(std::move(it));
+    items.clear();
+    items.shrink_to_fit();
     if (!ctx.globals.quiet && (skipped || dropped))
         std::fprintf(stderr, "l04ctl batch: resuming %s: %zu of %zu item(s) already answered%s\n", a.output.c_str(),
-                     skipped, items.size(),
+                     skipped, total,
                      dropped ? (", " + std::to_string(dropped) + " failed or torn line(s) to try again").c_str() : "");
 
     Tally t;
-    t.total = items.size();
+    t.total = total;
     t.skipped = skipped;
     Progress progress(ctx.stderr_tty(), ctx.color_stderr(), ctx.globals.quiet, std::chrono::milliseconds(*every));
     const bool to_stdout = a.output.empty() || a.output == "-";
@@ -466,7 +470,7 @@ int run_batch_cmd(Context& ctx, BatchArgs& a) {
     opts.concurrency = a.jobs;
     opts.ordered = a.ordered;
     opts.default_timeout_ms = item_ms;
-    l04::run_batch(todo, exec, emit, opts);
+    l04::run_batch(to_run, exec, emit, opts);
     progress.clear();
     if (broken_pipe) return k_broken_pipe;
     if (write_failed) {

@@ -141,12 +141,7 @@ int run_chat(Context& ctx, ChatArgs& a) {
         if (s.system.empty()) s.system = turns->back().system;
     }
     std::map<std::string, l04::OptionValue> options;
-    for (const auto& o : a.options) {
-        auto eq = o.find('=');
-        if (eq == std::string::npos || eq == 0)
-            return report(l04::Error(l04::ErrorCode::invalid_parameter, "-o takes key=value, got '" + o + "'"));
-        options[o.substr(0, eq)] = l04::option_from_text(o.substr(eq + 1));
-    }
+    if (auto st = add_option_flags(a.options, options); !st) return report(st.error());
     auto client = ctx.client(true);
     if (!client) return report(client.error());
     if (auto* sock = dynamic_cast<l04::SocketClient*>(client->get())) sock->set_cancel_flag(&g_interrupted);

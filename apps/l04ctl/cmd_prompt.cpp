@@ -403,20 +403,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
             {"type", "json_schema"},
             {"json_schema", {{"name", "output"}, {"schema", *schema}, {"strict", schema_is_strict(*schema)}}}});
     }
-    for (const auto& o : a.options) {
-        auto eq = o.find('=');
-        if (eq == std::string::npos || eq == 0)
-            return report(l04::Error(l04::ErrorCode::invalid_parameter, "-o takes key=value, got '" + o + "'"));
-        auto v = l04::option_from_text(o.substr(eq + 1));
-        if (v.kind == l04::OptionValue::Kind::json) {
-            // JSON the way l04d will read it, so the cache key is the same either way.
-            auto j = nlohmann::json::parse(v.text, nullptr, false);
-            if (j.is_discarded())
-                return report(l04::Error(l04::ErrorCode::invalid_parameter, "-o " + o.substr(0, eq) + ": not valid JSON"));
-            v.text = l04::to_wire(j);
-        }
-        req.options[o.substr(0, eq)] = std::move(v);
-    }
+    if (auto st = add_option_flags(a.options, req.options); !st) return report(st.error());
     // A structured answer is checked whole before any of it is printed.
     const bool streaming = !a.json && !a.no_stream && !schema;
     req.stream = streaming;
@@ -542,6 +529,24 @@ int run_prompt(Context& ctx, PromptArgs& a) {
 }
 
 }  // namespace
+
+l04::Status add_option_flags(const std::vector<std::string>& flags, std::map<std::string, l04::OptionValue>& out) {
+    for (const auto& o : flags) {
+        auto eq = o.find('=');
+        if (eq == std::string::npos || eq == 0)
+            return l04::fail(l04::ErrorCode::invalid_parameter, "-o takes key=value, got '" + o + "'");
+        auto v = l04::option_from_text(o.substr(eq + 1));
+        if (v.kind == l04::OptionValue::Kind::json) {
+            // JSON the way l04d will read it, so the cache key is the same either way.
+            auto j = nlohmann::json::parse(v.text, nullptr, false);
+            if (j.is_discarded())
+                return l04::fail(l04::ErrorCode::invalid_parameter, "-o " + o.substr(0, eq) + ": not valid JSON");
+            v.text = l04::to_wire(j);
+        }
+        out[o.substr(0, eq)] = std::move(v);
+    }
+    return {};
+}
 
 // The earlier turns of a conversation as messages (user, assistant, ...),
 // each user message as it was sent (its images too).

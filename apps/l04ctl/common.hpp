@@ -95,6 +95,11 @@ int report_not_running(const Context& ctx);
 l04::Result<nlohmann::json> call_json(l04::ApiClient& c, const std::string& method, const std::string& path,
                                       const std::string& body = {});
 
+// `-o key=value` flags (cmd_prompt.cpp, shared with `chat`) into typed
+// options; JSON values in l04d's canonical spelling, so the cache key is the
+// same in-process and through l04d. E4502 on a malformed flag.
+l04::Status add_option_flags(const std::vector<std::string>& flags, std::map<std::string, l04::OptionValue>& out);
+
 // Conversations (cmd_prompt.cpp), shared with `chat`.
 // The earlier turns (user message as sent, then the answer) as messages.
 l04::Result<std::vector<l04::Message>> history_messages(const std::vector<l04::LoggedPrompt>& turns);

@@ -373,12 +373,14 @@ std::string Settings::runtime_dir() const {
         // with another HOME keeps its own daemon.
         struct stat st{};
         const std::string unit_dir = *x + "/l04";
-        const passwd* pw = ::getpwuid(::getuid());
+        // The cheap tests first: without the unit's socket (the usual case)
+        // the password database is never read.
         const auto xdg_state = m_env("XDG_STATE_HOME");
-        if (get("state_dir").empty() && (!xdg_state || xdg_state->empty()) && pw && pw->pw_dir &&
-            home(m_env) == pw->pw_dir && ::lstat((unit_dir + "/l04d.sock").c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
-            st.st_uid == ::getuid())
-            return unit_dir;
+        if (get("state_dir").empty() && (!xdg_state || xdg_state->empty()) &&
+            ::lstat((unit_dir + "/l04d.sock").c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == ::getuid()) {
+            const passwd* pw = ::getpwuid(::getuid());
+            if (pw && pw->pw_dir && home(m_env) == pw->pw_dir) return unit_dir;
+        }
         return *x + "/l04-" + tag;
     }
     return "/tmp/l04-" + std::to_string(::getuid()) + "-" + tag;
