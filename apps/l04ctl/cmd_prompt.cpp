@@ -12,6 +12,7 @@
 #include <l04/core/json_schema.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/log/prompt_log.hpp>
+#include <l04/router/router.hpp>
 #include <l04/server/openai_json.hpp>
 
 #include <CLI/CLI.hpp>
@@ -30,6 +31,8 @@ namespace {
 struct PromptArgs {
     std::vector<std::string> text;
     std::string model, system, agent, strategy, priority, timeout, cid, template_name, schema;
+    std::vector<std::string> prefer, exclude;
+    std::optional<double> max_cost_cents, max_latency_ms;
     std::vector<std::string> options, capabilities, attach, files;
     std::vector<std::pair<std::string, std::string>> params;
     std::optional<double> temperature;
@@ -382,6 +385,10 @@ int run_prompt(Context& ctx, PromptArgs& a) {
     req.agent_did = !a.agent.empty() ? a.agent : ctx.settings.get("agent");
     req.strategy = a.strategy;
     req.capabilities = a.capabilities;
+    req.constraints.preferred_providers = a.prefer;
+    req.constraints.excluded_providers = a.exclude;
+    req.constraints.max_cost_cents = a.max_cost_cents;
+    req.constraints.max_latency_ms = a.max_latency_ms;
     if (!a.priority.empty()) {
         auto p = l04::parse_priority(a.priority);
         if (!p) return report(l04::Error(l04::ErrorCode::invalid_parameter, "--priority must be high, normal or low"));
@@ -441,6 +448,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         std::string fb;
         for (const auto& f : (*j)["fallbacks"]) fb += (fb.empty() ? "" : ", ") + f.get<std::string>();
         std::printf("fallbacks: %s\n", fb.empty() ? "(none)" : fb.c_str());
+        if (j->contains("note") && (*j)["note"].is_string()) std::printf("note:     %s\n", (*j)["note"].get<std::string>().c_str());
         std::vector<std::vector<std::string>> rows;
         for (const auto& n : (*j)["candidates"]) {
             char sc[32];
@@ -648,9 +656,17 @@ void add_prompt(CLI::App& app, Context& ctx) {
         ->allow_extra_args(false)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     c->add_option("--agent", a->agent, "Agent identity for limits, budgets and usage (default: config `agent`)");
-    c->add_option("--strategy", a->strategy,
-                  "Routing strategy: capability_match, fastest, cheapest, best_quality, balanced, fallback, "
-                  "round_robin, weighted");
+    c->add_option("--strategy", a->strategy, "Routing strategy: " + l04::strategy_help());
+    c->add_option("--prefer", a->prefer, "Try this provider's models first (repeatable)")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    c->add_option("--exclude", a->exclude, "Never route to this provider (repeatable)")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    c->add_option("--max-cost-cents", a->max_cost_cents, "Only models whose estimated cost for this prompt is at most this")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--max-latency-ms", a->max_latency_ms, "Only models whose typical latency is at most this")
+        ->check(CLI::NonNegativeNumber);
     c->add_option("--capability", a->capabilities, "Required capability (repeatable): code, vision, tool_use, ...")
         ->allow_extra_args(false)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);

@@ -135,3 +135,60 @@ TEST_CASE("responses - chunks and errors in the OpenAI shape with l04 facts") {
         if (k == "x-l04-similarity") sim = v == "0.9300";
     CHECK(sim);
 }
+
+TEST_CASE("the specification's routing object: flat and nested hints - merged with l04 - unknown keys refused") {
+    auto r = parse_chat_request(R"({
+      "messages": [{"role": "user", "content": "Hello"}], "temperature": 0.7, "max_tokens": 100,
+      "routing": {"strategy": "COST_OPTIMIZED", "preferred_providers": ["anthropic"], "exclude_providers": ["openai"],
+                  "max_cost_cents": 5, "max_latency_ms": 3000, "required_capabilities": ["code"],
+                  "min_context_length": 16000,
+                  "constraints": {"excluded_providers": ["gemini"]}, "requirements": {"max_output_tokens": 500}}
+    })");
+    REQUIRE(r.has_value());
+    CHECK(r->strategy == "COST_OPTIMIZED");
+    CHECK(r->constraints.preferred_providers == std::vector<std::string>{"anthropic"});
+    CHECK(r->constraints.excluded_providers == std::vector<std::string>{"openai", "gemini"});
+    CHECK(r->constraints.max_cost_cents == 5);
+    CHECK(r->constraints.max_latency_ms == 3000);
+    CHECK(r->requirements.capabilities == std::vector<std::string>{"code"});
+    CHECK(r->requirements.min_context_length == 16000);
+    CHECK(r->requirements.max_output_tokens == 500);
+    // routing is a gateway field: never forwarded to a provider.
+    CHECK(r->extra.empty());
+    // It survives the l04ctl → l04d round trip (as the l04 object).
+    auto back = parse_chat_request(to_wire(chat_request_to_json(*r)));
+    REQUIRE(back);
+    CHECK(back->constraints.excluded_providers == r->constraints.excluded_providers);
+    CHECK(back->strategy == r->strategy);
+    CHECK(back->requirements.min_context_length == 16000);
+
+    // Both objects together: lists merge; the same strategy twice is fine; two different ones are refused.
+    auto both = parse_chat_request(R"({"messages":[],"l04":{"strategy":"cheapest","constraints":{"excluded_providers":["a"]}},
+                                       "routing":{"strategy":"cheapest","exclude_providers":["b"]}})");
+    REQUIRE(both);
+    CHECK(both->constraints.excluded_providers == std::vector<std::string>{"a", "b"});
+    auto clash = parse_chat_request(R"({"messages":[],"l04":{"strategy":"cheapest"},"routing":{"strategy":"fastest"}})");
+    REQUIRE_FALSE(clash);
+    CHECK(clash.error().code == ErrorCode::invalid_parameter);
+
+    // A misspelt hint is refused, naming the known keys: never silently dropped.
+    for (const char* body :
+         {R"({"messages":[],"routing":{"exclude_provider":["openai"]}})",
+          R"({"messages":[],"routing":{"constraints":{"max_cost":1}}})",
+          R"({"messages":[],"routing":{"requirements":{"context":1}}})",
+          R"({"messages":[],"l04":{"stratgy":"cheapest"}})",
+          R"({"messages":[],"l04":{"constraints":{"exclude":["a"]}}})",
+          R"({"messages":[],"l04":{"requirements":{"caps":["code"]}}})",
+          R"({"messages":[],"routing":"cheapest"})",
+          R"({"messages":[],"routing":{"exclude_providers":[1]}})",
+          R"({"messages":[],"routing":{"max_cost_cents":-1}})",
+          R"({"messages":[],"routing":{"min_context_length":1.5}})"}) {
+        CAPTURE(body);
+        auto e = parse_chat_request(body);
+        REQUIRE_FALSE(e);
+        CHECK(e.error().code == ErrorCode::invalid_parameter);
+    }
+    auto e = parse_chat_request(R"({"messages":[],"routing":{"exclude_provider":["openai"]}})");
+    CHECK(e.error().message.find("exclude_providers") != std::string::npos);  // the list of known keys
+    CHECK(e.error().message.find("'exclude_provider'") != std::string::npos);
+}

@@ -212,3 +212,58 @@ TEST_CASE("router: preferred providers first - constraints are part of the cache
     CHECK(r.route(excluded, all_up)->target != r.route(plain, all_up)->target);
     CHECK(r.route(req, all_up)->target != r.route(plain, all_up)->target);
 }
+
+TEST_CASE("router: every strategy alias routes as its canonical strategy") {
+    auto reg = fixed_registry();
+    const std::vector<std::pair<std::string, std::string>> same = {
+        {"FASTEST", "fastest"},           {"CHEAPEST", "cheapest"},           {"BEST_QUALITY", "best_quality"},
+        {"BALANCED", "balanced"},         {"CAPABILITY_MATCH", "capability_match"},
+        {"capability_first", "capability_match"}, {"cost_optimized", "cheapest"},
+        {"latency_optimized", "fastest"}, {"quality_optimized", "best_quality"}, {"cost", "cheapest"},
+        {"latency", "fastest"},           {"quality", "best_quality"},        {"Best-Quality", "best_quality"},
+        {"Cost Optimized", "cheapest"},   {"ROUND_ROBIN", "round_robin"},     {"Weighted", "weighted"}};
+    for (const auto& [alias, canonical] : same) {
+        CAPTURE(alias);
+        auto s = parse_strategy(alias);
+        REQUIRE(s.has_value());
+        CHECK(strategy_name(*s) == canonical);
+        Router r(reg, {});
+        auto req = prompt();
+        req.strategy = alias;
+        auto d = r.route(req, all_up);
+        REQUIRE(d);
+        CHECK(d->strategy == canonical);  // the cache target and --explain show the canonical name
+        CHECK(d->target.rfind("route:" + canonical + ":", 0) == 0);
+    }
+    for (const char* bad : {"", "fastestt", "best quality!", "cheap est"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(parse_strategy(bad).has_value());
+    }
+    // Every alias is in the help text beside its canonical name.
+    const std::string help = strategy_help();
+    for (const auto& a : strategy_aliases()) CHECK(help.find(a.name) != std::string::npos);
+}
+
+TEST_CASE("router: fallback without a configured chain uses the balanced ranking and says so") {
+    auto reg = fixed_registry();
+    Router plain(reg, {});
+    auto b = prompt();
+    b.strategy = "balanced";
+    auto bd = plain.route(b, all_up);
+    REQUIRE(bd);
+    auto f = prompt();
+    f.strategy = "fallback";
+    auto fd = plain.route(f, all_up);
+    REQUIRE(fd);
+    CHECK(fd->strategy == "fallback");
+    CHECK(fd->primary == bd->primary);
+    REQUIRE(fd->fallbacks.size() == bd->fallbacks.size());
+    for (std::size_t i = 0; i < fd->fallbacks.size(); ++i) CHECK(fd->fallbacks[i] == bd->fallbacks[i]);
+    CHECK(fd->note.find("balanced ranking") != std::string::npos);
+    CHECK(bd->note.empty());
+    // Excluding the primary's provider moves to the next in that ranking.
+    f.constraints.excluded_providers = {bd->primary->provider};
+    auto ex = plain.route(f, all_up);
+    REQUIRE(ex);
+    CHECK(ex->primary->provider != bd->primary->provider);
+}

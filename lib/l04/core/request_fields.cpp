@@ -408,7 +408,7 @@ bool is_request_field_name(std::string_view name) {
         "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "tools",
         "tool_choice", "response_format", "stream", "stream_options", "n", "seed", "presence_penalty",
         "frequency_penalty", "logprobs", "top_logprobs", "logit_bias", "parallel_tool_calls", "user", "store",
-        "service_tier", "reasoning_effort", "metadata", "l04"};
+        "service_tier", "reasoning_effort", "metadata", "l04", "routing"};
     return std::find(std::begin(k), std::end(k), name) != std::end(k);
 }
 

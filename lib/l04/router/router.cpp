@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cctype>
 #include <cstdio>
 #include <tuple>
 
@@ -23,13 +24,51 @@ std::string_view strategy_name(Strategy s) {
     return "balanced";
 }
 
+const std::vector<StrategyAlias>& strategy_aliases() {
+    // Every spelling callers use: the OpenAI-compatible peers' names, the
+    // specification's enum (FASTEST, BEST_QUALITY, ...) and the names of its
+    // progress log (cost_optimized, capability_first, ...).
+    static const std::vector<StrategyAlias> t = {
+        {"quality", Strategy::best_quality},        {"quality_optimized", Strategy::best_quality},
+        {"best", Strategy::best_quality},           {"cost", Strategy::cheapest},
+        {"cost_optimized", Strategy::cheapest},     {"cheap", Strategy::cheapest},
+        {"latency", Strategy::fastest},             {"latency_optimized", Strategy::fastest},
+        {"fast", Strategy::fastest},                {"capability_first", Strategy::capability_match},
+        {"capability", Strategy::capability_match}, {"capabilities", Strategy::capability_match},
+        {"fallback_chain", Strategy::fallback},     {"failover", Strategy::fallback},
+        {"roundrobin", Strategy::round_robin},      {"weighted_random", Strategy::weighted},
+        {"auto", Strategy::balanced},               {"default", Strategy::balanced},
+    };
+    return t;
+}
+
 std::optional<Strategy> parse_strategy(std::string_view s) {
+    // Case-insensitive, and '-' or ' ' stand for '_': BEST_QUALITY,
+    // best-quality and "Best Quality" are one name.
+    if (s.empty() || s.size() > 64) return std::nullopt;
+    std::string n;
+    for (char c : s) n += (c == '-' || c == ' ') ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     for (int i = 0; i <= 7; ++i)
-        if (strategy_name(static_cast<Strategy>(i)) == s) return static_cast<Strategy>(i);
-    if (s == "quality") return Strategy::best_quality;
-    if (s == "cost") return Strategy::cheapest;
-    if (s == "latency") return Strategy::fastest;
+        if (strategy_name(static_cast<Strategy>(i)) == n) return static_cast<Strategy>(i);
+    for (const auto& a : strategy_aliases())
+        if (a.name == n) return a.strategy;
     return std::nullopt;
+}
+
+std::string strategy_help() {
+    std::string out;
+    for (int i = 0; i <= 7; ++i) {
+        const auto s = static_cast<Strategy>(i);
+        out += std::string(i ? "; " : "") + std::string(strategy_name(s));
+        bool first = true;
+        for (const auto& a : strategy_aliases())
+            if (a.strategy == s) {
+                out += std::string(first ? " (also " : ", ") + a.name;
+                first = false;
+            }
+        if (!first) out += ")";
+    }
+    return out + ". Case does not matter; - and _ are the same";
 }
 
 Router::Router(const Registry& reg, RouterConfig cfg, std::uint64_t seed) : m_reg(reg), m_cfg(std::move(cfg)), m_rng(seed) {}
@@ -112,9 +151,9 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
         auto s = parse_strategy(req.strategy);
         if (!s)
             return fail(ErrorCode::invalid_strategy,
-                        "unknown routing strategy '" + req.strategy +
+                        "unknown routing strategy '" + (req.strategy.size() <= 64 ? req.strategy : req.strategy.substr(0, 64) + "...") +
                             "' (expected capability_match, fastest, cheapest, best_quality, balanced, fallback, "
-                            "round_robin or weighted)");
+                            "round_robin or weighted, or an alias such as cost_optimized; see `l04ctl prompt --help`)");
         strategy = *s;
     }
     d.strategy = std::string(strategy_name(strategy));
@@ -211,7 +250,12 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
         kept.push_back(m);
     }
 
-    if (strategy == Strategy::fallback) {
+    // `fallback` with no configured chain: the balanced ranking is the chain
+    // (the walkthrough's default strategy must not fail on a fresh install).
+    const bool fallback_ranked = strategy == Strategy::fallback && m_cfg.fallback_chain.empty();
+    if (fallback_ranked)
+        d.note = "no routing.fallback_chain is configured: the balanced ranking is used as the fallback chain";
+    if (strategy == Strategy::fallback && !fallback_ranked) {
         std::vector<const ModelInfo*> ordered;
         for (const auto& id : m_cfg.fallback_chain)
             for (const ModelInfo* m : kept)
@@ -265,7 +309,7 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
     };
     std::vector<std::pair<double, const ModelInfo*>> scored;
     for (const ModelInfo* m : kept) scored.emplace_back(score(*m), m);
-    if (strategy != Strategy::fallback)
+    if (strategy != Strategy::fallback || fallback_ranked)
         std::stable_sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first > b.first; });
 
     // Preferred providers go first, in the strategy's order among themselves.

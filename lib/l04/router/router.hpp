@@ -28,7 +28,15 @@ enum class Strategy : std::uint8_t {
     weighted = 7,
 };
 std::string_view strategy_name(Strategy s);
+// Canonical names and every alias, case-insensitive, '-' = '_'.
 std::optional<Strategy> parse_strategy(std::string_view s);
+struct StrategyAlias {
+    const char* name;
+    Strategy strategy;
+};
+const std::vector<StrategyAlias>& strategy_aliases();
+// One line for --help and errors: each canonical name with its aliases.
+std::string strategy_help();
 
 struct RouterConfig {
     Strategy default_strategy = Strategy::balanced;
@@ -53,6 +61,7 @@ struct RoutingDecision {
     std::string target;  // what the cache keys on
     bool explicit_model = false;
     std::vector<CandidateNote> notes;
+    std::string note;  // how the strategy was applied, when that is not obvious
 };
 
 // Answers whether a provider can take requests now; `why` says why not.

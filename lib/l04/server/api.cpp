@@ -524,9 +524,10 @@ void Api::route(const ServerRequest& http, ResponseWriter& w) {
         notes.push_back({{"model", n.model}, {"kept", n.kept}, {"score", n.score}, {"reason", n.reason}});
     json fb = json::array();
     for (const auto* m : d->fallbacks) fb.push_back(m->id);
-    send_json(w, 200,
-              {{"primary", d->primary ? d->primary->id : ""}, {"fallbacks", fb}, {"strategy", d->strategy},
-               {"target", d->target}, {"candidates", notes}});
+    json out{{"primary", d->primary ? d->primary->id : ""}, {"fallbacks", fb}, {"strategy", d->strategy},
+             {"target", d->target}, {"candidates", notes}};
+    if (!d->note.empty()) out["note"] = d->note;
+    send_json(w, 200, out);
 }
 
 // JSON lines in (the `l04ctl batch` input format), JSON lines out as each

@@ -268,8 +268,135 @@ Status parse_tools(const json& j, InferenceRequest& r) {
     return {};
 }
 
+// Refuses a key `obj` does not know, naming the ones it does: a misspelt
+// routing hint must not be dropped (a request that excludes a provider by a
+// wrong name would still reach it).
+Status known_keys_only(const json& obj, const char* where, std::initializer_list<const char*> known) {
+    for (const auto& [k, v] : obj.items()) {
+        bool ok = false;
+        for (const char* n : known) ok = ok || k == n;
+        if (ok) continue;
+        std::string list;
+        for (const char* n : known) list += (list.empty() ? "" : ", ") + std::string(n);
+        Error e = bad_param(std::string("unknown field '") + (k.size() <= 64 ? k : k.substr(0, 64) + "...") + "' in " +
+                            where + " (known: " + list + ")");
+        e.details = std::string(where) + "." + k.substr(0, 64);
+        return fail(std::move(e));
+    }
+    return {};
+}
+
+Status str_list_into(const json& o, const char* where, const char* k, std::vector<std::string>& out) {
+    auto it = o.find(k);
+    if (it == o.end() || it->is_null()) return {};
+    auto bad = [&] { return fail(bad_param(std::string(where) + "." + k + " must be an array of strings")); };
+    if (it->is_string()) {  // one name alone is a list of one
+        if (std::find(out.begin(), out.end(), it->get<std::string>()) == out.end()) out.push_back(it->get<std::string>());
+        return {};
+    }
+    if (!it->is_array()) return bad();
+    for (const auto& v : *it) {
+        if (!v.is_string()) return bad();
+        if (std::find(out.begin(), out.end(), v.get<std::string>()) == out.end()) out.push_back(v.get<std::string>());
+    }
+    return {};
+}
+
+Status number_into(const json& o, const char* where, const char* k, std::optional<double>& out) {
+    auto it = o.find(k);
+    if (it == o.end() || it->is_null()) return {};
+    if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < 0)
+        return fail(bad_param(std::string(where) + "." + k + " must be a non-negative number"));
+    const double v = it->get<double>();
+    if (out && *out != v)
+        return fail(bad_param(std::string(where) + "." + k + " disagrees with the same limit given elsewhere in the request"));
+    out = v;
+    return {};
+}
+
+Status int_into(const json& o, const char* where, const char* k, std::int64_t& out) {
+    auto it = o.find(k);
+    if (it == o.end() || it->is_null()) return {};
+    if (!it->is_number_integer() || it->get<std::int64_t>() < 0 || it->get<std::int64_t>() > (std::int64_t{1} << 40))
+        return fail(bad_param(std::string(where) + "." + k + " must be a non-negative integer"));
+    out = std::max(out, it->get<std::int64_t>());
+    return {};
+}
+
+Status strategy_into(const json& o, const char* where, InferenceRequest& r) {
+    auto it = o.find("strategy");
+    if (it == o.end() || it->is_null()) return {};
+    if (!it->is_string()) return fail(bad_param(std::string(where) + ".strategy must be a string"));
+    const std::string v = it->get<std::string>();
+    if (!r.strategy.empty() && r.strategy != v)
+        return fail(bad_param(std::string(where) + ".strategy '" + v.substr(0, 64) + "' disagrees with strategy '" +
+                              r.strategy.substr(0, 64) + "' given elsewhere in the request"));
+    r.strategy = v;
+    return {};
+}
+
+Status parse_requirements(const json& q, const char* where, InferenceRequest& r) {
+    if (!q.is_object()) return fail(bad_param(std::string(where) + " must be an object"));
+    if (auto st = known_keys_only(q, where, {"capabilities", "min_context_length", "max_output_tokens"}); !st) return st;
+    if (auto st = str_list_into(q, where, "capabilities", r.requirements.capabilities); !st) return st;
+    if (auto st = int_into(q, where, "min_context_length", r.requirements.min_context_length); !st) return st;
+    return int_into(q, where, "max_output_tokens", r.requirements.max_output_tokens);
+}
+
+Status parse_constraints(const json& c, const char* where, InferenceRequest& r) {
+    if (!c.is_object()) return fail(bad_param(std::string(where) + " must be an object"));
+    if (auto st = known_keys_only(c, where,
+                                  {"max_latency_ms", "max_cost_cents", "preferred_providers", "excluded_providers",
+                                   "exclude_providers"});
+        !st)
+        return st;
+    if (auto st = number_into(c, where, "max_latency_ms", r.constraints.max_latency_ms); !st) return st;
+    if (auto st = number_into(c, where, "max_cost_cents", r.constraints.max_cost_cents); !st) return st;
+    if (auto st = str_list_into(c, where, "preferred_providers", r.constraints.preferred_providers); !st) return st;
+    if (auto st = str_list_into(c, where, "excluded_providers", r.constraints.excluded_providers); !st) return st;
+    return str_list_into(c, where, "exclude_providers", r.constraints.excluded_providers);
+}
+
+}  // namespace
+
+// The specification's top-level `routing` object: the same hints as the
+// l04 object's strategy, requirements and constraints, flat or nested.
+Status parse_routing_object(const nlohmann::json& g, InferenceRequest& r) {
+    const char* where = "routing";
+    if (!g.is_object()) return fail(bad_param("'routing' must be an object"));
+    if (auto st = known_keys_only(g, where,
+                                  {"strategy", "preferred_providers", "exclude_providers", "excluded_providers",
+                                   "max_cost_cents", "max_latency_ms", "capabilities", "required_capabilities",
+                                   "min_context_length", "max_output_tokens", "requirements", "constraints"});
+        !st)
+        return st;
+    if (auto st = strategy_into(g, where, r); !st) return st;
+    if (auto st = str_list_into(g, where, "preferred_providers", r.constraints.preferred_providers); !st) return st;
+    if (auto st = str_list_into(g, where, "exclude_providers", r.constraints.excluded_providers); !st) return st;
+    if (auto st = str_list_into(g, where, "excluded_providers", r.constraints.excluded_providers); !st) return st;
+    if (auto st = number_into(g, where, "max_cost_cents", r.constraints.max_cost_cents); !st) return st;
+    if (auto st = number_into(g, where, "max_latency_ms", r.constraints.max_latency_ms); !st) return st;
+    if (auto st = str_list_into(g, where, "capabilities", r.requirements.capabilities); !st) return st;
+    if (auto st = str_list_into(g, where, "required_capabilities", r.requirements.capabilities); !st) return st;
+    if (auto st = int_into(g, where, "min_context_length", r.requirements.min_context_length); !st) return st;
+    if (auto st = int_into(g, where, "max_output_tokens", r.requirements.max_output_tokens); !st) return st;
+    if (auto q = g.find("requirements"); q != g.end() && !q->is_null())
+        if (auto st = parse_requirements(*q, "routing.requirements", r); !st) return st;
+    if (auto c = g.find("constraints"); c != g.end() && !c->is_null())
+        if (auto st = parse_constraints(*c, "routing.constraints", r); !st) return st;
+    return {};
+}
+
+namespace {
+
 Status parse_l04(const json& g, InferenceRequest& r) {
     if (!g.is_object()) return fail(bad_param("'l04' must be an object"));
+    if (auto st = known_keys_only(g, "l04",
+                                  {"agent", "request_id", "strategy", "capabilities", "priority", "deadline_ms",
+                                   "timeout", "cache", "wait", "cache_threshold", "options", "metadata",
+                                   "requirements", "constraints"});
+        !st)
+        return st;
     auto str = [&](const char* k, std::string& out) -> Status {
         if (auto st = read_string(g, k, out); !st) return fail(bad_param(std::string("l04.") + k + " must be a string"));
         return {};
@@ -288,7 +415,7 @@ Status parse_l04(const json& g, InferenceRequest& r) {
     if (auto st = str("agent", agent); !st) return st;
     if (!agent.empty()) r.agent_did = agent;
     if (auto st = str("request_id", r.request_id); !st) return st;
-    if (auto st = str("strategy", r.strategy); !st) return st;
+    if (auto st = strategy_into(g, "l04", r); !st) return st;
     if (auto st = str_list(g, "capabilities", r.capabilities); !st) return st;
     if (auto p = g.find("priority"); p != g.end() && !p->is_null()) {
         auto pr = p->is_string() ? parse_priority(p->get<std::string>()) : std::nullopt;
@@ -350,23 +477,10 @@ Status parse_l04(const json& g, InferenceRequest& r) {
         if (!md->is_object()) return fail(bad_param("l04.metadata must be an object"));
         for (const auto& [k, v] : md->items()) r.metadata[k] = v.is_string() ? v.get<std::string>() : to_wire(v);
     }
-    if (auto q = g.find("requirements"); q != g.end() && !q->is_null()) {
-        if (!q->is_object()) return fail(bad_param("l04.requirements must be an object"));
-        if (auto st = str_list(*q, "capabilities", r.requirements.capabilities); !st) return st;
-        std::optional<std::int64_t> v;
-        if (auto st = read_int(*q, "min_context_length", v, 0, std::int64_t{1} << 40); !st) return st;
-        r.requirements.min_context_length = v.value_or(0);
-        v.reset();
-        if (auto st = read_int(*q, "max_output_tokens", v, 0, std::int64_t{1} << 40); !st) return st;
-        r.requirements.max_output_tokens = v.value_or(0);
-    }
-    if (auto c = g.find("constraints"); c != g.end() && !c->is_null()) {
-        if (!c->is_object()) return fail(bad_param("l04.constraints must be an object"));
-        if (auto st = read_double(*c, "max_latency_ms", r.constraints.max_latency_ms); !st) return st;
-        if (auto st = read_double(*c, "max_cost_cents", r.constraints.max_cost_cents); !st) return st;
-        if (auto st = str_list(*c, "preferred_providers", r.constraints.preferred_providers); !st) return st;
-        if (auto st = str_list(*c, "excluded_providers", r.constraints.excluded_providers); !st) return st;
-    }
+    if (auto q = g.find("requirements"); q != g.end() && !q->is_null())
+        if (auto st = parse_requirements(*q, "l04.requirements", r); !st) return st;
+    if (auto c = g.find("constraints"); c != g.end() && !c->is_null())
+        if (auto st = parse_constraints(*c, "l04.constraints", r); !st) return st;
     return {};
 }
 
@@ -462,6 +576,8 @@ Result<InferenceRequest> parse_chat_request(std::string_view body) {
         }
         if (auto g = j.find("l04"); g != j.end() && !g->is_null())
             if (!(st = parse_l04(*g, r))) return fail(st.error());
+        if (auto g = j.find("routing"); g != j.end() && !g->is_null())
+            if (!(st = parse_routing_object(*g, r))) return fail(st.error());
         for (const auto& [k, v] : j.items()) {
             if (is_request_field_name(k)) continue;
             r.extra.emplace_back(k, to_wire(v));

@@ -19,6 +19,9 @@ std::string to_wire(const nlohmann::json& j);
 
 // Parses a /v1/chat/completions body. E4500/E4501/E4502 on bad input.
 Result<InferenceRequest> parse_chat_request(std::string_view body);
+// The top-level `routing` object (strategy, preferred_providers,
+// exclude_providers, constraints and requirements) into r; unknown keys E4502.
+Status parse_routing_object(const nlohmann::json& g, InferenceRequest& r);
 // Reverse of parse_chat_request (l04ctl builds its requests with it).
 nlohmann::json chat_request_to_json(const InferenceRequest& req);
 
