@@ -2,11 +2,16 @@
 #include "common.hpp"
 
 #include <l04/bootstrap.hpp>
+#include <l04/core/clock.hpp>
+#include <l04/http/curl_transport.hpp>
+#include <l04/provider/adapters.hpp>
+#include <l04/provider/factory.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/server/openai_json.hpp>
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace l04ctl {
@@ -22,6 +27,41 @@ std::string price(double v) {
     return b;
 }
 
+// `models list --installed`: what an Ollama server has, and how each is
+// named for -m (its catalogue id, or provider/name).
+int list_installed(Context& ctx, const l04::Registry& reg, const std::string& provider, bool json) {
+    const l04::ProviderInfo* p = reg.provider(provider);
+    if (!p || p->kind != "ollama")
+        return report(l04::Error(l04::ErrorCode::invalid_parameter,
+                                 "--installed needs --provider naming a provider of kind ollama ('" + provider + "' is " +
+                                     (p ? "of kind " + p->kind : std::string("not defined")) + ")"));
+    const l04::ProviderConfig cfg = l04::resolve_provider_config(*p, ctx.settings);
+    auto names = l04::ollama_installed_models(*l04::make_curl_transport(), l04::SystemClock::instance(), cfg.base_url,
+                                              std::chrono::milliseconds(5000));
+    if (!names) return report(names.error());
+    std::sort(names->begin(), names->end());
+    std::vector<std::vector<std::string>> rows;
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& n : *names) {
+        const l04::ModelInfo* m = reg.find(provider + "/" + n);
+        if (!m) m = reg.find(n);
+        if (m && m->provider != provider) m = nullptr;
+        const std::string use = m ? m->id : provider + "/" + n;
+        rows.push_back({n, use, m ? "catalogue" : "from Ollama"});
+        arr.push_back({{"name", n}, {"model", use}, {"in_catalogue", m != nullptr}});
+    }
+    if (json) {
+        std::printf("%s\n", arr.dump(2).c_str());
+        return k_ok;
+    }
+    if (rows.empty()) {
+        std::printf("%s has no models installed (`ollama pull NAME` fetches one)\n", cfg.base_url.c_str());
+        return k_ok;
+    }
+    print_table({"INSTALLED", "USE AS -m", "DESCRIBED BY"}, rows);
+    return k_ok;
+}
+
 }  // namespace
 
 void add_models(CLI::App& app, Context& ctx) {
@@ -31,7 +71,7 @@ void add_models(CLI::App& app, Context& ctx) {
     struct ListArgs {
         std::vector<std::string> caps;
         std::string provider;
-        bool json = false;
+        bool json = false, installed = false;
     };
     auto la = std::make_shared<ListArgs>();
     auto* list = models->add_subcommand("list", "List models");
@@ -40,11 +80,18 @@ void add_models(CLI::App& app, Context& ctx) {
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     list->add_option("--provider", la->provider, "Only models of this provider");
     list->add_flag("--json", la->json, "JSON output");
+    list->add_flag("--installed", la->installed,
+                   "With --provider of kind ollama: the models that Ollama server has (GET /api/tags); any of them "
+                   "works as -m PROVIDER/NAME without a models.toml entry");
     list->callback([&ctx, la] {
         if ((g_exit = ctx.load())) return;
         auto reg = registry(ctx);
         if (!reg) {
             g_exit = report(reg.error());
+            return;
+        }
+        if (la->installed) {
+            g_exit = list_installed(ctx, *reg, la->provider.empty() ? "ollama" : la->provider, la->json);
             return;
         }
         l04::CapabilitySet need;

@@ -52,33 +52,6 @@ std::string read_stdin() {
 // 5 MB, and it refuses larger ones itself).
 constexpr std::size_t k_max_attachment_bytes = 20u << 20;
 
-std::string base64(std::string_view in) {
-    static const char* const k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        const auto n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-        out += k[(n >> 18) & 63];
-        out += k[(n >> 12) & 63];
-        out += k[(n >> 6) & 63];
-        out += k[n & 63];
-    }
-    if (i + 1 == in.size()) {
-        const auto n = static_cast<unsigned char>(in[i]) << 16;
-        out += k[(n >> 18) & 63];
-        out += k[(n >> 12) & 63];
-        out += "==";
-    } else if (i + 2 == in.size()) {
-        const auto n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-        out += k[(n >> 18) & 63];
-        out += k[(n >> 12) & 63];
-        out += k[(n >> 6) & 63];
-        out += '=';
-    }
-    return out;
-}
 
 // The image type of a file, from its first bytes; empty when it is not one
 // that every vision provider reads.
@@ -118,7 +91,7 @@ l04::Result<l04::ContentPart> attachment(const std::string& arg) {
     if (p.media_type.empty())
         return l04::fail(l04::ErrorCode::invalid_parameter,
                          "the attachment '" + arg + "' is not a PNG, JPEG, GIF or WebP image");
-    p.data = base64(bytes);
+    p.data = l04::base64_encode(bytes);
     return p;
 }
 

@@ -147,6 +147,7 @@ void add_logs(CLI::App& app, Context& ctx);
 void add_completion(CLI::App& app, Context& ctx);
 void add_templates(CLI::App& app, Context& ctx);
 void add_chat(CLI::App& app, Context& ctx);
+void add_embed(CLI::App& app, Context& ctx);
 
 // The run result of the selected subcommand.
 extern int g_exit;

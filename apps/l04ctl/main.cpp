@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
     l04ctl::add_logs(app, ctx);
     l04ctl::add_templates(app, ctx);
     l04ctl::add_chat(app, ctx);
+    l04ctl::add_embed(app, ctx);
     l04ctl::add_completion(app, ctx);
 
     app.parse_complete_callback([&ctx] { l04ctl::setup_logging(ctx.globals.verbose, ctx.globals.quiet); });

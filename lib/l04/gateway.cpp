@@ -112,6 +112,9 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     }
     auto embedder = make_embedder(ec, g->m_transport);
     if (!embedder) return fail(embedder.error());
+    auto embed_db = open_state_db(state_dir);
+    if (!embed_db) return fail(embed_db.error());
+    g->m_embed_db = std::move(*embed_db);
     g->m_cache = std::make_unique<ResponseCache>(std::move(*cache_db), cc, *g->m_clock, std::move(*embedder));
 
     auto ledger_db = open_state_db(state_dir);
@@ -251,6 +254,7 @@ Result<Provider*> Gateway::provider_for(const std::string& id) {
 }
 
 Result<RoutingDecision> Gateway::explain(const InferenceRequest& req) {
+    if (auto st = ensure_model(req.model); !st) return fail(st.error());
     auto d = m_router->route(req, [this](const std::string& p, std::string& why) { return provider_available(p, why); });
     if (d || d.error().code != ErrorCode::no_suitable_model) return d;
     // Nothing fits now; would something fit but for providers that answered
@@ -295,6 +299,14 @@ Result<InferenceResponse> Gateway::redacted(Result<InferenceResponse> r) const {
     return fail(std::move(e));
 }
 
+double Gateway::backoff_ms(int retry) {
+    const auto base = m_settings.get_duration_ms("retry.base_delay");
+    const auto cap = m_settings.get_duration_ms("retry.max_delay");
+    const double ceiling = std::min<double>(static_cast<double>(cap), static_cast<double>(base) * std::pow(2.0, retry));
+    std::lock_guard lk(m_rng_mu);
+    return std::uniform_real_distribution<double>(0, ceiling)(m_rng);
+}
+
 Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
                                                  const CancelToken* cancel, int& attempts, bool& delivered,
                                                  std::optional<double>& ttft_ms, std::int64_t deadline_ms) {
@@ -319,8 +331,6 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
         m_clock->sleep_for(std::chrono::milliseconds(ra));
         return true;
     };
-    const auto base = m_settings.get_duration_ms("retry.base_delay");
-    const auto cap = m_settings.get_duration_ms("retry.max_delay");
     const auto start = m_clock->now();
 
     for (int retry = 0;; ++retry) {
@@ -434,13 +444,8 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
             }
         }
         if (!err.retryable || retry >= max_retries || (cancel && cancel->cancelled)) return fail(std::move(err));
-        // Full jitter: uniform(0, min(cap, base * 2^retry)), at least Retry-After.
-        double ceiling = std::min<double>(static_cast<double>(cap), static_cast<double>(base) * std::pow(2.0, retry));
-        double wait;
-        {
-            std::lock_guard lk(m_rng_mu);
-            wait = std::uniform_real_distribution<double>(0, ceiling)(m_rng);
-        }
+        // Full jitter, at least Retry-After.
+        double wait = backoff_ms(retry);
         if (err.retry_after) wait = std::max(wait, static_cast<double>(err.retry_after->count()));
         if (m_clock->wall_ms() + static_cast<std::int64_t>(wait) >= deadline_ms) {
             // Giving up after all: the fault not yet counted is counted now.
@@ -485,6 +490,7 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         if (req.cache_mode == CacheMode::use) {
             if (auto hit = m_cache->lookup(key, req.cache_similarity_threshold, &refusal)) {
                 hit->request_id = req.request_id;
+                hit->created_ms = m_clock->wall_ms();  // this answer's time; cached_at says when it was first made
                 hit->latency_ms = ms_between(t0, m_clock->now());
                 std::optional<double> ttft;
                 if (sink) {

@@ -73,6 +73,16 @@ public:
 
     Result<InferenceResponse> execute(InferenceRequest req);
     Result<InferenceResponse> stream(InferenceRequest req, const ChunkSink& sink, const CancelToken* cancel = nullptr);
+    // Embeddings (/v1/embeddings): model resolution, an exact cache per
+    // input text, then breaker → rate limit → queue → provider with
+    // retries, ledger and metrics, like a completion (gateway_extra.cpp).
+    Result<EmbedResponse> embed(EmbedRequest req);
+    // Stored /v1/responses conversations (previous_response_id): chat-shaped
+    // messages JSON by response id. Rows older than 30 days are dropped as
+    // new ones come.
+    Status store_conversation(const std::string& response_id, const std::string& model, const std::string& messages_json);
+    // nullopt when there is no such response.
+    Result<std::optional<std::string>> load_conversation(const std::string& response_id);
     // Routing only, no provider called (l04ctl prompt --explain).
     Result<RoutingDecision> explain(const InferenceRequest& req);
 
@@ -112,6 +122,15 @@ private:
                                             const CancelToken* cancel, int& attempts, bool& delivered,
                                             std::optional<double>& ttft_ms, std::int64_t deadline_ms);
     Result<Provider*> provider_for(const std::string& id);
+    Result<const ModelInfo*> embedding_model(const EmbedRequest& req);
+    // "provider/name" that no catalogue entry describes (any Ollama model):
+    // made into a registry model (capabilities and context from Ollama's
+    // /api/show, conservative defaults otherwise). A no-op for known names.
+    Status ensure_model(const std::string& name);
+    Result<EmbedResult> call_embed(const EmbedRequest& req, const ModelInfo& model,
+                                   const std::vector<std::string>& inputs, std::int64_t deadline_ms, int& attempts);
+    // Full-jitter backoff: uniform(0, min(retry.max_delay, base * 2^retry)).
+    double backoff_ms(int retry);
     bool provider_available(const std::string& id, std::string& why);
     void record(const InferenceRequest& req, const Result<InferenceResponse>& r, const std::string& model,
                 const std::string& provider, double latency_ms, std::optional<double> ttft_ms, int attempts,
@@ -124,6 +143,8 @@ private:
     std::shared_ptr<Transport> m_transport;
     std::unique_ptr<Router> m_router;
     std::unique_ptr<ResponseCache> m_cache;
+    std::unique_ptr<Db> m_embed_db;  // the embedding cache's connection (state db)
+    std::mutex m_embed_mu;
     std::unique_ptr<Ledger> m_ledger;
     std::shared_ptr<RateLimiter> m_limiter;
     std::shared_ptr<CircuitBreaker> m_breaker;

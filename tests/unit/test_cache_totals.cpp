@@ -210,7 +210,7 @@ TEST_CASE("cache totals: migration 3 initialises the totals from the rows alread
                             "DELETE FROM counters WHERE id IN (11, 12); ALTER TABLE cache_entries DROP COLUMN extra; "
                             "ALTER TABLE usage DROP COLUMN metadata; DROP TABLE ledger_journal; "
                             "ALTER TABLE circuit_breakers DROP COLUMN probe_pid; ALTER TABLE circuit_breakers DROP COLUMN probe_start; "
-                            "DROP TABLE budget_reservations; "
+                            "DROP TABLE budget_reservations; DROP TABLE embedding_cache; DROP TABLE stored_responses; "
                             "PRAGMA user_version = 2;")
                         .has_value());
         raw_insert(**db, "c", 33);  // no triggers: not counted anywhere yet

@@ -3,6 +3,7 @@
 #include <l04/config/toml_util.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -160,6 +161,9 @@ Result<Registry> Registry::parse(std::string_view text, const std::string& src) 
             auto q = r.num("quality", 0.5);
             auto dims = r.integer("embedding_dimensions", 0);
             auto aliases = r.strings("aliases");
+            auto created = r.integer("created", 0);
+            if (!created) return fail(created.error());
+            m.created = *created;
             for (const Error* e : {cw ? nullptr : &cw.error(), mo ? nullptr : &mo.error(), ip ? nullptr : &ip.error(),
                                    op ? nullptr : &op.error(), lat ? nullptr : &lat.error(), q ? nullptr : &q.error(),
                                    dims ? nullptr : &dims.error(), aliases ? nullptr : &aliases.error()})
@@ -201,6 +205,14 @@ Result<Registry> Registry::load(const std::vector<std::string>& paths) {
         buf << in.rdbuf();
         auto r = parse(buf.str(), path);
         if (!r) return fail(r.error());
+        const auto mtime = std::filesystem::last_write_time(path, ec);
+        const std::int64_t mtime_s =
+            ec ? 0
+               : std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::file_clock::to_sys(mtime).time_since_epoch())
+                     .count();
+        for (auto& m : r->m_models)
+            if (m.created == 0) m.created = mtime_s;
         reg.merge(*r);
         first = false;
     }
@@ -238,7 +250,41 @@ void Registry::reindex() {
 
 const ModelInfo* Registry::find(std::string_view name) const {
     auto it = m_by_name.find(name);
-    return it == m_by_name.end() ? nullptr : &m_models[it->second];
+    if (it != m_by_name.end()) return &m_models[it->second];
+    // "ollama/llama3.1:8b": a catalogue model named by its provider and its
+    // id, provider string or alias.
+    if (auto slash = name.find('/'); slash != std::string_view::npos && slash > 0) {
+        const std::string_view prov = name.substr(0, slash), rest = name.substr(slash + 1);
+        for (const auto& m : m_models)
+            if (m.provider == prov && (m.id == rest || m.name == rest ||
+                                       std::find(m.aliases.begin(), m.aliases.end(), rest) != m.aliases.end()))
+                return &m;
+    }
+    std::lock_guard lk(m_dynamic->mu);
+    for (const auto& m : m_dynamic->models)
+        if (m.id == name) return &m;
+    return nullptr;
+}
+
+std::optional<std::pair<std::string, std::string>> Registry::split_provider_model(std::string_view name) const {
+    const auto slash = name.find('/');
+    if (slash == std::string_view::npos || slash == 0 || slash + 1 >= name.size() || name.size() > 200) return std::nullopt;
+    const ProviderInfo* p = provider(name.substr(0, slash));
+    if (!p || (p->kind != "ollama" && p->kind != "openai")) return std::nullopt;
+    // A model name is printable and has no spaces (it goes into a JSON body
+    // and into logs).
+    for (char c : name)
+        if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) return std::nullopt;
+    return std::make_pair(p->id, std::string(name.substr(slash + 1)));
+}
+
+const ModelInfo* Registry::add_dynamic(ModelInfo m) const {
+    std::lock_guard lk(m_dynamic->mu);
+    for (const auto& x : m_dynamic->models)
+        if (x.id == m.id) return &x;
+    if (m_dynamic->models.size() >= k_max_dynamic_models) return nullptr;
+    m_dynamic->models.push_back(std::move(m));
+    return &m_dynamic->models.back();
 }
 
 const ProviderInfo* Registry::provider(std::string_view id) const {

@@ -5,7 +5,11 @@
 #include <l04/core/error.hpp>
 #include <l04/core/types.hpp>
 
+#include <deque>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +39,10 @@ struct ModelInfo {
     double quality = 0;
     std::int64_t embedding_dimensions = 0;
     std::vector<std::string> aliases;
+    // Unix seconds shown as `created` by /v1/models: models.toml's `created`,
+    // else the modification time of the file that defines the model (stable
+    // while the file is unchanged).
+    std::int64_t created = 0;
 };
 
 class Registry {
@@ -58,12 +66,28 @@ public:
     // Every id and alias, for "did you mean".
     std::vector<std::string> names() const;
 
+    // "provider/name" for a provider of kind ollama or openai that this
+    // registry defines: {provider id, name}; nullopt otherwise.
+    std::optional<std::pair<std::string, std::string>> split_provider_model(std::string_view name) const;
+    // Adds a model made on demand for a "provider/name" no entry describes
+    // (any Ollama model): thread-safe, the pointer stays valid for the
+    // registry's life, and find() knows it from then on. At most
+    // k_max_dynamic_models (client strings must not grow memory or metric
+    // labels without bound): nullptr beyond that.
+    static constexpr std::size_t k_max_dynamic_models = 64;
+    const ModelInfo* add_dynamic(ModelInfo m) const;
+
 private:
     void reindex();
     std::vector<ModelInfo> m_models;
     std::map<std::string, ProviderInfo, std::less<>> m_providers;
     std::map<std::string, std::size_t, std::less<>> m_by_name;
     std::vector<std::vector<std::size_t>> m_by_capability;
+    struct Dynamic {
+        std::mutex mu;
+        std::deque<ModelInfo> models;  // stable addresses
+    };
+    std::shared_ptr<Dynamic> m_dynamic = std::make_shared<Dynamic>();
 };
 
 // Cost in USD of `usage` at the model's prices.

@@ -170,4 +170,32 @@ std::string redact_secrets(std::string s, const std::vector<std::string>& secret
     return s;
 }
 
+std::string base64_encode(std::string_view in) {
+    static const char* const k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        const auto n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
+        out += k[(n >> 18) & 63];
+        out += k[(n >> 12) & 63];
+        out += k[(n >> 6) & 63];
+        out += k[n & 63];
+    }
+    if (i + 1 == in.size()) {
+        const auto n = static_cast<unsigned char>(in[i]) << 16;
+        out += k[(n >> 18) & 63];
+        out += k[(n >> 12) & 63];
+        out += "==";
+    } else if (i + 2 == in.size()) {
+        const auto n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+        out += k[(n >> 18) & 63];
+        out += k[(n >> 12) & 63];
+        out += k[(n >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
 }  // namespace l04

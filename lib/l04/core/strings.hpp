@@ -48,5 +48,7 @@ std::string iso8601_utc(std::int64_t wall_ms);
 // shorter than 8 characters are skipped so that a key like "x" cannot
 // mangle ordinary text) with "[redacted]".
 std::string redact_secrets(std::string s, const std::vector<std::string>& secrets);
+// Standard base64 (RFC 4648, with padding).
+std::string base64_encode(std::string_view in);
 
 }  // namespace l04

@@ -242,6 +242,31 @@ struct InferenceResponse {
     std::vector<Choice> more_choices;
 };
 
+// A /v1/embeddings request: texts to embed with one embedding model.
+struct EmbedRequest {
+    std::string request_id;
+    std::string agent_did;
+    std::string model;                       // registry id, alias or provider/name; empty = routed
+    std::vector<std::string> inputs;
+    std::optional<std::int64_t> dimensions;  // a shorter vector (text-embedding-3-*, Gemini, Matryoshka models)
+    CacheMode cache_mode = CacheMode::use;
+    std::optional<std::int64_t> timeout_ms;
+    std::map<std::string, std::string> metadata;
+    std::optional<int> max_retries;
+};
+
+struct EmbedResponse {
+    std::string request_id;
+    std::string model_id;
+    std::string provider;
+    std::vector<std::vector<float>> vectors;  // one per input, in order
+    std::int64_t prompt_tokens = 0;           // of the whole request (cached inputs included)
+    bool usage_estimated = false;
+    std::size_t cached_inputs = 0;            // served from the embedding cache
+    double cost_usd = 0;
+    double latency_ms = 0;
+};
+
 // One piece of a streamed answer. The last chunk has is_final set and carries
 // the usage and the facts of the final response.
 struct StreamChunk {

@@ -46,4 +46,15 @@ Result<std::vector<std::string>> ollama_installed_models(Transport& transport, C
                                                          const std::string& base_url,
                                                          std::chrono::milliseconds timeout);
 
+// What Ollama's POST {base}/api/show says of one installed model:
+// capabilities ("completion", "vision", "tools", "embedding", ...; empty
+// when this Ollama is too old to say) and the context length from
+// model_info (0 when absent). A model Ollama does not have is E4204.
+struct OllamaModelFacts {
+    std::vector<std::string> capabilities;
+    std::int64_t context_length = 0;
+};
+Result<OllamaModelFacts> ollama_show(Transport& transport, Clock& clock, const std::string& base_url,
+                                     const std::string& model, std::chrono::milliseconds timeout);
+
 }  // namespace l04

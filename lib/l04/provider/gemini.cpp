@@ -98,6 +98,35 @@ public:
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> { return run_stream(req, sink); });
     }
 
+    // POST .../{model}:batchEmbedContents: one request per input,
+    // embeddings[].values. Gemini reports no token count: estimated.
+    Result<EmbedResult> embed(const EmbedCall& call) override {
+        return detail::guard_json(m_id, [&]() -> Result<EmbedResult> {
+            json reqs = json::array();
+            for (const auto& t : call.inputs) {
+                json one{{"model", "models/" + bare_model(call.model.name)}, {"content", {{"parts", json::array({{{"text", t}}})}}}};
+                if (call.dimensions) one["outputDimensionality"] = *call.dimensions;
+                reqs.push_back(std::move(one));
+            }
+            auto http = detail::make_http_request("POST", model_url(call.model.name, ":batchEmbedContents"), headers(),
+                                                  detail::dump(json{{"requests", std::move(reqs)}}), call.timeout,
+                                                  m_timeout_ms, call.cancel);
+            auto text = detail::exchange_buffered(ctx(), http);
+            if (!text) return fail(text.error());
+            auto j = detail::parse_json(*text);
+            if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "batchEmbedContents answer is not JSON", *text));
+            const json* arr = detail::arr_of(*j, "embeddings");
+            if (!arr) return fail(detail::parse_error(m_id, "batchEmbedContents answer has no embeddings array", *text));
+            auto vecs = detail::embedding_vectors(*arr, "values", call.inputs.size(), call.dimensions, m_id);
+            if (!vecs) return fail(vecs.error());
+            EmbedResult r;
+            r.vectors = std::move(*vecs);
+            for (const auto& t : call.inputs) r.prompt_tokens += estimate_tokens(t);
+            r.estimated = true;
+            return r;
+        });
+    }
+
     ProviderHealth health_check(std::chrono::milliseconds timeout) override {
         auto http = detail::make_http_request("GET", detail::join_url(m_base, "/v1beta/models"), headers(false), "",
                                               timeout, 0, nullptr);

@@ -341,4 +341,35 @@ ProviderHealth probe_model_list(const CallContext& ctx, const HttpRequest& req, 
     });
 }
 
+Result<std::vector<std::vector<float>>> embedding_vectors(const json& arr, const char* key, std::size_t count,
+                                                         std::optional<std::int64_t> dimensions,
+                                                         const std::string& provider) {
+    if (!arr.is_array() || arr.size() != count)
+        return fail(parse_error(provider, "expected " + std::to_string(count) + " embeddings", ""));
+    std::vector<std::vector<float>> out;
+    out.reserve(count);
+    for (const auto& e : arr) {
+        const json* v = &e;
+        if (*key) {
+            if (!e.is_object() || !e.contains(key)) return fail(parse_error(provider, std::string("an embedding without '") + key + "'", ""));
+            v = &e.at(key);
+        }
+        if (!v->is_array() || v->empty()) return fail(parse_error(provider, "an embedding is not an array of numbers", ""));
+        std::vector<float> f;
+        f.reserve(v->size());
+        for (const auto& x : *v) {
+            if (!x.is_number()) return fail(parse_error(provider, "an embedding holds a non-number", ""));
+            f.push_back(x.get<float>());
+        }
+        if (!out.empty() && f.size() != out.front().size())
+            return fail(parse_error(provider, "embeddings of different lengths in one answer", ""));
+        out.push_back(std::move(f));
+    }
+    if (dimensions && !out.empty() && static_cast<std::int64_t>(out.front().size()) != *dimensions)
+        return fail(Error(ErrorCode::invalid_parameter,
+                          provider + " answered " + std::to_string(out.front().size()) + " dimensions, not the " +
+                              std::to_string(*dimensions) + " asked for: this model cannot shorten its embeddings"));
+    return out;
+}
+
 }  // namespace l04::detail

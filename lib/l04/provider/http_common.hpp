@@ -150,6 +150,14 @@ InferenceResponse new_response(const ProviderRequest& req, const std::string& pr
 // join_url("https://h/v1", "/v1/messages") == "https://h/v1/messages".
 std::string join_url(const std::string& base, std::string_view path);
 
+// The vectors of an embeddings answer: `arr` holds one array of numbers per
+// input (`key` names the array inside each element, or "" when the element
+// is the array itself). Checks the count, that every vector is numbers and
+// that all have one length (`dimensions` when given). E4600 otherwise.
+Result<std::vector<std::vector<float>>> embedding_vectors(const json& arr, const char* key, std::size_t count,
+                                                         std::optional<std::int64_t> dimensions,
+                                                         const std::string& provider);
+
 // Every file of an adapter catches nlohmann exceptions at its edge with this.
 template <class F>
 auto guard_json(const std::string& provider, F&& f) -> decltype(f()) {

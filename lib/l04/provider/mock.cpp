@@ -3,6 +3,9 @@
 #include <l04/core/request_fields.hpp>
 #include <l04/core/strings.hpp>
 
+#include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cstdlib>
 
 namespace l04 {
@@ -177,5 +180,41 @@ Result<InferenceResponse> MockProvider::stream(const ProviderRequest& req, const
 
 ProviderHealth MockProvider::health_check(std::chrono::milliseconds) { return {HealthState::healthy, 0.0, "offline mock"}; }
 
+
+Result<EmbedResult> MockProvider::embed(const EmbedCall& call) {
+    std::int64_t dims = call.dimensions.value_or(call.model.embedding_dimensions > 0 ? call.model.embedding_dimensions : 384);
+    if (dims < 1 || dims > 8192) return fail(ErrorCode::invalid_parameter, "mock embeddings: dimensions must be 1..8192");
+    // Feature hashing of lower-cased words (FNV-1a; a text without words
+    // hashes whole), L2-normalised: the same text gives the same vector,
+    // texts sharing words are close, and no text gives a zero vector.
+    EmbedResult r;
+    for (const auto& t : call.inputs) {
+        std::vector<float> v(static_cast<std::size_t>(dims), 0.0f);
+        std::string word;
+        auto flush = [&] {
+            if (word.empty()) return;
+            std::uint64_t h = 1469598103934665603ull;
+            for (unsigned char c : word) h = (h ^ c) * 1099511628211ull;
+            v[h % v.size()] += 1.0f;
+            word.clear();
+        };
+        for (unsigned char c : t) {
+            if (std::isalnum(c) || c >= 0x80) word += static_cast<char>(std::tolower(c));
+            else flush();
+        }
+        flush();
+        if (std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; })) {
+            word = t;
+            flush();
+        }
+        double norm = 0;
+        for (float x : v) norm += static_cast<double>(x) * x;
+        if (norm > 0)
+            for (float& x : v) x = static_cast<float>(x / std::sqrt(norm));
+        r.vectors.push_back(std::move(v));
+        r.prompt_tokens += estimate_tokens(t);
+    }
+    return r;
+}
 
 }  // namespace l04

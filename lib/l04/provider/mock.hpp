@@ -20,6 +20,9 @@ public:
     Result<InferenceResponse> complete(const ProviderRequest& req) override;
     Result<InferenceResponse> stream(const ProviderRequest& req, const ChunkSink& sink) override;
     ProviderHealth health_check(std::chrono::milliseconds timeout) override;
+    // Deterministic offline vectors (the built-in embedder's features) of
+    // the model's embedding_dimensions, or `dimensions` when asked.
+    Result<EmbedResult> embed(const EmbedCall& call) override;
 
     // The answer the mock gives to this request (before chunking).
     static std::string answer_for(const InferenceRequest& req);

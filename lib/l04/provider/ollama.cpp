@@ -61,6 +61,32 @@ public:
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> { return run_stream(req, sink); });
     }
 
+    // POST /api/embed with every input; embeddings[], prompt_eval_count.
+    Result<EmbedResult> embed(const EmbedCall& call) override {
+        return detail::guard_json(m_id, [&]() -> Result<EmbedResult> {
+            json body{{"model", call.model.name}, {"input", call.inputs}};
+            if (call.dimensions) body["dimensions"] = *call.dimensions;
+            auto http = detail::make_http_request("POST", detail::join_url(m_base, "/api/embed"), headers(),
+                                                  detail::dump(body), call.timeout, m_timeout_ms, call.cancel);
+            auto text = detail::exchange_buffered(ctx(), http);
+            if (!text) return fail(text.error());
+            auto j = detail::parse_json(*text);
+            if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "embed answer is not JSON", *text));
+            const json* arr = detail::arr_of(*j, "embeddings");
+            if (!arr) return fail(detail::parse_error(m_id, "embed answer has no embeddings array", *text));
+            auto vecs = detail::embedding_vectors(*arr, "", call.inputs.size(), call.dimensions, m_id);
+            if (!vecs) return fail(vecs.error());
+            EmbedResult r;
+            r.vectors = std::move(*vecs);
+            if (auto n = detail::int_of(*j, "prompt_eval_count")) r.prompt_tokens = *n;
+            else {
+                for (const auto& t : call.inputs) r.prompt_tokens += estimate_tokens(t);
+                r.estimated = true;
+            }
+            return r;
+        });
+    }
+
     ProviderHealth health_check(std::chrono::milliseconds timeout) override {
         auto http = detail::make_http_request("GET", detail::join_url(m_base, "/api/tags"), headers(false), "", timeout,
                                               0, nullptr);
@@ -269,6 +295,40 @@ Result<std::vector<std::string>> ollama_installed_models(Transport& transport, C
             if (!name.empty()) out.push_back(std::move(name));
         }
         return out;
+    });
+}
+
+Result<OllamaModelFacts> ollama_show(Transport& transport, Clock& clock, const std::string& base_url,
+                                     const std::string& model, std::chrono::milliseconds timeout) {
+    const std::string id = "ollama";
+    const std::string no_key;
+    detail::CallContext ctx{transport, clock, id, no_key};
+    auto http = detail::make_http_request("POST", detail::join_url(base_url, "/api/show"),
+                                          {{"Content-Type", "application/json"}}, detail::dump(json{{"model", model}}),
+                                          timeout, 0, nullptr);
+    auto text = detail::exchange_buffered(ctx, http);
+    if (!text) {
+        Error e = text.error();
+        if (e.code == ErrorCode::provider_model_not_found)
+            e.message = "Ollama has no model '" + model + "' (`ollama pull " + model + "` fetches it; `l04ctl models list "
+                        "--provider ollama --installed` lists what it has)";
+        return fail(std::move(e));
+    }
+    return detail::guard_json(id, [&]() -> Result<OllamaModelFacts> {
+        auto j = detail::parse_json(*text);
+        if (!j || !j->is_object()) return fail(detail::parse_error(id, "show answer is not a JSON object", *text));
+        OllamaModelFacts f;
+        if (const json* caps = detail::arr_of(*j, "capabilities"))
+            for (const auto& c : *caps)
+                if (c.is_string()) f.capabilities.push_back(c.get<std::string>());
+        if (const json* info = detail::obj_of(*j, "model_info"))
+            for (const auto& [k, v] : info->items()) {
+                const std::string_view suffix = ".context_length";
+                if (k.size() > suffix.size() && k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+                    v.is_number_integer())
+                    f.context_length = v.get<std::int64_t>();
+            }
+        return f;
     });
 }
 

@@ -57,6 +57,40 @@ public:
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> { return run_stream(req, sink); });
     }
 
+    // POST {base}/embeddings: data[] ordered by its index, usage.prompt_tokens.
+    Result<EmbedResult> embed(const EmbedCall& call) override {
+        return detail::guard_json(m_id, [&]() -> Result<EmbedResult> {
+            json body{{"model", call.model.name}, {"input", call.inputs}, {"encoding_format", "float"}};
+            if (call.dimensions) body["dimensions"] = *call.dimensions;
+            auto http = detail::make_http_request("POST", detail::join_url(m_base, "/embeddings"), headers(),
+                                                  detail::dump(body), call.timeout, m_timeout_ms, call.cancel);
+            auto text = detail::exchange_buffered(ctx(), http);
+            if (!text) return fail(text.error());
+            auto j = detail::parse_json(*text);
+            if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "embeddings answer is not JSON", *text));
+            if (const json* err = detail::obj_of(*j, "error")) return fail(detail::payload_error(400, *err, ctx()));
+            const json* data = detail::arr_of(*j, "data");
+            if (!data) return fail(detail::parse_error(m_id, "embeddings answer has no data array", *text));
+            json ordered = *data;
+            if (std::all_of(ordered.begin(), ordered.end(), [](const json& e) { return e.is_object() && e.contains("index"); }))
+                std::stable_sort(ordered.begin(), ordered.end(), [](const json& a, const json& b) {
+                    return a.at("index").get<std::int64_t>() < b.at("index").get<std::int64_t>();
+                });
+            auto vecs = detail::embedding_vectors(ordered, "embedding", call.inputs.size(), call.dimensions, m_id);
+            if (!vecs) return fail(vecs.error());
+            EmbedResult r;
+            r.vectors = std::move(*vecs);
+            const json* usage = detail::obj_of(*j, "usage");
+            auto pt = usage ? detail::int_of(*usage, "prompt_tokens") : std::nullopt;
+            if (pt) r.prompt_tokens = *pt;
+            else {
+                for (const auto& t : call.inputs) r.prompt_tokens += estimate_tokens(t);
+                r.estimated = true;
+            }
+            return r;
+        });
+    }
+
     ProviderHealth health_check(std::chrono::milliseconds timeout) override {
         auto http = detail::make_http_request("GET", detail::join_url(m_base, "/models"), headers(false), "", timeout,
                                               0, nullptr);

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,22 @@ struct ProviderRequest {
     const CancelToken* cancel = nullptr;
 };
 
+// One embeddings call: every input text of the request that the cache did
+// not have, for one model.
+struct EmbedCall {
+    const ModelInfo& model;
+    const std::vector<std::string>& inputs;
+    std::optional<std::int64_t> dimensions;  // a smaller size, for models that can give one
+    std::chrono::milliseconds timeout{30000};
+    const CancelToken* cancel = nullptr;
+};
+
+struct EmbedResult {
+    std::vector<std::vector<float>> vectors;  // one per input, in order, as the provider sent them
+    std::int64_t prompt_tokens = 0;
+    bool estimated = false;  // the provider reported no token count
+};
+
 enum class HealthState : std::uint8_t { healthy = 0, degraded = 1, unhealthy = 2, unconfigured = 3 };
 std::string_view health_state_name(HealthState s);
 
@@ -54,6 +71,12 @@ public:
     // A cheap probe (e.g. GET /v1/models); never throws, bounded by timeout.
     virtual ProviderHealth health_check(std::chrono::milliseconds timeout) = 0;
     virtual bool supports_capability(Capability c, const ModelInfo& m) const { return m.capabilities.has(c); }
+    // Embeddings (/v1/embeddings). Adapters without an embeddings API refuse
+    // with E4502.
+    virtual Result<EmbedResult> embed(const EmbedCall& call) {
+        return fail(ErrorCode::invalid_parameter,
+                    "provider '" + id() + "' has no embeddings API (model " + call.model.id + ")");
+    }
 };
 
 // Maps an upstream HTTP failure to an Error: 400 (context length → E4205),

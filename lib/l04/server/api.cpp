@@ -2,13 +2,16 @@
 #include <l04/batch/batch.hpp>
 #include <l04/cache/hit_guard.hpp>
 #include <l04/core/strings.hpp>
+#include <l04/server/completions_json.hpp>
 #include <l04/server/openai_json.hpp>
+#include <l04/server/responses_json.hpp>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <cctype>
 #include <ctime>
 #include <unistd.h>
@@ -63,7 +66,7 @@ json cache_stats_json(const CacheStats& s) {
 }
 
 json model_json(const ModelInfo& m) {
-    return {{"id", m.id}, {"object", "model"}, {"created", 0}, {"owned_by", m.provider}, {"l04", model_to_json(m)}};
+    return {{"id", m.id}, {"object", "model"}, {"created", m.created}, {"owned_by", m.provider}, {"l04", model_to_json(m)}};
 }
 
 json provider_json(const ProviderStatus& p) {
@@ -196,6 +199,199 @@ bool Api::admit(const ServerRequest& req, ResponseWriter& w) {
     return true;
 }
 
+bool route_matches(const ApiRoute& r, const std::string& path) {
+    // Template segments "{x}" match one segment; a trailing "{x...}"-style
+    // parameter (rest = true) matches the rest of the path (model ids such
+    // as ollama/qwen2.5 hold a slash).
+    const auto want = split(r.path, '/');
+    const auto got = split(path, '/');
+    if (path.empty() || path[0] != '/' || (path.size() > 1 && path.back() == '/')) return false;
+    if (r.rest ? got.size() < want.size() : got.size() != want.size()) return false;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        const bool param = want[i].size() > 2 && want[i].front() == '{' && want[i].back() == '}';
+        if (param ? got[i].empty() : got[i] != want[i]) return false;
+    }
+    return true;
+}
+
+const std::vector<ApiRoute>& api_routes() {
+    using R = ApiRoute;
+    static const std::vector<ApiRoute> t = {
+        {"POST", "/v1/chat/completions", "OpenAI chat completions; \"stream\": true answers SSE ending in [DONE]",
+         "inference", R::json_body, "application/json, text/event-stream", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.chat(q, w); }},
+        {"POST", "/chat/completions", "The same, without /v1 (clients configured with a bare base URL)", "inference",
+         R::json_body, "application/json, text/event-stream", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.chat(q, w); }},
+        {"POST", "/v1/completions",
+         "The specification's completion (messages, routing) answered with content, model_id, provider, token_usage, "
+         "latency_ms, cached, request_id, metadata; OpenAI's legacy text completion when the body has prompt",
+         "inference", R::json_body, "application/json, text/event-stream", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.completions(q, w, false); }},
+        {"POST", "/completions", "The same, without /v1", "inference", R::json_body, "application/json, text/event-stream",
+         false, [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.completions(q, w, false); }},
+        {"POST", "/v1/completions/stream", "/v1/completions, always streamed: SSE chunks {content, is_final}",
+         "inference", R::json_body, "text/event-stream", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.completions(q, w, true); }},
+        {"POST", "/v1/responses", "OpenAI's Responses API (common subset; stream: the response.* event sequence)",
+         "inference", R::json_body, "application/json, text/event-stream", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.responses(q, w); }},
+        {"POST", "/responses", "The same, without /v1", "inference", R::json_body, "application/json, text/event-stream",
+         false, [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.responses(q, w); }},
+        {"POST", "/v1/embeddings", "OpenAI embeddings (input string or array; float or base64)", "inference",
+         R::json_body, "application/json", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.embeddings(q, w); }},
+        {"POST", "/embeddings", "The same, without /v1", "inference", R::json_body, "application/json", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.embeddings(q, w); }},
+        {"POST", "/v1/batch", "JSON lines in, one result line per item out (?concurrency=N&ordered=1)", "inference",
+         R::ndjson_body, "application/x-ndjson", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.batch(q, w); }},
+        {"POST", "/v1/route", "The routing decision for a chat body, without calling any provider", "routing",
+         R::json_body, "application/json", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.route(q, w); }},
+        {"GET", "/v1/models", "The model registry in OpenAI's list shape (+ l04 fields)", "registry", R::no_body,
+         "application/json", false, [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.models(q, w); }},
+        {"GET", "/v1/models/{model}", "One model (ids may hold a slash: ollama/NAME)", "registry", R::no_body,
+         "application/json", true, [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.models(q, w); }},
+        {"GET", "/health", "The health report (?probe=0 skips provider probes)", "operations", R::no_body,
+         "application/json", false, [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.health(q, w); }},
+        {"GET", "/healthz", "The same as /health", "operations", R::no_body, "application/json", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.health(q, w); }},
+        {"GET", "/v1/health", "The same as /health", "operations", R::no_body, "application/json", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.health(q, w); }},
+        {"GET", "/metrics", "Prometheus metrics (text format 0.0.4)", "operations", R::no_body,
+         "text/plain; version=0.0.4", false,
+         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.metrics(w); }},
+        {"GET", "/v1/cache", "Cache statistics (as /v1/cache/stats)", "cache", R::no_body, "application/json", false,
+         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.cache_stats(w); }},
+        {"GET", "/v1/cache/stats", "Cache statistics", "cache", R::no_body, "application/json", false,
+         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.cache_stats(w); }},
+        {"DELETE", "/v1/cache", "Clear the cache (?model=M&older_than=DUR); admin", "cache", R::no_body,
+         "application/json", false, [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.cache_clear(q, w); }},
+        {"GET", "/v1/cache/search", "The entries nearest a text (?q=TEXT&k=N), for tuning the threshold", "cache",
+         R::no_body, "application/json", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.cache_search(q, w); }},
+        {"POST", "/v1/cache/prune", "Drop expired entries; admin", "cache", R::no_body, "application/json", false,
+         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.cache_prune(w); }},
+        {"GET", "/v1/providers", "Provider states (?probe=1 probes them)", "operations", R::no_body, "application/json",
+         false, [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.providers(q, w); }},
+        {"GET", "/v1/providers/{provider}", "One provider, probed", "operations", R::no_body, "application/json", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.providers(q, w); }},
+        {"GET", "/v1/providers/{provider}/health", "One provider, probed", "operations", R::no_body,
+         "application/json", false, [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.providers(q, w); }},
+        {"GET", "/v1/usage", "Ledger totals (?since=DUR|DATE&by=model|provider|agent|day&agent=A)", "usage",
+         R::no_body, "application/json", false,
+         [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.usage(q, w); }},
+        {"GET", "/v1/limits", "Rate-limit buckets and circuit states", "usage", R::no_body, "application/json", false,
+         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.limits(w); }},
+        {"GET", "/openapi.json", "This document", "operations", R::no_body, "application/json", false,
+         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.openapi(w); }},
+        {"GET", "/admin/status", "pid, version, uptime, paths; admin", "admin", R::no_body, "application/json", false,
+         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.admin_status(w); }},
+        {"POST", "/admin/shutdown", "Graceful stop; admin", "admin", R::no_body, "application/json", false,
+         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.admin_shutdown(w); }},
+    };
+    return t;
+}
+
+json openapi_document() {
+    json paths = json::object();
+    for (const auto& r : api_routes()) {
+        json op{{"summary", r.summary}, {"tags", json::array({r.tag})}};
+        json params = json::array();
+        for (const auto& seg : split(r.path, '/'))
+            if (seg.size() > 2 && seg.front() == '{')
+                params.push_back({{"name", seg.substr(1, seg.size() - 2)},
+                                  {"in", "path"},
+                                  {"required", true},
+                                  {"schema", {{"type", "string"}}}});
+        if (!params.empty()) op["parameters"] = std::move(params);
+        if (r.body != ApiRoute::no_body)
+            op["requestBody"] = {{"required", true},
+                                 {"content",
+                                  {{r.body == ApiRoute::ndjson_body ? "application/x-ndjson" : "application/json",
+                                    {{"schema", {{"type", r.body == ApiRoute::ndjson_body ? "string" : "object"}}}}}}}};
+        json content = json::object();
+        for (const auto& type : split(r.produces, ','))
+            content[std::string(trim(type))] = {{"schema", {{"type", type.find("json") != std::string::npos ? "object" : "string"}}}};
+        op["responses"] = {{"200", {{"description", "OK"}, {"content", std::move(content)}}},
+                           {"default",
+                            {{"description", "An error: {\"error\": {message, type, code (E4xxx), retryable}}"},
+                             {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}}}};
+        std::string method = r.method;
+        for (auto& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        paths[r.path][method] = std::move(op);
+    }
+    return {{"openapi", "3.1.0"},
+            {"info",
+             {{"title", "l04d"},
+              {"version", L04_VERSION},
+              {"description",
+               "l04's gateway daemon: OpenAI-compatible endpoints and the specification's, on a Unix socket and on "
+               "loopback TCP (bearer token when daemon.auth_token is set; admin endpoints need it over TCP)."}}},
+            {"paths", std::move(paths)},
+            {"components",
+             {{"schemas",
+               {{"Error",
+                 {{"type", "object"},
+                  {"properties",
+                   {{"error",
+                     {{"type", "object"},
+                      {"properties",
+                       {{"message", {{"type", "string"}}},
+                        {"type", {{"type", "string"}}},
+                        {"code", {{"type", "string"}, {"pattern", "^E4[0-7][0-9]{2}$"}}},
+                        {"retryable", {{"type", "boolean"}}},
+                        {"retry_after", {{"type", "number"}}}}}}}}}}}}},
+               {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}}};
+}
+
+void Api::metrics(ResponseWriter& w) {
+    m_gw.refresh_metrics();
+    w.send(200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, m_gw.metrics().render());
+}
+
+void Api::cache_prune(ResponseWriter& w) {
+    auto r = m_gw.cache()->prune();
+    if (!r) return send_error(w, r.error());
+    send_json(w, 200, {{"removed", *r}});
+}
+
+void Api::limits(ResponseWriter& w) {
+    json arr = json::array();
+    for (const auto& b : m_gw.rate_limiter().buckets())
+        arr.push_back({{"scope", b.scope}, {"kind", b.kind}, {"level", b.level}, {"capacity", b.capacity},
+                       {"refill_per_s", b.refill_per_s}});
+    json circuits = json::object();
+    for (const auto& [id, info] : m_gw.registry().providers()) {
+        auto c = m_gw.breaker().snapshot(id);
+        circuits[id] = {{"state", circuit_state_name(c.state)},
+                        {"consecutive_failures", c.consecutive_failures},
+                        {"blocked_until", c.blocked_until_ms > m_gw.clock().wall_ms() ? json(iso8601_utc(c.blocked_until_ms)) : json(nullptr)},
+                        {"last_error", c.last_error.empty() ? json(nullptr) : json(c.last_error)}};
+    }
+    send_json(w, 200, {{"buckets", arr}, {"circuits", circuits}});
+}
+
+void Api::openapi(ResponseWriter& w) { send_json(w, 200, openapi_document()); }
+
+void Api::admin_status(ResponseWriter& w) {
+    json j{{"pid", ::getpid()},
+           {"version", L04_VERSION},
+           {"uptime_s", m_opts.started_ms ? (m_gw.clock().wall_ms() - m_opts.started_ms) / 1000.0 : 0.0},
+           {"socket", m_opts.socket_path},
+           {"listen", m_opts.listen},
+           {"state_dir", m_gw.settings().state_dir()},
+           {"in_process", m_opts.in_process},
+           {"provider_env", m_gw.settings().provider_fingerprint()}};
+    send_json(w, 200, j);
+}
+
+void Api::admin_shutdown(ResponseWriter& w) {
+    send_json(w, 200, {{"stopping", true}});
+    if (m_opts.on_shutdown) m_opts.on_shutdown();
+}
+
 void Api::handle(const ServerRequest& req, ResponseWriter& w) {
     if (auto refused = tcp_refusal(req)) return send_error(w, *refused);
     if (!req.from_tcp && !m_opts.state_dir.empty()) {
@@ -214,63 +410,20 @@ void Api::handle(const ServerRequest& req, ResponseWriter& w) {
     const std::string& p = req.path;
     const std::string& m = req.method;
     try {
-        if (p == "/v1/chat/completions" || p == "/chat/completions") {
-            if (m != "POST") return send_error(w, Error(ErrorCode::invalid_request, "use POST"));
-            return chat(req, w);
+        // One table routes and documents (/openapi.json): a path the table
+        // does not hold is 404, a method it does not list for the path 405.
+        std::string allowed;
+        for (const auto& r : api_routes()) {
+            if (!route_matches(r, p)) continue;
+            if (r.method == m) return r.handler(*this, req, w);
+            allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
         }
-        if (p == "/health" || p == "/healthz" || p == "/v1/health") return health(req, w);
-        if (p == "/metrics") {
-            m_gw.refresh_metrics();
-            return (void)w.send(200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, m_gw.metrics().render());
+        if (!allowed.empty()) {
+            Error e(ErrorCode::invalid_request, "use " + allowed + " for " + p);
+            e.http_status = 405;
+            return send_error(w, e);
         }
-        if (p == "/v1/models" || p.rfind("/v1/models/", 0) == 0) return models(req, w);
-        if (p == "/v1/cache/stats" || (p == "/v1/cache" && m == "GET")) return cache_stats(w);
-        if (p == "/v1/cache" && m == "DELETE") return cache_clear(req, w);
-        if (p == "/v1/cache/search" && m == "GET") return cache_search(req, w);
-        if (p == "/v1/cache/prune" && m == "POST") {
-            auto r = m_gw.cache()->prune();
-            if (!r) return send_error(w, r.error());
-            return send_json(w, 200, {{"removed", *r}});
-        }
-        if (p == "/v1/providers" || p.rfind("/v1/providers/", 0) == 0) return providers(req, w);
-        if (p == "/v1/usage") return usage(req, w);
-        if (p == "/v1/limits") {
-            json arr = json::array();
-            for (const auto& b : m_gw.rate_limiter().buckets())
-                arr.push_back({{"scope", b.scope}, {"kind", b.kind}, {"level", b.level}, {"capacity", b.capacity},
-                               {"refill_per_s", b.refill_per_s}});
-            json circuits = json::object();
-            for (const auto& [id, info] : m_gw.registry().providers()) {
-                auto c = m_gw.breaker().snapshot(id);
-                circuits[id] = {{"state", circuit_state_name(c.state)},
-                                {"consecutive_failures", c.consecutive_failures},
-                                {"blocked_until", c.blocked_until_ms > m_gw.clock().wall_ms() ? json(iso8601_utc(c.blocked_until_ms)) : json(nullptr)},
-                                {"last_error", c.last_error.empty() ? json(nullptr) : json(c.last_error)}};
-            }
-            return send_json(w, 200, {{"buckets", arr}, {"circuits", circuits}});
-        }
-        if (p == "/v1/route" && m == "POST") return route(req, w);
-        if (p == "/v1/batch") {
-            if (m != "POST") return send_error(w, Error(ErrorCode::invalid_request, "use POST"));
-            return batch(req, w);
-        }
-        if (p == "/admin/status") {
-            json j{{"pid", ::getpid()},
-                   {"version", L04_VERSION},
-                   {"uptime_s", m_opts.started_ms ? (m_gw.clock().wall_ms() - m_opts.started_ms) / 1000.0 : 0.0},
-                   {"socket", m_opts.socket_path},
-                   {"listen", m_opts.listen},
-                   {"state_dir", m_gw.settings().state_dir()},
-                   {"in_process", m_opts.in_process},
-                   {"provider_env", m_gw.settings().provider_fingerprint()}};
-            return send_json(w, 200, j);
-        }
-        if (p == "/admin/shutdown" && m == "POST") {
-            send_json(w, 200, {{"stopping", true}});
-            if (m_opts.on_shutdown) m_opts.on_shutdown();
-            return;
-        }
-        Error e(ErrorCode::invalid_request, "no such endpoint: " + m + " " + p);
+        Error e(ErrorCode::invalid_request, "no such endpoint: " + m + " " + p + " (GET /openapi.json lists them)");
         e.http_status = 404;
         send_error(w, e);
     } catch (const std::exception& ex) {
@@ -279,10 +432,10 @@ void Api::handle(const ServerRequest& req, ResponseWriter& w) {
     }
 }
 
-void Api::chat(const ServerRequest& http, ResponseWriter& w) {
-    auto parsed = parse_chat_request(http.body);
-    if (!parsed) return send_error(w, parsed.error());
-    InferenceRequest req = std::move(*parsed);
+// What every inference endpoint does with the HTTP request around the body:
+// the request id (echoed, so bounded and printable) and the caller's own
+// retry count.
+std::optional<Error> Api::prepare(const ServerRequest& http, InferenceRequest& req) const {
     if (req.request_id.empty()) req.request_id = http.header("x-request-id");
     if (req.request_id.empty()) req.request_id = new_request_id();
     // A client that retries by itself: l04 does not retry inside each of its
@@ -290,7 +443,7 @@ void Api::chat(const ServerRequest& http, ResponseWriter& w) {
     if (const std::string n = std::string(trim(http.header("x-l04-retries"))); !n.empty()) {
         if (n.size() > 2 || !std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
             std::stoi(n) > 10)
-            return send_error(w, Error(ErrorCode::invalid_parameter, "x-l04-retries must be a number from 0 to 10"));
+            return Error(ErrorCode::invalid_parameter, "x-l04-retries must be a number from 0 to 10");
         req.max_retries = std::stoi(n);
     } else if (!http.header("x-stainless-retry-count").empty()) {
         req.max_retries = 0;
@@ -299,21 +452,16 @@ void Api::chat(const ServerRequest& http, ResponseWriter& w) {
     if (req.request_id.size() > 128 || !std::all_of(req.request_id.begin(), req.request_id.end(), [](char c) {
             return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
         }))
-        return send_error(w, Error(ErrorCode::invalid_parameter,
-                                   "a request id may hold at most 128 printable characters without spaces"));
+        return Error(ErrorCode::invalid_parameter, "a request id may hold at most 128 printable characters without spaces");
+    return std::nullopt;
+}
 
-    if (!req.stream) {
-        const std::string id = req.request_id;
-        auto r = m_gw.execute(std::move(req));
-        if (!r) return send_error(w, r.error(), id);
-        return send_json(w, 200, chat_response_to_json(*r), fact_headers(*r));
-    }
-
-    // Streaming: headers go out with the first chunk (an adapter's opening
-    // chunk, or the first token), so an error before it is still a plain JSON
-    // error with its HTTP status; after it, an error event on the 200 stream.
+// Streams one request as server-sent events in `f`'s format. Headers go out
+// with the first chunk (an adapter's opening chunk, or the first token), so
+// an error before it is still a plain JSON error with its HTTP status; after
+// it, `f.error`'s event on the 200 stream and never the clean ending.
+void Api::stream_sse(InferenceRequest req, ResponseWriter& w, const SseFormat& f) {
     const std::string id = req.request_id;
-    const std::int64_t created = m_gw.clock().wall_ms() / 1000;
     bool first = true;
     bool client_gone = false;
     CancelToken cancel;
@@ -325,9 +473,9 @@ void Api::chat(const ServerRequest& http, ResponseWriter& w) {
     ChunkSink sink = [&](const StreamChunk& c) -> bool {
         if (client_gone) return false;
         if (!w.started()) begin(c.model_id, c.provider);
-        std::string ev = "data: " + to_wire(chunk_to_json(c, id, created, first)) + "\n\n";
+        std::string ev = f.chunk(c, first);
         first = false;
-        if (!w.write(ev)) {
+        if (!ev.empty() && !w.write(ev)) {
             client_gone = true;
             cancel.cancelled = true;
             return false;
@@ -338,18 +486,239 @@ void Api::chat(const ServerRequest& http, ResponseWriter& w) {
     if (client_gone) return;
     if (!r) {
         if (!w.started()) return send_error(w, r.error(), id);
-        // Mid-stream failure: an error event and no [DONE], so no client
-        // mistakes it for a clean finish.
-        w.write("data: " + to_wire(error_to_json(r.error())) + "\n\n");
+        w.write(f.error(r.error()));
         w.end_stream();
         return;
     }
     if (!w.started()) begin(r->model_id, r->provider);
-    std::string tail = "data: " + to_wire(finish_chunk_json(*r, created)) + "\n\n";
-    tail += "data: " + to_wire(usage_chunk_json(*r, created)) + "\n\n";
-    tail += "data: [DONE]\n\n";
-    w.write(tail);
+    w.write(f.tail(*r));
     w.end_stream();
+}
+
+namespace {
+std::string sse_data(const json& j) { return "data: " + to_wire(j) + "\n\n"; }
+}  // namespace
+
+void Api::chat(const ServerRequest& http, ResponseWriter& w) {
+    auto parsed = parse_chat_request(http.body);
+    if (!parsed) return send_error(w, parsed.error());
+    InferenceRequest req = std::move(*parsed);
+    if (auto e = prepare(http, req)) return send_error(w, *e);
+
+    if (!req.stream) {
+        const std::string id = req.request_id;
+        auto r = m_gw.execute(std::move(req));
+        if (!r) return send_error(w, r.error(), id);
+        return send_json(w, 200, chat_response_to_json(*r), fact_headers(*r));
+    }
+    const std::string id = req.request_id;
+    const std::int64_t created = m_gw.clock().wall_ms() / 1000;
+    SseFormat f;
+    f.chunk = [&](const StreamChunk& c, bool first) { return sse_data(chunk_to_json(c, id, created, first)); };
+    f.tail = [&](const InferenceResponse& r) {
+        return sse_data(finish_chunk_json(r, created)) + sse_data(usage_chunk_json(r, created)) + "data: [DONE]\n\n";
+    };
+    // Mid-stream failure: an error event and no [DONE], so no client
+    // mistakes it for a clean finish.
+    f.error = [](const Error& e) { return sse_data(error_to_json(e)); };
+    stream_sse(std::move(req), w, f);
+}
+
+// POST /v1/completions (and /v1/completions/stream, always streamed): the
+// specification's shape, or OpenAI's legacy text completion when the body
+// has `prompt`.
+void Api::completions(const ServerRequest& http, ResponseWriter& w, bool force_stream) {
+    auto parsed = parse_completions_request(http.body);
+    if (!parsed) return send_error(w, parsed.error());
+    InferenceRequest req = std::move(parsed->req);
+    const CompletionShape shape = parsed->shape;
+    if (force_stream) req.stream = true;
+    if (auto e = prepare(http, req)) return send_error(w, *e);
+    const std::string id = req.request_id;
+    if (!req.stream) {
+        auto r = m_gw.execute(std::move(req));
+        if (!r) return send_error(w, r.error(), id);
+        return send_json(w, 200, shape == CompletionShape::legacy ? legacy_completion_json(*r) : spec_completion_json(*r),
+                         fact_headers(*r));
+    }
+    SseFormat f;
+    if (shape == CompletionShape::spec) {
+        f.chunk = [&](const StreamChunk& c, bool) { return sse_data(spec_chunk_json(c, id)); };
+        f.tail = [](const InferenceResponse& r) { return sse_data(spec_final_chunk_json(r)); };
+        f.error = [&](const Error& e) { return sse_data(spec_error_chunk_json(e, id)); };
+    } else {
+        const std::int64_t created = m_gw.clock().wall_ms() / 1000;
+        f.chunk = [&](const StreamChunk& c, bool) {
+            return c.delta.empty() ? std::string() : sse_data(legacy_chunk_json(c.delta, id, created, c.model_id, nullptr));
+        };
+        f.tail = [&](const InferenceResponse& r) {
+            json fin = legacy_chunk_json("", id, created, r.model_id, r.finish_reason.c_str());
+            fin["usage"] = {{"prompt_tokens", r.token_usage.prompt_tokens},
+                            {"completion_tokens", r.token_usage.completion_tokens},
+                            {"total_tokens", r.token_usage.total_tokens}};
+            fin["l04"] = response_facts(r);
+            return sse_data(fin) + "data: [DONE]\n\n";
+        };
+        f.error = [](const Error& e) { return sse_data(error_to_json(e)); };
+    }
+    stream_sse(std::move(req), w, f);
+}
+
+void Api::embeddings(const ServerRequest& http, ResponseWriter& w) {
+    auto parsed = parse_embeddings_request(http.body);
+    if (!parsed) return send_error(w, parsed.error());
+    EmbedRequest req = std::move(parsed->req);
+    // The request id and retry rules of a completion.
+    InferenceRequest probe;
+    probe.request_id = req.request_id;
+    if (auto e = prepare(http, probe)) return send_error(w, *e);
+    req.request_id = probe.request_id;
+    req.max_retries = probe.max_retries;
+    const std::string id = req.request_id;
+    auto r = m_gw.embed(std::move(req));
+    if (!r) return send_error(w, r.error(), id);
+    send_json(w, 200, embeddings_response_json(*r, parsed->base64),
+              {{"x-request-id", id}, {"x-l04-model", r->model_id}, {"x-l04-provider", r->provider}});
+}
+
+// POST /v1/responses: OpenAI's Responses API (the common subset) on the
+// chat pipeline; previous_response_id continues a stored conversation.
+void Api::responses(const ServerRequest& http, ResponseWriter& w) {
+    auto parsed = parse_responses_request(http.body);
+    if (!parsed) return send_error(w, parsed.error());
+    ResponsesRequest rq = std::move(*parsed);
+    InferenceRequest req = std::move(rq.req);
+    const std::string rid = new_response_id();
+    if (req.request_id.empty() && http.header("x-request-id").empty()) req.request_id = rid;
+    if (auto e = prepare(http, req)) return send_error(w, *e);
+    if (!rq.previous_response_id.empty()) {
+        auto conv = m_gw.load_conversation(rq.previous_response_id);
+        if (!conv) return send_error(w, conv.error());
+        if (!*conv) {
+            Error e(ErrorCode::invalid_request, "previous response '" + rq.previous_response_id.substr(0, 128) +
+                                                    "' not found (responses are kept 30 days, and only with store)");
+            e.http_status = 404;
+            return send_error(w, e);
+        }
+        auto earlier = conversation_messages(**conv);
+        if (!earlier) return send_error(w, earlier.error());
+        earlier->insert(earlier->end(), std::make_move_iterator(req.messages.begin()),
+                        std::make_move_iterator(req.messages.end()));
+        req.messages = std::move(*earlier);
+    }
+    const std::string id = req.request_id;
+    const std::int64_t created = m_gw.clock().wall_ms() / 1000;
+    auto status_of = [](const InferenceResponse& r) {
+        return r.finish_reason == "length" || r.finish_reason == "content_filter" ? "incomplete" : "completed";
+    };
+    auto keep = [this, &rq, &rid](const InferenceRequest& sent, const InferenceResponse& r) {
+        if (!rq.store) return;
+        if (auto st = m_gw.store_conversation(rid, r.model_id, conversation_json(sent, r)); !st)
+            spdlog::warn("response {} not stored: {}", rid, st.error().to_string());
+    };
+    if (!req.stream) {
+        const InferenceRequest sent = req;
+        auto r = m_gw.execute(std::move(req));
+        if (!r) return send_error(w, r.error(), id);
+        keep(sent, *r);
+        return send_json(w, 200, response_object(rid, created, rq, &*r, {}, status_of(*r)), fact_headers(*r));
+    }
+
+    // The Responses event sequence: created, in_progress, then per output
+    // item added → deltas → done, then completed (or incomplete).
+    struct State {
+        int seq = 0;
+        bool created = false;
+        std::optional<std::size_t> message;  // output index of the message item
+        std::map<std::size_t, std::size_t> calls;  // tool call index → output index
+        std::vector<ResponseItem> items;
+    } st;
+    auto ev = [&st](const char* type, json data) {
+        data["type"] = type;
+        data["sequence_number"] = st.seq++;
+        return std::string("event: ") + type + "\ndata: " + to_wire(data) + "\n\n";
+    };
+    auto opening = [&]() -> std::string {
+        if (st.created) return {};
+        st.created = true;
+        json o = response_object(rid, created, rq, nullptr, {}, "in_progress");
+        std::string out = ev("response.created", {{"response", o}});  // sequence numbers in order: one call a statement
+        out += ev("response.in_progress", {{"response", o}});
+        return out;
+    };
+    auto open_message = [&]() -> std::string {
+        if (st.message) return {};
+        st.message = st.items.size();
+        st.items.push_back({ResponseItem::Kind::message, 0});
+        std::string out =
+            ev("response.output_item.added", {{"output_index", *st.message}, {"item", message_item(rid, "", "in_progress")}});
+        out += ev("response.content_part.added",
+                  {{"item_id", message_item_id(rid)}, {"output_index", *st.message}, {"content_index", 0},
+                   {"part", {{"type", "output_text"}, {"text", ""}, {"annotations", json::array()}}}});
+        return out;
+    };
+    auto open_call = [&](std::size_t i, const ToolCall& c) -> std::string {
+        if (st.calls.count(i)) return {};
+        st.calls[i] = st.items.size();
+        st.items.push_back({ResponseItem::Kind::function_call, i});
+        ToolCall head = c;
+        head.arguments.clear();
+        return ev("response.output_item.added", {{"output_index", st.calls[i]}, {"item", call_item(rid, i, head, "in_progress")}});
+    };
+    const InferenceRequest sent = req;
+    SseFormat f;
+    f.chunk = [&](const StreamChunk& c, bool) {
+        std::string out = opening();
+        if (!c.delta.empty()) {
+            out += open_message();
+            out += ev("response.output_text.delta", {{"item_id", message_item_id(rid)}, {"output_index", *st.message},
+                                                      {"content_index", 0}, {"delta", c.delta}, {"logprobs", json::array()}});
+        }
+        for (std::size_t i = 0; i < c.tool_call_deltas.size(); ++i) {
+            const auto& t = c.tool_call_deltas[i];
+            if (t.id.empty() && t.name.empty() && t.arguments.empty()) continue;
+            out += open_call(i, t);
+            if (!t.arguments.empty())
+                out += ev("response.function_call_arguments.delta",
+                          {{"item_id", call_item_id(rid, i)}, {"output_index", st.calls[i]}, {"delta", t.arguments}});
+        }
+        return out;
+    };
+    f.tail = [&](const InferenceResponse& r) {
+        std::string out = opening();
+        if (!r.content.empty() || r.tool_calls.empty()) out += open_message();
+        for (std::size_t i = 0; i < r.tool_calls.size(); ++i) out += open_call(i, r.tool_calls[i]);
+        for (const auto& it : st.items) {
+            if (it.kind == ResponseItem::Kind::message) {
+                const std::size_t oi = *st.message;
+                out += ev("response.output_text.done", {{"item_id", message_item_id(rid)}, {"output_index", oi},
+                                                         {"content_index", 0}, {"text", r.content}, {"logprobs", json::array()}});
+                out += ev("response.content_part.done",
+                          {{"item_id", message_item_id(rid)}, {"output_index", oi}, {"content_index", 0},
+                           {"part", {{"type", "output_text"}, {"text", r.content}, {"annotations", json::array()}}}});
+                out += ev("response.output_item.done", {{"output_index", oi}, {"item", message_item(rid, r.content, "completed")}});
+            } else if (it.call < r.tool_calls.size()) {
+                const std::size_t oi = st.calls[it.call];
+                out += ev("response.function_call_arguments.done",
+                          {{"item_id", call_item_id(rid, it.call)}, {"output_index", oi}, {"arguments", r.tool_calls[it.call].arguments}});
+                out += ev("response.output_item.done",
+                          {{"output_index", oi}, {"item", call_item(rid, it.call, r.tool_calls[it.call], "completed")}});
+            }
+        }
+        const std::string status = status_of(r);
+        out += ev(status == "incomplete" ? "response.incomplete" : "response.completed",
+                  {{"response", response_object(rid, created, rq, &r, st.items, status)}});
+        keep(sent, r);
+        return out;
+    };
+    f.error = [&](const Error& e) {
+        json o = response_object(rid, created, rq, nullptr, {}, "failed");
+        o["error"] = {{"code", code_string(e.code)}, {"message", e.message}};
+        std::string out = ev("error", {{"code", code_string(e.code)}, {"message", e.message}, {"param", nullptr}});
+        out += ev("response.failed", {{"response", o}});
+        return out;
+    };
+    stream_sse(std::move(req), w, f);
 }
 
 void Api::health(const ServerRequest& req, ResponseWriter& w) {

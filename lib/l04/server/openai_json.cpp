@@ -278,10 +278,8 @@ Status known_keys_only(const json& obj, const char* where, std::initializer_list
         if (ok) continue;
         std::string list;
         for (const char* n : known) list += (list.empty() ? "" : ", ") + std::string(n);
-        Error e = bad_param(std::string("unknown field '") + (k.size() <= 64 ? k : k.substr(0, 64) + "...") + "' in " +
-                            where + " (known: " + list + ")");
-        e.details = std::string(where) + "." + k.substr(0, 64);
-        return fail(std::move(e));
+        return fail(bad_param(std::string("unknown field '") + (k.size() <= 64 ? k : k.substr(0, 64) + "...") + "' in " +
+                              where + " (known: " + list + ")"));
     }
     return {};
 }

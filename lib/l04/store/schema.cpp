@@ -147,6 +147,24 @@ CREATE TABLE budget_reservations(
   created_ms INTEGER NOT NULL);
 CREATE INDEX budget_reservations_agent ON budget_reservations(agent);
 )sql",
+        // 10: the exact cache of /v1/embeddings (one row per model, size and
+        // text) and the stored /v1/responses (previous_response_id)
+        R"sql(
+CREATE TABLE embedding_cache(
+  key TEXT PRIMARY KEY,
+  model_id TEXT NOT NULL,
+  vector BLOB NOT NULL,
+  tokens INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX embedding_cache_expires ON embedding_cache(expires_ms);
+CREATE TABLE stored_responses(
+  id TEXT PRIMARY KEY,
+  created_ms INTEGER NOT NULL,
+  model TEXT NOT NULL,
+  conversation TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX stored_responses_created ON stored_responses(created_ms);
+)sql",
     };
     return m;
 }
