@@ -20,11 +20,12 @@ using nlohmann::json;
 
 namespace {
 
-// The directory holding node_modules/openai, or "" (with why) when it
-// cannot be had here.
-std::string openai_sdk(std::string& why) {
-    const std::string prefix = std::filesystem::path(L04_BIN_DIR).parent_path().string() + "/npm-openai";
-    if (std::filesystem::exists(prefix + "/node_modules/openai/package.json")) return prefix;
+// A build-directory prefix holding `check` (a path under it) after
+// `npm install pkgs`, or "" (with why) when it cannot be had here.
+std::string npm_prefix(const std::string& name, const std::vector<std::string>& pkgs, const std::string& check,
+                       std::string& why) {
+    const std::string prefix = std::filesystem::path(L04_BIN_DIR).parent_path().string() + "/" + name;
+    if (std::filesystem::exists(prefix + "/" + check)) return prefix;
     for (const char* tool : {"/usr/bin/node", "/usr/bin/npm"})
         if (!std::filesystem::exists(tool)) {
             why = std::string(tool) + " is not installed";
@@ -32,16 +33,53 @@ std::string openai_sdk(std::string& why) {
         }
     std::filesystem::create_directories(prefix);
     l04::test::ProcOptions o;
-    o.timeout = std::chrono::milliseconds(180000);
-    auto r = l04::test::run({"/usr/bin/npm", "install", "--prefix", prefix, "--no-audit", "--no-fund", "--silent",
-                             "openai@4"},
-                            o);
-    if (r.exit_code != 0 || !std::filesystem::exists(prefix + "/node_modules/openai/package.json")) {
-        why = "npm could not install openai@4 (registry unreachable?): " + r.err.substr(0, 300);
+    o.timeout = std::chrono::milliseconds(240000);
+    std::vector<std::string> argv = {"/usr/bin/npm", "install", "--prefix", prefix, "--no-audit", "--no-fund", "--silent"};
+    argv.insert(argv.end(), pkgs.begin(), pkgs.end());
+    auto r = l04::test::run(argv, o);
+    if (r.exit_code != 0 || !std::filesystem::exists(prefix + "/" + check)) {
+        std::string list;
+        for (const auto& p : pkgs) list += (list.empty() ? "" : " ") + p;
+        why = "npm could not install " + list + " (registry unreachable?): " + r.err.substr(0, 300);
         return {};
     }
     return prefix;
 }
+
+// The directory holding node_modules/openai (the official SDK, 4.x).
+std::string openai_sdk(std::string& why) {
+    return npm_prefix("npm-openai", {"openai@4"}, "node_modules/openai/package.json", why);
+}
+
+// l04d on loopback TCP with the mock provider only (no keys).
+struct MockDaemon {
+    DaemonEnv env;
+    int pid = 0;
+    int port = 0;
+    MockDaemon() {
+        std::filesystem::create_directories(env.state_dir());
+        pid = l04::test::spawn({l04::test::bin("l04d"), "--foreground", "--listen", "127.0.0.1:0"}, env.options(),
+                               env.log_path());
+        port = l04::test::wait_for_l04d_port(env.log_path());
+    }
+    ~MockDaemon() {
+        if (pid > 0) ::kill(pid, SIGTERM);
+        l04::test::wait_pid(pid, std::chrono::milliseconds(30000));
+    }
+    // Runs a node script with SDK and BASE set; its last stdout line as JSON.
+    json node(const std::string& sdk, const std::string& js) {
+        const std::string script = env.dir().file("t.js");
+        std::ofstream(script) << js;
+        l04::test::ProcOptions o;
+        o.env = {{"SDK", sdk}, {"BASE", "http://127.0.0.1:" + std::to_string(port) + "/v1"}};
+        o.timeout = std::chrono::milliseconds(90000);
+        auto r = l04::test::run({"/usr/bin/node", script}, o);
+        INFO(r.out, r.err);
+        CHECK(r.exit_code == 0);
+        const auto nl = r.out.find_last_of('\n', r.out.size() >= 2 ? r.out.size() - 2 : 0);
+        return json::parse(nl == std::string::npos ? r.out : r.out.substr(nl + 1), nullptr, false);
+    }
+};
 
 }  // namespace
 
@@ -107,4 +145,103 @@ const client = new OpenAI({ baseURL: process.env.BASE, apiKey: 'unused', maxRetr
         ::kill(pid, SIGTERM);
         l04::test::wait_pid(pid, std::chrono::milliseconds(30000));
     }
+}
+
+TEST_CASE("openai SDK: responses.create (plain - continued - streamed - stream helper) - embeddings - legacy completions") {
+    std::string why;
+    const std::string sdk = openai_sdk(why);
+    if (sdk.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    MockDaemon d;
+    REQUIRE(d.port > 0);
+    auto j = d.node(sdk, R"JS(
+const OpenAI = require(process.env.SDK + '/node_modules/openai');
+const client = new OpenAI({ baseURL: process.env.BASE, apiKey: 'unused', maxRetries: 0, timeout: 20000 });
+(async () => {
+  const out = {};
+  const r = await client.responses.create({ model: 'mock', input: 'hello responses', instructions: 'be brief' });
+  Object.assign(out, { text: r.output_text, id: r.id, status: r.status, usage: r.usage });
+  const r2 = await client.responses.create({ model: 'mock', input: 'and again', previous_response_id: r.id });
+  Object.assign(out, { text2: r2.output_text, usage2: r2.usage });
+  const stream = await client.responses.create({ model: 'mock', input: 'stream this', stream: true });
+  const types = []; let deltas = ''; let final = null;
+  for await (const ev of stream) {
+    types.push(ev.type);
+    if (ev.type === 'response.output_text.delta') deltas += ev.delta;
+    if (ev.type === 'response.completed') final = ev.response;
+  }
+  Object.assign(out, { types, deltas, final_text: final && final.output[0].content[0].text });
+  const helper = await client.responses.stream({ model: 'mock', input: 'helper stream' }).finalResponse();
+  out.helper = helper.output_text || (helper.output[0] && helper.output[0].content[0].text);
+  out.helper_status = helper.status;
+  const e = await client.embeddings.create({ model: 'mock-embed', input: ['a b', 'c'], dimensions: 8 });
+  out.emb = e.data.map(x => x.embedding.length);
+  out.emb_norm = Math.hypot(...e.data[0].embedding);
+  const c = await client.completions.create({ model: 'mock', prompt: 'legacy prompt', max_tokens: 50 });
+  out.legacy = c.choices[0].text;
+  console.log(JSON.stringify(out));
+})().catch(e => { console.log(JSON.stringify({ error: String(e), status: e.status || null })); });
+)JS");
+    REQUIRE(j.is_object());
+    INFO(j.dump());
+    CHECK_FALSE(j.contains("error"));
+    CHECK(j["status"] == "completed");
+    CHECK(j["text"].get<std::string>().find("hello responses") != std::string::npos);
+    CHECK(j["text2"].get<std::string>().find("and again") != std::string::npos);
+    // The continuation carried the first exchange.
+    CHECK(j["usage2"]["input_tokens"].get<int>() > j["usage"]["input_tokens"].get<int>() + 10);
+    CHECK(j["types"].front() == "response.created");
+    CHECK(j["types"].back() == "response.completed");
+    CHECK(j["deltas"] == j["final_text"]);
+    CHECK(j["deltas"].get<std::string>().find("stream this") != std::string::npos);
+    REQUIRE(j["helper"].is_string());
+    CHECK(j["helper"].get<std::string>().find("helper stream") != std::string::npos);
+    CHECK(j["helper_status"] == "completed");
+    CHECK(j["emb"] == json::array({8, 8}));  // the SDK asks for base64 and decodes it
+    CHECK(j["emb_norm"].get<double>() == doctest::Approx(1.0).epsilon(1e-5));
+    CHECK(j["legacy"].get<std::string>().find("legacy prompt") != std::string::npos);
+}
+
+TEST_CASE("Vercel AI SDK: the default openai(model) (Responses API) - generateText - streamText - embed") {
+    std::string why;
+    const std::string sdk = npm_prefix("npm-vercel-ai", {"ai@5", "@ai-sdk/openai@2"},
+                                       "node_modules/@ai-sdk/openai/package.json", why);
+    if (sdk.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    MockDaemon d;
+    REQUIRE(d.port > 0);
+    auto j = d.node(sdk, R"JS(
+const { createOpenAI } = require(process.env.SDK + '/node_modules/@ai-sdk/openai');
+const { generateText, streamText, embed } = require(process.env.SDK + '/node_modules/ai');
+const openai = createOpenAI({ baseURL: process.env.BASE, apiKey: 'unused' });
+(async () => {
+  const out = {};
+  const r = await generateText({ model: openai('mock'), prompt: 'hello vercel', maxRetries: 0 });
+  Object.assign(out, { text: r.text, finish: r.finishReason, in: r.usage.inputTokens, outTok: r.usage.outputTokens });
+  const s = streamText({ model: openai('mock'), prompt: 'stream vercel', maxRetries: 0,
+                         onError: ({ error }) => { out.stream_error = String(error); } });
+  let t = '';
+  for await (const piece of s.textStream) t += piece;
+  out.stream = t;
+  out.stream_finish = await s.finishReason;
+  const e = await embed({ model: openai.embedding('mock-embed'), value: 'x y z', maxRetries: 0 });
+  out.emb = e.embedding.length;
+  console.log(JSON.stringify(out));
+})().catch(e => { console.log(JSON.stringify({ error: String(e), cause: String(e.cause || ''), body: e.responseBody || null })); });
+)JS");
+    REQUIRE(j.is_object());
+    INFO(j.dump());
+    CHECK_FALSE(j.contains("error"));
+    CHECK_FALSE(j.contains("stream_error"));
+    CHECK(j["text"].get<std::string>().find("hello vercel") != std::string::npos);
+    CHECK(j["finish"] == "stop");
+    CHECK(j["in"].get<int>() > 0);
+    CHECK(j["outTok"].get<int>() > 0);
+    CHECK(j["stream"].get<std::string>().find("stream vercel") != std::string::npos);
+    CHECK(j["stream_finish"] == "stop");
+    CHECK(j["emb"] == 384);
 }

@@ -35,7 +35,7 @@ TEST_CASE("registry: capability index") {
     CapabilitySet emb;
     emb.add(Capability::embedding);
     auto e = reg->with_capabilities(emb);
-    CHECK(e.size() == 3);  // text-embedding-3-small, nomic-embed-text, mock-embed
+    CHECK(e.size() == 4);  // text-embedding-3-small, gemini-embedding-001, nomic-embed-text, mock-embed
     CapabilitySet vt;
     vt.add(Capability::vision);
     vt.add(Capability::tool_use);

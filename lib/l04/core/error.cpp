@@ -70,6 +70,7 @@ int default_http_status(ErrorCode code) {
     const auto n = static_cast<unsigned>(code);
     switch (code) {
         case ErrorCode::model_not_found: return 404;
+        case ErrorCode::invalid_strategy: return 400;  // the caller named it
         case ErrorCode::auth_failed: return 401;
         case ErrorCode::timeout: return 504;
         case ErrorCode::rate_limit_exceeded:
