@@ -38,8 +38,16 @@ int run_embed(Context& ctx, const EmbedArgs& a) {
             std::fprintf(stderr, "l04ctl: reading the text from the terminal; end with Ctrl-D\n");
         std::string in((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
         if (a.lines) {
-            for (const auto& line : l04::split(in, '\n'))
-                if (!l04::trim(line).empty()) inputs.push_back(std::string(line));
+            // Each line as written (only its line ending removed); blank lines skipped.
+            std::size_t start = 0;
+            while (start < in.size()) {
+                std::size_t nl = in.find('\n', start);
+                if (nl == std::string::npos) nl = in.size();
+                std::string line = in.substr(start, nl - start);
+                if (!line.empty() && line.back() == '\r') line.pop_back();
+                if (!l04::trim(line).empty()) inputs.push_back(std::move(line));
+                start = nl + 1;
+            }
         } else {
             while (!in.empty() && (in.back() == '\n' || in.back() == '\r')) in.pop_back();
             if (!in.empty()) inputs.push_back(std::move(in));
@@ -76,12 +84,18 @@ int run_embed(Context& ctx, const EmbedArgs& a) {
             return report(l04::Error(l04::ErrorCode::parse_error, "l04d's embeddings answer has an item without a vector"));
         std::printf("%s\n", d["embedding"].dump().c_str());
     }
-    if (ctx.globals.verbose > 0 && j->contains("l04") && (*j)["l04"].is_object()) {
-        const auto& f = (*j)["l04"];
-        std::fprintf(stderr, "l04ctl: %s via %s, %lld tokens, %zu of %zu from the cache\n",
-                     f.value("model_id", std::string()).c_str(), f.value("provider", std::string()).c_str(),
-                     static_cast<long long>((*j)["usage"].value("prompt_tokens", 0LL)),
-                     f.value("cached_inputs", std::size_t{0}), inputs.size());
+    if (ctx.globals.verbose > 0) {
+        // Facts for people; a daemon of another version may lack some.
+        const nlohmann::json f = j->contains("l04") && (*j)["l04"].is_object() ? (*j)["l04"] : nlohmann::json::object();
+        const nlohmann::json u = j->contains("usage") && (*j)["usage"].is_object() ? (*j)["usage"] : nlohmann::json::object();
+        auto str = [](const nlohmann::json& o, const char* k) {
+            return o.contains(k) && o[k].is_string() ? o[k].get<std::string>() : std::string("?");
+        };
+        auto num = [](const nlohmann::json& o, const char* k) {
+            return o.contains(k) && o[k].is_number() ? o[k].get<long long>() : -1LL;
+        };
+        std::fprintf(stderr, "l04ctl: %s via %s, %lld tokens, %lld of %zu from the cache\n", str(f, "model_id").c_str(),
+                     str(f, "provider").c_str(), num(u, "prompt_tokens"), num(f, "cached_inputs"), inputs.size());
     }
     return k_ok;
 }

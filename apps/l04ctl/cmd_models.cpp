@@ -90,6 +90,11 @@ void add_models(CLI::App& app, Context& ctx) {
             g_exit = report(reg.error());
             return;
         }
+        if (la->installed && !la->caps.empty()) {
+            g_exit = report(l04::Error(l04::ErrorCode::invalid_parameter,
+                                       "--installed lists what the Ollama server has; it cannot filter by --capability"));
+            return;
+        }
         if (la->installed) {
             g_exit = list_installed(ctx, *reg, la->provider.empty() ? "ollama" : la->provider, la->json);
             return;

@@ -77,12 +77,19 @@ public:
     // input text, then breaker → rate limit → queue → provider with
     // retries, ledger and metrics, like a completion (gateway_extra.cpp).
     Result<EmbedResponse> embed(EmbedRequest req);
-    // Stored /v1/responses conversations (previous_response_id): chat-shaped
-    // messages JSON by response id. Rows older than 30 days are dropped as
-    // new ones come.
-    Status store_conversation(const std::string& response_id, const std::string& model, const std::string& messages_json);
-    // nullopt when there is no such response.
-    Result<std::optional<std::string>> load_conversation(const std::string& response_id);
+    // Stored /v1/responses turns (previous_response_id): each row one turn
+    // (a JSON text the API layer writes) and the id it continued ("" for a
+    // first turn). Rows older than 30 days are dropped as new ones come.
+    struct StoredTurn {
+        std::string parent;
+        std::string turn;
+    };
+    Status store_turn(const std::string& response_id, const std::string& parent, const std::string& model,
+                      const std::string& turn_json);
+    // nullopt when there is no such response (never stored, or expired).
+    Result<std::optional<StoredTurn>> load_turn(const std::string& response_id);
+    // Drops cached embeddings (all, or one model's, or those older than).
+    Result<std::int64_t> clear_embeddings(const std::string& model, std::optional<std::int64_t> older_than_ms);
     // Routing only, no provider called (l04ctl prompt --explain).
     Result<RoutingDecision> explain(const InferenceRequest& req);
 

@@ -58,11 +58,27 @@ Status Gateway::ensure_model(const std::string& name) {
     m.quality = 0.3;
     m.created = m_clock->wall_ms() / 1000;
     bool text = true;
+    auto cfg = m_provider_cfg.find(p->id);
+    const std::string base = cfg != m_provider_cfg.end() ? cfg->second.base_url : p->base_url;
+    if (p->kind == "openai") {
+        // A name the server lists is made a model; one it does not list is
+        // refused (so junk names cannot use up the slots). A server without
+        // a model list is taken at its word. What the model can do is
+        // unknown: chat and embeddings are both allowed, the server says no.
+        const std::string key = cfg != m_provider_cfg.end() ? cfg->second.api_key : std::string();
+        auto ids = openai_model_ids(*m_transport, *m_clock, base, key, std::chrono::milliseconds(5000));
+        if (ids && std::find(ids->begin(), ids->end(), m.name) == ids->end()) {
+            Error e(ErrorCode::provider_model_not_found,
+                    "provider '" + p->id + "' lists no model '" + m.name.substr(0, 128) + "' (GET " + base + "/models)");
+            e.message = redact_secrets(std::move(e.message), m_secrets);
+            return fail(std::move(e));
+        }
+        m.capabilities.add(Capability::embedding);
+    }
     if (p->kind == "ollama") {
-        auto cfg = m_provider_cfg.find(p->id);
-        const std::string base = cfg != m_provider_cfg.end() ? cfg->second.base_url : p->base_url;
         auto facts = ollama_show(*m_transport, *m_clock, base, m.name, std::chrono::milliseconds(5000));
         if (!facts) return fail(facts.error());
+        if (facts->capabilities.empty()) m.capabilities.add(Capability::embedding);  // an older Ollama does not say
         if (!facts->capabilities.empty()) {
             text = false;
             for (const auto& c : facts->capabilities) {
@@ -167,13 +183,21 @@ Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo
         }
         m_limiter->settle(*res, 0);
         Error err = r.error();
+        // The breaker counts requests, not attempts (as for completions): a
+        // fault is reported once, when this request gives up; a 429 or a
+        // half-open probe's outcome at once.
         const bool caller_fault = err.code == ErrorCode::invalid_parameter || err.code == ErrorCode::invalid_request;
-        m_breaker->on_failure(model.provider,
-                              caller_fault ? Error(ErrorCode::invalid_request, "refused request") : err);
-        if (!err.retryable || retry >= max_retries) return fail(std::move(err));
+        const auto report = [&] {
+            m_breaker->on_failure(model.provider, caller_fault ? Error(ErrorCode::invalid_request, "refused request") : err);
+        };
         double wait = backoff_ms(retry);
         if (err.retry_after) wait = std::max(wait, static_cast<double>(err.retry_after->count()));
-        if (m_clock->wall_ms() + static_cast<std::int64_t>(wait) >= deadline_ms) return fail(std::move(err));
+        const bool give_up = !err.retryable || retry >= max_retries ||
+                             m_clock->wall_ms() + static_cast<std::int64_t>(wait) >= deadline_ms;
+        if (give_up || err.code == ErrorCode::rate_limit_exceeded || err.code == ErrorCode::quota_exhausted ||
+            m_breaker->snapshot(model.provider).state != CircuitState::closed)
+            report();
+        if (give_up) return fail(std::move(err));
         *ticket = QueueTicket();
         m_metrics.inc("l04_retries_total", {{"provider", model.provider}, {"model", model.id}});
         m_clock->sleep_for(std::chrono::milliseconds(static_cast<std::int64_t>(wait)));
@@ -190,9 +214,16 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
     row_req.agent_did = req.agent_did;
     row_req.metadata = req.metadata;
     row_req.metadata["endpoint"] = "embeddings";
+    // Every error leaves with the configured secrets removed from its message
+    // and from what the provider said.
+    auto redact = [this](Error e) {
+        e.message = redact_secrets(std::move(e.message), m_secrets);
+        e.details = redact_secrets(std::move(e.details), m_secrets);
+        return e;
+    };
     auto refuse = [&](Error e, const std::string& model, const std::string& provider) -> Result<EmbedResponse> {
         record(row_req, fail(e), model, provider, ms_since(*m_clock, t0), std::nullopt, 0, 0);
-        return fail(std::move(e));
+        return fail(redact(std::move(e)));
     };
     if (req.inputs.empty()) return refuse(Error(ErrorCode::invalid_parameter, "'input' holds no text to embed"), req.model, "");
     if (req.inputs.size() > k_max_inputs)
@@ -207,6 +238,14 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
     auto model = embedding_model(req);
     if (!model) return refuse(model.error(), req.model, "");
     const ModelInfo& m = **model;
+    // The answer is held whole in memory: bound inputs x dimensions (the
+    // model's size when none is asked for) to 16M floats (64 MiB).
+    const std::int64_t dims = req.dimensions.value_or(m.embedding_dimensions > 0 ? m.embedding_dimensions : 1024);
+    if (static_cast<std::int64_t>(req.inputs.size()) * dims > (std::int64_t{1} << 24))
+        return refuse(Error(ErrorCode::invalid_parameter,
+                            std::to_string(req.inputs.size()) + " inputs of " + std::to_string(dims) +
+                                " dimensions are more than one request may ask for; split it"),
+                      m.id, m.provider);
     const std::int64_t deadline_ms =
         m_clock->wall_ms() + req.timeout_ms.value_or(m_settings.get_duration_ms("request.timeout"));
 
@@ -249,12 +288,30 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
     int attempts = 0;
     std::int64_t billed_tokens = 0;
     if (!missing.empty()) {
+        // Budgets hold the worst case (the texts' estimated tokens at the
+        // model's price) until the real cost is in the ledger, as for prompts.
+        std::int64_t hold_id = 0;
+        if (m_budget->active()) {
+            std::int64_t est = 0;
+            for (const auto& t : missing) est += estimate_tokens(t);
+            auto hold = m_budget->reserve(req.agent_did, static_cast<double>(est) * m.input_price / 1e6);
+            if (!hold) return refuse(hold.error(), m.id, m.provider);
+            hold_id = *hold;
+        }
+        struct ReleaseHold {
+            Gateway* gw;
+            std::int64_t id;
+            ~ReleaseHold() {
+                if (id == 0) return;
+                (void)gw->m_ledger->flush();
+                gw->m_budget->release(id);
+            }
+        } release_hold{this, hold_id};
         auto r = call_embed(req, m, missing, deadline_ms, attempts);
         if (!r) {
             Error e = r.error();
-            e.message = redact_secrets(e.message, m_secrets);
             record(row_req, fail(e), m.id, m.provider, ms_since(*m_clock, t0), std::nullopt, attempts, 0);
-            return fail(std::move(e));
+            return fail(redact(std::move(e)));
         }
         billed_tokens = r->prompt_tokens;
         out.usage_estimated = r->estimated;
@@ -282,9 +339,16 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
                     break;
                 }
             }
-            // Expired rows go as new ones come (bounded work per request).
+            // Expired rows go as new ones come (bounded work per request), and
+            // the table keeps at most cache.max_entries rows: the soonest to
+            // expire (the oldest) go first.
             (void)m_embed_db->exec("DELETE FROM embedding_cache WHERE key IN (SELECT key FROM embedding_cache "
                                    "WHERE expires_ms <= " + std::to_string(now_ms) + " LIMIT 64)");
+            const std::int64_t cap = m_cache->config().max_entries;
+            if (cap > 0)
+                (void)m_embed_db->exec("DELETE FROM embedding_cache WHERE key IN (SELECT key FROM embedding_cache "
+                                       "ORDER BY expires_ms LIMIT max(0, (SELECT COUNT(*) FROM embedding_cache) - " +
+                                       std::to_string(cap) + "))");
         }
     }
     for (auto t : tokens) out.prompt_tokens += t;
@@ -310,29 +374,43 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
     return out;
 }
 
-Status Gateway::store_conversation(const std::string& response_id, const std::string& model,
-                                  const std::string& messages_json) {
+Status Gateway::store_turn(const std::string& response_id, const std::string& parent, const std::string& model,
+                          const std::string& turn_json) {
     constexpr std::int64_t k_keep_ms = 30LL * 24 * 3600 * 1000;
     const std::int64_t now = m_clock->wall_ms();
     std::lock_guard lk(m_embed_mu);
-    auto ins = m_embed_db->prepare("INSERT OR REPLACE INTO stored_responses(id, created_ms, model, conversation) VALUES(?, ?, ?, ?)");
+    auto ins = m_embed_db->prepare(
+        "INSERT OR REPLACE INTO stored_responses(id, parent, created_ms, model, turn) VALUES(?, ?, ?, ?, ?)");
     if (!ins) return fail(ins.error());
-    ins->bind(1, response_id).bind(2, now).bind(3, model).bind(4, messages_json);
+    ins->bind(1, response_id).bind(2, parent).bind(3, now).bind(4, model).bind(5, turn_json);
     if (auto st = ins->run(); !st) return st;
     (void)m_embed_db->exec("DELETE FROM stored_responses WHERE id IN (SELECT id FROM stored_responses WHERE created_ms < " +
                            std::to_string(now - k_keep_ms) + " LIMIT 64)");
     return {};
 }
 
-Result<std::optional<std::string>> Gateway::load_conversation(const std::string& response_id) {
+Result<std::optional<Gateway::StoredTurn>> Gateway::load_turn(const std::string& response_id) {
     std::lock_guard lk(m_embed_mu);
-    auto st = m_embed_db->prepare("SELECT conversation FROM stored_responses WHERE id = ?");
+    auto st = m_embed_db->prepare("SELECT parent, turn FROM stored_responses WHERE id = ?");
     if (!st) return fail(st.error());
     st->bind(1, response_id);
     auto row = st->step();
     if (!row) return fail(row.error());
-    if (!*row) return std::optional<std::string>();
-    return std::optional<std::string>(st->col_text(0));
+    if (!*row) return std::optional<StoredTurn>();
+    return std::optional<StoredTurn>(StoredTurn{st->col_text(0), st->col_text(1)});
+}
+
+Result<std::int64_t> Gateway::clear_embeddings(const std::string& model, std::optional<std::int64_t> older_than_ms) {
+    std::lock_guard lk(m_embed_mu);
+    std::string sql = "DELETE FROM embedding_cache WHERE 1";
+    if (!model.empty()) sql += " AND model_id = ?1";
+    if (older_than_ms) sql += " AND created_ms < ?2";
+    auto st = m_embed_db->prepare(sql);
+    if (!st) return fail(st.error());
+    if (!model.empty()) st->bind(1, model);
+    if (older_than_ms) st->bind(2, m_clock->wall_ms() - *older_than_ms);
+    if (auto r = st->run(); !r) return fail(r.error());
+    return static_cast<std::int64_t>(m_embed_db->changes());
 }
 
 }  // namespace l04

@@ -212,6 +212,14 @@ TEST_CASE("routing hints: exclude_providers and preferred_providers decide who i
     CHECK(bad2["error"]["code"] == "E4502");
     CHECK(rig.server.requests().size() == before);
 
+    // A named model is bound by the hints too, and provider names are checked.
+    auto named = rig.post("/v1/chat/completions",
+                          json::parse(R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"e"}],"routing":{"exclude_providers":["openai"]}})"), 400);
+    CHECK(named["error"]["code"] == "E4502");
+    auto cased = rig.post("/v1/completions",
+                          json::parse(R"({"messages":[{"role":"user","content":"e"}],"routing":{"exclude_providers":["OpenAI"]}})"), 400);
+    CHECK(cased["error"]["message"].get<std::string>().find("did you mean 'openai'") != std::string::npos);
+    CHECK(rig.server.requests().size() == before);
     // l04ctl's flags are the same hints.
     auto cli = l04::test::run({l04::test::bin("l04ctl"), "prompt", "--json", "--no-cache", "--exclude", "ollama",
                                "--exclude", "gemini", "--exclude", "openai", "--strategy", "cost_optimized", "hi there"},
@@ -381,6 +389,19 @@ TEST_CASE("Responses API: text - previous_response_id - a streamed function call
     CHECK(msgs[2]["content"] == "second question");
     auto missing = rig.post("/v1/responses", json::parse(R"({"model":"mock","input":"x","previous_response_id":"resp_000"})"), 404);
     CHECK(missing["error"]["message"].get<std::string>().find("not found") != std::string::npos);
+    // An item_reference to the first answer (what SDKs send for stored
+    // earlier turns) is that answer; an unknown one is 404.
+    const std::string msg_id = first["output"][0]["id"].get<std::string>();
+    rig.post("/v1/responses", {{"model", "gpt-4o-mini"},
+                               {"input", json::array({{{"role", "user"}, {"content", "first question"}},
+                                                      {{"type", "item_reference"}, {"id", msg_id}},
+                                                      {{"role", "user"}, {"content", "and then?"}}})},
+                               {"l04", {{"cache", "bypass"}}}});
+    auto sent_ref = json::parse(rig.server.requests().back().body);
+    REQUIRE(sent_ref["messages"].size() == 3);
+    CHECK(sent_ref["messages"][1]["role"] == "assistant");
+    CHECK(sent_ref["messages"][1]["content"] == answer);
+    rig.post("/v1/responses", json::parse(R"({"model":"mock","input":[{"type":"item_reference","id":"msg_0000"}]})"), 404);
 
     // A streamed function call: the recorded tool-call stream becomes the
     // Responses event sequence.
@@ -445,7 +466,6 @@ TEST_CASE("Responses API: text - previous_response_id - a streamed function call
     for (const char* body :
          {R"({"model":"mock","input":"x","tools":[{"type":"web_search"}]})", R"({"model":"mock","input":"x","background":true})",
           R"({"model":"mock","input":"x","include":["file_search_call.results"]})",
-          R"({"model":"mock","input":[{"type":"item_reference","id":"x"}]})",
           R"({"model":"mock","input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]})",
           R"({"model":"mock","input":"x","truncation":"auto"})"}) {
         CAPTURE(body);
@@ -542,6 +562,17 @@ TEST_CASE("/openapi.json lists exactly what l04d answers - created times are rea
         CHECK_FALSE(documented);
         CHECK((r.head.status == 404 || r.head.status == 405));
     }
+    // No other spelling of an admin path reaches its handler over TCP
+    // without the token: doubled slashes, encoded spaces, empty segments.
+    for (const auto& [m, p] : std::vector<std::pair<std::string, std::string>>{
+             {"POST", "//admin/shutdown"}, {"POST", "/admin//shutdown"}, {"POST", "/admin/shutdown/"},
+             {"DELETE", "//v1/cache"}, {"DELETE", "/v1/cache%20"}, {"DELETE", "/v1//cache"}, {"POST", "/v1//cache/prune"},
+             {"GET", "//admin/status"}, {"POST", "/admin/shutdown%00"}}) {
+        CAPTURE(p);
+        auto r = rig.call(m, p);
+        CHECK((r.head.status == 403 || r.head.status == 404 || r.head.status == 400));
+    }
+    CHECK(rig.call("GET", "/health?probe=0").head.status == 200);  // still running
     auto models = json::parse(rig.call("GET", "/v1/models").body);
     for (const auto& m : models["data"]) CHECK(m["created"].get<std::int64_t>() > 1600000000);
     auto c1 = rig.post("/v1/chat/completions", json::parse(R"({"model":"mock","messages":[{"role":"user","content":"t"}]})"));

@@ -46,6 +46,11 @@ Result<std::vector<std::string>> ollama_installed_models(Transport& transport, C
                                                          const std::string& base_url,
                                                          std::chrono::milliseconds timeout);
 
+// The model ids an OpenAI-compatible server lists (GET {base}/models,
+// data[].id). Fails with the mapped transport/HTTP error, or E4600.
+Result<std::vector<std::string>> openai_model_ids(Transport& transport, Clock& clock, const std::string& base_url,
+                                                  const std::string& api_key, std::chrono::milliseconds timeout);
+
 // What Ollama's POST {base}/api/show says of one installed model:
 // capabilities ("completion", "vision", "tools", "embedding", ...; empty
 // when this Ollama is too old to say) and the context length from

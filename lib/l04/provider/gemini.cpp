@@ -101,6 +101,23 @@ public:
     // POST .../{model}:batchEmbedContents: one request per input,
     // embeddings[].values. Gemini reports no token count: estimated.
     Result<EmbedResult> embed(const EmbedCall& call) override {
+        // Gemini takes at most 100 requests per batch: larger calls go in
+        // several, answered in order.
+        constexpr std::size_t k_batch = 100;
+        if (call.inputs.size() > k_batch) {
+            EmbedResult all;
+            for (std::size_t i = 0; i < call.inputs.size(); i += k_batch) {
+                const std::vector<std::string> part(call.inputs.begin() + static_cast<std::ptrdiff_t>(i),
+                                                    call.inputs.begin() + static_cast<std::ptrdiff_t>(std::min(i + k_batch, call.inputs.size())));
+                EmbedCall sub{call.model, part, call.dimensions, call.timeout, call.cancel};
+                auto r = embed(sub);
+                if (!r) return fail(r.error());
+                for (auto& v : r->vectors) all.vectors.push_back(std::move(v));
+                all.prompt_tokens += r->prompt_tokens;
+                all.estimated = all.estimated || r->estimated;
+            }
+            return all;
+        }
         return detail::guard_json(m_id, [&]() -> Result<EmbedResult> {
             json reqs = json::array();
             for (const auto& t : call.inputs) {

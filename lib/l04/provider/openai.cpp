@@ -365,4 +365,24 @@ std::unique_ptr<Provider> make_openai_provider(const ProviderConfig& cfg, Transp
     return std::make_unique<OpenAiProvider>(cfg, transport, clock);
 }
 
+Result<std::vector<std::string>> openai_model_ids(Transport& transport, Clock& clock, const std::string& base_url,
+                                                  const std::string& api_key, std::chrono::milliseconds timeout) {
+    const std::string id = "openai";
+    detail::CallContext ctx{transport, clock, id, api_key};
+    std::vector<std::pair<std::string, std::string>> h;
+    if (!api_key.empty()) h.emplace_back("Authorization", "Bearer " + api_key);
+    auto http = detail::make_http_request("GET", detail::join_url(base_url, "/models"), std::move(h), "", timeout, 0, nullptr);
+    auto text = detail::exchange_buffered(ctx, http);
+    if (!text) return fail(text.error());
+    return detail::guard_json(id, [&]() -> Result<std::vector<std::string>> {
+        auto j = detail::parse_json(*text);
+        const json* data = j ? detail::arr_of(*j, "data") : nullptr;
+        if (!data) return fail(detail::parse_error(id, "models answer has no data[]", *text));
+        std::vector<std::string> out;
+        for (const auto& m : *data)
+            if (std::string mid = detail::str_of(m, "id"); !mid.empty()) out.push_back(std::move(mid));
+        return out;
+    });
+}
+
 }  // namespace l04

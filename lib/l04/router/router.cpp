@@ -99,6 +99,44 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
     RoutingDecision d;
     std::string model_name = req.model.empty() ? m_cfg.default_model : req.model;
 
+    // Hints are checked whether or not a model is named: a misspelt
+    // provider would exclude nothing, and an unknown strategy is an error
+    // even when a model makes it moot.
+    for (const auto* list : {&req.constraints.excluded_providers, &req.constraints.preferred_providers})
+        for (const auto& p : *list)
+            if (!m_reg.provider(p)) {
+                std::vector<std::string> known;
+                for (const auto& [id, info] : m_reg.providers()) known.push_back(id);
+                auto near = p.size() <= 64 ? closest_names(p, known, 1) : std::vector<std::string>{};
+                std::string all;
+                for (const auto& k : known) all += (all.empty() ? "" : ", ") + k;
+                return fail(ErrorCode::invalid_parameter,
+                            "unknown provider '" + p.substr(0, 64) + "' in the routing hints" +
+                                (near.empty() ? "" : " (did you mean '" + near[0] + "'?)") + "; providers: " + all);
+            }
+    if (!req.strategy.empty() && !parse_strategy(req.strategy))
+        return fail(ErrorCode::invalid_strategy,
+                    "unknown routing strategy '" + (req.strategy.size() <= 64 ? req.strategy : req.strategy.substr(0, 64) + "...") +
+                        "' (expected capability_match, fastest, cheapest, best_quality, balanced, fallback, "
+                        "round_robin or weighted, or an alias such as cost_optimized; see `l04ctl prompt --help`)");
+    const std::int64_t prompt_est = estimate_prompt_tokens(req);
+    const std::int64_t out_need = std::max<std::int64_t>(req.max_tokens.value_or(0), req.requirements.max_output_tokens);
+    // Why the request's constraints rule `m` out, or nullopt.
+    auto violates = [&](const ModelInfo& m) -> std::optional<std::string> {
+        const auto& ex = req.constraints.excluded_providers;
+        if (std::find(ex.begin(), ex.end(), m.provider) != ex.end()) return "provider " + m.provider + " excluded by the request";
+        if (req.constraints.max_latency_ms && m.latency_ms > *req.constraints.max_latency_ms)
+            return "typical latency " + fmt_num(m.latency_ms) + " ms > max " + fmt_num(*req.constraints.max_latency_ms);
+        if (req.constraints.max_cost_cents) {
+            const double est_cents = (static_cast<double>(prompt_est) * m.input_price +
+                                      static_cast<double>(std::max<std::int64_t>(out_need, 256)) * m.output_price) /
+                                     1e6 * 100.0;
+            if (est_cents > *req.constraints.max_cost_cents)
+                return "estimated cost " + fmt_num(est_cents) + "c > max " + fmt_num(*req.constraints.max_cost_cents) + "c";
+        }
+        return std::nullopt;
+    };
+
     if (!model_name.empty()) {
         const ModelInfo* m = m_reg.find(model_name);
         if (!m) {
@@ -124,6 +162,11 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
             e.details = "messages[].content[image_url]";
             return fail(std::move(e));
         }
+        // A named model is still bound by the hints: never a silent exception.
+        if (auto why = violates(*m))
+            return fail(ErrorCode::invalid_parameter,
+                        "model " + m->id + " contradicts the request's routing hints: " + *why +
+                            "; name another model or drop the hint");
         d.primary = m;
         d.explicit_model = true;
         d.strategy = "explicit";
@@ -135,6 +178,8 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
                     std::string why;
                     if (auto no = cannot_serve(m_reg, *fm, req)) {
                         d.notes.push_back({fm->id, false, 0, "configured fallback dropped: " + *no});
+                    } else if (auto v = violates(*fm)) {
+                        d.notes.push_back({fm->id, false, 0, "configured fallback dropped: " + *v});
                     } else if (available(fm->provider, why)) {
                         d.fallbacks.push_back(fm);
                         d.notes.push_back({fm->id, true, 0, "configured fallback"});
@@ -148,13 +193,7 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
 
     Strategy strategy = m_cfg.default_strategy;
     if (!req.strategy.empty()) {
-        auto s = parse_strategy(req.strategy);
-        if (!s)
-            return fail(ErrorCode::invalid_strategy,
-                        "unknown routing strategy '" + (req.strategy.size() <= 64 ? req.strategy : req.strategy.substr(0, 64) + "...") +
-                            "' (expected capability_match, fastest, cheapest, best_quality, balanced, fallback, "
-                            "round_robin or weighted, or an alias such as cost_optimized; see `l04ctl prompt --help`)");
-        strategy = *s;
+        strategy = *parse_strategy(req.strategy);  // checked above
     }
     d.strategy = std::string(strategy_name(strategy));
 
@@ -192,8 +231,6 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
     if (req.requirements.min_context_length > 0)
         d.target += ";min_context=" + std::to_string(req.requirements.min_context_length);
 
-    const std::int64_t prompt_est = estimate_prompt_tokens(req);
-    const std::int64_t out_need = std::max<std::int64_t>(req.max_tokens.value_or(0), req.requirements.max_output_tokens);
     const std::int64_t ctx_need = std::max<std::int64_t>(prompt_est + out_need, req.requirements.min_context_length);
 
     std::vector<const ModelInfo*> kept;
@@ -224,23 +261,9 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
             drop(*m, *no);
             continue;
         }
-        const auto& ex = req.constraints.excluded_providers;
-        if (std::find(ex.begin(), ex.end(), m->provider) != ex.end()) {
-            drop(*m, "provider excluded by the request");
+        if (auto v = violates(*m)) {
+            drop(*m, *v);
             continue;
-        }
-        if (req.constraints.max_latency_ms && m->latency_ms > *req.constraints.max_latency_ms) {
-            drop(*m, "typical latency " + fmt_num(m->latency_ms) + " ms > max " + fmt_num(*req.constraints.max_latency_ms));
-            continue;
-        }
-        if (req.constraints.max_cost_cents) {
-            double est_cents = (static_cast<double>(prompt_est) * m->input_price +
-                                static_cast<double>(std::max<std::int64_t>(out_need, 256)) * m->output_price) /
-                               1e6 * 100.0;
-            if (est_cents > *req.constraints.max_cost_cents) {
-                drop(*m, "estimated cost " + fmt_num(est_cents) + "c > max " + fmt_num(*req.constraints.max_cost_cents) + "c");
-                continue;
-            }
         }
         std::string why;
         if (!available(m->provider, why)) {

@@ -102,9 +102,14 @@ std::string host_name(std::string h) {
     return h;
 }
 
+// Admin is a property of the route the request reaches (the table's flag),
+// so no spelling of a path can reach an admin handler without the check;
+// anything under /admin/ counts as admin even when it matches nothing.
 bool is_admin_endpoint(const ServerRequest& req) {
-    return req.path.rfind("/admin/", 0) == 0 || (req.path == "/v1/cache" && req.method == "DELETE") ||
-           (req.path == "/v1/cache/prune" && req.method == "POST");
+    if (req.path.rfind("/admin", 0) == 0) return true;
+    for (const auto& r : api_routes())
+        if (r.admin && r.method == req.method && route_matches(r, req.path)) return true;
+    return false;
 }
 
 Error forbidden(const std::string& why) {
@@ -199,17 +204,43 @@ bool Api::admit(const ServerRequest& req, ResponseWriter& w) {
     return true;
 }
 
+namespace {
+// Path segments exactly as written: no trimming, empty segments kept, so
+// "//admin/shutdown" or "/v1/cache%20" never equal a route's path.
+std::vector<std::string_view> segments(std::string_view path) {
+    std::vector<std::string_view> out;
+    std::size_t start = 0;
+    while (true) {
+        const auto slash = path.find('/', start);
+        out.push_back(path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
+        if (slash == std::string_view::npos) break;
+        start = slash + 1;
+    }
+    return out;
+}
+}  // namespace
+
 bool route_matches(const ApiRoute& r, const std::string& path) {
-    // Template segments "{x}" match one segment; a trailing "{x...}"-style
-    // parameter (rest = true) matches the rest of the path (model ids such
-    // as ollama/qwen2.5 hold a slash).
-    const auto want = split(r.path, '/');
-    const auto got = split(path, '/');
-    if (path.empty() || path[0] != '/' || (path.size() > 1 && path.back() == '/')) return false;
+    // Template segments "{x}" match one non-empty segment without spaces; a
+    // trailing parameter with rest = true takes the rest of the path (model
+    // ids such as ollama/qwen2.5 hold a slash). Everything else is compared
+    // byte for byte.
+    const auto want = segments(r.path);
+    const auto got = segments(path);
+    if (path.empty() || path[0] != '/') return false;
+    auto param_ok = [](std::string_view seg) {
+        return !seg.empty() && std::all_of(seg.begin(), seg.end(), [](char c) {
+            return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) != 0x7f;
+        });
+    };
+    if (r.rest && got.size() > want.size()) {
+        for (std::size_t i = want.size(); i < got.size(); ++i)
+            if (!param_ok(got[i])) return false;
+    }
     if (r.rest ? got.size() < want.size() : got.size() != want.size()) return false;
     for (std::size_t i = 0; i < want.size(); ++i) {
         const bool param = want[i].size() > 2 && want[i].front() == '{' && want[i].back() == '}';
-        if (param ? got[i].empty() : got[i] != want[i]) return false;
+        if (param ? !param_ok(got[i]) : got[i] != want[i]) return false;
     }
     return true;
 }
@@ -267,12 +298,12 @@ const std::vector<ApiRoute>& api_routes() {
         {"GET", "/v1/cache/stats", "Cache statistics", "cache", R::no_body, "application/json", false,
          [](Api& a, const ServerRequest&, ResponseWriter& w) { a.cache_stats(w); }},
         {"DELETE", "/v1/cache", "Clear the cache (?model=M&older_than=DUR); admin", "cache", R::no_body,
-         "application/json", false, [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.cache_clear(q, w); }},
+         "application/json", false, [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.cache_clear(q, w); }, true},
         {"GET", "/v1/cache/search", "The entries nearest a text (?q=TEXT&k=N), for tuning the threshold", "cache",
          R::no_body, "application/json", false,
          [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.cache_search(q, w); }},
         {"POST", "/v1/cache/prune", "Drop expired entries; admin", "cache", R::no_body, "application/json", false,
-         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.cache_prune(w); }},
+         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.cache_prune(w); }, true},
         {"GET", "/v1/providers", "Provider states (?probe=1 probes them)", "operations", R::no_body, "application/json",
          false, [](Api& a, const ServerRequest& q, ResponseWriter& w) { a.providers(q, w); }},
         {"GET", "/v1/providers/{provider}", "One provider, probed", "operations", R::no_body, "application/json", false,
@@ -287,9 +318,9 @@ const std::vector<ApiRoute>& api_routes() {
         {"GET", "/openapi.json", "This document", "operations", R::no_body, "application/json", false,
          [](Api& a, const ServerRequest&, ResponseWriter& w) { a.openapi(w); }},
         {"GET", "/admin/status", "pid, version, uptime, paths; admin", "admin", R::no_body, "application/json", false,
-         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.admin_status(w); }},
+         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.admin_status(w); }, true},
         {"POST", "/admin/shutdown", "Graceful stop; admin", "admin", R::no_body, "application/json", false,
-         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.admin_shutdown(w); }},
+         [](Api& a, const ServerRequest&, ResponseWriter& w) { a.admin_shutdown(w); }, true},
     };
     return t;
 }
@@ -298,6 +329,7 @@ json openapi_document() {
     json paths = json::object();
     for (const auto& r : api_routes()) {
         json op{{"summary", r.summary}, {"tags", json::array({r.tag})}};
+        if (r.admin) op["security"] = json::array({{{"bearer", json::array()}}});
         json params = json::array();
         for (const auto& seg : split(r.path, '/'))
             if (seg.size() > 2 && seg.front() == '{')
@@ -584,43 +616,74 @@ void Api::embeddings(const ServerRequest& http, ResponseWriter& w) {
 // POST /v1/responses: OpenAI's Responses API (the common subset) on the
 // chat pipeline; previous_response_id continues a stored conversation.
 void Api::responses(const ServerRequest& http, ResponseWriter& w) {
-    auto parsed = parse_responses_request(http.body);
+    auto not_found = [](const std::string& what) {
+        Error e(ErrorCode::invalid_request, what + " not found (responses are kept 30 days, and only with store)");
+        e.http_status = 404;
+        return e;
+    };
+    // item_reference ids name an output item of a stored response:
+    // msg_<x> and fc_<x>_<i> belong to resp_<x>.
+    ItemResolver resolve = [this, &not_found](const std::string& item) -> Result<json> {
+        std::string hex;
+        if (item.rfind("msg_", 0) == 0) hex = item.substr(4);
+        else if (item.rfind("fc_", 0) == 0 && item.rfind('_') > 3) hex = item.substr(3, item.rfind('_') - 3);
+        if (hex.empty() || hex.size() > 64) return fail(not_found("item '" + item.substr(0, 128) + "'"));
+        auto t = m_gw.load_turn("resp_" + hex);
+        if (!t) return fail(t.error());
+        if (!*t) return fail(not_found("item '" + item.substr(0, 128) + "'"));
+        auto content = turn_content((*t)->turn);
+        if (!content) return fail(content.error());
+        return output_item_of_turn(*content, item);
+    };
+    auto parsed = parse_responses_request(http.body, resolve);
     if (!parsed) return send_error(w, parsed.error());
     ResponsesRequest rq = std::move(*parsed);
     InferenceRequest req = std::move(rq.req);
     const std::string rid = new_response_id();
     if (req.request_id.empty() && http.header("x-request-id").empty()) req.request_id = rid;
     if (auto e = prepare(http, req)) return send_error(w, *e);
-    if (!rq.previous_response_id.empty()) {
-        auto conv = m_gw.load_conversation(rq.previous_response_id);
-        if (!conv) return send_error(w, conv.error());
-        if (!*conv) {
-            Error e(ErrorCode::invalid_request, "previous response '" + rq.previous_response_id.substr(0, 128) +
-                                                    "' not found (responses are kept 30 days, and only with store)");
-            e.http_status = 404;
-            return send_error(w, e);
-        }
-        auto earlier = conversation_messages(**conv);
-        if (!earlier) return send_error(w, earlier.error());
-        earlier->insert(earlier->end(), std::make_move_iterator(req.messages.begin()),
-                        std::make_move_iterator(req.messages.end()));
-        req.messages = std::move(*earlier);
+    // This turn as it will be stored: its own system text and messages.
+    const std::string turn_system = req.system_prompt;
+    const std::vector<Message> turn_messages = req.messages;
+    // The chain of earlier turns, oldest first: their system texts join
+    // this turn's (after the instructions, which are this request's alone),
+    // their messages come before this turn's.
+    std::vector<StoredTurnContent> chain;
+    for (std::string cur = rq.previous_response_id; !cur.empty();) {
+        if (chain.size() >= 1000) return send_error(w, Error(ErrorCode::invalid_parameter, "a conversation of more than 1000 stored turns"));
+        auto t = m_gw.load_turn(cur);
+        if (!t) return send_error(w, t.error());
+        if (!*t)
+            return send_error(w, not_found(chain.empty() ? "previous response '" + cur.substr(0, 128) + "'"
+                                                         : "earlier response '" + cur.substr(0, 128) + "' of the conversation"));
+        auto content = turn_content((*t)->turn);
+        if (!content) return send_error(w, content.error());
+        chain.push_back(std::move(*content));
+        cur = (*t)->parent;
     }
+    std::reverse(chain.begin(), chain.end());
+    std::string system = rq.instructions;
+    std::vector<Message> messages;
+    for (auto& t : chain) {
+        if (!t.system.empty()) system += (system.empty() ? "" : "\n\n") + t.system;
+        for (auto& m : t.messages) messages.push_back(std::move(m));
+    }
+    if (!turn_system.empty()) system += (system.empty() ? "" : "\n\n") + turn_system;
+    for (const auto& m : turn_messages) messages.push_back(m);
+    req.system_prompt = std::move(system);
+    req.messages = std::move(messages);
     const std::string id = req.request_id;
     const std::int64_t created = m_gw.clock().wall_ms() / 1000;
-    auto status_of = [](const InferenceResponse& r) {
-        return r.finish_reason == "length" || r.finish_reason == "content_filter" ? "incomplete" : "completed";
-    };
-    auto keep = [this, &rq, &rid](const InferenceRequest& sent, const InferenceResponse& r) {
-        if (!rq.store) return;
-        if (auto st = m_gw.store_conversation(rid, r.model_id, conversation_json(sent, r)); !st)
+    auto status_of = [](const InferenceResponse& r) { return std::string(response_status(r)); };
+    auto keep = [&](const InferenceResponse& r) {
+        if (!rq.store || std::string(response_status(r)) == "failed") return;
+        if (auto st = m_gw.store_turn(rid, rq.previous_response_id, r.model_id, turn_json(turn_system, turn_messages, r)); !st)
             spdlog::warn("response {} not stored: {}", rid, st.error().to_string());
     };
     if (!req.stream) {
-        const InferenceRequest sent = req;
         auto r = m_gw.execute(std::move(req));
         if (!r) return send_error(w, r.error(), id);
-        keep(sent, *r);
+        keep(*r);
         return send_json(w, 200, response_object(rid, created, rq, &*r, {}, status_of(*r)), fact_headers(*r));
     }
 
@@ -665,7 +728,6 @@ void Api::responses(const ServerRequest& http, ResponseWriter& w) {
         head.arguments.clear();
         return ev("response.output_item.added", {{"output_index", st.calls[i]}, {"item", call_item(rid, i, head, "in_progress")}});
     };
-    const InferenceRequest sent = req;
     SseFormat f;
     f.chunk = [&](const StreamChunk& c, bool) {
         std::string out = opening();
@@ -696,7 +758,10 @@ void Api::responses(const ServerRequest& http, ResponseWriter& w) {
                 out += ev("response.content_part.done",
                           {{"item_id", message_item_id(rid)}, {"output_index", oi}, {"content_index", 0},
                            {"part", {{"type", "output_text"}, {"text", r.content}, {"annotations", json::array()}}}});
-                out += ev("response.output_item.done", {{"output_index", oi}, {"item", message_item(rid, r.content, "completed")}});
+                auto ref = r.metadata.find("refusal");
+                out += ev("response.output_item.done",
+                          {{"output_index", oi},
+                           {"item", message_item(rid, r.content, "completed", ref == r.metadata.end() ? "" : ref->second)}});
             } else if (it.call < r.tool_calls.size()) {
                 const std::size_t oi = st.calls[it.call];
                 out += ev("response.function_call_arguments.done",
@@ -706,9 +771,13 @@ void Api::responses(const ServerRequest& http, ResponseWriter& w) {
             }
         }
         const std::string status = status_of(r);
-        out += ev(status == "incomplete" ? "response.incomplete" : "response.completed",
-                  {{"response", response_object(rid, created, rq, &r, st.items, status)}});
-        keep(sent, r);
+        // A provider that ended its answer with an error: response.failed,
+        // never an ending that looks clean.
+        const char* type = status == "incomplete" ? "response.incomplete"
+                           : status == "failed"   ? "response.failed"
+                                                  : "response.completed";
+        out += ev(type, {{"response", response_object(rid, created, rq, &r, st.items, status)}});
+        keep(r);
         return out;
     };
     f.error = [&](const Error& e) {
@@ -775,7 +844,11 @@ void Api::cache_clear(const ServerRequest& req, ResponseWriter& w) {
     }
     auto r = m_gw.cache()->clear(query_param(req.query, "model"), older);
     if (!r) return send_error(w, r.error());
-    send_json(w, 200, {{"deleted", *r}});
+    // Cached embeddings go with the answers (a re-pulled model must not
+    // keep serving the old vectors).
+    auto e = m_gw.clear_embeddings(query_param(req.query, "model"), older);
+    if (!e) return send_error(w, e.error());
+    send_json(w, 200, {{"deleted", *r + *e}, {"answers", *r}, {"embeddings", *e}});
 }
 
 void Api::cache_search(const ServerRequest& req, ResponseWriter& w) {

@@ -25,8 +25,10 @@
 // (DNS rebinding), an Origin header must be allowed (cross-origin pages),
 // a body must be application/json (no "simple" text/plain posts), the
 // bearer token is required when set (compared in constant time), and the
-// admin endpoints (/admin/*, DELETE /v1/cache, POST /v1/cache/prune) need
-// a token. The Unix socket (0600, peer checked by l04d) needs none of this.
+// admin routes (ApiRoute::admin: /admin/*, DELETE /v1/cache, POST
+// /v1/cache/prune) need a token. Paths are matched byte for byte, so no
+// other spelling of an admin path reaches its handler. The Unix socket
+// (0600, peer checked by l04d) needs none of this.
 #include <l04/gateway.hpp>
 #include <l04/server/http_server.hpp>
 
@@ -66,6 +68,7 @@ struct ApiRoute {
     const char* produces;  // comma-separated content types
     bool rest;             // the last parameter takes the rest of the path
     std::function<void(Api&, const ServerRequest&, ResponseWriter&)> handler;
+    bool admin = false;    // over TCP only with the bearer token
 };
 const std::vector<ApiRoute>& api_routes();
 bool route_matches(const ApiRoute& r, const std::string& path);

@@ -29,7 +29,8 @@ json tool_calls_json(const std::vector<ToolCall>& calls) {
 
 }  // namespace
 
-Result<CompletionsRequest> parse_completions_request(std::string_view body) {
+namespace {
+Result<CompletionsRequest> parse_completions_request_impl(std::string_view body) {
     CompletionsRequest out;
     // Depth and syntax are checked by parse_chat_request; a body that is not
     // a JSON object is handed to it unchanged for the same error.
@@ -37,10 +38,23 @@ Result<CompletionsRequest> parse_completions_request(std::string_view body) {
     if (j.is_discarded() || !j.is_object() || !j.contains("prompt")) {
         auto r = parse_chat_request(body);
         if (!r) return fail(r.error());
+        // The specification's answer has one content and no logprobs: what it
+        // cannot carry is refused rather than computed and dropped.
+        if (r->n.value_or(1) > 1)
+            return fail(refused("n", "the specification's answer holds one completion (use /v1/chat/completions)"));
+        if (r->logprobs.value_or(false) || r->top_logprobs)
+            return fail(refused("logprobs", "the specification's answer has no logprobs (use /v1/chat/completions)"));
         out.req = std::move(*r);
         return out;
     }
     out.shape = CompletionShape::legacy;
+    for (const char* k : {"tools", "tool_choice", "functions", "function_call", "response_format", "top_logprobs",
+                          "parallel_tool_calls"})
+        if (auto f = j.find(k); f != j.end() && !f->is_null())
+            return fail(refused(k, "a text completion has no place for it (use /v1/chat/completions)"));
+    if (auto n = j.find("n"); n != j.end() && n->is_number_integer() && n->get<std::int64_t>() > 1 &&
+                              j.value("stream", false) == true)
+        return fail(refused("n", "a streamed text completion carries one choice; drop stream or n"));
     if (j.contains("messages")) return fail(refused("prompt", "send either 'prompt' or 'messages', not both"));
     std::string prompt;
     const json& p = j["prompt"];
@@ -68,6 +82,17 @@ Result<CompletionsRequest> parse_completions_request(std::string_view body) {
     if (!r) return fail(r.error());
     out.req = std::move(*r);
     return out;
+}
+}  // namespace
+
+Result<CompletionsRequest> parse_completions_request(std::string_view body) {
+    // A field of the wrong type that a check missed is the caller's error
+    // (E4502), never an internal one.
+    try {
+        return parse_completions_request_impl(body);
+    } catch (const nlohmann::json::exception& e) {
+        return fail(Error(ErrorCode::invalid_parameter, std::string("a request field has the wrong type: ") + e.what()));
+    }
 }
 
 json spec_completion_json(const InferenceResponse& r) {
@@ -119,9 +144,12 @@ json spec_final_chunk_json(const InferenceResponse& r) {
 }
 
 json spec_error_chunk_json(const Error& e, const std::string& request_id) {
+    // Not final: the answer is cut short, and a client that reads until
+    // is_final must see that the clean ending never came.
     json j = error_to_json(e);
     j["request_id"] = request_id;
-    j["is_final"] = true;
+    j["is_final"] = false;
+    j["finish_reason"] = "error";
     return j;
 }
 
@@ -164,7 +192,8 @@ std::string floats_base64(const std::vector<float>& v) {
     return base64_encode(bytes);
 }
 
-Result<EmbeddingsRequest> parse_embeddings_request(std::string_view body) {
+namespace {
+Result<EmbeddingsRequest> parse_embeddings_request_impl(std::string_view body) {
     bool too_deep = false;
     json::parser_callback_t depth_check = [&too_deep](int depth, json::parse_event_t, json&) {
         if (depth > 64) too_deep = true;
@@ -176,6 +205,7 @@ Result<EmbeddingsRequest> parse_embeddings_request(std::string_view body) {
     if (!j.is_object()) return fail(ErrorCode::invalid_request, "the request body must be a JSON object");
     EmbeddingsRequest out;
     EmbedRequest& r = out.req;
+    std::string user, agent;
     // (`details` is what a provider said; a field name goes in the message.)
     auto bad = [](const std::string&, const std::string& msg) { return Error(ErrorCode::invalid_parameter, msg); };
     for (const auto& [k, v] : j.items()) {
@@ -210,11 +240,11 @@ Result<EmbeddingsRequest> parse_embeddings_request(std::string_view body) {
         } else if (k == "user") {
             if (v.is_null()) continue;
             if (!v.is_string()) return fail(bad("user", "'user' must be a string"));
-            r.agent_did = v.get<std::string>();
+            user = v.get<std::string>();
         } else if (k == "l04") {
             if (!v.is_object()) return fail(bad("l04", "'l04' must be an object"));
             for (const auto& [gk, gv] : v.items()) {
-                if (gk == "agent" && gv.is_string()) r.agent_did = gv.get<std::string>();
+                if (gk == "agent" && gv.is_string()) agent = gv.get<std::string>();
                 else if (gk == "request_id" && gv.is_string()) r.request_id = gv.get<std::string>();
                 else if (gk == "cache" && (gv.is_string() || gv.is_boolean())) {
                     const std::string c = gv.is_boolean() ? (gv.get<bool>() ? "use" : "bypass") : gv.get<std::string>();
@@ -239,7 +269,20 @@ Result<EmbeddingsRequest> parse_embeddings_request(std::string_view body) {
         }
     }
     if (!j.contains("input")) return fail(bad("input", "'input' is required"));
+    // As for chat: l04.agent, else the OpenAI `user`.
+    r.agent_did = !agent.empty() ? agent : user;
     return out;
+}
+}  // namespace
+
+Result<EmbeddingsRequest> parse_embeddings_request(std::string_view body) {
+    // A field of the wrong type that a check missed is the caller's error
+    // (E4502), never an internal one.
+    try {
+        return parse_embeddings_request_impl(body);
+    } catch (const nlohmann::json::exception& e) {
+        return fail(Error(ErrorCode::invalid_parameter, std::string("a request field has the wrong type: ") + e.what()));
+    }
 }
 
 json embeddings_response_json(const EmbedResponse& r, bool base64) {

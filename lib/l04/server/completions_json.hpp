@@ -4,7 +4,8 @@
 //     max_tokens, a `routing` object) answered by {content, model_id,
 //     provider, token_usage, latency_ms, cached, request_id, metadata}, and
 //     its stream of {content, is_final} chunks ending in one final chunk
-//     with the usage;
+//     with the usage (a failure mid-stream is an {error, is_final: false,
+//     finish_reason: "error"} chunk and no final one);
 //   * OpenAI's legacy text completion on the same path: a body with
 //     `prompt` instead of `messages`, answered as `text_completion` with
 //     `choices[].text`.

@@ -1,9 +1,12 @@
 #include <l04/server/openai_json.hpp>
 #include <l04/server/responses_json.hpp>
 
-#include <chrono>
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
-#include <random>
+#include <cstdlib>
 
 namespace l04 {
 
@@ -41,14 +44,29 @@ Result<json> chat_part(const json& p, const std::string& role) {
 }
 
 // The Responses `input` (string or items) → chat messages appended to msgs.
-Status input_messages(const json& input, json& msgs) {
+Status input_messages(const json& input, json& msgs, const ItemResolver& resolve) {
     if (input.is_string()) {
         msgs.push_back({{"role", "user"}, {"content", input}});
         return {};
     }
     if (!input.is_array()) return fail(Error(ErrorCode::invalid_messages, "'input' must be a string or an array of items"));
-    for (const auto& item : input) {
-        if (!item.is_object()) return fail(Error(ErrorCode::invalid_messages, "each input item must be an object"));
+    for (const auto& given : input) {
+        if (!given.is_object()) return fail(Error(ErrorCode::invalid_messages, "each input item must be an object"));
+        json resolved;
+        const json* itemp = &given;
+        if (given.contains("type") && given["type"] == "item_reference") {
+            // An output item of a stored response, by id (what SDKs send for
+            // earlier turns when the response was stored).
+            if (!resolve || !given.contains("id") || !given["id"].is_string())
+                return fail(unsupported("input item type 'item_reference'", "without a stored response to refer to"));
+            auto r = resolve(given["id"].get<std::string>());
+            if (!r) return fail(r.error());
+            resolved = std::move(*r);
+            itemp = &resolved;
+        }
+        const json& item = *itemp;
+        if (item.contains("type") && !item["type"].is_string())
+            return fail(Error(ErrorCode::invalid_messages, "an input item's 'type' must be a string"));
         const std::string type = item.value("type", std::string(item.contains("role") ? "message" : ""));
         if (type == "message") {
             std::string role = item.value("role", std::string());
@@ -75,9 +93,12 @@ Status input_messages(const json& input, json& msgs) {
                     return fail(Error(ErrorCode::invalid_messages, std::string("a function_call item needs a string '") + k + "'"));
             json call{{"id", item["call_id"]}, {"type", "function"},
                       {"function", {{"name", item["name"]}, {"arguments", item["arguments"]}}}};
-            // Consecutive calls are one assistant turn.
-            if (!msgs.empty() && msgs.back().value("role", "") == "assistant" && msgs.back().contains("tool_calls"))
+            // Consecutive calls, and calls right after the assistant's text,
+            // are one assistant turn (providers want roles to alternate).
+            if (!msgs.empty() && msgs.back().value("role", "") == "assistant") {
+                if (!msgs.back().contains("tool_calls")) msgs.back()["tool_calls"] = json::array();
                 msgs.back()["tool_calls"].push_back(std::move(call));
+            }
             else
                 msgs.push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", json::array({std::move(call)})}});
         } else if (type == "function_call_output") {
@@ -104,14 +125,22 @@ Status input_messages(const json& input, json& msgs) {
     return {};
 }
 
+// Ids from the kernel's random source: a response id is the key to a
+// stored conversation, so it must not be guessable from another one.
 std::string hex_id(const char* prefix, std::size_t digits) {
-    static thread_local std::mt19937_64 rng{std::random_device{}() ^
-                                            static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())};
     std::string out = prefix;
-    while (out.size() < digits + std::char_traits<char>::length(prefix)) {
-        char buf[17];
-        std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
-        out += buf;
+    unsigned char bytes[32];
+    const std::size_t n = std::min(sizeof bytes, (digits + 1) / 2);
+    std::size_t got = 0;
+    while (got < n) {
+        const ssize_t r = ::getrandom(bytes + got, n - got, 0);
+        if (r > 0) got += static_cast<std::size_t>(r);
+        else if (errno != EINTR) std::abort();  // no randomness: never hand out a guessable id
+    }
+    static const char* hex = "0123456789abcdef";
+    for (std::size_t i = 0; i < n; ++i) {
+        out += hex[bytes[i] >> 4];
+        out += hex[bytes[i] & 15];
     }
     return out.substr(0, digits + std::char_traits<char>::length(prefix));
 }
@@ -120,7 +149,8 @@ std::string hex_id(const char* prefix, std::size_t digits) {
 
 std::string new_response_id() { return hex_id("resp_", 24); }
 
-Result<ResponsesRequest> parse_responses_request(std::string_view body) {
+namespace {
+Result<ResponsesRequest> parse_responses_request_impl(std::string_view body, const ItemResolver& resolve) {
     json j = json::parse(body, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
         auto r = parse_chat_request(body);  // the chat parser's own error (depth, syntax, type)
@@ -155,7 +185,8 @@ Result<ResponsesRequest> parse_responses_request(std::string_view body) {
             if (!v.is_array()) return fail(Error(ErrorCode::invalid_parameter, "'tools' must be an array"));
             json tools = json::array();
             for (const auto& t : v) {
-                const std::string type = t.is_object() ? t.value("type", std::string()) : std::string();
+                const std::string type =
+                    t.is_object() && t.contains("type") && t["type"].is_string() ? t["type"].get<std::string>() : std::string();
                 if (type != "function")
                     return fail(unsupported("tool type '" + type.substr(0, 40) + "'",
                                             "only function tools; built-in tools such as web_search need OpenAI itself"));
@@ -180,7 +211,8 @@ Result<ResponsesRequest> parse_responses_request(std::string_view body) {
             for (const auto& [tk, tv] : v.items()) {
                 if (tk == "verbosity") return fail(unsupported("text.verbosity"));
                 if (tk != "format") return fail(unsupported("text." + tk.substr(0, 40)));
-                const std::string ft = tv.is_object() ? tv.value("type", std::string()) : std::string();
+                const std::string ft =
+                    tv.is_object() && tv.contains("type") && tv["type"].is_string() ? tv["type"].get<std::string>() : std::string();
                 if (ft == "json_object") chat["response_format"] = {{"type", "json_object"}};
                 else if (ft == "json_schema") {
                     json js{{"name", tv.value("name", std::string("output"))}, {"schema", tv.contains("schema") ? tv["schema"] : json::object()}};
@@ -213,12 +245,12 @@ Result<ResponsesRequest> parse_responses_request(std::string_view body) {
     }
     if (auto it = j.find("instructions"); it != j.end() && !it->is_null()) {
         if (!it->is_string()) return fail(Error(ErrorCode::invalid_parameter, "'instructions' must be a string"));
-        msgs.push_back({{"role", "system"}, {"content", *it}});
+        out.instructions = it->get<std::string>();
         echo["instructions"] = *it;
     }
     auto in = j.find("input");
     if (in == j.end() || in->is_null()) return fail(Error(ErrorCode::invalid_messages, "'input' is required"));
-    if (auto st = input_messages(*in, msgs); !st) return fail(st.error());
+    if (auto st = input_messages(*in, msgs, resolve); !st) return fail(st.error());
     chat["messages"] = std::move(msgs);
     auto r = parse_chat_request(to_wire(chat));
     if (!r) return fail(r.error());
@@ -226,12 +258,21 @@ Result<ResponsesRequest> parse_responses_request(std::string_view body) {
     out.echo = std::move(echo);
     return out;
 }
+}  // namespace
 
-std::string conversation_json(const InferenceRequest& req, const InferenceResponse& resp) {
-    // The chat shape of the turns (without the system prompt: instructions
-    // are not carried over to a continuation), then the answer.
-    InferenceRequest turns = req;
-    turns.system_prompt.clear();
+Result<ResponsesRequest> parse_responses_request(std::string_view body, const ItemResolver& resolve) {
+    // A field of the wrong type that a check missed is the caller's error
+    // (E4502), never an internal one.
+    try {
+        return parse_responses_request_impl(body, resolve);
+    } catch (const nlohmann::json::exception& e) {
+        return fail(Error(ErrorCode::invalid_parameter, std::string("a request field has the wrong type: ") + e.what()));
+    }
+}
+
+std::string turn_json(const std::string& system, const std::vector<Message>& messages, const InferenceResponse& resp) {
+    InferenceRequest turns;
+    turns.messages = messages;
     json msgs = chat_request_to_json(turns)["messages"];
     json answer{{"role", "assistant"}, {"content", resp.content}};
     if (!resp.tool_calls.empty()) {
@@ -241,16 +282,40 @@ std::string conversation_json(const InferenceRequest& req, const InferenceRespon
         answer["tool_calls"] = std::move(calls);
     }
     msgs.push_back(std::move(answer));
-    return to_wire(msgs);
+    return to_wire(json{{"system", system}, {"messages", std::move(msgs)}});
 }
 
-Result<std::vector<Message>> conversation_messages(const std::string& json_text) {
-    auto r = parse_chat_request("{\"messages\":" + json_text + "}");
+Result<StoredTurnContent> turn_content(const std::string& json_text) {
+    json j = json::parse(json_text, nullptr, false);
+    if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array())
+        return fail(Error(ErrorCode::internal_error, "a stored response is damaged"));
+    StoredTurnContent t;
+    if (j.contains("system") && j["system"].is_string()) t.system = j["system"].get<std::string>();
+    auto r = parse_chat_request(to_wire(json{{"messages", j["messages"]}}));
     if (!r) return fail(r.error());
-    std::vector<Message> out;
-    // A leading system message was folded into system_prompt; stored turns have none.
-    out = std::move(r->messages);
-    return out;
+    t.messages = std::move(r->messages);
+    return t;
+}
+
+Result<json> output_item_of_turn(const StoredTurnContent& turn, const std::string& item_id) {
+    auto missing = [&] {
+        Error e(ErrorCode::invalid_parameter, "item '" + item_id.substr(0, 128) + "' not found in its stored response");
+        e.http_status = 404;
+        return e;
+    };
+    if (turn.messages.empty() || turn.messages.back().role != Role::assistant) return fail(missing());
+    const Message& answer = turn.messages.back();
+    if (item_id.rfind("msg_", 0) == 0) return json{{"role", "assistant"}, {"content", answer.content}};
+    const auto us = item_id.rfind('_');
+    if (item_id.rfind("fc_", 0) == 0 && us != std::string::npos && us > 3) {
+        const std::string idx = item_id.substr(us + 1);
+        if (idx.empty() || idx.size() > 4 || idx.find_first_not_of("0123456789") != std::string::npos) return fail(missing());
+        const std::size_t i = static_cast<std::size_t>(std::stoul(idx));
+        if (i >= answer.tool_calls.size()) return fail(missing());
+        const auto& c = answer.tool_calls[i];
+        return json{{"type", "function_call"}, {"call_id", c.id}, {"name", c.name}, {"arguments", c.arguments}};
+    }
+    return fail(missing());
 }
 
 std::string message_item_id(const std::string& response_id) { return "msg_" + response_id.substr(5); }
@@ -258,10 +323,19 @@ std::string call_item_id(const std::string& response_id, std::size_t i) {
     return "fc_" + response_id.substr(5) + "_" + std::to_string(i);
 }
 
-json message_item(const std::string& response_id, const std::string& text, const char* status) {
+const char* response_status(const InferenceResponse& r) {
+    if (r.finish_reason == "error") return "failed";
+    if (r.finish_reason == "length" || r.finish_reason == "content_filter") return "incomplete";
+    return "completed";
+}
+
+json message_item(const std::string& response_id, const std::string& text, const char* status, const std::string& refusal) {
     json content = json::array();
-    if (std::string(status) != "in_progress")
-        content.push_back({{"type", "output_text"}, {"text", text}, {"annotations", json::array()}, {"logprobs", json::array()}});
+    if (std::string(status) != "in_progress") {
+        if (!text.empty() || refusal.empty())
+            content.push_back({{"type", "output_text"}, {"text", text}, {"annotations", json::array()}, {"logprobs", json::array()}});
+        if (!refusal.empty()) content.push_back({{"type", "refusal"}, {"refusal", refusal}});
+    }
     return {{"id", message_item_id(response_id)}, {"type", "message"}, {"status", status}, {"role", "assistant"},
             {"content", std::move(content)}};
 }
@@ -283,7 +357,10 @@ json response_object(const std::string& id, std::int64_t created_s, const Respon
             for (std::size_t i = 0; i < r->tool_calls.size(); ++i) items.push_back({ResponseItem::Kind::function_call, i});
         }
         for (const auto& it : items) {
-            if (it.kind == ResponseItem::Kind::message) output.push_back(message_item(id, r->content, "completed"));
+            if (it.kind == ResponseItem::Kind::message) {
+                auto ref = r->metadata.find("refusal");
+                output.push_back(message_item(id, r->content, "completed", ref == r->metadata.end() ? "" : ref->second));
+            }
             else if (it.call < r->tool_calls.size()) output.push_back(call_item(id, it.call, r->tool_calls[it.call], "completed"));
         }
     }
@@ -297,11 +374,14 @@ json response_object(const std::string& id, std::int64_t created_s, const Respon
                  {"output_tokens", r->token_usage.completion_tokens},
                  {"output_tokens_details", {{"reasoning_tokens", 0}}},
                  {"total_tokens", r->token_usage.prompt_tokens + r->token_usage.completion_tokens}};
+    json error = nullptr;
+    if (r && status == "failed")
+        error = {{"code", "server_error"}, {"message", "the provider ended its answer with an error (finish_reason: error)"}};
     json o{{"id", id},
            {"object", "response"},
            {"created_at", created_s},
            {"status", status},
-           {"error", nullptr},
+           {"error", error},
            {"incomplete_details", incomplete},
            {"instructions", echo("instructions", nullptr)},
            {"max_output_tokens", echo("max_output_tokens", nullptr)},

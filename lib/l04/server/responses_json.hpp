@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,21 +26,36 @@
 namespace l04 {
 
 struct ResponsesRequest {
-    InferenceRequest req;            // the earlier turns are not in it yet
+    // The earlier turns are not in it yet, and its system_prompt holds only
+    // this turn's developer/system input items (they are carried over to a
+    // continuation); `instructions` are this request's alone.
+    InferenceRequest req;
+    std::string instructions;
     std::string previous_response_id;
     bool store = true;
     nlohmann::json echo;             // request fields the response object repeats
 };
 
-Result<ResponsesRequest> parse_responses_request(std::string_view body);
+// Resolves an item_reference id (an output item of a stored response) to
+// the input item it stands for; E4502/404 when there is none.
+using ItemResolver = std::function<Result<nlohmann::json>(const std::string& id)>;
+
+Result<ResponsesRequest> parse_responses_request(std::string_view body, const ItemResolver& resolve = {});
 
 // A new response id ("resp_" + 24 hex digits).
 std::string new_response_id();
 
-// The conversation a stored response continues: chat-shaped messages JSON
-// (the request's turns and the answer), and back.
-std::string conversation_json(const InferenceRequest& req, const InferenceResponse& resp);
-Result<std::vector<Message>> conversation_messages(const std::string& json_text);
+// One stored turn: this turn's system text (its developer items), its
+// input messages and the answer, as JSON text; and back.
+std::string turn_json(const std::string& system, const std::vector<Message>& messages, const InferenceResponse& resp);
+struct StoredTurnContent {
+    std::string system;
+    std::vector<Message> messages;
+};
+Result<StoredTurnContent> turn_content(const std::string& json_text);
+// The input item an output item id of a stored turn stands for: msg_<x>
+// (the answer's text) or fc_<x>_<i> (its i-th function call).
+Result<nlohmann::json> output_item_of_turn(const StoredTurnContent& turn, const std::string& item_id);
 
 // One output item of a response, in the order they were produced.
 struct ResponseItem {
@@ -55,7 +71,13 @@ nlohmann::json response_object(const std::string& id, std::int64_t created_s, co
                                const std::string& status);
 std::string message_item_id(const std::string& response_id);
 std::string call_item_id(const std::string& response_id, std::size_t i);
-nlohmann::json message_item(const std::string& response_id, const std::string& text, const char* status);
+// A completed message holds an output_text part, and a refusal part when the
+// model refused (`refusal` non-empty).
+nlohmann::json message_item(const std::string& response_id, const std::string& text, const char* status,
+                            const std::string& refusal = {});
+// completed, incomplete (length, content_filter) or failed (the provider
+// ended the answer with an error).
+const char* response_status(const InferenceResponse& r);
 nlohmann::json call_item(const std::string& response_id, std::size_t i, const ToolCall& c, const char* status);
 
 }  // namespace l04

@@ -148,7 +148,9 @@ CREATE TABLE budget_reservations(
 CREATE INDEX budget_reservations_agent ON budget_reservations(agent);
 )sql",
         // 10: the exact cache of /v1/embeddings (one row per model, size and
-        // text) and the stored /v1/responses (previous_response_id)
+        // text) and the stored /v1/responses (previous_response_id): each
+        // row one turn (its system text, input messages and answer) and the
+        // id of the response it continued')
         R"sql(
 CREATE TABLE embedding_cache(
   key TEXT PRIMARY KEY,
@@ -160,9 +162,10 @@ CREATE TABLE embedding_cache(
 CREATE INDEX embedding_cache_expires ON embedding_cache(expires_ms);
 CREATE TABLE stored_responses(
   id TEXT PRIMARY KEY,
+  parent TEXT NOT NULL,
   created_ms INTEGER NOT NULL,
   model TEXT NOT NULL,
-  conversation TEXT NOT NULL) WITHOUT ROWID;
+  turn TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX stored_responses_created ON stored_responses(created_ms);
 )sql",
     };
