@@ -25,14 +25,7 @@ struct ProviderRig {
     FixtureServer server;
     DaemonEnv env;
     ProviderRig() {
-        const std::string base = server.base_url();
-        env.env()["OPENAI_BASE_URL"] = base + "/v1";
-        env.env()["OPENAI_API_KEY"] = "sk-openai-test";
-        env.env()["ANTHROPIC_BASE_URL"] = base;
-        env.env()["ANTHROPIC_API_KEY"] = "sk-ant-test";
-        env.env()["OLLAMA_URL"] = base;
-        env.env()["GEMINI_BASE_URL"] = base;
-        env.env()["GEMINI_API_KEY"] = "gm-test";
+        env.use_fixture_providers(server.base_url());
         auto json_route = [](const char* path, const char* body) {
             Route r;
             r.method = "GET";

@@ -50,14 +50,7 @@ struct Rig {
     int pid = 0;
     int port = 0;
     Rig() {
-        const std::string base = server.base_url();
-        env.env()["OPENAI_BASE_URL"] = base + "/v1";
-        env.env()["OPENAI_API_KEY"] = "sk-openai-test";
-        env.env()["ANTHROPIC_BASE_URL"] = base;
-        env.env()["ANTHROPIC_API_KEY"] = "sk-ant-test";
-        env.env()["OLLAMA_URL"] = base;
-        env.env()["GEMINI_BASE_URL"] = base;
-        env.env()["GEMINI_API_KEY"] = "gm-test";
+        env.use_fixture_providers(server.base_url());
         server.add(Route::recorded("POST", "/v1/chat/completions", "wire/openai/chat_nonstream.headers",
                                    "wire/openai/chat_nonstream.json"));
         server.add(Route::recorded("POST", "/v1/messages", "wire/anthropic/messages_nonstream.headers",

@@ -20,6 +20,16 @@ DaemonEnv::DaemonEnv() {
 
 DaemonEnv::~DaemonEnv() { stop_daemon(); }
 
+void DaemonEnv::use_fixture_providers(const std::string& base) {
+    m_env["OPENAI_BASE_URL"] = base + "/v1";
+    m_env["OPENAI_API_KEY"] = "sk-openai-test";
+    m_env["ANTHROPIC_BASE_URL"] = base;
+    m_env["ANTHROPIC_API_KEY"] = "sk-ant-test";
+    m_env["OLLAMA_URL"] = base;
+    m_env["GEMINI_BASE_URL"] = base;
+    m_env["GEMINI_API_KEY"] = "gm-test";
+}
+
 ProcOptions DaemonEnv::options(const std::string& stdin_data) const {
     ProcOptions o;
     o.env = m_env;

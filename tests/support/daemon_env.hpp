@@ -33,6 +33,9 @@ public:
     // Sends SIGTERM to our l04d and waits for it to exit. Returns its pid or 0.
     int stop_daemon() const;
     std::map<std::string, std::string>& env() { return m_env; }
+    // Points every HTTP provider (OpenAI, Anthropic, Ollama, Gemini) at one
+    // fixture server's base URL, with test keys.
+    void use_fixture_providers(const std::string& base);
     const TempDir& dir() const { return m_dir; }
 
 private:

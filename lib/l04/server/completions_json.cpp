@@ -161,13 +161,7 @@ json legacy_completion_json(const InferenceResponse& r) {
                            {"index", i + 1},
                            {"logprobs", nullptr},
                            {"finish_reason", r.more_choices[i].finish_reason}});
-    return {{"id", r.request_id},
-            {"object", "text_completion"},
-            {"created", r.created_ms / 1000},
-            {"model", r.model_id},
-            {"choices", std::move(choices)},
-            {"usage", usage_json(r.token_usage)},
-            {"l04", response_facts(r)}};
+    return completion_envelope(r, "text_completion", std::move(choices));
 }
 
 json legacy_chunk_json(const std::string& text, const std::string& id, std::int64_t created_s, const std::string& model,

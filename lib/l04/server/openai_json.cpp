@@ -726,8 +726,12 @@ json chat_response_to_json(const InferenceResponse& r) {
         if (!c.logprobs.empty()) jc["logprobs"] = parsed_or_string(c.logprobs);
         choices.push_back(std::move(jc));
     }
+    return completion_envelope(r, "chat.completion", std::move(choices));
+}
+
+json completion_envelope(const InferenceResponse& r, const char* object, json choices) {
     return {{"id", r.request_id},
-            {"object", "chat.completion"},
+            {"object", object},
             {"created", r.created_ms / 1000},
             {"model", r.model_id},
             {"choices", std::move(choices)},

@@ -28,6 +28,9 @@ nlohmann::json chat_request_to_json(const InferenceRequest& req);
 // The facts object ("l04") describing how a response was produced.
 nlohmann::json response_facts(const InferenceResponse& r);
 nlohmann::json chat_response_to_json(const InferenceResponse& r);
+// {id, object, created, model, choices, usage, l04}: the envelope that chat
+// and legacy text completions share.
+nlohmann::json completion_envelope(const InferenceResponse& r, const char* object, nlohmann::json choices);
 // One delta event.
 nlohmann::json chunk_to_json(const StreamChunk& c, const std::string& id, std::int64_t created_s, bool first);
 // The closing events: finish_reason delta, then usage + facts.
