@@ -204,7 +204,7 @@ const client = new OpenAI({ baseURL: process.env.BASE, apiKey: 'unused', maxRetr
     CHECK(j["legacy"].get<std::string>().find("legacy prompt") != std::string::npos);
 }
 
-TEST_CASE("Vercel AI SDK: the default openai(model) (Responses API) - generateText - streamText - embed") {
+TEST_CASE("Vercel AI SDK: the default openai(model) (Responses API) - generateText - a second turn - streamText - embed") {
     std::string why;
     const std::string sdk = npm_prefix("npm-vercel-ai", {"ai@5", "@ai-sdk/openai@2"},
                                        "node_modules/@ai-sdk/openai/package.json", why);
@@ -217,11 +217,24 @@ TEST_CASE("Vercel AI SDK: the default openai(model) (Responses API) - generateTe
     auto j = d.node(sdk, R"JS(
 const { createOpenAI } = require(process.env.SDK + '/node_modules/@ai-sdk/openai');
 const { generateText, streamText, embed } = require(process.env.SDK + '/node_modules/ai');
-const openai = createOpenAI({ baseURL: process.env.BASE, apiKey: 'unused' });
+let sentRefs = 0;
+const fetchSeen = async (url, init) => {
+  if (init && typeof init.body === 'string' && init.body.includes('"item_reference"')) sentRefs++;
+  return fetch(url, init);
+};
+const openai = createOpenAI({ baseURL: process.env.BASE, apiKey: 'unused', fetch: fetchSeen });
 (async () => {
   const out = {};
   const r = await generateText({ model: openai('mock'), prompt: 'hello vercel', maxRetries: 0 });
   Object.assign(out, { text: r.text, finish: r.finishReason, in: r.usage.inputTokens, outTok: r.usage.outputTokens });
+  // A second turn built from the first one's messages: with store on (the
+  // SDK's default) it refers to the stored answer by item_reference.
+  const r2 = await generateText({ model: openai('mock'), maxRetries: 0,
+                                  messages: [{ role: 'user', content: 'hello vercel' }, ...r.response.messages,
+                                             { role: 'user', content: 'second vercel turn' }] });
+  out.text2 = r2.text;
+  out.refs = sentRefs;
+  out.in2 = r2.usage.inputTokens;
   const s = streamText({ model: openai('mock'), prompt: 'stream vercel', maxRetries: 0,
                          onError: ({ error }) => { out.stream_error = String(error); } });
   let t = '';
@@ -241,6 +254,9 @@ const openai = createOpenAI({ baseURL: process.env.BASE, apiKey: 'unused' });
     CHECK(j["finish"] == "stop");
     CHECK(j["in"].get<int>() > 0);
     CHECK(j["outTok"].get<int>() > 0);
+    CHECK(j["text2"].get<std::string>().find("second vercel turn") != std::string::npos);
+    CHECK(j["in2"].get<int>() > j["in"].get<int>() + 10);  // the first exchange was sent again
+    MESSAGE("item_reference items the SDK sent: " << j["refs"]);
     CHECK(j["stream"].get<std::string>().find("stream vercel") != std::string::npos);
     CHECK(j["stream_finish"] == "stop");
     CHECK(j["emb"] == 384);
