@@ -287,26 +287,26 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
         }
     int attempts = 0;
     std::int64_t billed_tokens = 0;
+    // Budgets hold the worst case (the texts' estimated tokens at the model's
+    // price) until the real cost is in the ledger, as for prompts: the hold
+    // goes when this function returns, after its ledger row.
+    struct ReleaseHold {
+        Gateway* gw;
+        std::int64_t id;
+        ~ReleaseHold() {
+            if (id == 0) return;
+            (void)gw->m_ledger->flush();
+            gw->m_budget->release(id);
+        }
+    } release_hold{this, 0};
     if (!missing.empty()) {
-        // Budgets hold the worst case (the texts' estimated tokens at the
-        // model's price) until the real cost is in the ledger, as for prompts.
-        std::int64_t hold_id = 0;
         if (m_budget->active()) {
             std::int64_t est = 0;
             for (const auto& t : missing) est += estimate_tokens(t);
             auto hold = m_budget->reserve(req.agent_did, static_cast<double>(est) * m.input_price / 1e6);
             if (!hold) return refuse(hold.error(), m.id, m.provider);
-            hold_id = *hold;
+            release_hold.id = *hold;
         }
-        struct ReleaseHold {
-            Gateway* gw;
-            std::int64_t id;
-            ~ReleaseHold() {
-                if (id == 0) return;
-                (void)gw->m_ledger->flush();
-                gw->m_budget->release(id);
-            }
-        } release_hold{this, hold_id};
         auto r = call_embed(req, m, missing, deadline_ms, attempts);
         if (!r) {
             Error e = r.error();
@@ -329,16 +329,20 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
             auto ins = m_embed_db->prepare(
                 "INSERT OR REPLACE INTO embedding_cache(key, model_id, vector, tokens, created_ms, expires_ms) "
                 "VALUES(?, ?, ?, ?, ?, ?)");
-            for (std::size_t k = 0; ins && k < where.size(); ++k) {
+            // One transaction for all the request's rows; a failure stores none.
+            bool ok = ins && m_embed_db->exec("BEGIN IMMEDIATE");
+            for (std::size_t k = 0; ok && k < where.size(); ++k) {
                 const auto& v = out.vectors[where[k]];
                 ins->reset();
                 ins->bind(1, keys[where[k]]).bind(2, m.id).bind_blob(3, v.data(), v.size() * sizeof(float));
                 ins->bind(4, tokens[where[k]]).bind(5, now_ms).bind(6, ttl > 0 ? now_ms + ttl : std::int64_t{1} << 62);
                 if (auto st = ins->run(); !st) {
                     spdlog::warn("embedding cache store failed: {}", st.error().to_string());
-                    break;
+                    ok = false;
                 }
             }
+            if (ok && !m_embed_db->exec("COMMIT")) ok = false;
+            if (!ok) (void)m_embed_db->exec("ROLLBACK");
             // Expired rows go as new ones come (bounded work per request), and
             // the table keeps at most cache.max_entries rows: the soonest to
             // expire (the oldest) go first.
