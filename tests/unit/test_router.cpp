@@ -267,3 +267,33 @@ TEST_CASE("router: fallback without a configured chain uses the balanced ranking
     REQUIRE(ex);
     CHECK(ex->primary->provider != bd->primary->provider);
 }
+
+TEST_CASE("router: hints bind a named model - the configured default gives way to them") {
+    auto reg = fixed_registry();
+    Router r(reg, {});
+    auto named = prompt();
+    named.model = "smart";
+    named.constraints.excluded_providers = {"b"};
+    auto e = r.route(named, all_up);
+    REQUIRE_FALSE(e);
+    CHECK(e.error().code == ErrorCode::invalid_parameter);
+    named.constraints.excluded_providers = {"nosuch"};
+    CHECK(r.route(named, all_up).error().code == ErrorCode::invalid_parameter);
+    named.constraints.excluded_providers.clear();
+    named.constraints.max_latency_ms = 100;  // smart's typical latency is 2000 ms
+    CHECK(r.route(named, all_up).error().code == ErrorCode::invalid_parameter);
+    named.constraints.max_latency_ms.reset();
+    named.strategy = "nonsense";  // checked even when a model makes it moot
+    CHECK(r.route(named, all_up).error().code == ErrorCode::invalid_strategy);
+
+    RouterConfig cfg;
+    cfg.default_model = "smart";
+    Router withdef(reg, cfg);
+    auto plain = prompt();
+    CHECK(withdef.route(plain, all_up)->primary->id == "smart");
+    plain.constraints.excluded_providers = {"b"};
+    auto d = withdef.route(plain, all_up);
+    REQUIRE(d);
+    CHECK(d->primary->provider == "a");
+    CHECK_FALSE(d->explicit_model);
+}

@@ -137,6 +137,10 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
         return std::nullopt;
     };
 
+    // The configured default model gives way to the hints (the caller did
+    // not name it): routing by strategy then picks a model that fits.
+    if (req.model.empty() && !model_name.empty())
+        if (const ModelInfo* dm = m_reg.find(model_name); dm && violates(*dm)) model_name.clear();
     if (!model_name.empty()) {
         const ModelInfo* m = m_reg.find(model_name);
         if (!m) {
