@@ -229,7 +229,8 @@ TEST_CASE("every strategy spelling routes - fallback with no chain uses the bala
         {"CAPABILITY_MATCH", "capability_match"}, {"capability_first", "capability_match"},
         {"cost_optimized", "cheapest"}, {"latency_optimized", "fastest"}, {"quality_optimized", "best_quality"},
         {"cost", "cheapest"}, {"latency", "fastest"}, {"fallback", "fallback"}};
-    for (const auto& [alias, canonical] : names) {
+    for (const auto& pair : names) {
+        const std::string alias = pair.first, canonical = pair.second;  // clang 14: no bindings in doctest macros
         CAPTURE(alias);
         auto d = rig.post("/v1/route", {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"routing", {{"strategy", alias}}}});
         CHECK(d["strategy"] == canonical);
@@ -525,8 +526,10 @@ TEST_CASE("/openapi.json lists exactly what l04d answers - created times are rea
     auto doc = json::parse(rig.call("GET", "/openapi.json").body);
     CHECK(doc["openapi"] == "3.1.0");
     std::size_t ops = 0;
-    for (const auto& [path, item] : doc["paths"].items()) {
-        for (const auto& [method, op] : item.items()) {
+    for (const auto& path_item : doc["paths"].items()) {
+        const std::string path = path_item.key();
+        for (const auto& method_op : path_item.value().items()) {
+            const std::string method = method_op.key();
             ++ops;
             std::string concrete = path;
             for (std::size_t b; (b = concrete.find('{')) != std::string::npos;)
@@ -542,9 +545,10 @@ TEST_CASE("/openapi.json lists exactly what l04d answers - created times are rea
     }
     CHECK(ops >= 30);
     // Paths and methods outside the document are not served.
-    for (const auto& [m, p] : std::vector<std::pair<std::string, std::string>>{
+    for (const auto& mp : std::vector<std::pair<std::string, std::string>>{
              {"GET", "/v1/nothing"}, {"GET", "/v1/chat/completions"}, {"PUT", "/v1/models"}, {"GET", "/v1/embeddings/x"},
              {"POST", "/openapi.json"}, {"GET", "/v1/completions/streamx"}}) {
+        const std::string m = mp.first, p = mp.second;
         CAPTURE(p);
         auto r = rig.call(m, p);
         const bool documented = doc["paths"].contains(p) && doc["paths"][p].contains([&] {
@@ -557,10 +561,11 @@ TEST_CASE("/openapi.json lists exactly what l04d answers - created times are rea
     }
     // No other spelling of an admin path reaches its handler over TCP
     // without the token: doubled slashes, encoded spaces, empty segments.
-    for (const auto& [m, p] : std::vector<std::pair<std::string, std::string>>{
+    for (const auto& mp : std::vector<std::pair<std::string, std::string>>{
              {"POST", "//admin/shutdown"}, {"POST", "/admin//shutdown"}, {"POST", "/admin/shutdown/"},
              {"DELETE", "//v1/cache"}, {"DELETE", "/v1/cache%20"}, {"DELETE", "/v1//cache"}, {"POST", "/v1//cache/prune"},
              {"GET", "//admin/status"}, {"POST", "/admin/shutdown%00"}}) {
+        const std::string m = mp.first, p = mp.second;
         CAPTURE(p);
         auto r = rig.call(m, p);
         CHECK((r.head.status == 403 || r.head.status == 404 || r.head.status == 400));

@@ -222,7 +222,8 @@ TEST_CASE("router: every strategy alias routes as its canonical strategy") {
         {"latency_optimized", "fastest"}, {"quality_optimized", "best_quality"}, {"cost", "cheapest"},
         {"latency", "fastest"},           {"quality", "best_quality"},        {"Best-Quality", "best_quality"},
         {"Cost Optimized", "cheapest"},   {"ROUND_ROBIN", "round_robin"},     {"Weighted", "weighted"}};
-    for (const auto& [alias, canonical] : same) {
+    for (const auto& pair : same) {
+        const std::string alias = pair.first, canonical = pair.second;  // clang 14: no bindings in doctest macros
         CAPTURE(alias);
         auto s = parse_strategy(alias);
         REQUIRE(s.has_value());
