@@ -469,7 +469,7 @@ TEST_CASE("Responses API: text - previous_response_id - a streamed function call
     }
 }
 
-TEST_CASE("any Ollama model by provider/NAME - models list --installed") {
+TEST_CASE("any local model by provider/NAME (Ollama and OpenAI-kind servers) - models list --installed") {
     Rig rig;
     auto r = l04::test::run({l04::test::bin("l04ctl"), "prompt", "--json", "-m", "ollama/qwen2.5", "hello qwen"},
                             rig.env.options());
@@ -505,6 +505,24 @@ TEST_CASE("any Ollama model by provider/NAME - models list --installed") {
     // An unknown provider prefix is still an unknown model.
     auto unk = l04::test::run({l04::test::bin("l04ctl"), "prompt", "-m", "nosuch/model", "x"}, rig.env.options());
     CHECK(unk.exit_code == 3);
+
+    // An OpenAI-kind server: a name it lists becomes a model (chat and
+    // embeddings allowed); one it does not list is refused before any call.
+    rig.server.add(json_route("GET", "/v1/models", R"({"object":"list","data":[{"id":"my-finetune","object":"model"}]})"));
+    auto ft = l04::test::run({l04::test::bin("l04ctl"), "prompt", "--json", "--no-cache", "-m", "openai/my-finetune", "hi"},
+                             rig.env.options());
+    INFO(ft.err);
+    REQUIRE(ft.exit_code == 0);
+    CHECK(json::parse(ft.out)["model_id"] == "openai/my-finetune");
+    CHECK(json::parse(rig.server.requests().back().body)["model"] == "my-finetune");
+    auto fe = rig.post("/v1/embeddings", json::parse(R"({"model":"openai/my-finetune","input":"Hello world"})"));
+    CHECK(fe["data"][0]["embedding"].size() == 256);
+    CHECK(json::parse(rig.server.requests().back().body)["model"] == "my-finetune");
+    const auto calls = rig.server.requests().size();
+    auto unlisted = l04::test::run({l04::test::bin("l04ctl"), "prompt", "-m", "openai/not-there", "hi"}, rig.env.options());
+    CHECK(unlisted.exit_code == 3);
+    CHECK(unlisted.err.find("lists no model 'not-there'") != std::string::npos);
+    CHECK(rig.server.requests().size() == calls + 1);  // the model list only
 
     auto inst = l04::test::run({l04::test::bin("l04ctl"), "models", "list", "--provider", "ollama", "--installed", "--json"},
                                rig.env.options());
