@@ -3,6 +3,7 @@
 #include "common.hpp"
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <l04/core/strings.hpp>
 
@@ -138,6 +139,13 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         app.exit(e);
         return l04ctl::k_usage;
+    } catch (const nlohmann::json::exception& e) {
+        // An answer of an unexpected shape (an l04d of another version): a
+        // reported error with its exit status, never an abort.
+        return l04ctl::report(l04::Error(l04::ErrorCode::parse_error,
+                                         std::string("l04d sent an answer this l04ctl cannot read: ") + e.what()));
+    } catch (const std::exception& e) {
+        return l04ctl::report(l04::Error(l04::ErrorCode::internal_error, std::string("unexpected failure: ") + e.what()));
     }
     return l04ctl::g_exit;
 }

@@ -192,3 +192,20 @@ TEST_CASE("the specification's routing object: flat and nested hints - merged wi
     CHECK(e.error().message.find("exclude_providers") != std::string::npos);  // the list of known keys
     CHECK(e.error().message.find("'exclude_provider'") != std::string::npos);
 }
+
+TEST_CASE("error_from_json takes only a well-formed code of l04's range - never throws on another server's answer") {
+    auto code_of = [](const char* code) { return error_from_json(json{{"error", {{"code", code}, {"message", "m"}}}}, 500).code; };
+    CHECK(code_of("E4401") == ErrorCode::rate_limit_exceeded);
+    CHECK(code_of("E4x01") == ErrorCode::internal_error);
+    CHECK(code_of("E9999") == ErrorCode::internal_error);
+    CHECK(code_of("E-123") == ErrorCode::internal_error);
+    CHECK(code_of("E 401") == ErrorCode::internal_error);
+    CHECK(code_of("rate_limit_exceeded") == ErrorCode::internal_error);
+    CHECK(error_from_json(json{{"error", {{"code", 429}}}}, 429).code == ErrorCode::internal_error);
+    auto odd = error_from_json(json{{"error", {{"message", 5}, {"retryable", "yes"}, {"retry_after", 1e300}, {"details", {1}}}}}, 503);
+    CHECK(odd.message == "HTTP 503");
+    CHECK_FALSE(odd.retryable);
+    CHECK_FALSE(odd.retry_after.has_value());
+    CHECK(odd.details.empty());
+    CHECK(error_from_json(json::array(), 502).http_status == 502);
+}

@@ -791,17 +791,33 @@ json error_to_json(const Error& e) {
 }
 
 Error error_from_json(const json& j, int http_status) {
+    // Any server (or an l04d of another version) may answer with any shape:
+    // each field is taken only when it has the expected type, and nothing
+    // here throws.
     Error e(ErrorCode::internal_error, "HTTP " + std::to_string(http_status));
-    if (!j.is_object() || !j.contains("error") || !j["error"].is_object()) return e;
-    const json& err = j["error"];
-    std::string code = err.value("code", "");
-    if (code.size() == 5 && code[0] == 'E') e.code = static_cast<ErrorCode>(std::stoi(code.substr(1)));
-    e.message = err.value("message", e.message);
-    e.retryable = err.value("retryable", false);
-    if (err.contains("retry_after") && err["retry_after"].is_number())
-        e.retry_after = std::chrono::milliseconds(static_cast<std::int64_t>(err["retry_after"].get<double>() * 1000));
-    e.details = err.value("details", "");
     e.http_status = http_status;
+    if (!j.is_object()) return e;
+    auto it = j.find("error");
+    if (it == j.end() || !it->is_object()) return e;
+    const json& err = *it;
+    auto str = [&err](const char* k) {
+        auto f = err.find(k);
+        return f != err.end() && f->is_string() ? f->get<std::string>() : std::string();
+    };
+    const std::string code = str("code");
+    // Only a well-formed code of l04's range is taken: never std::stoi on it.
+    if (code.size() == 5 && code[0] == 'E' && code.find_first_not_of("0123456789", 1) == std::string::npos) {
+        const int n = (code[1] - '0') * 1000 + (code[2] - '0') * 100 + (code[3] - '0') * 10 + (code[4] - '0');
+        if (n >= 4000 && n <= 4799) e.code = static_cast<ErrorCode>(n);
+    }
+    if (const std::string m = str("message"); !m.empty()) e.message = m;
+    if (auto f = err.find("retryable"); f != err.end() && f->is_boolean()) e.retryable = f->get<bool>();
+    if (auto f = err.find("retry_after"); f != err.end() && f->is_number()) {
+        const double s = f->get<double>();
+        if (std::isfinite(s) && s >= 0 && s <= 86400.0 * 365)
+            e.retry_after = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+    }
+    e.details = str("details");
     return e;
 }
 
