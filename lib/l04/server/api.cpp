@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <map>
 #include <cctype>
+#include <cstring>
 #include <ctime>
 #include <unistd.h>
 
@@ -224,7 +225,9 @@ bool route_matches(const ApiRoute& r, const std::string& path) {
     // Template segments "{x}" match one non-empty segment without spaces; a
     // trailing parameter with rest = true takes the rest of the path (model
     // ids such as ollama/qwen2.5 hold a slash). Everything else is compared
-    // byte for byte.
+    // byte for byte. Most routes have no parameter: one string comparison,
+    // no splitting, on every request's dispatch.
+    if (std::strchr(r.path, '{') == nullptr) return path == r.path;
     const auto want = segments(r.path);
     const auto got = segments(path);
     if (path.empty() || path[0] != '/') return false;

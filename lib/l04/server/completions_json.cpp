@@ -121,17 +121,7 @@ json spec_chunk_json(const StreamChunk& c, const std::string& request_id) {
            {"is_final", false},
            {"model_id", c.model_id},
            {"provider", c.provider}};
-    if (!c.tool_call_deltas.empty()) {
-        json arr = json::array();
-        for (std::size_t i = 0; i < c.tool_call_deltas.size(); ++i) {
-            const auto& t = c.tool_call_deltas[i];
-            json jt{{"index", i}, {"function", {{"arguments", t.arguments}}}};
-            if (!t.id.empty()) jt["id"] = t.id;
-            if (!t.name.empty()) jt["function"]["name"] = t.name;
-            arr.push_back(std::move(jt));
-        }
-        j["tool_calls"] = std::move(arr);
-    }
+    if (!c.tool_call_deltas.empty()) j["tool_calls"] = tool_call_deltas_json(c.tool_call_deltas);
     return j;
 }
 

@@ -739,22 +739,26 @@ json completion_envelope(const InferenceResponse& r, const char* object, json ch
             {"l04", response_facts(r)}};
 }
 
+json tool_call_deltas_json(const std::vector<ToolCall>& deltas) {
+    json arr = json::array();
+    for (std::size_t i = 0; i < deltas.size(); ++i) {
+        const auto& t = deltas[i];
+        json jt{{"index", i}, {"function", {{"arguments", t.arguments}}}};
+        if (!t.id.empty()) {
+            jt["id"] = t.id;
+            jt["type"] = "function";
+        }
+        if (!t.name.empty()) jt["function"]["name"] = t.name;
+        arr.push_back(std::move(jt));
+    }
+    return arr;
+}
+
 json chunk_to_json(const StreamChunk& c, const std::string& id, std::int64_t created_s, bool first) {
     json delta = json::object();
     if (first) delta["role"] = "assistant";
     if (!c.delta.empty() || c.tool_call_deltas.empty()) delta["content"] = c.delta;
-    if (!c.tool_call_deltas.empty()) {
-        json arr = json::array();
-        for (std::size_t i = 0; i < c.tool_call_deltas.size(); ++i) {
-            const auto& t = c.tool_call_deltas[i];
-            json jt{{"index", i}, {"function", {{"arguments", t.arguments}}}};
-            if (!t.id.empty()) jt["id"] = t.id;
-            if (!t.id.empty()) jt["type"] = "function";
-            if (!t.name.empty()) jt["function"]["name"] = t.name;
-            arr.push_back(std::move(jt));
-        }
-        delta["tool_calls"] = std::move(arr);
-    }
+    if (!c.tool_call_deltas.empty()) delta["tool_calls"] = tool_call_deltas_json(c.tool_call_deltas);
     return {{"id", id},
             {"object", "chat.completion.chunk"},
             {"created", created_s},

@@ -30,6 +30,9 @@ nlohmann::json response_facts(const InferenceResponse& r);
 nlohmann::json chat_response_to_json(const InferenceResponse& r);
 // {id, object, created, model, choices, usage, l04}: the envelope that chat
 // and legacy text completions share.
+// Streamed tool-call deltas in OpenAI's shape ({index, id, type, function}),
+// for the chat stream and the specification's stream.
+nlohmann::json tool_call_deltas_json(const std::vector<ToolCall>& deltas);
 nlohmann::json completion_envelope(const InferenceResponse& r, const char* object, nlohmann::json choices);
 // One delta event.
 nlohmann::json chunk_to_json(const StreamChunk& c, const std::string& id, std::int64_t created_s, bool first);
