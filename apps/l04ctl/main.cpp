@@ -72,23 +72,23 @@ int rewrite_args(const CLI::App& app, std::vector<std::string>& args) {
     return -1;
 }
 
-const char* k_footer = R"(Exit status:
-  0  success
-  1  internal error; `health`: gateway unhealthy
-  2  usage error (bad command line)
-  3  invalid request (empty prompt, unknown model, bad parameter, a field the provider cannot honour)
-  4  authentication failed at a provider
-  5  rate limited, budget exhausted or queue full (retry later)
-  6  all providers unavailable (errors, open circuits, bad responses)
-  7  timeout or deadline passed
-  8  l04d unavailable (not running, could not be started, or not responding)
-  9  configuration error (config file, provider not configured, unsafe runtime directory)
-130  interrupted (Ctrl-C)
-141  stdout closed early (`| head`): the request is cancelled, nothing is printed
-
+const char* k_footer_rest = R"(
 Environment: L04_CONFIG, L04_STATE_DIR, L04_RUNTIME_DIR, L04_NO_DAEMON=1, NO_COLOR,
 OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, OLLAMA_URL (see `l04ctl config show`).
 Files: $XDG_CONFIG_HOME/l04/l04.toml, $XDG_STATE_HOME/l04/, $XDG_RUNTIME_DIR/l04/l04d.sock.)";
+
+// The exit-status part of --help, from the one table in core/error.
+std::string footer() {
+    std::string out = "Exit status:\n";
+    for (const auto& e : l04::exit_status_table()) {
+        char num[8];
+        std::snprintf(num, sizeof num, "%3d  ", e.status);
+        out += num;
+        out += e.meaning;
+        out += '\n';
+    }
+    return out + k_footer_rest;
+}
 
 }  // namespace
 
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
     l04ctl::Context ctx;
     CLI::App app{"l04ctl - one front door to many LLM providers (through the l04d gateway daemon)"};
     app.set_version_flag("--version", std::string("l04ctl ") + L04_VERSION);
-    app.footer(k_footer);
+    app.footer(footer());
     app.require_subcommand(1);
     app.fallthrough();
     auto* g = app.add_option_group("Global options");

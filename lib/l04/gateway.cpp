@@ -596,11 +596,11 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         last_error = r.error();
         failures.push_back(model.id + " via " + model.provider + ": " + last_error.to_string());
         codes.push_back(last_error.code);
-        const bool caller_fault = last_error.code == ErrorCode::invalid_request ||
-                                  last_error.code == ErrorCode::invalid_messages ||
-                                  last_error.code == ErrorCode::invalid_parameter ||
-                                  last_error.code == ErrorCode::provider_bad_request;
-        if (delivered || caller_fault || (cancel && cancel->cancelled) || m_clock->wall_ms() >= deadline_ms) break;
+        // Only failover on errors another model could avoid (the error
+        // table's failover column, or a retryable error).
+        if (delivered || !fails_over(last_error.code, last_error.retryable) || (cancel && cancel->cancelled) ||
+            m_clock->wall_ms() >= deadline_ms)
+            break;
         // Context-window fallback: the prompt did not fit; try once on a model
         // with a larger window (same provider first), if the chain has none.
         if (last_error.code == ErrorCode::context_length_exceeded && i + 1 == chain.size() &&
@@ -611,14 +611,6 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
                 std::find(chain.begin(), chain.end(), bigger) == chain.end())
                 chain.push_back(bigger);
         }
-        // Only failover on errors another model could avoid.
-        const bool failover = last_error.retryable || last_error.code == ErrorCode::provider_not_configured ||
-                              last_error.code == ErrorCode::auth_failed ||
-                              last_error.code == ErrorCode::circuit_open ||
-                              last_error.code == ErrorCode::context_length_exceeded ||
-                              last_error.code == ErrorCode::provider_model_not_found ||
-                              last_error.code == ErrorCode::quota_exhausted;
-        if (!failover) break;
     }
     Error out = last_error;
     if (failures.size() > 1) {

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace l04 {
 
@@ -64,6 +65,42 @@ enum class ErrorCode : std::uint16_t {
     daemon_unavailable = 4098,
 };
 
+// What the pipeline does after a model failed with this code: `next_model`
+// when another model or provider may well succeed (its key, its circuit, its
+// context window, its quota), `stop` when the request itself is at fault or
+// no other model would change the outcome. An error marked retryable always
+// moves on, whatever its code says.
+enum class Failover : std::uint8_t { stop, next_model };
+
+// Everything l04 decides by an error's code, in one row per code: its stable
+// name, whether a retry may succeed (unless the site says otherwise), the HTTP
+// status l04d answers with, the exit status l04ctl gives it and the failover
+// policy. core/error.cpp holds the one table; every switch that used to
+// repeat it reads it instead, and a unit test checks the README's and
+// l04ctl(1)'s exit-status tables against it.
+struct ErrorSpec {
+    ErrorCode code;
+    std::string_view name;
+    bool retryable;
+    int http_status;
+    int exit_status;
+    Failover failover;
+};
+// Every code, in numeric order.
+const std::vector<ErrorSpec>& error_table();
+// The row of a code (a row for internal_error when the number is unknown).
+const ErrorSpec& error_spec(ErrorCode code);
+// The code with this number, if it is one.
+std::optional<ErrorCode> error_code_from_number(long number);
+
+// The exit statuses l04ctl documents, with a one-line meaning each (the
+// --help footer is rendered from it; l04ctl(1) and the README say more).
+struct ExitStatusInfo {
+    int status;
+    std::string_view meaning;
+};
+const std::vector<ExitStatusInfo>& exit_status_table();
+
 // The exit status l04ctl gives an error (the table in l04ctl(1)): 1 internal,
 // 3 invalid request, 4 authentication, 5 rate limited / budget / queue full,
 // 6 unavailable, 7 timeout, 8 l04d unavailable, 9 configuration. Batch result
@@ -78,6 +115,8 @@ std::string_view code_name(ErrorCode code);
 bool default_retryable(ErrorCode code);
 // The HTTP status l04d answers with for this code.
 int default_http_status(ErrorCode code);
+// Whether a failure with this error lets the pipeline try the next model.
+bool fails_over(ErrorCode code, bool retryable);
 
 struct Error {
     ErrorCode code = ErrorCode::internal_error;
@@ -151,3 +190,21 @@ private:
 using Status = Result<void>;
 
 }  // namespace l04
+
+// Early returns for errors as values (as ccache's TRY): in a function that
+// returns a Result or Status,
+//   L04_TRY(db.exec("..."));                 // returns the error, if any
+//   L04_TRY_ASSIGN(auto db, open_db(path));  // declares db = the value
+// The error is moved out unchanged (code, message, Retry-After, details).
+#define L04_TRY_CONCAT_(a, b) a##b
+#define L04_TRY_CONCAT(a, b) L04_TRY_CONCAT_(a, b)
+#define L04_TRY(expr)                                                   \
+    do {                                                                \
+        if (auto l04_try_result_ = (expr); !l04_try_result_)            \
+            return ::l04::fail(std::move(l04_try_result_).error());     \
+    } while (0)
+#define L04_TRY_ASSIGN_(tmp, var, expr)                                 \
+    auto tmp = (expr);                                                  \
+    if (!tmp) return ::l04::fail(std::move(tmp).error());              \
+    var = std::move(*tmp)
+#define L04_TRY_ASSIGN(var, expr) L04_TRY_ASSIGN_(L04_TRY_CONCAT(l04_try_value_, __LINE__), var, expr)

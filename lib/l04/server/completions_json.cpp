@@ -14,19 +14,6 @@ Error refused(const std::string& field, const std::string& why) {
     return Error(ErrorCode::invalid_parameter, "'" + field + "' is not supported on /v1/completions: " + why);
 }
 
-json usage_json(const TokenUsage& u) {
-    return {{"prompt_tokens", u.prompt_tokens},
-            {"completion_tokens", u.completion_tokens},
-            {"total_tokens", u.total_tokens ? u.total_tokens : u.prompt_tokens + u.completion_tokens}};
-}
-
-json tool_calls_json(const std::vector<ToolCall>& calls) {
-    json arr = json::array();
-    for (const auto& c : calls)
-        arr.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
-    return arr;
-}
-
 }  // namespace
 
 namespace {

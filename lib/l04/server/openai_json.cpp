@@ -693,17 +693,18 @@ json response_facts(const InferenceResponse& r) {
     return f;
 }
 
-namespace {
 json tool_calls_json(const std::vector<ToolCall>& calls) {
     json arr = json::array();
     for (const auto& c : calls)
         arr.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
     return arr;
 }
+
 json usage_json(const TokenUsage& u) {
-    return {{"prompt_tokens", u.prompt_tokens}, {"completion_tokens", u.completion_tokens}, {"total_tokens", u.total_tokens}};
+    return {{"prompt_tokens", u.prompt_tokens},
+            {"completion_tokens", u.completion_tokens},
+            {"total_tokens", u.total_tokens ? u.total_tokens : u.prompt_tokens + u.completion_tokens}};
 }
-}  // namespace
 
 json chat_response_to_json(const InferenceResponse& r) {
     json msg{{"role", "assistant"}, {"content", r.content}};

@@ -28,6 +28,10 @@ nlohmann::json chat_request_to_json(const InferenceRequest& req);
 // The facts object ("l04") describing how a response was produced.
 nlohmann::json response_facts(const InferenceResponse& r);
 nlohmann::json chat_response_to_json(const InferenceResponse& r);
+// OpenAI's usage object (total_tokens is the sum when the provider gave none)
+// and tool_calls array, shared by every endpoint's answer.
+nlohmann::json usage_json(const TokenUsage& u);
+nlohmann::json tool_calls_json(const std::vector<ToolCall>& calls);
 // {id, object, created, model, choices, usage, l04}: the envelope that chat
 // and legacy text completions share.
 // Streamed tool-call deltas in OpenAI's shape ({index, id, type, function}),
