@@ -415,15 +415,14 @@ int run_batch_cmd(Context& ctx, BatchArgs& a) {
     l04::ApiClient& api = **client;
     l04::BatchExec exec = [&api](std::size_t, const l04::InferenceRequest& req) -> l04::Result<l04::InferenceResponse> {
         l04::ClientRequest creq{"POST", "/v1/chat/completions", l04::to_wire(l04::chat_request_to_json(req)), {}};
-        auto r = api.call(creq);
-        if (!r) return l04::fail(r.error());
-        auto j = nlohmann::json::parse(r->body, nullptr, false);
+        L04_TRY_ASSIGN(auto r, api.call(creq));
+        auto j = nlohmann::json::parse(r.body, nullptr, false);
         if (j.is_discarded())
-            return l04::fail(l04::ErrorCode::parse_error, "l04d answered HTTP " + std::to_string(r->status) + " without JSON");
-        if (r->status != 200) {
-            l04::Error e = l04::error_from_json(j, r->status);
+            return l04::fail(l04::ErrorCode::parse_error, "l04d answered HTTP " + std::to_string(r.status) + " without JSON");
+        if (r.status != 200) {
+            l04::Error e = l04::error_from_json(j, r.status);
             if (!e.retry_after) {
-                if (const std::string ra = r->header("retry-after"); !ra.empty() && ra.size() < 9 &&
+                if (const std::string ra = r.header("retry-after"); !ra.empty() && ra.size() < 9 &&
                                                                     ra.find_first_not_of("0123456789") == std::string::npos)
                     e.retry_after = std::chrono::seconds(std::stoll(ra));
             }

@@ -540,9 +540,8 @@ l04::Result<std::vector<l04::Message>> history_messages(const std::vector<l04::L
         msgs.push_back({{"role", "assistant"}, {"content", t.response}});
     }
     msgs.push_back({{"role", "user"}, {"content", "-"}});  // a placeholder for the new turn
-    auto parsed = l04::parse_chat_request(l04::to_wire(nlohmann::json{{"messages", std::move(msgs)}}));
-    if (!parsed) return l04::fail(parsed.error());
-    auto out = std::move(parsed->messages);
+    L04_TRY_ASSIGN(auto parsed, l04::parse_chat_request(l04::to_wire(nlohmann::json{{"messages", std::move(msgs)}})));
+    auto out = std::move(parsed.messages);
     out.pop_back();
     return out;
 }

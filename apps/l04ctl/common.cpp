@@ -88,16 +88,15 @@ int Context::load() {
 
 l04::Result<std::unique_ptr<l04::ApiClient>> Context::client(bool start_daemon, std::chrono::milliseconds read_timeout) {
     if (globals.no_daemon) {
-        auto gw = l04::open_gateway(settings);
-        if (!gw) return l04::fail(gw.error());
-        return std::unique_ptr<l04::ApiClient>(new l04::InProcessClient(std::move(*gw)));
+        L04_TRY_ASSIGN(auto gw, l04::open_gateway(settings));
+        return std::unique_ptr<l04::ApiClient>(new l04::InProcessClient(std::move(gw)));
     }
     const std::string sock = settings.socket_path();
     if (!l04::daemon_answers(sock)) {
         if (!start_daemon) return l04::fail(l04::ErrorCode::daemon_unavailable, "l04d is not running");
         l04::DaemonStart ds;
         if (!globals.config.empty()) ds.extra_args = {"--config", globals.config};
-        if (auto st = l04::ensure_daemon(settings, ds); !st) return l04::fail(st.error());
+        L04_TRY(l04::ensure_daemon(settings, ds));
     }
     const std::int64_t request_ms =
         request_timeout_ms > 0 ? request_timeout_ms : settings.get_duration_ms("request.timeout");
@@ -125,13 +124,12 @@ l04::Result<nlohmann::json> call_json(l04::ApiClient& c, const std::string& meth
     req.method = method;
     req.path = path;
     req.body = body;
-    auto r = c.call(req);
-    if (!r) return l04::fail(r.error());
-    auto j = nlohmann::json::parse(r->body, nullptr, false);
-    if (r->status < 200 || r->status >= 300) {
+    L04_TRY_ASSIGN(auto r, c.call(req));
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (r.status < 200 || r.status >= 300) {
         if (j.is_discarded())
-            return l04::fail(l04::ErrorCode::internal_error, "l04d answered HTTP " + std::to_string(r->status));
-        return l04::fail(l04::error_from_json(j, r->status));
+            return l04::fail(l04::ErrorCode::internal_error, "l04d answered HTTP " + std::to_string(r.status));
+        return l04::fail(l04::error_from_json(j, r.status));
     }
     if (j.is_discarded()) return l04::fail(l04::ErrorCode::parse_error, "l04d sent a body that is not JSON");
     return j;

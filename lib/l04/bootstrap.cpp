@@ -23,11 +23,10 @@ Result<Registry> load_registry(const Settings& settings) {
 }
 
 Result<std::unique_ptr<Gateway>> open_gateway(const Settings& settings) {
-    auto reg = load_registry(settings);
-    if (!reg) return fail(reg.error());
+    L04_TRY_ASSIGN(auto reg, load_registry(settings));
     GatewayOptions opts;
     opts.settings = settings;
-    opts.registry = std::move(*reg);
+    opts.registry = std::move(reg);
     return Gateway::create(std::move(opts));
 }
 

@@ -88,8 +88,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
                         g->m_settings.source("routing.default_model") + ") is not in the model registry");
     g->m_router = std::make_unique<Router>(g->m_registry, rc);
 
-    auto cache_db = open_state_db(state_dir);
-    if (!cache_db) return fail(cache_db.error());
+    L04_TRY_ASSIGN(auto cache_db, open_state_db(state_dir));
     CacheConfig cc;
     cc.enabled = g->m_settings.get_bool("cache.enabled");
     cc.ttl_ms = g->m_settings.get_duration_ms("cache.ttl");
@@ -110,39 +109,33 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
         ec.url = g->m_settings.get("providers.openai.base_url");
         ec.api_key = g->m_settings.get("providers.openai.api_key");
     }
-    auto embedder = make_embedder(ec, g->m_transport);
-    if (!embedder) return fail(embedder.error());
-    auto embed_db = open_state_db(state_dir);
-    if (!embed_db) return fail(embed_db.error());
-    g->m_embed_db = std::move(*embed_db);
-    g->m_cache = std::make_unique<ResponseCache>(std::move(*cache_db), cc, *g->m_clock, std::move(*embedder));
+    L04_TRY_ASSIGN(auto embedder, make_embedder(ec, g->m_transport));
+    L04_TRY_ASSIGN(auto embed_db, open_state_db(state_dir));
+    g->m_embed_db = std::move(embed_db);
+    g->m_cache = std::make_unique<ResponseCache>(std::move(cache_db), cc, *g->m_clock, std::move(embedder));
 
-    auto ledger_db = open_state_db(state_dir);
-    if (!ledger_db) return fail(ledger_db.error());
+    L04_TRY_ASSIGN(auto ledger_db, open_state_db(state_dir));
     LedgerOptions lo;
     if (state_dir != ":memory:") lo.journal_dir = state_dir + "/ledger-journal";
-    g->m_ledger = std::make_unique<Ledger>(std::move(*ledger_db), lo);
+    g->m_ledger = std::make_unique<Ledger>(std::move(ledger_db), lo);
 
     if (opts.rate_limiter) {
         g->m_limiter = opts.rate_limiter;
     } else {
-        auto l = make_rate_limiter(g->m_settings, state_dir, *g->m_clock);
-        if (!l) return fail(l.error());
-        g->m_limiter = *l;
+        L04_TRY_ASSIGN(auto l, make_rate_limiter(g->m_settings, state_dir, *g->m_clock));
+        g->m_limiter = l;
     }
     if (opts.breaker) {
         g->m_breaker = opts.breaker;
     } else {
-        auto b = make_circuit_breaker(g->m_settings, state_dir, *g->m_clock);
-        if (!b) return fail(b.error());
-        g->m_breaker = *b;
+        L04_TRY_ASSIGN(auto b, make_circuit_breaker(g->m_settings, state_dir, *g->m_clock));
+        g->m_breaker = b;
     }
     if (opts.budget) {
         g->m_budget = opts.budget;
     } else {
-        auto b = make_spend_budget(g->m_settings, state_dir, *g->m_clock);
-        if (!b) return fail(b.error());
-        g->m_budget = *b;
+        L04_TRY_ASSIGN(auto b, make_spend_budget(g->m_settings, state_dir, *g->m_clock));
+        g->m_budget = b;
     }
     QueueConfig qc;
     qc.default_provider_concurrency =
@@ -246,15 +239,14 @@ Result<Provider*> Gateway::provider_for(const std::string& id) {
     auto cit = m_provider_cfg.find(id);
     if (cit == m_provider_cfg.end())
         return fail(ErrorCode::provider_not_configured, "provider '" + id + "' is not defined in models.toml");
-    auto p = make_provider(cit->second, *m_transport, *m_clock);
-    if (!p) return fail(p.error());
-    auto shared = std::shared_ptr<Provider>(std::move(*p));
+    L04_TRY_ASSIGN(auto p, make_provider(cit->second, *m_transport, *m_clock));
+    auto shared = std::shared_ptr<Provider>(std::move(p));
     m_providers[id] = shared;
     return shared.get();
 }
 
 Result<RoutingDecision> Gateway::explain(const InferenceRequest& req) {
-    if (auto st = ensure_model(req.model); !st) return fail(st.error());
+    L04_TRY(ensure_model(req.model));
     auto d = m_router->route(req, [this](const std::string& p, std::string& why) { return provider_available(p, why); });
     if (d || d.error().code != ErrorCode::no_suitable_model) return d;
     // Nothing fits now; would something fit but for providers that answered
@@ -318,8 +310,7 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
         if (auto r = kind ? refused_field(req, *kind) : std::nullopt) return fail(refusal_error(*r, model.provider, model.id));
         return fail(ErrorCode::invalid_parameter, *why);
     }
-    auto prov = provider_for(model.provider);
-    if (!prov) return fail(prov.error());
+    L04_TRY_ASSIGN(auto prov, provider_for(model.provider));
     const int max_retries = req.max_retries ? std::max(0, *req.max_retries)
                                             : static_cast<int>(std::max<std::int64_t>(0, m_settings.get_int("retry.max_retries")));
     // --wait: sleeps out a rate limit's Retry-After when the deadline allows
@@ -393,9 +384,9 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
                 }
                 return true;
             };
-            r = (*prov)->stream(pr, forward);
+            r = prov->stream(pr, forward);
         } else {
-            r = (*prov)->complete(pr);
+            r = prov->complete(pr);
         }
         m_metrics.add("l04_active_requests", {{"provider", model.provider}}, -1);
         if (r) {

@@ -107,7 +107,7 @@ Status Gateway::ensure_model(const std::string& name) {
 }
 
 Result<const ModelInfo*> Gateway::embedding_model(const EmbedRequest& req) {
-    if (auto st = ensure_model(req.model); !st) return fail(st.error());
+    L04_TRY(ensure_model(req.model));
     auto is_embedding = [](const ModelInfo& m) { return m.capabilities.has(Capability::embedding); };
     if (!req.model.empty()) {
         const ModelInfo* m = m_registry.find(req.model);
@@ -149,8 +149,7 @@ Result<const ModelInfo*> Gateway::embedding_model(const EmbedRequest& req) {
 
 Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo& model,
                                         const std::vector<std::string>& inputs, std::int64_t deadline_ms, int& attempts) {
-    auto prov = provider_for(model.provider);
-    if (!prov) return fail(prov.error());
+    L04_TRY_ASSIGN(auto prov, provider_for(model.provider));
     const int max_retries = req.max_retries ? std::max(0, *req.max_retries)
                                             : static_cast<int>(std::max<std::int64_t>(0, m_settings.get_int("retry.max_retries")));
     std::int64_t tokens = 0;
@@ -174,7 +173,7 @@ Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo
         const auto remaining = std::max<std::int64_t>(1, deadline_ms - m_clock->wall_ms());
         EmbedCall call{model, inputs, req.dimensions, std::chrono::milliseconds(remaining), nullptr};
         m_metrics.add("l04_active_requests", {{"provider", model.provider}}, 1);
-        auto r = (*prov)->embed(call);
+        auto r = prov->embed(call);
         m_metrics.add("l04_active_requests", {{"provider", model.provider}}, -1);
         if (r) {
             m_limiter->settle(*res, r->prompt_tokens);
@@ -395,13 +394,11 @@ Status Gateway::store_turn(const std::string& response_id, const std::string& pa
 
 Result<std::optional<Gateway::StoredTurn>> Gateway::load_turn(const std::string& response_id) {
     std::lock_guard lk(m_embed_mu);
-    auto st = m_embed_db->prepare("SELECT parent, turn FROM stored_responses WHERE id = ?");
-    if (!st) return fail(st.error());
-    st->bind(1, response_id);
-    auto row = st->step();
-    if (!row) return fail(row.error());
-    if (!*row) return std::optional<StoredTurn>();
-    return std::optional<StoredTurn>(StoredTurn{st->col_text(0), st->col_text(1)});
+    L04_TRY_ASSIGN(auto st, m_embed_db->prepare("SELECT parent, turn FROM stored_responses WHERE id = ?"));
+    st.bind(1, response_id);
+    L04_TRY_ASSIGN(auto row, st.step());
+    if (!row) return std::optional<StoredTurn>();
+    return std::optional<StoredTurn>(StoredTurn{st.col_text(0), st.col_text(1)});
 }
 
 Result<std::int64_t> Gateway::clear_embeddings(const std::string& model, std::optional<std::int64_t> older_than_ms) {
@@ -409,11 +406,10 @@ Result<std::int64_t> Gateway::clear_embeddings(const std::string& model, std::op
     std::string sql = "DELETE FROM embedding_cache WHERE 1";
     if (!model.empty()) sql += " AND model_id = ?1";
     if (older_than_ms) sql += " AND created_ms < ?2";
-    auto st = m_embed_db->prepare(sql);
-    if (!st) return fail(st.error());
-    if (!model.empty()) st->bind(1, model);
-    if (older_than_ms) st->bind(2, m_clock->wall_ms() - *older_than_ms);
-    if (auto r = st->run(); !r) return fail(r.error());
+    L04_TRY_ASSIGN(auto st, m_embed_db->prepare(sql));
+    if (!model.empty()) st.bind(1, model);
+    if (older_than_ms) st.bind(2, m_clock->wall_ms() - *older_than_ms);
+    L04_TRY(st.run());
     return static_cast<std::int64_t>(m_embed_db->changes());
 }
 

@@ -77,17 +77,15 @@ Result<std::vector<Vector>> OllamaEmbedder::embed(const std::vector<std::string>
     } catch (const std::exception& e) {
         return fail(embed_error(who + ": " + e.what()));
     }
-    auto j = post_json(*m_transport, m_url + "/api/embed", {}, body, m_timeout, who);
-    if (!j) return fail(j.error());
+    L04_TRY_ASSIGN(auto j, post_json(*m_transport, m_url + "/api/embed", {}, body, m_timeout, who));
     try {
-        const auto& arr = j->at("embeddings");
+        const auto& arr = j.at("embeddings");
         if (!arr.is_array() || arr.size() != texts.size())
             return fail(embed_error(who + ": expected " + std::to_string(texts.size()) + " embeddings"));
         std::vector<Vector> out;
         for (const auto& e : arr) {
-            auto v = parse_vector(e, m_dims, who);
-            if (!v) return fail(v.error());
-            out.push_back(std::move(*v));
+            L04_TRY_ASSIGN(auto v, parse_vector(e, m_dims, who));
+            out.push_back(std::move(v));
         }
         return out;
     } catch (const std::exception& e) {
@@ -114,10 +112,9 @@ Result<std::vector<Vector>> OpenAIEmbedder::embed(const std::vector<std::string>
     }
     std::vector<std::pair<std::string, std::string>> headers;
     if (!m_key.empty()) headers.emplace_back("Authorization", "Bearer " + m_key);
-    auto j = post_json(*m_transport, m_base + "/embeddings", std::move(headers), body, m_timeout, who);
-    if (!j) return fail(j.error());
+    L04_TRY_ASSIGN(auto j, post_json(*m_transport, m_base + "/embeddings", std::move(headers), body, m_timeout, who));
     try {
-        const auto& data = j->at("data");
+        const auto& data = j.at("data");
         if (!data.is_array() || data.size() != texts.size())
             return fail(embed_error(who + ": expected " + std::to_string(texts.size()) + " embeddings"));
         std::vector<Vector> out(texts.size());
@@ -127,9 +124,8 @@ Result<std::vector<Vector>> OpenAIEmbedder::embed(const std::vector<std::string>
             // "index" orders the answers; absent means positional.
             const std::size_t idx = d.contains("index") ? d.at("index").get<std::size_t>() : i;
             if (idx >= out.size() || seen[idx]) return fail(embed_error(who + ": bad embedding index"));
-            auto v = parse_vector(d.at("embedding"), m_dims, who);
-            if (!v) return fail(v.error());
-            out[idx] = std::move(*v);
+            L04_TRY_ASSIGN(auto v, parse_vector(d.at("embedding"), m_dims, who));
+            out[idx] = std::move(v);
             seen[idx] = true;
         }
         return out;

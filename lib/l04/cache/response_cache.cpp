@@ -346,8 +346,7 @@ Status ResponseCache::store(const CacheKey& key, const InferenceResponse& resp) 
     }
     std::lock_guard lk(m_mu);
     const auto now = m_clock.wall_ms();
-    auto tx = Transaction::begin(*m_db);
-    if (!tx) return fail(tx.error());
+    L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
     auto st = m_db->prepare(
         "INSERT INTO cache_entries(key, scope, target, model_id, provider, prompt, content, finish_reason, "
         "tool_calls, prompt_tokens, completion_tokens, cost_usd, created_ms, expires_ms, last_used_ms, bytes, "
@@ -377,15 +376,13 @@ Status ResponseCache::store(const CacheKey& key, const InferenceResponse& resp) 
         st->bind_null(17).bind_null(18).bind_null(19);
     }
     st->bind_blob(20, extra.data(), extra.size());
-    auto row = st->step();
-    if (!row) return fail(row.error());
-    if (!*row) return fail(ErrorCode::cache_error, "cache insert returned no row id");
+    L04_TRY_ASSIGN(auto row, st->step());
+    if (!row) return fail(ErrorCode::cache_error, "cache insert returned no row id");
     const std::int64_t id = st->col_int(0);
-    if (auto r = st->step(); !r) return fail(r.error());
+    L04_TRY(st->step());
     if (auto r = bump_counter(*m_db, CounterId::cache_stores); !r) return r;
-    auto removed = evict_locked();
-    if (!removed) return fail(removed.error());
-    if (auto c = tx->commit(); !c) return c;
+    L04_TRY_ASSIGN(auto removed, evict_locked());
+    if (auto c = tx.commit(); !c) return c;
 
     // Mirror into the index (only when loaded: a later load reconciles).
     if (m_index) {
@@ -395,7 +392,7 @@ Status ResponseCache::store(const CacheKey& key, const InferenceResponse& resp) 
         } else {
             m_index->remove(id);  // an upsert that lost its vector
         }
-        for (auto rid : *removed) m_index->remove(rid);
+        for (auto rid : removed) m_index->remove(rid);
         m_index_dirty = true;
         maybe_compact(m_index);
     }
@@ -405,14 +402,12 @@ Status ResponseCache::store(const CacheKey& key, const InferenceResponse& resp) 
 Result<std::vector<std::int64_t>> ResponseCache::evict_locked() {
     std::vector<std::int64_t> removed;
     const auto now = m_clock.wall_ms();
-    auto st = m_db->prepare("DELETE FROM cache_entries WHERE expires_ms <= ? RETURNING id");
-    if (!st) return fail(st.error());
-    st->bind(1, now);
+    L04_TRY_ASSIGN(auto st, m_db->prepare("DELETE FROM cache_entries WHERE expires_ms <= ? RETURNING id"));
+    st.bind(1, now);
     for (;;) {
-        auto r = st->step();
-        if (!r) return fail(r.error());
-        if (!*r) break;
-        removed.push_back(st->col_int(0));
+        L04_TRY_ASSIGN(auto r, st.step());
+        if (!r) break;
+        removed.push_back(st.col_int(0));
     }
     const auto expired = static_cast<std::int64_t>(removed.size());
     if (expired > 0) (void)bump_counter(*m_db, CounterId::cache_expired, expired);
@@ -422,24 +417,21 @@ Result<std::vector<std::int64_t>> ResponseCache::evict_locked() {
     std::int64_t bytes = read_counter(*m_db, CounterId::cache_entry_bytes);
     if (count <= m_cfg.max_entries && bytes <= m_cfg.max_bytes) return removed;
 
-    auto lru = m_db->prepare("SELECT id, bytes FROM cache_entries ORDER BY last_used_ms ASC, id ASC");
-    if (!lru) return fail(lru.error());
+    L04_TRY_ASSIGN(auto lru, m_db->prepare("SELECT id, bytes FROM cache_entries ORDER BY last_used_ms ASC, id ASC"));
     std::vector<std::int64_t> victims;
     while (count > m_cfg.max_entries || bytes > m_cfg.max_bytes) {
-        auto r = lru->step();
-        if (!r) return fail(r.error());
-        if (!*r) break;
-        victims.push_back(lru->col_int(0));
+        L04_TRY_ASSIGN(auto r, lru.step());
+        if (!r) break;
+        victims.push_back(lru.col_int(0));
         --count;
-        bytes -= lru->col_int(1);
+        bytes -= lru.col_int(1);
     }
-    lru->reset();
-    auto del = m_db->prepare("DELETE FROM cache_entries WHERE id = ?");
-    if (!del) return fail(del.error());
+    lru.reset();
+    L04_TRY_ASSIGN(auto del, m_db->prepare("DELETE FROM cache_entries WHERE id = ?"));
     for (auto id : victims) {
-        del->reset();
-        del->bind(1, id);
-        if (auto d = del->run(); !d) return fail(d.error());
+        del.reset();
+        del.bind(1, id);
+        L04_TRY(del.run());
         removed.push_back(id);
     }
     if (!victims.empty()) (void)bump_counter(*m_db, CounterId::cache_evictions, static_cast<std::int64_t>(victims.size()));
@@ -529,9 +521,8 @@ Result<std::shared_ptr<VectorIndex>> ResponseCache::rebuild_index_locked() {
     st->bind(1, m_embedder_name).bind(2, static_cast<std::int64_t>(m_dims));
     std::int64_t max_id = 0;
     for (;;) {
-        auto r = st->step();
-        if (!r) return fail(r.error());
-        if (!*r) break;
+        L04_TRY_ASSIGN(auto r, st->step());
+        if (!r) break;
         const auto id = st->col_int(0);
         max_id = std::max(max_id, id);
         auto v = decode_vector(st->col_blob(3), m_dims);
@@ -554,9 +545,8 @@ Status ResponseCache::reconcile_locked(VectorIndex& idx, bool& changed) {
     st->bind(1, m_embedder_name).bind(2, static_cast<std::int64_t>(m_dims));
     std::int64_t max_id = 0;
     for (;;) {
-        auto r = st->step();
-        if (!r) return fail(r.error());
-        if (!*r) break;
+        L04_TRY_ASSIGN(auto r, st->step());
+        if (!r) break;
         const auto id = st->col_int(0);
         want[id] = Want{digest_tag(st->col_text(1)), digest_tag(st->col_text(2))};
         max_id = std::max(max_id, id);
@@ -576,17 +566,15 @@ Status ResponseCache::reconcile_locked(VectorIndex& idx, bool& changed) {
                     "index file is stale (" + std::to_string(drop.size() + add.size()) + " entries differ)");
     for (auto id : drop) idx.remove(id);
     if (!add.empty()) {
-        auto get = m_db->prepare("SELECT key, scope, vector FROM cache_entries WHERE id = ?");
-        if (!get) return fail(get.error());
+        L04_TRY_ASSIGN(auto get, m_db->prepare("SELECT key, scope, vector FROM cache_entries WHERE id = ?"));
         for (auto id : add) {
-            get->reset();
-            get->bind(1, id);
-            auto r = get->step();
-            if (!r) return fail(r.error());
-            if (!*r) continue;
-            auto v = decode_vector(get->col_blob(2), m_dims);
+            get.reset();
+            get.bind(1, id);
+            L04_TRY_ASSIGN(auto r, get.step());
+            if (!r) continue;
+            auto v = decode_vector(get.col_blob(2), m_dims);
             if (!v) continue;
-            if (auto a = idx.add(id, *v, digest_tag(get->col_text(1)), digest_tag(get->col_text(0))); !a) return a;
+            if (auto a = idx.add(id, *v, digest_tag(get.col_text(1)), digest_tag(get.col_text(0))); !a) return a;
         }
     }
     if (!drop.empty() || !add.empty())
@@ -679,12 +667,11 @@ CacheStats ResponseCache::stats() {
 
 Result<std::vector<CacheSearchHit>> ResponseCache::search(const std::string& text, std::size_t k) {
     if (!semantic_on()) return fail(ErrorCode::cache_error, "semantic cache is off (cache.semantic / cache.embedder)");
-    auto vec = embed_prompt(text);
-    if (!vec) return fail(vec.error());
+    L04_TRY_ASSIGN(auto vec, embed_prompt(text));
     auto idx = ensure_index();
     if (!idx) return fail(ErrorCode::cache_error, "the cache index could not be built (see the log)");
     sync_new_rows(*idx);
-    const auto matches = idx->search(*vec, k);
+    const auto matches = idx->search(vec, k);
     std::vector<CacheSearchHit> out;
     std::vector<std::int64_t> gone;
     std::lock_guard lk(m_mu);
@@ -694,9 +681,8 @@ Result<std::vector<CacheSearchHit>> ResponseCache::search(const std::string& tex
     for (const auto& m : matches) {
         st->reset();
         st->bind(1, m.label);
-        auto r = st->step();
-        if (!r) return fail(r.error());
-        if (!*r) {
+        L04_TRY_ASSIGN(auto r, st->step());
+        if (!r) {
             gone.push_back(m.label);
             continue;
         }
@@ -722,16 +708,14 @@ Result<std::int64_t> ResponseCache::clear(const std::string& model, std::optiona
     if (!model.empty()) sql += " AND (model_id = ?1 OR target = ?1)";
     if (older_than_ms) sql += " AND created_ms < ?2";
     sql += " RETURNING id";
-    auto st = m_db->prepare(sql);
-    if (!st) return fail(st.error());
-    if (!model.empty()) st->bind(1, model);
-    if (older_than_ms) st->bind(2, m_clock.wall_ms() - *older_than_ms);
+    L04_TRY_ASSIGN(auto st, m_db->prepare(sql));
+    if (!model.empty()) st.bind(1, model);
+    if (older_than_ms) st.bind(2, m_clock.wall_ms() - *older_than_ms);
     std::vector<std::int64_t> ids;
     for (;;) {
-        auto r = st->step();
-        if (!r) return fail(r.error());
-        if (!*r) break;
-        ids.push_back(st->col_int(0));
+        L04_TRY_ASSIGN(auto r, st.step());
+        if (!r) break;
+        ids.push_back(st.col_int(0));
     }
     forget(ids);
     return static_cast<std::int64_t>(ids.size());
@@ -739,13 +723,11 @@ Result<std::int64_t> ResponseCache::clear(const std::string& model, std::optiona
 
 Result<std::int64_t> ResponseCache::prune() {
     std::lock_guard lk(m_mu);
-    auto tx = Transaction::begin(*m_db);
-    if (!tx) return fail(tx.error());
-    auto r = evict_locked();
-    if (!r) return fail(r.error());
-    if (auto c = tx->commit(); !c) return fail(c.error());
-    forget(*r);
-    return static_cast<std::int64_t>(r->size());
+    L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
+    L04_TRY_ASSIGN(auto r, evict_locked());
+    L04_TRY(tx.commit());
+    forget(r);
+    return static_cast<std::int64_t>(r.size());
 }
 
 Status ResponseCache::save_index() {

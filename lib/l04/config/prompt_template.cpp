@@ -81,12 +81,11 @@ Result<PromptTemplate> load_template(const std::string& config_dir, const std::s
     }
     std::stringstream ss;
     ss << f.rdbuf();
-    auto tbl = detail::parse_toml(ss.str(), t.path, ErrorCode::config_invalid);
-    if (!tbl) return fail(tbl.error());
+    L04_TRY_ASSIGN(auto tbl, detail::parse_toml(ss.str(), t.path, ErrorCode::config_invalid));
     auto bad = [&](const std::string& what) { return fail(ErrorCode::config_invalid, t.path + ": " + what); };
     static const std::set<std::string> k_keys{"description", "system", "prompt", "model", "temperature",
                                               "max_tokens", "schema", "options", "defaults"};
-    for (const auto& [k, v] : *tbl) {
+    for (const auto& [k, v] : tbl) {
         const std::string key(k.str());
         if (!k_keys.count(key)) return bad("unknown key '" + key + "'");
         if (key == "options" || key == "defaults") {

@@ -75,9 +75,8 @@ const char* k_known_kinds[] = {"openai", "anthropic", "ollama", "gemini", "comma
 }  // namespace
 
 Result<Registry> Registry::parse(std::string_view text, const std::string& src) {
-    auto parsed = detail::parse_toml(text, src, ErrorCode::registry_invalid);
-    if (!parsed) return fail(parsed.error());
-    const toml::table& root = *parsed;
+    L04_TRY_ASSIGN(auto parsed, detail::parse_toml(text, src, ErrorCode::registry_invalid));
+    const toml::table& root = parsed;
     Registry reg;
 
     for (const auto& [k, node] : root) {
@@ -98,12 +97,11 @@ Result<Registry> Registry::parse(std::string_view text, const std::string& src) 
             Reader r{src, *t, "provider '" + std::string(pid.str()) + "'"};
             ProviderInfo p;
             p.id = std::string(pid.str());
-            auto kind = r.str("kind", true);
-            if (!kind) return fail(kind.error());
-            if (std::find(std::begin(k_known_kinds), std::end(k_known_kinds), *kind) == std::end(k_known_kinds))
-                return fail(r.err(*t->get("kind"), "unknown kind '" + *kind +
+            L04_TRY_ASSIGN(auto kind, r.str("kind", true));
+            if (std::find(std::begin(k_known_kinds), std::end(k_known_kinds), kind) == std::end(k_known_kinds))
+                return fail(r.err(*t->get("kind"), "unknown kind '" + kind +
                                                        "' (expected openai, anthropic, ollama, gemini, command or mock)"));
-            p.kind = *kind;
+            p.kind = kind;
             auto base = r.str("base_url", false);
             auto key_env = r.str("api_key_env", false);
             auto base_env = r.str("base_url_env", false);
@@ -132,20 +130,16 @@ Result<Registry> Registry::parse(std::string_view text, const std::string& src) 
             const auto& t = *mnode.as_table();
             Reader r{src, t, "model"};
             ModelInfo m;
-            auto id = r.str("id", true);
-            if (!id) return fail(id.error());
-            if (id->empty()) return fail(r.err(*t.get("id"), "'id' must not be empty"));
-            m.id = *id;
+            L04_TRY_ASSIGN(auto id, r.str("id", true));
+            if (id.empty()) return fail(r.err(*t.get("id"), "'id' must not be empty"));
+            m.id = id;
             r.context = "model '" + m.id + "'";
-            auto prov = r.str("provider", true);
-            if (!prov) return fail(prov.error());
-            m.provider = *prov;
-            auto name = r.str("name", false, m.id);
-            if (!name) return fail(name.error());
-            m.name = *name;
-            auto caps = r.strings("capabilities");
-            if (!caps) return fail(caps.error());
-            for (const auto& c : *caps) {
+            L04_TRY_ASSIGN(auto prov, r.str("provider", true));
+            m.provider = prov;
+            L04_TRY_ASSIGN(auto name, r.str("name", false, m.id));
+            m.name = name;
+            L04_TRY_ASSIGN(auto caps, r.strings("capabilities"));
+            for (const auto& c : caps) {
                 auto cap = parse_capability(c);
                 if (!cap)
                     return fail(r.err(*t.get("capabilities"),
@@ -161,9 +155,8 @@ Result<Registry> Registry::parse(std::string_view text, const std::string& src) 
             auto q = r.num("quality", 0.5);
             auto dims = r.integer("embedding_dimensions", 0);
             auto aliases = r.strings("aliases");
-            auto created = r.integer("created", 0);
-            if (!created) return fail(created.error());
-            m.created = *created;
+            L04_TRY_ASSIGN(auto created, r.integer("created", 0));
+            m.created = created;
             for (const Error* e : {cw ? nullptr : &cw.error(), mo ? nullptr : &mo.error(), ip ? nullptr : &ip.error(),
                                    op ? nullptr : &op.error(), lat ? nullptr : &lat.error(), q ? nullptr : &q.error(),
                                    dims ? nullptr : &dims.error(), aliases ? nullptr : &aliases.error()})
@@ -203,17 +196,16 @@ Result<Registry> Registry::load(const std::vector<std::string>& paths) {
         if (!in) return fail(ErrorCode::config_file_unreadable, "cannot read model catalogue " + path);
         std::stringstream buf;
         buf << in.rdbuf();
-        auto r = parse(buf.str(), path);
-        if (!r) return fail(r.error());
+        L04_TRY_ASSIGN(auto r, parse(buf.str(), path));
         const auto mtime = std::filesystem::last_write_time(path, ec);
         const std::int64_t mtime_s =
             ec ? 0
                : std::chrono::duration_cast<std::chrono::seconds>(
                      std::chrono::file_clock::to_sys(mtime).time_since_epoch())
                      .count();
-        for (auto& m : r->m_models)
+        for (auto& m : r.m_models)
             if (m.created == 0) m.created = mtime_s;
-        reg.merge(*r);
+        reg.merge(r);
         first = false;
     }
     // Every model must name a known provider once all files are merged.

@@ -242,9 +242,8 @@ Status apply_file(Settings& s, const std::string& path, bool must_exist) {
     if (!in) return fail(ErrorCode::config_file_unreadable, "cannot read config file " + path);
     std::stringstream buf;
     buf << in.rdbuf();
-    auto r = detail::parse_toml(buf.str(), path, ErrorCode::config_invalid);
-    if (!r) return fail(r.error());
-    return apply_table(s, *r, "", path);
+    L04_TRY_ASSIGN(auto r, detail::parse_toml(buf.str(), path, ErrorCode::config_invalid));
+    return apply_table(s, r, "", path);
 }
 
 std::string env_or(const EnvFn& env, std::string_view name, std::string fallback) {
@@ -270,7 +269,7 @@ Result<Settings> Settings::load(const SettingsSources& src) {
     Settings s = defaults();
     s.m_env = src.env;
     if (src.read_files)
-        if (auto st = apply_file(s, src.system_config, false); !st) return fail(st.error());
+        L04_TRY(apply_file(s, src.system_config, false));
 
     bool user_explicit = false;
     std::string user = src.user_config;
@@ -283,7 +282,7 @@ Result<Settings> Settings::load(const SettingsSources& src) {
     }
     s.m_user_config = user;
     if (src.read_files)
-        if (auto st = apply_file(s, user, user_explicit); !st) return fail(st.error());
+        L04_TRY(apply_file(s, user, user_explicit));
 
     for (const auto& info : settings_table()) {
         // Canonical name wins over aliases: scan in reverse so the first applies last.
@@ -299,7 +298,7 @@ Result<Settings> Settings::load(const SettingsSources& src) {
         }
     }
     for (const auto& [k, v] : src.flags) {
-        if (auto st = s.set(k, v, "flag"); !st) return fail(st.error());
+        L04_TRY(s.set(k, v, "flag"));
     }
     return s;
 }

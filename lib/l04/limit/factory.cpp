@@ -12,9 +12,8 @@ Result<RateLimitConfig> rate_limit_config_from(const Settings& s) {
     cfg.allow_oversized = s.get_bool("rate_limit.allow_oversized");
     cfg.agent_default.requests_per_minute = std::max<std::int64_t>(0, s.get_int("rate_limit.requests_per_minute"));
     cfg.agent_default.tokens_per_minute = std::max<std::int64_t>(0, s.get_int("rate_limit.tokens_per_minute"));
-    auto scopes = parse_scope_limits(s.get("rate_limit.scopes"), cfg.agent_default);
-    if (!scopes) return fail(scopes.error());
-    cfg.scopes = std::move(*scopes);
+    L04_TRY_ASSIGN(auto scopes, parse_scope_limits(s.get("rate_limit.scopes"), cfg.agent_default));
+    cfg.scopes = std::move(scopes);
     return cfg;
 }
 
@@ -34,42 +33,33 @@ Result<BudgetConfig> budget_config_from(const Settings& s) {
     BudgetConfig cfg;
     cfg.agent_default.daily_usd = std::max(0.0, s.get_double("budget.daily_usd"));
     cfg.agent_default.monthly_usd = std::max(0.0, s.get_double("budget.monthly_usd"));
-    auto agents = parse_budget_agents(s.get("budget.agents"), cfg.agent_default);
-    if (!agents) return fail(agents.error());
-    cfg.agents = std::move(*agents);
+    L04_TRY_ASSIGN(auto agents, parse_budget_agents(s.get("budget.agents"), cfg.agent_default));
+    cfg.agents = std::move(agents);
     return cfg;
 }
 
 Result<std::shared_ptr<RateLimiter>> make_rate_limiter(const Settings& s, const std::string& state_dir,
                                                        Clock& clock) {
     if (!s.get_bool("rate_limit.enabled")) return std::shared_ptr<RateLimiter>(std::make_shared<UnlimitedRateLimiter>());
-    auto cfg = rate_limit_config_from(s);
-    if (!cfg) return fail(cfg.error());
-    auto db = open_state_db(state_dir);
-    if (!db) return fail(db.error());
-    auto rl = SqliteRateLimiter::create(std::move(*db), std::move(*cfg), clock);
-    if (!rl) return fail(rl.error());
-    return std::shared_ptr<RateLimiter>(std::move(*rl));
+    L04_TRY_ASSIGN(auto cfg, rate_limit_config_from(s));
+    L04_TRY_ASSIGN(auto db, open_state_db(state_dir));
+    L04_TRY_ASSIGN(auto rl, SqliteRateLimiter::create(std::move(db), std::move(cfg), clock));
+    return std::shared_ptr<RateLimiter>(std::move(rl));
 }
 
 Result<std::shared_ptr<CircuitBreaker>> make_circuit_breaker(const Settings& s, const std::string& state_dir,
                                                              Clock& clock) {
-    auto cfg = circuit_breaker_config_from(s);
-    if (!cfg) return fail(cfg.error());
-    auto db = open_state_db(state_dir);
-    if (!db) return fail(db.error());
-    auto cb = SqliteCircuitBreaker::create(std::move(*db), *cfg, clock);
-    if (!cb) return fail(cb.error());
-    return std::shared_ptr<CircuitBreaker>(std::move(*cb));
+    L04_TRY_ASSIGN(auto cfg, circuit_breaker_config_from(s));
+    L04_TRY_ASSIGN(auto db, open_state_db(state_dir));
+    L04_TRY_ASSIGN(auto cb, SqliteCircuitBreaker::create(std::move(db), cfg, clock));
+    return std::shared_ptr<CircuitBreaker>(std::move(cb));
 }
 
 Result<std::shared_ptr<SpendBudget>> make_spend_budget(const Settings& s, const std::string& state_dir,
                                                        Clock& clock) {
-    auto cfg = budget_config_from(s);
-    if (!cfg) return fail(cfg.error());
-    auto db = open_state_db(state_dir);
-    if (!db) return fail(db.error());
-    return std::make_shared<SpendBudget>(std::move(*db), std::move(*cfg), clock);
+    L04_TRY_ASSIGN(auto cfg, budget_config_from(s));
+    L04_TRY_ASSIGN(auto db, open_state_db(state_dir));
+    return std::make_shared<SpendBudget>(std::move(db), std::move(cfg), clock);
 }
 
 }  // namespace l04

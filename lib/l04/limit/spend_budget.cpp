@@ -38,10 +38,9 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b 
 Result<std::map<std::string, BudgetLimits, std::less<>>> parse_budget_agents(std::string_view spec,
                                                                              const BudgetLimits& agent_default) {
     static constexpr std::string_view k_form = "agent=daily_usd[/monthly_usd], e.g. alice=5/100";
-    auto entries = parse_pair_list(spec, "budget.agents", k_form);
-    if (!entries) return fail(entries.error());
+    L04_TRY_ASSIGN(auto entries, parse_pair_list(spec, "budget.agents", k_form));
     std::map<std::string, BudgetLimits, std::less<>> out;
-    for (const auto& e : *entries) {
+    for (const auto& e : entries) {
         auto bad = [&](std::string_view why) { return fail(pair_list_error("budget.agents", e.entry, why, k_form)); };
         auto daily = parse_usd(e.first);
         if (!daily) return bad("the daily limit must be a non-negative number or '-'");
@@ -99,9 +98,8 @@ Result<AgentSpend> SpendBudget::spend(const std::string& agent) {
         "FROM usage WHERE agent = ? AND time_ms >= ?");
     if (!st) return fail(st.error());
     st->bind(1, day0).bind(2, agent).bind(3, month0);  // a day lies within its month
-    auto r = st->step();
-    if (!r) return fail(r.error());
-    if (*r) {
+    L04_TRY_ASSIGN(auto r, st->step());
+    if (r) {
         s.day_usd = st->col_double(0);
         s.month_usd = st->col_double(1);
     }
@@ -111,7 +109,7 @@ Result<AgentSpend> SpendBudget::spend(const std::string& agent) {
 Result<std::int64_t> SpendBudget::reserve(const std::string& agent, double worst_usd) {
     const auto limits = limits_for(agent);
     if (limits.daily_usd <= 0 && limits.monthly_usd <= 0) return std::int64_t{0};
-    if (auto st = check(agent); !st) return fail(st.error());
+    L04_TRY(check(agent));
     std::lock_guard lk(m_mu);
     const auto now = m_clock.wall_ms();
     auto tx = Transaction::begin(*m_db);

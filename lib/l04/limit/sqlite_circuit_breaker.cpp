@@ -104,7 +104,7 @@ Result<std::unique_ptr<SqliteCircuitBreaker>> SqliteCircuitBreaker::create(std::
                                                                            CircuitBreakerConfig cfg, Clock& clock) {
     db->set_short_busy_wait(std::chrono::milliseconds(cfg.busy_timeout_ms));
     std::unique_ptr<SqliteCircuitBreaker> cb(new SqliteCircuitBreaker(std::move(db), cfg, clock));
-    if (auto st = cb->prepare(); !st) return fail(st.error());
+    L04_TRY(cb->prepare());
     return cb;
 }
 
@@ -131,9 +131,8 @@ Status SqliteCircuitBreaker::prepare() {
 Result<bool> SqliteCircuitBreaker::load(const std::string& provider, Row& row) {
     StmtReset reset(m_select);
     m_select.bind(1, provider);
-    auto r = m_select.step();
-    if (!r) return fail(r.error());
-    if (!*r) {
+    L04_TRY_ASSIGN(auto r, m_select.step());
+    if (!r) {
         row = Row{};
         return false;
     }
@@ -165,13 +164,12 @@ Status SqliteCircuitBreaker::store(const std::string& provider, const Row& row) 
 
 template <class Fn>
 Status SqliteCircuitBreaker::update(const std::string& provider, Fn&& fn) {
-    auto tx = ImmediateTx::begin(m_begin, m_commit, m_rollback);
-    if (!tx) return fail(tx.error());
+    L04_TRY_ASSIGN(auto tx, ImmediateTx::begin(m_begin, m_commit, m_rollback));
     Row row;
-    if (auto r = load(provider, row); !r) return fail(r.error());
+    L04_TRY(load(provider, row));
     if (!fn(row)) return {};  // nothing to write: the destructor rolls back
     if (auto st = store(provider, row); !st) return st;
-    return tx->commit();
+    return tx.commit();
 }
 
 Status SqliteCircuitBreaker::allow(const std::string& provider) {
@@ -339,10 +337,9 @@ std::vector<CircuitSnapshot> SqliteCircuitBreaker::snapshots() {
 
 Status SqliteCircuitBreaker::reset(const std::string& provider) {
     std::lock_guard lk(m_mu);
-    auto st = m_db->prepare("DELETE FROM circuit_breakers WHERE provider = ?");
-    if (!st) return fail(st.error());
-    st->bind(1, provider);
-    return st->run();
+    L04_TRY_ASSIGN(auto st, m_db->prepare("DELETE FROM circuit_breakers WHERE provider = ?"));
+    st.bind(1, provider);
+    return st.run();
 }
 
 }  // namespace l04

@@ -46,10 +46,9 @@ std::string fmt_num(double v) {
 Result<std::map<std::string, Limits, std::less<>>> parse_scope_limits(std::string_view spec,
                                                                       const Limits& agent_default) {
     static constexpr std::string_view k_form = "scope=rpm[/tpm], e.g. provider:openai=500/200000";
-    auto entries = parse_pair_list(spec, "rate_limit.scopes", k_form);
-    if (!entries) return fail(entries.error());
+    L04_TRY_ASSIGN(auto entries, parse_pair_list(spec, "rate_limit.scopes", k_form));
     std::map<std::string, Limits, std::less<>> out;
-    for (const auto& e : *entries) {
+    for (const auto& e : entries) {
         auto bad = [&](std::string_view why) { return fail(pair_list_error("rate_limit.scopes", e.entry, why, k_form)); };
         const std::string& scope = e.key;
         auto colon = scope.find(':');
@@ -94,7 +93,7 @@ Result<std::unique_ptr<SqliteRateLimiter>> SqliteRateLimiter::create(std::unique
                                                                      Clock& clock) {
     db->set_short_busy_wait(std::chrono::milliseconds(cfg.busy_timeout_ms));
     std::unique_ptr<SqliteRateLimiter> rl(new SqliteRateLimiter(std::move(db), std::move(cfg), clock));
-    if (auto st = rl->prepare(); !st) return fail(st.error());
+    L04_TRY(rl->prepare());
     (void)rl->prune_reservations();
     return rl;
 }
@@ -169,9 +168,8 @@ Result<std::vector<double>> SqliteRateLimiter::load_levels(const std::vector<Nee
     for (int i = 0; i < 3; ++i)
         m_select_bucket.bind(i + 1, *scopes[std::min<std::size_t>(static_cast<std::size_t>(i), scopes.size() - 1)]);
     while (true) {
-        auto row = m_select_bucket.step();
-        if (!row) return fail(row.error());
-        if (!*row) break;
+        L04_TRY_ASSIGN(auto row, m_select_bucket.step());
+        if (!row) break;
         const auto scope = m_select_bucket.col_text(0);
         const auto kind = static_cast<BucketKind>(m_select_bucket.col_int(1));
         for (std::size_t i = 0; i < needs.size(); ++i) {
@@ -203,14 +201,12 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
     if (needs.empty()) return res;
 
     std::lock_guard lk(m_mu);
-    auto tx = ImmediateTx::begin(m_begin, m_commit, m_rollback);
-    if (!tx) return fail(tx.error());
+    L04_TRY_ASSIGN(auto tx, ImmediateTx::begin(m_begin, m_commit, m_rollback));
     // Take the time inside the lock: transactions then see non-decreasing times.
     const auto now_ms = m_clock.wall_ms();
 
-    auto loaded = load_levels(needs, now_ms);
-    if (!loaded) return fail(loaded.error());
-    const auto& levels = *loaded;
+    L04_TRY_ASSIGN(auto loaded, load_levels(needs, now_ms));
+    const auto& levels = loaded;
     double wait_s = 0;
     const Need* limiting = nullptr;
     double limiting_level = 0;
@@ -249,7 +245,7 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
                                                  : CounterId::rate_limit_rejections);
             !st)
             return fail(st.error());
-        if (auto st = tx->commit(); !st) return fail(st.error());
+        L04_TRY(tx.commit());
         if (shadow) {
             res.shadow_rejected = true;
             return res;
@@ -267,7 +263,7 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
 
     bool has_tokens = false;
     for (std::size_t i = 0; i < needs.size(); ++i) {
-        if (auto st = store_level(needs[i], levels[i] - needs[i].amount, now_ms); !st) return fail(st.error());
+        L04_TRY(store_level(needs[i], levels[i] - needs[i].amount, now_ms));
         has_tokens = has_tokens || needs[i].kind == BucketKind::tokens;
     }
     if (has_tokens) {
@@ -288,7 +284,7 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
         }
         if (!inserted) return fail(inserted.error());
     }
-    if (auto st = tx->commit(); !st) return fail(st.error());
+    L04_TRY(tx.commit());
     if (++m_reserves % 1024 == 0) (void)prune_reservations_locked(now_ms);
     return res;
 }
@@ -300,17 +296,15 @@ void SqliteRateLimiter::settle(const Reservation& r, std::int64_t actual_tokens)
 Status SqliteRateLimiter::settle_checked(const Reservation& r, std::int64_t actual_tokens) {
     if (r.id == 0) return {};
     std::lock_guard lk(m_mu);
-    auto tx = ImmediateTx::begin(m_begin, m_commit, m_rollback);
-    if (!tx) return fail(tx.error());
+    L04_TRY_ASSIGN(auto tx, ImmediateTx::begin(m_begin, m_commit, m_rollback));
     const auto now_ms = m_clock.wall_ms();
     std::string agent, provider, model;
     std::int64_t reserved = 0;
     {
         StmtReset reset(m_select_reservation);
         m_select_reservation.bind(1, r.id);
-        auto row = m_select_reservation.step();
-        if (!row) return fail(row.error());
-        if (!*row) return {};  // settled already, or pruned
+        L04_TRY_ASSIGN(auto row, m_select_reservation.step());
+        if (!row) return {};  // settled already, or pruned
         agent = m_select_reservation.col_text(0);
         provider = m_select_reservation.col_text(1);
         model = m_select_reservation.col_text(2);
@@ -319,19 +313,18 @@ Status SqliteRateLimiter::settle_checked(const Reservation& r, std::int64_t actu
     const double delta = static_cast<double>(reserved - std::max<std::int64_t>(0, actual_tokens));
     if (delta != 0) {
         const auto needs = needs_for(agent, provider, model, 0, true);
-        auto levels = load_levels(needs, now_ms);
-        if (!levels) return fail(levels.error());
+        L04_TRY_ASSIGN(auto levels, load_levels(needs, now_ms));
         for (std::size_t i = 0; i < needs.size(); ++i) {
-            const double next = std::clamp((*levels)[i] + delta, -needs[i].capacity, needs[i].capacity);
-            if (auto st = store_level(needs[i], next, now_ms); !st) return fail(st.error());
+            const double next = std::clamp((levels)[i] + delta, -needs[i].capacity, needs[i].capacity);
+            L04_TRY(store_level(needs[i], next, now_ms));
         }
     }
     {
         StmtReset reset(m_delete_reservation);
         m_delete_reservation.bind(1, r.id);
-        if (auto st = m_delete_reservation.run(); !st) return fail(st.error());
+        L04_TRY(m_delete_reservation.run());
     }
-    return tx->commit();
+    return tx.commit();
 }
 
 std::vector<BucketState> SqliteRateLimiter::buckets() {
@@ -382,10 +375,9 @@ Result<std::int64_t> SqliteRateLimiter::prune_reservations() {
 }
 
 Result<std::int64_t> SqliteRateLimiter::prune_reservations_locked(std::int64_t now_ms) {
-    auto st = m_db->prepare("DELETE FROM limit_reservations WHERE created_ms < ?");
-    if (!st) return fail(st.error());
-    st->bind(1, now_ms - m_cfg.reservation_ttl_ms);
-    if (auto r = st->run(); !r) return fail(r.error());
+    L04_TRY_ASSIGN(auto st, m_db->prepare("DELETE FROM limit_reservations WHERE created_ms < ?"));
+    st.bind(1, now_ms - m_cfg.reservation_ttl_ms);
+    L04_TRY(st.run());
     const auto pruned = static_cast<std::int64_t>(m_db->changes());
     // A bucket that has refilled to its capacity is the same as no row (new
     // buckets start full): rows of idle scopes (one per `user` or agent
@@ -394,7 +386,7 @@ Result<std::int64_t> SqliteRateLimiter::prune_reservations_locked(std::int64_t n
         "DELETE FROM limit_buckets WHERE level + (MAX(0, ?1 - updated_ms) / 1000.0) * refill_per_s >= capacity");
     if (!idle) return fail(idle.error());
     idle->bind(1, now_ms);
-    if (auto r = idle->run(); !r) return fail(r.error());
+    L04_TRY(idle->run());
     return pruned;
 }
 

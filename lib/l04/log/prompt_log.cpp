@@ -62,9 +62,8 @@ LoggedPrompt read_row(const Stmt& s) {
 Result<std::vector<LoggedPrompt>> collect(Stmt& st) {
     std::vector<LoggedPrompt> out;
     for (;;) {
-        auto row = st.step();
-        if (!row) return fail(row.error());
-        if (!*row) break;
+        L04_TRY_ASSIGN(auto row, st.step());
+        if (!row) break;
         out.push_back(read_row(st));
     }
     return out;
@@ -103,20 +102,17 @@ std::string PromptLog::new_conversation_id(std::int64_t now_ms) {
 }
 
 Result<std::unique_ptr<PromptLog>> PromptLog::open(const std::string& state_dir) {
-    if (auto st = ensure_state_dir(state_dir); !st) return fail(st.error());
-    auto db = Db::open(state_dir + "/logs.db");
-    if (!db) return fail(db.error());
-    if (auto st = (*db)->migrate(k_migrations); !st) return fail(st.error());
-    return std::unique_ptr<PromptLog>(new PromptLog(std::move(*db)));
+    L04_TRY(ensure_state_dir(state_dir));
+    L04_TRY_ASSIGN(auto db, Db::open(state_dir + "/logs.db"));
+    L04_TRY(db->migrate(k_migrations));
+    return std::unique_ptr<PromptLog>(new PromptLog(std::move(db)));
 }
 
 Status PromptLog::record(LoggedPrompt& p, std::int64_t retention_ms) {
-    auto tx = Transaction::begin(*m_db);
-    if (!tx) return fail(tx.error());
+    L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
     if (retention_ms > 0) {
-        auto del = m_db->prepare("DELETE FROM prompts WHERE ts_ms < ?");
-        if (!del) return fail(del.error());
-        if (auto st = del->bind(1, p.ts_ms - retention_ms).run(); !st) return st;
+        L04_TRY_ASSIGN(auto del, m_db->prepare("DELETE FROM prompts WHERE ts_ms < ?"));
+        if (auto st = del.bind(1, p.ts_ms - retention_ms).run(); !st) return st;
     }
     if (p.conversation_id.empty()) p.conversation_id = new_conversation_id(p.ts_ms);
     auto ins = m_db->prepare(
@@ -138,7 +134,7 @@ Status PromptLog::record(LoggedPrompt& p, std::int64_t retention_ms) {
         .bind(13, p.request_id);
     if (auto st = ins->run(); !st) return st;
     p.id = m_db->last_insert_rowid();
-    return tx->commit();
+    return tx.commit();
 }
 
 Result<std::vector<LoggedPrompt>> PromptLog::list(const LogQuery& q) {
@@ -147,49 +143,41 @@ Result<std::vector<LoggedPrompt>> PromptLog::list(const LogQuery& q) {
     if (!fts.empty()) sql += " JOIN prompts_fts f ON f.rowid = p.id AND prompts_fts MATCH ?1";
     sql += " WHERE (?2 = '' OR p.model = ?2) AND (?3 = '' OR p.conversation_id = ?3) AND p.ts_ms >= ?4"
            " ORDER BY p.id DESC LIMIT ?5";
-    auto st = m_db->prepare(sql);
-    if (!st) return fail(st.error());
-    if (!fts.empty()) st->bind(1, fts);
-    st->bind(2, q.model).bind(3, q.conversation_id).bind(4, q.since_ms).bind(5, static_cast<std::int64_t>(q.limit));
-    return collect(*st);
+    L04_TRY_ASSIGN(auto st, m_db->prepare(sql));
+    if (!fts.empty()) st.bind(1, fts);
+    st.bind(2, q.model).bind(3, q.conversation_id).bind(4, q.since_ms).bind(5, static_cast<std::int64_t>(q.limit));
+    return collect(st);
 }
 
 Result<std::optional<LoggedPrompt>> PromptLog::get(std::int64_t id) {
-    auto st = m_db->prepare(std::string("SELECT ") + k_columns + " FROM prompts p WHERE p.id = ?");
-    if (!st) return fail(st.error());
-    st->bind(1, id);
-    auto rows = collect(*st);
-    if (!rows) return fail(rows.error());
-    if (rows->empty()) return std::optional<LoggedPrompt>{};
-    return std::optional<LoggedPrompt>{std::move(rows->front())};
+    L04_TRY_ASSIGN(auto st, m_db->prepare(std::string("SELECT ") + k_columns + " FROM prompts p WHERE p.id = ?"));
+    st.bind(1, id);
+    L04_TRY_ASSIGN(auto rows, collect(st));
+    if (rows.empty()) return std::optional<LoggedPrompt>{};
+    return std::optional<LoggedPrompt>{std::move(rows.front())};
 }
 
 Result<std::vector<LoggedPrompt>> PromptLog::conversation(const std::string& id) {
-    auto st = m_db->prepare(std::string("SELECT ") + k_columns + " FROM prompts p WHERE p.conversation_id = ? ORDER BY p.id");
-    if (!st) return fail(st.error());
-    st->bind(1, id);
-    return collect(*st);
+    L04_TRY_ASSIGN(auto st, m_db->prepare(std::string("SELECT ") + k_columns + " FROM prompts p WHERE p.conversation_id = ? ORDER BY p.id"));
+    st.bind(1, id);
+    return collect(st);
 }
 
 Result<std::string> PromptLog::latest_conversation() {
-    auto st = m_db->prepare("SELECT conversation_id FROM prompts ORDER BY id DESC LIMIT 1");
-    if (!st) return fail(st.error());
-    auto row = st->step();
-    if (!row) return fail(row.error());
-    return *row ? st->col_text(0) : std::string();
+    L04_TRY_ASSIGN(auto st, m_db->prepare("SELECT conversation_id FROM prompts ORDER BY id DESC LIMIT 1"));
+    L04_TRY_ASSIGN(auto row, st.step());
+    return row ? st.col_text(0) : std::string();
 }
 
 Result<int> PromptLog::remove(std::int64_t id) {
-    auto st = m_db->prepare("DELETE FROM prompts WHERE id = ?");
-    if (!st) return fail(st.error());
-    if (auto r = st->bind(1, id).run(); !r) return fail(r.error());
+    L04_TRY_ASSIGN(auto st, m_db->prepare("DELETE FROM prompts WHERE id = ?"));
+    L04_TRY(st.bind(1, id).run());
     return m_db->changes();
 }
 
 Result<int> PromptLog::remove_older_than(std::int64_t ts_ms) {
-    auto st = m_db->prepare("DELETE FROM prompts WHERE ts_ms < ?");
-    if (!st) return fail(st.error());
-    if (auto r = st->bind(1, ts_ms).run(); !r) return fail(r.error());
+    L04_TRY_ASSIGN(auto st, m_db->prepare("DELETE FROM prompts WHERE ts_ms < ?"));
+    L04_TRY(st.bind(1, ts_ms).run());
     return m_db->changes();
 }
 

@@ -72,13 +72,11 @@ public:
 
     Result<InferenceResponse> complete(const ProviderRequest& req) override {
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> {
-            auto body = build_body(req, false);
-            if (!body) return fail(body.error());
+            L04_TRY_ASSIGN(auto body, build_body(req, false));
             auto http = detail::make_http_request("POST", detail::join_url(m_base, "/v1/messages"), headers(),
-                                                  std::move(*body), req.timeout, m_timeout_ms, req.cancel);
-            auto text = detail::exchange_buffered(ctx(), http);
-            if (!text) return fail(text.error());
-            return parse_message(*text, req);
+                                                  std::move(body), req.timeout, m_timeout_ms, req.cancel);
+            L04_TRY_ASSIGN(auto text, detail::exchange_buffered(ctx(), http));
+            return parse_message(text, req);
         });
     }
 
@@ -264,10 +262,9 @@ private:
     }
 
     Result<InferenceResponse> run_stream(const ProviderRequest& req, const ChunkSink& sink) {
-        auto body = build_body(req, true);
-        if (!body) return fail(body.error());
+        L04_TRY_ASSIGN(auto body, build_body(req, true));
         auto http = detail::make_http_request("POST", detail::join_url(m_base, "/v1/messages"), headers(),
-                                              std::move(*body), req.timeout, m_timeout_ms, req.cancel);
+                                              std::move(body), req.timeout, m_timeout_ms, req.cancel);
         http.headers.emplace_back("Accept", "text/event-stream");
         InferenceResponse resp = detail::new_response(req, m_id);
         detail::Accumulator acc(&sink);
@@ -367,7 +364,7 @@ private:
         if (stream_error) return fail(*stream_error);
         if (acc.caller_gone()) return fail(detail::caller_gone_error(m_id));
         if (!head && !done) return fail(head.error());
-        if (auto fin = detail::finish_parser(parser, events, handle); !fin) return fail(fin.error());
+        L04_TRY(detail::finish_parser(parser, events, handle));
         if (stream_error) return fail(*stream_error);
         if (!done) return fail(detail::truncated_stream_error(m_id, started ? "message_stop" : "message_start"));
 

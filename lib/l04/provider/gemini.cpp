@@ -78,14 +78,12 @@ public:
 
     Result<InferenceResponse> complete(const ProviderRequest& req) override {
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> {
-            auto body = build_body(req);
-            if (!body) return fail(body.error());
+            L04_TRY_ASSIGN(auto body, build_body(req));
             auto http = detail::make_http_request("POST", model_url(req.model.name, ":generateContent"), headers(),
-                                                  std::move(*body), req.timeout, m_timeout_ms, req.cancel);
-            auto text = detail::exchange_buffered(ctx(), http);
-            if (!text) return fail(text.error());
-            auto j = detail::parse_json(*text);
-            if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "answer is not a JSON object", *text));
+                                                  std::move(body), req.timeout, m_timeout_ms, req.cancel);
+            L04_TRY_ASSIGN(auto text, detail::exchange_buffered(ctx(), http));
+            auto j = detail::parse_json(text);
+            if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "answer is not a JSON object", text));
             InferenceResponse resp = detail::new_response(req, m_id);
             detail::Accumulator acc(nullptr);
             State st;
@@ -110,11 +108,10 @@ public:
                 const std::vector<std::string> part(call.inputs.begin() + static_cast<std::ptrdiff_t>(i),
                                                     call.inputs.begin() + static_cast<std::ptrdiff_t>(std::min(i + k_batch, call.inputs.size())));
                 EmbedCall sub{call.model, part, call.dimensions, call.timeout, call.cancel};
-                auto r = embed(sub);
-                if (!r) return fail(r.error());
-                for (auto& v : r->vectors) all.vectors.push_back(std::move(v));
-                all.prompt_tokens += r->prompt_tokens;
-                all.estimated = all.estimated || r->estimated;
+                L04_TRY_ASSIGN(auto r, embed(sub));
+                for (auto& v : r.vectors) all.vectors.push_back(std::move(v));
+                all.prompt_tokens += r.prompt_tokens;
+                all.estimated = all.estimated || r.estimated;
             }
             return all;
         }
@@ -128,16 +125,14 @@ public:
             auto http = detail::make_http_request("POST", model_url(call.model.name, ":batchEmbedContents"), headers(),
                                                   detail::dump(json{{"requests", std::move(reqs)}}), call.timeout,
                                                   m_timeout_ms, call.cancel);
-            auto text = detail::exchange_buffered(ctx(), http);
-            if (!text) return fail(text.error());
-            auto j = detail::parse_json(*text);
-            if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "batchEmbedContents answer is not JSON", *text));
+            L04_TRY_ASSIGN(auto text, detail::exchange_buffered(ctx(), http));
+            auto j = detail::parse_json(text);
+            if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "batchEmbedContents answer is not JSON", text));
             const json* arr = detail::arr_of(*j, "embeddings");
-            if (!arr) return fail(detail::parse_error(m_id, "batchEmbedContents answer has no embeddings array", *text));
-            auto vecs = detail::embedding_vectors(*arr, "values", call.inputs.size(), call.dimensions, m_id);
-            if (!vecs) return fail(vecs.error());
+            if (!arr) return fail(detail::parse_error(m_id, "batchEmbedContents answer has no embeddings array", text));
+            L04_TRY_ASSIGN(auto vecs, detail::embedding_vectors(*arr, "values", call.inputs.size(), call.dimensions, m_id));
             EmbedResult r;
-            r.vectors = std::move(*vecs);
+            r.vectors = std::move(vecs);
             for (const auto& t : call.inputs) r.prompt_tokens += estimate_tokens(t);
             r.estimated = true;
             return r;
@@ -357,10 +352,9 @@ private:
     }
 
     Result<InferenceResponse> run_stream(const ProviderRequest& req, const ChunkSink& sink) {
-        auto body = build_body(req);
-        if (!body) return fail(body.error());
+        L04_TRY_ASSIGN(auto body, build_body(req));
         auto http = detail::make_http_request("POST", model_url(req.model.name, ":streamGenerateContent?alt=sse"),
-                                              headers(), std::move(*body), req.timeout, m_timeout_ms, req.cancel);
+                                              headers(), std::move(body), req.timeout, m_timeout_ms, req.cancel);
         http.headers.emplace_back("Accept", "text/event-stream");
         InferenceResponse resp = detail::new_response(req, m_id);
         detail::Accumulator acc(&sink);
@@ -386,7 +380,7 @@ private:
         if (stream_error) return fail(*stream_error);
         if (acc.caller_gone()) return fail(detail::caller_gone_error(m_id));
         if (!head) return fail(head.error());  // no sentinel: a broken connection may hide more events
-        if (auto fin = detail::finish_parser(parser, events, handle); !fin) return fail(fin.error());
+        L04_TRY(detail::finish_parser(parser, events, handle));
         if (stream_error) return fail(*stream_error);
         auto r = finish(req, acc, st, resp);
         if (r) acc.finish(*r);

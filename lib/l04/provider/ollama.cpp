@@ -35,20 +35,18 @@ public:
 
     Result<InferenceResponse> complete(const ProviderRequest& req) override {
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> {
-            auto body = build_body(req, false);
-            if (!body) return fail(body.error());
+            L04_TRY_ASSIGN(auto body, build_body(req, false));
             auto http = detail::make_http_request("POST", detail::join_url(m_base, "/api/chat"), headers(),
-                                                  std::move(*body), req.timeout, m_timeout_ms, req.cancel);
-            auto text = detail::exchange_buffered(ctx(), http);
-            if (!text) return fail(text.error());
-            auto j = detail::parse_json(*text);
+                                                  std::move(body), req.timeout, m_timeout_ms, req.cancel);
+            L04_TRY_ASSIGN(auto text, detail::exchange_buffered(ctx(), http));
+            auto j = detail::parse_json(text);
             if (!j || !j->is_object())
-                return fail(detail::parse_error(m_id, "chat answer is not a JSON object", *text));
+                return fail(detail::parse_error(m_id, "chat answer is not a JSON object", text));
             if (std::string e = detail::str_of(*j, "error"); !e.empty())
                 return fail(detail::payload_error(status_for_ollama_error(e), *j, ctx()));
             InferenceResponse resp = detail::new_response(req, m_id);
             detail::Accumulator acc(nullptr);
-            if (!absorb(*j, acc, resp)) return fail(detail::parse_error(m_id, "chat answer has no message", *text));
+            if (!absorb(*j, acc, resp)) return fail(detail::parse_error(m_id, "chat answer has no message", text));
             if (!j->value("done", false)) return fail(detail::truncated_stream_error(m_id, "done: true"));
             resp.content = std::move(acc.content);
             resp.tool_calls = std::move(acc.tool_calls);
@@ -68,16 +66,14 @@ public:
             if (call.dimensions) body["dimensions"] = *call.dimensions;
             auto http = detail::make_http_request("POST", detail::join_url(m_base, "/api/embed"), headers(),
                                                   detail::dump(body), call.timeout, m_timeout_ms, call.cancel);
-            auto text = detail::exchange_buffered(ctx(), http);
-            if (!text) return fail(text.error());
-            auto j = detail::parse_json(*text);
-            if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "embed answer is not JSON", *text));
+            L04_TRY_ASSIGN(auto text, detail::exchange_buffered(ctx(), http));
+            auto j = detail::parse_json(text);
+            if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "embed answer is not JSON", text));
             const json* arr = detail::arr_of(*j, "embeddings");
-            if (!arr) return fail(detail::parse_error(m_id, "embed answer has no embeddings array", *text));
-            auto vecs = detail::embedding_vectors(*arr, "", call.inputs.size(), call.dimensions, m_id);
-            if (!vecs) return fail(vecs.error());
+            if (!arr) return fail(detail::parse_error(m_id, "embed answer has no embeddings array", text));
+            L04_TRY_ASSIGN(auto vecs, detail::embedding_vectors(*arr, "", call.inputs.size(), call.dimensions, m_id));
             EmbedResult r;
-            r.vectors = std::move(*vecs);
+            r.vectors = std::move(vecs);
             if (auto n = detail::int_of(*j, "prompt_eval_count")) r.prompt_tokens = *n;
             else {
                 for (const auto& t : call.inputs) r.prompt_tokens += estimate_tokens(t);
@@ -224,10 +220,9 @@ private:
     }
 
     Result<InferenceResponse> run_stream(const ProviderRequest& req, const ChunkSink& sink) {
-        auto body = build_body(req, true);
-        if (!body) return fail(body.error());
+        L04_TRY_ASSIGN(auto body, build_body(req, true));
         auto http = detail::make_http_request("POST", detail::join_url(m_base, "/api/chat"), headers(),
-                                              std::move(*body), req.timeout, m_timeout_ms, req.cancel);
+                                              std::move(body), req.timeout, m_timeout_ms, req.cancel);
         InferenceResponse resp = detail::new_response(req, m_id);
         detail::Accumulator acc(&sink);
         NdjsonParser parser;
@@ -256,7 +251,7 @@ private:
         if (stream_error) return fail(*stream_error);
         if (acc.caller_gone()) return fail(detail::caller_gone_error(m_id));
         if (!head && !last) return fail(head.error());
-        if (auto fin = detail::finish_parser(parser, lines, handle); !fin) return fail(fin.error());
+        L04_TRY(detail::finish_parser(parser, lines, handle));
         if (stream_error) return fail(*stream_error);
         if (!last) return fail(detail::truncated_stream_error(m_id, "done: true"));
 
@@ -282,12 +277,11 @@ Result<std::vector<std::string>> ollama_installed_models(Transport& transport, C
     const std::string no_key;
     detail::CallContext ctx{transport, clock, id, no_key};
     auto http = detail::make_http_request("GET", detail::join_url(base_url, "/api/tags"), {}, "", timeout, 0, nullptr);
-    auto text = detail::exchange_buffered(ctx, http);
-    if (!text) return fail(text.error());
+    L04_TRY_ASSIGN(auto text, detail::exchange_buffered(ctx, http));
     return detail::guard_json(id, [&]() -> Result<std::vector<std::string>> {
-        auto j = detail::parse_json(*text);
+        auto j = detail::parse_json(text);
         const json* models = j ? detail::arr_of(*j, "models") : nullptr;
-        if (!models) return fail(detail::parse_error(id, "tags answer has no models[]", *text));
+        if (!models) return fail(detail::parse_error(id, "tags answer has no models[]", text));
         std::vector<std::string> out;
         for (const auto& m : *models) {
             std::string name = detail::str_of(m, "name");

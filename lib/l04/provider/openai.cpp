@@ -43,13 +43,11 @@ public:
 
     Result<InferenceResponse> complete(const ProviderRequest& req) override {
         return detail::guard_json(m_id, [&]() -> Result<InferenceResponse> {
-            auto body = build_body(req, false);
-            if (!body) return fail(body.error());
+            L04_TRY_ASSIGN(auto body, build_body(req, false));
             auto http = detail::make_http_request("POST", detail::join_url(m_base, "/chat/completions"), headers(),
-                                                  std::move(*body), req.timeout, m_timeout_ms, req.cancel);
-            auto text = detail::exchange_buffered(ctx(), http);
-            if (!text) return fail(text.error());
-            return parse_completion(*text, req);
+                                                  std::move(body), req.timeout, m_timeout_ms, req.cancel);
+            L04_TRY_ASSIGN(auto text, detail::exchange_buffered(ctx(), http));
+            return parse_completion(text, req);
         });
     }
 
@@ -64,22 +62,20 @@ public:
             if (call.dimensions) body["dimensions"] = *call.dimensions;
             auto http = detail::make_http_request("POST", detail::join_url(m_base, "/embeddings"), headers(),
                                                   detail::dump(body), call.timeout, m_timeout_ms, call.cancel);
-            auto text = detail::exchange_buffered(ctx(), http);
-            if (!text) return fail(text.error());
-            auto j = detail::parse_json(*text);
-            if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "embeddings answer is not JSON", *text));
+            L04_TRY_ASSIGN(auto text, detail::exchange_buffered(ctx(), http));
+            auto j = detail::parse_json(text);
+            if (!j || !j->is_object()) return fail(detail::parse_error(m_id, "embeddings answer is not JSON", text));
             if (const json* err = detail::obj_of(*j, "error")) return fail(detail::payload_error(400, *err, ctx()));
             const json* data = detail::arr_of(*j, "data");
-            if (!data) return fail(detail::parse_error(m_id, "embeddings answer has no data array", *text));
+            if (!data) return fail(detail::parse_error(m_id, "embeddings answer has no data array", text));
             json ordered = *data;
             if (std::all_of(ordered.begin(), ordered.end(), [](const json& e) { return e.is_object() && e.contains("index"); }))
                 std::stable_sort(ordered.begin(), ordered.end(), [](const json& a, const json& b) {
                     return a.at("index").get<std::int64_t>() < b.at("index").get<std::int64_t>();
                 });
-            auto vecs = detail::embedding_vectors(ordered, "embedding", call.inputs.size(), call.dimensions, m_id);
-            if (!vecs) return fail(vecs.error());
+            L04_TRY_ASSIGN(auto vecs, detail::embedding_vectors(ordered, "embedding", call.inputs.size(), call.dimensions, m_id));
             EmbedResult r;
-            r.vectors = std::move(*vecs);
+            r.vectors = std::move(vecs);
             const json* usage = detail::obj_of(*j, "usage");
             auto pt = usage ? detail::int_of(*usage, "prompt_tokens") : std::nullopt;
             if (pt) r.prompt_tokens = *pt;
@@ -248,10 +244,9 @@ private:
     }
 
     Result<InferenceResponse> run_stream(const ProviderRequest& req, const ChunkSink& sink) {
-        auto body = build_body(req, true);
-        if (!body) return fail(body.error());
+        L04_TRY_ASSIGN(auto body, build_body(req, true));
         auto http = detail::make_http_request("POST", detail::join_url(m_base, "/chat/completions"), headers(),
-                                              std::move(*body), req.timeout, m_timeout_ms, req.cancel);
+                                              std::move(body), req.timeout, m_timeout_ms, req.cancel);
         http.headers.emplace_back("Accept", "text/event-stream");
         InferenceResponse resp = detail::new_response(req, m_id);
         detail::Accumulator acc(&sink);
@@ -342,7 +337,7 @@ private:
                 return whole;
             }
         }
-        if (auto fin = detail::finish_parser(parser, events, handle); !fin) return fail(fin.error());
+        L04_TRY(detail::finish_parser(parser, events, handle));
         if (stream_error) return fail(*stream_error);
         if (!done) return fail(detail::truncated_stream_error(m_id, "data: [DONE]"));
 
@@ -372,12 +367,11 @@ Result<std::vector<std::string>> openai_model_ids(Transport& transport, Clock& c
     std::vector<std::pair<std::string, std::string>> h;
     if (!api_key.empty()) h.emplace_back("Authorization", "Bearer " + api_key);
     auto http = detail::make_http_request("GET", detail::join_url(base_url, "/models"), std::move(h), "", timeout, 0, nullptr);
-    auto text = detail::exchange_buffered(ctx, http);
-    if (!text) return fail(text.error());
+    L04_TRY_ASSIGN(auto text, detail::exchange_buffered(ctx, http));
     return detail::guard_json(id, [&]() -> Result<std::vector<std::string>> {
-        auto j = detail::parse_json(*text);
+        auto j = detail::parse_json(text);
         const json* data = j ? detail::arr_of(*j, "data") : nullptr;
-        if (!data) return fail(detail::parse_error(id, "models answer has no data[]", *text));
+        if (!data) return fail(detail::parse_error(id, "models answer has no data[]", text));
         std::vector<std::string> out;
         for (const auto& m : *data)
             if (std::string mid = detail::str_of(m, "id"); !mid.empty()) out.push_back(std::move(mid));

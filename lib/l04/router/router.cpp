@@ -404,21 +404,18 @@ Result<const ModelInfo*> model_named(const Registry& reg, const std::string& nam
 Status parse_routing_settings(const Registry& reg, const std::string& chain, const std::string& fallbacks,
                               const std::string& weights, const std::string& balanced, RouterConfig& cfg) {
     for (const auto& name : split(chain, ',')) {
-        auto m = model_named(reg, name, "routing.fallback_chain");
-        if (!m) return fail(m.error());
-        cfg.fallback_chain.push_back((*m)->id);
+        L04_TRY_ASSIGN(auto m, model_named(reg, name, "routing.fallback_chain"));
+        cfg.fallback_chain.push_back(m->id);
     }
     for (const auto& entry : split(fallbacks, ';')) {
         auto eq = entry.find('=');
         if (eq == std::string::npos)
             return fail(ErrorCode::config_invalid, "routing.fallbacks: expected \"model=fallback,...\", got '" + entry + "'");
-        auto from = model_named(reg, std::string(trim(entry.substr(0, eq))), "routing.fallbacks");
-        if (!from) return fail(from.error());
-        auto& list = cfg.model_fallbacks[(*from)->id];
+        L04_TRY_ASSIGN(auto from, model_named(reg, std::string(trim(entry.substr(0, eq))), "routing.fallbacks"));
+        auto& list = cfg.model_fallbacks[from->id];
         for (const auto& to : split(entry.substr(eq + 1), ',')) {
-            auto m = model_named(reg, to, "routing.fallbacks");
-            if (!m) return fail(m.error());
-            list.push_back((*m)->id);
+            L04_TRY_ASSIGN(auto m, model_named(reg, to, "routing.fallbacks"));
+            list.push_back(m->id);
         }
     }
     for (const auto& entry : split(weights, ',')) {
@@ -428,9 +425,8 @@ Status parse_routing_settings(const Registry& reg, const std::string& chain, con
         double w = std::strtod(num.c_str(), &end);
         if (eq == std::string::npos || num.empty() || *end != '\0' || w < 0)
             return fail(ErrorCode::config_invalid, "routing.weights: expected \"model=weight\", got '" + entry + "'");
-        auto m = model_named(reg, std::string(trim(entry.substr(0, eq))), "routing.weights");
-        if (!m) return fail(m.error());
-        cfg.weights[(*m)->id] = w;
+        L04_TRY_ASSIGN(auto m, model_named(reg, std::string(trim(entry.substr(0, eq))), "routing.weights"));
+        cfg.weights[m->id] = w;
     }
     for (const auto& entry : split(balanced, ',')) {
         auto eq = entry.find('=');

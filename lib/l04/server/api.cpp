@@ -631,12 +631,10 @@ void Api::responses(const ServerRequest& http, ResponseWriter& w) {
         if (item.rfind("msg_", 0) == 0) hex = item.substr(4);
         else if (item.rfind("fc_", 0) == 0 && item.rfind('_') > 3) hex = item.substr(3, item.rfind('_') - 3);
         if (hex.empty() || hex.size() > 64) return fail(not_found("item '" + item.substr(0, 128) + "'"));
-        auto t = m_gw.load_turn("resp_" + hex);
-        if (!t) return fail(t.error());
-        if (!*t) return fail(not_found("item '" + item.substr(0, 128) + "'"));
-        auto content = turn_content((*t)->turn);
-        if (!content) return fail(content.error());
-        return output_item_of_turn(*content, item);
+        L04_TRY_ASSIGN(auto t, m_gw.load_turn("resp_" + hex));
+        if (!t) return fail(not_found("item '" + item.substr(0, 128) + "'"));
+        L04_TRY_ASSIGN(auto content, turn_content(t->turn));
+        return output_item_of_turn(content, item);
     };
     auto parsed = parse_responses_request(http.body, resolve);
     if (!parsed) return send_error(w, parsed.error());

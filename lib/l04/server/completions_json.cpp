@@ -23,15 +23,14 @@ Result<CompletionsRequest> parse_completions_request_impl(std::string_view body)
     // a JSON object is handed to it unchanged for the same error.
     json j = json::parse(body, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("prompt")) {
-        auto r = parse_chat_request(body);
-        if (!r) return fail(r.error());
+        L04_TRY_ASSIGN(auto r, parse_chat_request(body));
         // The specification's answer has one content and no logprobs: what it
         // cannot carry is refused rather than computed and dropped.
-        if (r->n.value_or(1) > 1)
+        if (r.n.value_or(1) > 1)
             return fail(refused("n", "the specification's answer holds one completion (use /v1/chat/completions)"));
-        if (r->logprobs.value_or(false) || r->top_logprobs)
+        if (r.logprobs.value_or(false) || r.top_logprobs)
             return fail(refused("logprobs", "the specification's answer has no logprobs (use /v1/chat/completions)"));
-        out.req = std::move(*r);
+        out.req = std::move(r);
         return out;
     }
     out.shape = CompletionShape::legacy;
@@ -65,9 +64,8 @@ Result<CompletionsRequest> parse_completions_request_impl(std::string_view body)
     json chat = j;
     for (const char* k : {"prompt", "suffix", "echo", "best_of", "logprobs"}) chat.erase(k);
     chat["messages"] = json::array({{{"role", "user"}, {"content", prompt}}});
-    auto r = parse_chat_request(to_wire(chat));
-    if (!r) return fail(r.error());
-    out.req = std::move(*r);
+    L04_TRY_ASSIGN(auto r, parse_chat_request(to_wire(chat)));
+    out.req = std::move(r);
     return out;
 }
 }  // namespace

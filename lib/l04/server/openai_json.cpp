@@ -193,13 +193,12 @@ Status parse_message(const json& m, Message& msg) {
             msg.content = c->get<std::string>();
         } else if (c->is_array()) {
             for (const auto& part : *c) {
-                auto p = parse_part(part);
-                if (!p) return fail(p.error());
-                if (p->kind == ContentPart::Kind::text) {
+                L04_TRY_ASSIGN(auto p, parse_part(part));
+                if (p.kind == ContentPart::Kind::text) {
                     if (!msg.content.empty()) msg.content += "\n";
-                    msg.content += p->text;
+                    msg.content += p.text;
                 }
-                msg.parts.push_back(std::move(*p));
+                msg.parts.push_back(std::move(p));
             }
             if (msg.role != Role::user)
                 for (const auto& p : msg.parts)
@@ -255,14 +254,14 @@ Status parse_tools(const json& j, InferenceRequest& r) {
         if (name == fn->end() || !name->is_string() || name->get<std::string>().empty())
             return fail(bad_param("each function tool needs a name"));
         spec.name = name->get<std::string>();
-        if (auto st = read_string(*fn, "description", spec.description); !st) return fail(st.error());
+        L04_TRY(read_string(*fn, "description", spec.description));
         if (auto p = fn->find("parameters"); p != fn->end() && !p->is_null()) {
             if (!p->is_object()) return fail(bad_param("tool '" + spec.name + "': parameters must be a JSON Schema object"));
             spec.parameters = to_wire(*p);
         } else {
             spec.parameters = "{}";
         }
-        if (auto st = read_bool(*fn, "strict", spec.strict); !st) return fail(st.error());
+        L04_TRY(read_bool(*fn, "strict", spec.strict));
         r.tools.push_back(std::move(spec));
     }
     return {};
@@ -508,7 +507,7 @@ Result<InferenceRequest> parse_chat_request(std::string_view body) {
         std::string system;
         for (const auto& m : *msgs) {
             Message msg;
-            if (auto st = parse_message(m, msg); !st) return fail(st.error());
+            L04_TRY(parse_message(m, msg));
             // Leading system messages of plain text become the system prompt.
             if (msg.role == Role::system && r.messages.empty() && msg.parts.empty() && msg.name.empty()) {
                 if (!system.empty()) system += "\n\n";

@@ -59,9 +59,8 @@ Status input_messages(const json& input, json& msgs, const ItemResolver& resolve
             // earlier turns when the response was stored).
             if (!resolve || !given.contains("id") || !given["id"].is_string())
                 return fail(unsupported("input item type 'item_reference'", "without a stored response to refer to"));
-            auto r = resolve(given["id"].get<std::string>());
-            if (!r) return fail(r.error());
-            resolved = std::move(*r);
+            L04_TRY_ASSIGN(auto r, resolve(given["id"].get<std::string>()));
+            resolved = std::move(r);
             itemp = &resolved;
         }
         const json& item = *itemp;
@@ -79,9 +78,8 @@ Status input_messages(const json& input, json& msgs, const ItemResolver& resolve
             } else if (c.is_array()) {
                 json parts = json::array();
                 for (const auto& p : c) {
-                    auto part = chat_part(p, role);
-                    if (!part) return fail(part.error());
-                    parts.push_back(std::move(*part));
+                    L04_TRY_ASSIGN(auto part, chat_part(p, role));
+                    parts.push_back(std::move(part));
                 }
                 msgs.push_back({{"role", role}, {"content", std::move(parts)}});
             } else {
@@ -250,11 +248,10 @@ Result<ResponsesRequest> parse_responses_request_impl(std::string_view body, con
     }
     auto in = j.find("input");
     if (in == j.end() || in->is_null()) return fail(Error(ErrorCode::invalid_messages, "'input' is required"));
-    if (auto st = input_messages(*in, msgs, resolve); !st) return fail(st.error());
+    L04_TRY(input_messages(*in, msgs, resolve));
     chat["messages"] = std::move(msgs);
-    auto r = parse_chat_request(to_wire(chat));
-    if (!r) return fail(r.error());
-    out.req = std::move(*r);
+    L04_TRY_ASSIGN(auto r, parse_chat_request(to_wire(chat)));
+    out.req = std::move(r);
     out.echo = std::move(echo);
     return out;
 }
@@ -291,9 +288,8 @@ Result<StoredTurnContent> turn_content(const std::string& json_text) {
         return fail(Error(ErrorCode::internal_error, "a stored response is damaged"));
     StoredTurnContent t;
     if (j.contains("system") && j["system"].is_string()) t.system = j["system"].get<std::string>();
-    auto r = parse_chat_request(to_wire(json{{"messages", j["messages"]}}));
-    if (!r) return fail(r.error());
-    t.messages = std::move(r->messages);
+    L04_TRY_ASSIGN(auto r, parse_chat_request(to_wire(json{{"messages", j["messages"]}})));
+    t.messages = std::move(r.messages);
     return t;
 }
 

@@ -68,9 +68,8 @@ Result<bool> Stmt::step() {
 
 Status Stmt::run() {
     while (true) {
-        auto r = step();
-        if (!r) return fail(r.error());
-        if (!*r) break;
+        L04_TRY_ASSIGN(auto r, step());
+        if (!r) break;
     }
     return {};
 }
@@ -102,7 +101,7 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path) {
     if (rc != SQLITE_OK) return fail(db_error(db->m_db, "cannot open database " + path));
     sqlite3_busy_timeout(db->m_db, 10000);
     if (path != ":memory:") {
-        if (auto st = db->exec("PRAGMA journal_mode=WAL"); !st) return fail(st.error());
+        L04_TRY(db->exec("PRAGMA journal_mode=WAL"));
     }
     // The WAL is checkpointed every 1000 pages and truncated back to 4 MiB
     // after each checkpoint, so a long-running l04d keeps it bounded.
@@ -137,9 +136,8 @@ Result<Stmt> Db::prepare(std::string_view sql) {
 }
 
 Status Db::prepare_into(Stmt& out, std::string_view sql) {
-    auto st = prepare(sql);
-    if (!st) return fail(st.error());
-    out = std::move(*st);
+    L04_TRY_ASSIGN(auto st, prepare(sql));
+    out = std::move(st);
     return {};
 }
 
@@ -170,28 +168,25 @@ int Db::short_busy_wait(void* self, int count) {
 
 Status Db::migrate(const std::vector<std::string_view>& migrations) {
     auto version = [&]() -> Result<std::int64_t> {
-        auto st = prepare("PRAGMA user_version");
-        if (!st) return fail(st.error());
-        auto r = st->step();
-        if (!r) return fail(r.error());
-        return st->col_int(0);
+        L04_TRY_ASSIGN(auto st, prepare("PRAGMA user_version"));
+        L04_TRY(st.step());
+        return st.col_int(0);
     };
     auto v = version();
     if (!v) return fail(v.error());
     if (static_cast<std::size_t>(*v) >= migrations.size()) return {};
-    auto tx = Transaction::begin(*this);
-    if (!tx) return fail(tx.error());
+    L04_TRY_ASSIGN(auto tx, Transaction::begin(*this));
     v = version();
     if (!v) return fail(v.error());
     for (auto i = static_cast<std::size_t>(*v); i < migrations.size(); ++i) {
         if (auto st = exec(migrations[i]); !st) return st;
     }
     if (auto st = exec("PRAGMA user_version=" + std::to_string(migrations.size())); !st) return st;
-    return tx->commit();
+    return tx.commit();
 }
 
 Result<Transaction> Transaction::begin(Db& db) {
-    if (auto st = db.exec("BEGIN IMMEDIATE"); !st) return fail(st.error());
+    L04_TRY(db.exec("BEGIN IMMEDIATE"));
     return Transaction(db);
 }
 

@@ -178,19 +178,17 @@ std::string state_db_path(const std::string& state_dir) { return state_dir + "/l
 Result<std::unique_ptr<Db>> open_state_db(const std::string& state_dir) {
     std::string path = state_dir == ":memory:" ? state_dir : state_db_path(state_dir);
     if (state_dir != ":memory:") {
-        if (auto st = ensure_state_dir(state_dir); !st) return fail(st.error());
+        L04_TRY(ensure_state_dir(state_dir));
     }
-    auto db = Db::open(path);
-    if (!db) return fail(db.error());
-    if (auto st = (*db)->migrate(migrations()); !st) return fail(st.error());
-    return std::move(*db);
+    L04_TRY_ASSIGN(auto db, Db::open(path));
+    L04_TRY(db->migrate(migrations()));
+    return db;
 }
 
 Status bump_counter(Db& db, CounterId id, std::int64_t delta) {
-    auto st = db.prepare("UPDATE counters SET value = value + ? WHERE id = ?");
-    if (!st) return fail(st.error());
-    st->bind(1, delta).bind(2, static_cast<int>(id));
-    return st->run();
+    L04_TRY_ASSIGN(auto st, db.prepare("UPDATE counters SET value = value + ? WHERE id = ?"));
+    st.bind(1, delta).bind(2, static_cast<int>(id));
+    return st.run();
 }
 
 std::int64_t read_counter(Db& db, CounterId id) {

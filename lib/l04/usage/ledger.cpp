@@ -399,8 +399,7 @@ Status Ledger::checkpoint() {
 }
 
 Status Ledger::write_locked(const std::vector<Pending>& rows, const std::string& journal_file) {
-    auto tx = Transaction::begin(*m_db);
-    if (!tx) return fail(tx.error());
+    L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
     auto st = m_db->prepare(
         "INSERT INTO usage(request_id, time_ms, agent, model, provider, prompt_tokens, completion_tokens, estimated, "
         "cost_usd, saved_usd, latency_ms, ttft_ms, cached, stream, status, error_code, attempts, metadata) "
@@ -433,11 +432,11 @@ Status Ledger::write_locked(const std::vector<Pending>& rows, const std::string&
         j->bind(1, journal_file).bind(2, journal_end);
         if (auto rr = j->run(); !rr) return rr;
     }
-    return tx->commit();
+    return tx.commit();
 }
 
 Result<UsageTotals> Ledger::totals(std::int64_t since_ms, const std::string& agent) {
-    if (auto f = flush(); !f) return fail(f.error());
+    L04_TRY(flush());
     std::lock_guard lk(m_mu);
     auto st = m_db->prepare(
         "SELECT COUNT(*), COALESCE(SUM(status != 'ok'),0), COALESCE(SUM(cached != 0),0), "
@@ -445,8 +444,7 @@ Result<UsageTotals> Ledger::totals(std::int64_t since_ms, const std::string& age
         "COALESCE(SUM(saved_usd),0) FROM usage WHERE time_ms >= ?1 AND (?2 = '' OR agent = ?2)");
     if (!st) return fail(st.error());
     st->bind(1, since_ms).bind(2, agent);
-    auto r = st->step();
-    if (!r) return fail(r.error());
+    L04_TRY(st->step());
     UsageTotals t;
     t.requests = st->col_int(0);
     t.errors = st->col_int(1);
@@ -459,7 +457,7 @@ Result<UsageTotals> Ledger::totals(std::int64_t since_ms, const std::string& age
 }
 
 Result<std::vector<UsageRow>> Ledger::rows_since(std::int64_t since_ms) {
-    if (auto f = flush(); !f) return fail(f.error());
+    L04_TRY(flush());
     std::lock_guard lk(m_mu);
     auto st = m_db->prepare(
         "SELECT request_id, time_ms, agent, model, provider, prompt_tokens, completion_tokens, estimated, cost_usd, "
@@ -470,9 +468,8 @@ Result<std::vector<UsageRow>> Ledger::rows_since(std::int64_t since_ms) {
     st->bind(1, since_ms);
     std::vector<UsageRow> out;
     while (true) {
-        auto r = st->step();
-        if (!r) return fail(r.error());
-        if (!*r) break;
+        L04_TRY_ASSIGN(auto r, st->step());
+        if (!r) break;
         UsageRow u;
         u.request_id = st->col_text(0);
         u.time_ms = st->col_int(1);
@@ -505,11 +502,10 @@ Result<std::vector<UsageRow>> Ledger::rows_since(std::int64_t since_ms) {
 Result<std::vector<UsageGroup>> Ledger::report(std::int64_t since_ms, const std::string& by, const std::string& agent) {
     if (!by.empty() && by != "model" && by != "provider" && by != "agent" && by != "day")
         return fail(ErrorCode::invalid_parameter, "--by must be model, provider, agent or day");
-    auto rows = rows_since(since_ms);
-    if (!rows) return fail(rows.error());
+    L04_TRY_ASSIGN(auto rows, rows_since(since_ms));
     std::map<std::string, UsageGroup> groups;
     std::map<std::string, std::vector<double>> latencies;
-    for (const auto& r : *rows) {
+    for (const auto& r : rows) {
         if (!agent.empty() && r.agent != agent) continue;
         std::string key = by == "model" ? r.model
                           : by == "provider" ? r.provider
@@ -544,7 +540,7 @@ Result<std::vector<UsageGroup>> Ledger::report(std::int64_t since_ms, const std:
 }
 
 Result<std::vector<UsageAggregate>> Ledger::aggregates() {
-    if (auto f = flush(); !f) return fail(f.error());
+    L04_TRY(flush());
     std::lock_guard lk(m_mu);
     auto st = m_db->prepare(
         "SELECT provider, model, status, COUNT(*), SUM(CASE WHEN cached = 0 THEN prompt_tokens ELSE 0 END), "
@@ -553,9 +549,8 @@ Result<std::vector<UsageAggregate>> Ledger::aggregates() {
     if (!st) return fail(st.error());
     std::vector<UsageAggregate> out;
     while (true) {
-        auto r = st->step();
-        if (!r) return fail(r.error());
-        if (!*r) break;
+        L04_TRY_ASSIGN(auto r, st->step());
+        if (!r) break;
         out.push_back({st->col_text(0), st->col_text(1), st->col_text(2), st->col_int(3), st->col_int(4), st->col_int(5),
                        st->col_double(6)});
     }
@@ -563,12 +558,11 @@ Result<std::vector<UsageAggregate>> Ledger::aggregates() {
 }
 
 Result<std::int64_t> Ledger::prune(std::int64_t before_ms) {
-    if (auto f = flush(); !f) return fail(f.error());
+    L04_TRY(flush());
     std::lock_guard lk(m_mu);
-    auto st = m_db->prepare("DELETE FROM usage WHERE time_ms < ?");
-    if (!st) return fail(st.error());
-    st->bind(1, before_ms);
-    if (auto r = st->run(); !r) return fail(r.error());
+    L04_TRY_ASSIGN(auto st, m_db->prepare("DELETE FROM usage WHERE time_ms < ?"));
+    st.bind(1, before_ms);
+    L04_TRY(st.run());
     return static_cast<std::int64_t>(m_db->changes());
 }
 
