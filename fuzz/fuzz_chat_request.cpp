@@ -6,9 +6,9 @@
 // Responses translation accepts must round-trip like a chat request.
 #include <l04/cache/cache_key.hpp>
 #include <l04/core/request_fields.hpp>
-#include <l04/server/completions_json.hpp>
-#include <l04/server/openai_json.hpp>
-#include <l04/server/responses_json.hpp>
+#include <l04/wire/completions_json.hpp>
+#include <l04/wire/openai_json.hpp>
+#include <l04/wire/responses_json.hpp>
 
 #include <pthread.h>
 

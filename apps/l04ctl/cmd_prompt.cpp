@@ -13,7 +13,7 @@
 #include <l04/core/strings.hpp>
 #include <l04/log/prompt_log.hpp>
 #include <l04/router/router.hpp>
-#include <l04/server/openai_json.hpp>
+#include <l04/wire/openai_json.hpp>
 
 #include <CLI/CLI.hpp>
 

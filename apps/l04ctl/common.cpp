@@ -2,7 +2,7 @@
 
 #include <l04/bootstrap.hpp>
 #include <l04/core/strings.hpp>
-#include <l04/server/openai_json.hpp>
+#include <l04/wire/openai_json.hpp>
 
 #include <cstdio>
 #include <cstdlib>

@@ -1,6 +1,8 @@
 #include <l04/gateway.hpp>
+#include <l04/core/hash.hpp>
 #include <l04/core/request_fields.hpp>
 #include <l04/cache/cache_key.hpp>
+#include <l04/provider/embedders.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/http/curl_transport.hpp>
 #include <l04/limit/factory.hpp>
@@ -20,13 +22,7 @@
 
 namespace l04 {
 
-std::string new_request_id() {
-    static thread_local std::mt19937_64 rng{std::random_device{}() ^
-                                            static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())};
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "req_%016llx", static_cast<unsigned long long>(rng()));
-    return buf;
-}
+std::string new_request_id() { return random_id("req_", 16); }
 
 std::vector<std::string> replay_chunks(const std::string& text) { return MockProvider::chunks_of(text); }
 

@@ -1,9 +1,9 @@
 // The body translations of l04d's non-chat endpoints: the specification's
 // and OpenAI's legacy /v1/completions, /v1/embeddings and /v1/responses.
 #include <l04/core/strings.hpp>
-#include <l04/server/completions_json.hpp>
-#include <l04/server/openai_json.hpp>
-#include <l04/server/responses_json.hpp>
+#include <l04/wire/completions_json.hpp>
+#include <l04/wire/openai_json.hpp>
+#include <l04/wire/responses_json.hpp>
 
 #include <doctest/doctest.h>
 

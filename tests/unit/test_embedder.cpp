@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <l04/cache/embedder.hpp>
+#include <l04/provider/embedders.hpp>
 #include <l04/cache/hit_guard.hpp>
 #include <support/test_util.hpp>
 

@@ -1,4 +1,4 @@
-#include <l04/server/openai_json.hpp>
+#include <l04/wire/openai_json.hpp>
 
 #include <doctest/doctest.h>
 

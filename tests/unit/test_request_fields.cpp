@@ -9,7 +9,7 @@
 #include <l04/core/clock.hpp>
 #include <l04/core/request_fields.hpp>
 #include <l04/provider/factory.hpp>
-#include <l04/server/openai_json.hpp>
+#include <l04/wire/openai_json.hpp>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>

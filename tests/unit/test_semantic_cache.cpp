@@ -2,6 +2,8 @@
 // with the built-in (deterministic) embedder and a ManualClock.
 #include <doctest/doctest.h>
 
+#include <functional>
+
 #include <l04/cache/response_cache.hpp>
 #include <l04/store/schema.hpp>
 #include <support/test_util.hpp>

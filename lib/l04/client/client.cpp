@@ -1,4 +1,6 @@
 #include <l04/client/client.hpp>
+#include <l04/config/environment.hpp>
+#include <l04/core/clock.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/gateway.hpp>
 #include <l04/server/api.hpp>
@@ -283,7 +285,7 @@ namespace {
 
 std::string find_l04d(const std::string& configured) {
     if (!configured.empty()) return configured;
-    if (const char* e = std::getenv("L04D_PATH"); e && *e) return e;
+    if (auto e = env_var("L04D_PATH"); e && !e->empty()) return *e;
     char exe[4096];
     ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
@@ -392,10 +394,12 @@ Status ensure_daemon(const Settings& settings, const DaemonStart& start) {
         const char* p = std::strrchr(buf, ')');
         return p && p[1] == ' ' && p[2] == 'Z';
     };
-    // Wait for readiness: a real process starting, polled with short waits.
-    const auto deadline = std::chrono::steady_clock::now() + start.ready_timeout;
+    // Wait for readiness: a real process starting, polled with short waits
+    // (real time).
+    Clock& clock = SystemClock::instance();
+    const auto deadline = clock.now() + start.ready_timeout;
     auto wait = std::chrono::milliseconds(1);
-    while (std::chrono::steady_clock::now() < deadline) {
+    while (clock.now() < deadline) {
         if (daemon_answers(sock)) return {};
         drain();
         if (gone()) {
@@ -416,7 +420,7 @@ Status ensure_daemon(const Settings& settings, const DaemonStart& start) {
             return fail(unavailable("l04d exited at start" + (why.empty() ? std::string() : ": " + why) +
                                     (std::filesystem::is_regular_file(log) ? " (log: " + log + ")" : "")));
         }
-        std::this_thread::sleep_for(wait);
+        clock.sleep_for(wait);
         wait = std::min(wait * 2, std::chrono::milliseconds(50));
     }
     return fail(unavailable("l04d did not start within " + std::to_string(start.ready_timeout.count()) +

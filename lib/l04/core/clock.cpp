@@ -16,6 +16,24 @@ std::int64_t SystemClock::wall_ms() const {
 
 void SystemClock::sleep_for(duration d) { std::this_thread::sleep_for(d); }
 
+void Clock::wait(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, std::optional<duration> d) {
+    if (!d) {
+        cv.wait(lk);
+        return;
+    }
+    if (*d <= duration::zero()) return;
+    cv.wait_for(lk, *d);
+}
+
+void ManualClock::wait(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, std::optional<duration> d) {
+    if (!d) {
+        cv.wait(lk);
+        return;
+    }
+    if (*d <= duration::zero()) return;
+    cv.wait_for(lk, std::chrono::milliseconds(1));
+}
+
 SystemClock& SystemClock::instance() {
     static SystemClock c;
     return c;

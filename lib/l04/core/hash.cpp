@@ -1,5 +1,10 @@
 #include <l04/core/hash.hpp>
 
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace l04 {
@@ -90,6 +95,24 @@ std::string sha256_hex(std::string_view data) {
     Sha256 h;
     h.update(data);
     return h.hex_digest();
+}
+
+std::string random_id(std::string_view prefix, std::size_t digits) {
+    std::string out(prefix);
+    unsigned char bytes[32];
+    const std::size_t n = std::min(sizeof bytes, (digits + 1) / 2);
+    std::size_t got = 0;
+    while (got < n) {
+        const ssize_t r = ::getrandom(bytes + got, n - got, 0);
+        if (r > 0) got += static_cast<std::size_t>(r);
+        else if (errno != EINTR) std::abort();  // no randomness: never hand out a guessable id
+    }
+    static const char* hex = "0123456789abcdef";
+    for (std::size_t i = 0; i < n; ++i) {
+        out += hex[bytes[i] >> 4];
+        out += hex[bytes[i] & 15];
+    }
+    return out.substr(0, digits + prefix.size());
 }
 
 }  // namespace l04

@@ -27,4 +27,10 @@ private:
 
 std::string sha256_hex(std::string_view data);
 
+// prefix + `hex_digits` (at most 64) lowercase hex digits from the kernel's
+// random source (getrandom): ids that must not be guessable from another
+// one (a response id is the key to a stored conversation). Aborts when the
+// kernel has no randomness to give rather than hand out a guessable id.
+std::string random_id(std::string_view prefix, std::size_t hex_digits);
+
 }  // namespace l04

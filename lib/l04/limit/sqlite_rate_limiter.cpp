@@ -84,8 +84,7 @@ struct SqliteRateLimiter::Need {
 SqliteRateLimiter::SqliteRateLimiter(std::unique_ptr<Db> db, RateLimitConfig cfg, Clock& clock)
     : m_db(std::move(db)), m_cfg(std::move(cfg)), m_clock(clock) {
     std::random_device rd;
-    std::seed_seq seq{rd(), rd(), rd(), rd(), static_cast<unsigned>(::getpid()),
-                      static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count())};
+    std::seed_seq seq{rd(), rd(), rd(), rd(), static_cast<unsigned>(::getpid())};
     m_rng.seed(seq);
 }
 

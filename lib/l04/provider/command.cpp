@@ -12,6 +12,8 @@
 // E4203, rate limit → E4401, overloaded → E4207, else E4200), a signal not
 // sent by l04 is E4201 (retryable), the timeout E4202, a cancel E4604.
 // Usage is always estimated (a CLI reports none).
+#include <l04/config/environment.hpp>
+#include <l04/core/clock.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/provider/adapters.hpp>
 #include <l04/provider/factory.hpp>
@@ -27,30 +29,19 @@
 #include <csignal>
 #include <cstring>
 
-extern char** environ;
 
 namespace l04 {
 
 namespace {
 
-using steady = std::chrono::steady_clock;
+// The child is a real process: its deadlines are real time.
+struct steady {
+    static Clock::duration now() { return SystemClock::instance().now(); }
+};
 
 constexpr std::size_t k_stderr_keep = 8192;
 constexpr auto k_term_grace = std::chrono::milliseconds(200);
 
-// Full path of an executable: as given when it has a '/', else found on $PATH.
-std::optional<std::string> resolve_executable(const std::string& name) {
-    if (name.empty()) return std::nullopt;
-    if (name.find('/') != std::string::npos)
-        return ::access(name.c_str(), X_OK) == 0 ? std::optional<std::string>(name) : std::nullopt;
-    const char* path = std::getenv("PATH");
-    for (const auto& dir : split(path ? path : "/usr/local/bin:/usr/bin:/bin", ':')) {
-        if (dir.empty()) continue;
-        std::string full = dir + "/" + name;
-        if (::access(full.c_str(), X_OK) == 0) return full;
-    }
-    return std::nullopt;
-}
 
 // Length of the longest prefix of s that does not end inside a UTF-8
 // sequence (so a multi-byte character is never split across two chunks).
@@ -159,7 +150,7 @@ public:
     ProviderHealth health_check(std::chrono::milliseconds) override {
         ProviderHealth h;
         const std::string name = m_argv.empty() ? std::string() : m_argv[0];
-        if (auto path = resolve_executable(name)) {
+        if (auto path = find_executable(name)) {
             h.state = HealthState::healthy;
             h.message = "command found at " + *path;
         } else {
@@ -228,7 +219,7 @@ struct Child {
 
 Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const ChunkSink* sink) {
     if (m_argv.empty()) return fail(ErrorCode::provider_not_configured, "provider '" + m_id + "' has no command");
-    auto exe = resolve_executable(m_argv[0]);
+    auto exe = find_executable(m_argv[0]);
     if (!exe) {
         Error e(ErrorCode::provider_not_configured, "command '" + m_argv[0] +
                                                         "' not found on PATH; install it or edit [providers." + m_id +
@@ -269,7 +260,7 @@ Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const
         }
         // Nothing else of the gateway's (sockets, databases) leaks into the CLI.
         ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-        ::execve(exe->c_str(), argv.data(), environ);
+        ::execve(exe->c_str(), argv.data(), environment_block());
         int e = errno;
         (void)!::write(exec_w.fd, &e, sizeof e);
         ::_exit(127);

@@ -1,4 +1,5 @@
 #include <l04/provider/factory.hpp>
+#include <l04/config/environment.hpp>
 #include <l04/provider/mock.hpp>
 
 #include <cstdlib>
@@ -6,21 +7,6 @@
 
 namespace l04 {
 
-bool executable_on_path(const std::string& name) {
-    if (name.empty()) return false;
-    if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0;
-    const char* path = std::getenv("PATH");
-    std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
-    std::size_t start = 0;
-    while (start <= p.size()) {
-        auto end = p.find(':', start);
-        std::string dir = p.substr(start, end == std::string::npos ? std::string::npos : end - start);
-        if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return true;
-        if (end == std::string::npos) break;
-        start = end + 1;
-    }
-    return false;
-}
 
 ProviderConfig resolve_provider_config(const ProviderInfo& info, const Settings& s) {
     ProviderConfig c;
@@ -37,7 +23,7 @@ ProviderConfig resolve_provider_config(const ProviderInfo& info, const Settings&
 
     c.configured = true;
     if (info.kind == "command") {
-        if (info.command.empty() || !executable_on_path(info.command[0])) {
+        if (info.command.empty() || !find_executable(info.command[0])) {
             c.configured = false;
             c.why_not = "command '" + (info.command.empty() ? std::string() : info.command[0]) +
                         "' not found on PATH; install it or edit [providers." + info.id + "] in models.toml";

@@ -17,7 +17,4 @@ ProviderConfig resolve_provider_config(const ProviderInfo& info, const Settings&
 // is not configured (naming what to set).
 Result<std::unique_ptr<Provider>> make_provider(const ProviderConfig& cfg, Transport& transport, Clock& clock);
 
-// Whether an executable is found on $PATH (or is a path that exists).
-bool executable_on_path(const std::string& name);
-
 }  // namespace l04

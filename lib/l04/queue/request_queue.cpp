@@ -67,8 +67,13 @@ Result<QueueTicket> RequestQueue::acquire(const std::string& provider, Priority 
             return fail(ErrorCode::deadline_exceeded,
                         "the request's deadline passed while it waited in the queue for " + provider);
         }
-        // Re-evaluate periodically so aging and deadlines take effect.
-        m_cv.wait_for(lk, std::chrono::milliseconds(50));
+        // Woken by every arrival, departure and release. Aging cannot change
+        // the order of two waiters already here (both age at the same rate;
+        // only a newcomer, which notifies, can rank between them), so the
+        // only timer is this waiter's deadline: no polling.
+        std::optional<Clock::duration> left;
+        if (deadline_wall_ms) left = std::chrono::milliseconds(*deadline_wall_ms - m_clock.wall_ms());
+        m_clock.wait(m_cv, lk, left);
     }
     m_waiting.erase(seq);
     ++m_active[provider];

@@ -2,9 +2,9 @@
 #include <l04/batch/batch.hpp>
 #include <l04/cache/hit_guard.hpp>
 #include <l04/core/strings.hpp>
-#include <l04/server/completions_json.hpp>
-#include <l04/server/openai_json.hpp>
-#include <l04/server/responses_json.hpp>
+#include <l04/wire/completions_json.hpp>
+#include <l04/wire/openai_json.hpp>
+#include <l04/wire/responses_json.hpp>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>

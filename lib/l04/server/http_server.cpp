@@ -1,4 +1,5 @@
 #include <l04/server/http_server.hpp>
+#include <l04/core/clock.hpp>
 #include <l04/core/strings.hpp>
 
 #include <arpa/inet.h>
@@ -21,10 +22,10 @@ namespace l04 {
 
 namespace {
 
-std::int64_t steady_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
+// Socket deadlines bound real I/O: real time (core/clock's SystemClock).
+using Steady = std::chrono::steady_clock;
+Steady::time_point steady_now() { return Steady::time_point(SystemClock::instance().now()); }
+std::int64_t steady_ns() { return SystemClock::instance().now().count(); }
 
 const char* reason(int status) {
     switch (status) {
@@ -70,7 +71,7 @@ public:
     Reader(int fd, std::atomic<bool>& stopping) : m_fd(fd), m_stopping(stopping) {}
     // Reads more bytes; false on EOF/error/timeout or when stopping while idle.
     bool fill(std::chrono::milliseconds idle, bool idle_between_requests) {
-        return fill_until(std::chrono::steady_clock::now() + idle, idle_between_requests);
+        return fill_until(steady_now() + idle, idle_between_requests);
     }
     // The same with an absolute deadline.
     bool fill_until(std::chrono::steady_clock::time_point deadline, bool idle_between_requests) {
@@ -87,7 +88,7 @@ public:
                 m_buf.append(tmp, static_cast<std::size_t>(n));
                 return true;
             }
-            if (std::chrono::steady_clock::now() >= deadline) return false;
+            if (steady_now() >= deadline) return false;
         }
     }
     std::string& buf() { return m_buf; }
@@ -344,6 +345,15 @@ HttpServer::HttpServer(Handler handler, ServerOptions opts) : m_handler(std::mov
 
 HttpServer::~HttpServer() {
     stop(std::chrono::milliseconds(0));
+    {
+        // No connection thread may outlive the server (they are detached and
+        // use its members): their sockets are shut down, so each leaves
+        // serve() as soon as its handler returns. (l04d ends with _Exit after
+        // stop(grace) and never waits here for a handler stuck upstream.)
+        std::unique_lock lk(m_mu);
+        for (int fd : m_open_fds) ::shutdown(fd, SHUT_RDWR);
+        m_cv.wait(lk, [&] { return m_connections.load() == 0; });
+    }
     for (int fd : m_wake_pipe)
         if (fd >= 0) ::close(fd);
 }
@@ -529,7 +539,7 @@ void HttpServer::serve(int fd, bool tcp) {
                 break;
             }
         if (!keep) break;
-        const auto head_deadline = std::chrono::steady_clock::now() + m_opts.header_timeout;
+        const auto head_deadline = steady_now() + m_opts.header_timeout;
         std::size_t head_end;
         int early = 0;
         while ((head_end = rd.buf().find("\r\n\r\n")) == std::string::npos) {
@@ -539,7 +549,7 @@ void HttpServer::serve(int fd, bool tcp) {
             else if (got.size() > k_max_head_bytes) early = 431;
             if (early) break;
             if (!rd.fill_until(head_deadline, false)) {
-                if (std::chrono::steady_clock::now() >= head_deadline) early = 408;
+                if (steady_now() >= head_deadline) early = 408;
                 else keep = false;
                 break;
             }
@@ -571,10 +581,10 @@ void HttpServer::serve(int fd, bool tcp) {
         // Body.
         bool bad = false;
         int bad_status = 400;
-        const auto body_deadline = std::chrono::steady_clock::now() + m_opts.body_timeout;
+        const auto body_deadline = steady_now() + m_opts.body_timeout;
         auto need = [&](auto&& done) {
             while (!done())
-                if (!rd.fill_until(std::min(std::chrono::steady_clock::now() + std::chrono::milliseconds(30000),
+                if (!rd.fill_until(std::min(steady_now() + std::chrono::milliseconds(30000),
                                             body_deadline),
                                    false))
                     return false;
@@ -684,8 +694,8 @@ void HttpServer::serve(int fd, bool tcp) {
         {
             std::lock_guard lk(m_mu);
             --m_requests;
+            m_cv.notify_all();
         }
-        m_cv.notify_all();
         if (!w.ok() || !w.keep_alive()) keep = false;
     }
     {
@@ -700,8 +710,11 @@ void HttpServer::serve(int fd, bool tcp) {
         if (tcp) --m_tcp_connections;
         else --m_unix_connections;
         --m_connections;
+        // Under the lock: once stop() or the destructor sees no connection,
+        // this thread touches nothing of the server's but the mutex it is
+        // releasing (which POSIX allows to be destroyed once unlocked).
+        m_cv.notify_all();
     }
-    m_cv.notify_all();
 }
 
 void HttpServer::stop(std::chrono::milliseconds grace) {
@@ -722,9 +735,10 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
     m_listeners.clear();
     std::unique_lock lk(m_mu);
     // In-flight requests finish; idle keep-alive connections notice m_stopping.
-    m_cv.wait_for(lk, grace, [&] { return m_requests.load() == 0 && m_connections.load() == 0; });
+    Clock& clock = SystemClock::instance();
+    clock.wait_for(m_cv, lk, grace, [&] { return m_requests.load() == 0 && m_connections.load() == 0; });
     for (int fd : m_open_fds) ::shutdown(fd, SHUT_RDWR);
-    m_cv.wait_for(lk, std::chrono::milliseconds(2000), [&] { return m_connections.load() == 0; });
+    clock.wait_for(m_cv, lk, std::chrono::milliseconds(2000), [&] { return m_connections.load() == 0; });
 }
 
 }  // namespace l04

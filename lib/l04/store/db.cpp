@@ -1,4 +1,5 @@
 #include <l04/store/db.hpp>
+#include <l04/core/clock.hpp>
 
 #include <sqlite3.h>
 #include <spdlog/spdlog.h>
@@ -152,16 +153,16 @@ void Db::set_short_busy_wait(std::chrono::milliseconds timeout) {
 
 int Db::short_busy_wait(void* self, int count) {
     auto* db = static_cast<Db*>(self);
-    const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::steady_clock::now().time_since_epoch())
-                            .count();
+    // Another process holds the lock: real time.
+    Clock& clock = SystemClock::instance();
+    const auto now_ns = clock.now().count();
     if (count == 0) db->m_busy_start_ns = now_ns;
     if (now_ns - db->m_busy_start_ns >= db->m_busy_timeout_ns) return 0;
     if (count < 4) {
         std::this_thread::yield();
     } else {
         const int step = std::min(count - 4, 5);  // 10, 20, 40, 80, 160, 200 us
-        std::this_thread::sleep_for(std::chrono::microseconds(std::min(200, 10 << step)));
+        clock.sleep_for(std::chrono::microseconds(std::min(200, 10 << step)));
     }
     return 1;
 }

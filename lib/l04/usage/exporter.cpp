@@ -113,7 +113,7 @@ void UsageExporter::loop() {
     while (!m_stop) {
         {
             std::unique_lock lk(m_mu);
-            m_cv.wait_for(lk, m_cfg.interval, [&] { return m_stop.load() || m_queue.size() >= m_cfg.batch_size; });
+            m_clock.wait_for(m_cv, lk, m_cfg.interval, [&] { return m_stop.load() || m_queue.size() >= m_cfg.batch_size; });
         }
         flush();
     }

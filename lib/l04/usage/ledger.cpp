@@ -1,4 +1,5 @@
 #include <l04/usage/ledger.hpp>
+#include <l04/core/clock.hpp>
 #include <l04/core/strings.hpp>
 
 #include <algorithm>
@@ -363,15 +364,17 @@ void Ledger::writer_loop() {
     const auto k_max_backoff = m_max_backoff;
     auto backoff = k_min_backoff;
     std::int64_t failures = 0;
+    // A background batching window and a retry timer: real time.
+    Clock& clock = SystemClock::instance();
     std::unique_lock lk(m_q_mu);
     while (!m_stop) {
         // Timed: a row put back by a failed flush elsewhere is never left
         // waiting for the next record().
-        m_cv.wait_for(lk, 1s, [&] { return m_stop || !m_pending.empty(); });
+        clock.wait_for(m_cv, lk, 1s, [&] { return m_stop || !m_pending.empty(); });
         if (m_stop) break;
         if (m_pending.empty()) continue;
         // Let a few more rows join the batch.
-        m_cv.wait_for(lk, 25ms, [&] { return m_stop || m_pending.size() >= 256; });
+        clock.wait_for(m_cv, lk, 25ms, [&] { return m_stop || m_pending.size() >= 256; });
         lk.unlock();
         const auto st = flush();
         lk.lock();
@@ -387,7 +390,7 @@ void Ledger::writer_loop() {
                          backoff.count(), st.error().to_string());
         // Back off while the database cannot be written (a full disk): a
         // tight retry loop would take a core and starve other writers.
-        m_cv.wait_for(lk, backoff, [&] { return m_stop; });
+        clock.wait_for(m_cv, lk, backoff, [&] { return m_stop; });
         backoff = std::min<std::chrono::milliseconds>(backoff * 2, k_max_backoff);
     }
 }

@@ -1,7 +1,7 @@
-#include <l04/server/openai_json.hpp>
-#include <l04/server/responses_json.hpp>
+#include <l04/wire/openai_json.hpp>
+#include <l04/wire/responses_json.hpp>
+#include <l04/core/hash.hpp>
 
-#include <sys/random.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -123,29 +123,10 @@ Status input_messages(const json& input, json& msgs, const ItemResolver& resolve
     return {};
 }
 
-// Ids from the kernel's random source: a response id is the key to a
-// stored conversation, so it must not be guessable from another one.
-std::string hex_id(const char* prefix, std::size_t digits) {
-    std::string out = prefix;
-    unsigned char bytes[32];
-    const std::size_t n = std::min(sizeof bytes, (digits + 1) / 2);
-    std::size_t got = 0;
-    while (got < n) {
-        const ssize_t r = ::getrandom(bytes + got, n - got, 0);
-        if (r > 0) got += static_cast<std::size_t>(r);
-        else if (errno != EINTR) std::abort();  // no randomness: never hand out a guessable id
-    }
-    static const char* hex = "0123456789abcdef";
-    for (std::size_t i = 0; i < n; ++i) {
-        out += hex[bytes[i] >> 4];
-        out += hex[bytes[i] & 15];
-    }
-    return out.substr(0, digits + std::char_traits<char>::length(prefix));
-}
 
 }  // namespace
 
-std::string new_response_id() { return hex_id("resp_", 24); }
+std::string new_response_id() { return random_id("resp_", 24); }
 
 namespace {
 Result<ResponsesRequest> parse_responses_request_impl(std::string_view body, const ItemResolver& resolve) {

@@ -1,6 +1,6 @@
-#include <l04/server/completions_json.hpp>
+#include <l04/wire/completions_json.hpp>
 #include <l04/core/strings.hpp>
-#include <l04/server/openai_json.hpp>
+#include <l04/wire/openai_json.hpp>
 
 #include <cstring>
 

@@ -1,7 +1,7 @@
 // HTTP embedders (Ollama, OpenAI) and the embedder factory. This file is the
 // cache's only JSON edge: request bodies are built and responses parsed here,
 // nothing else in lib/l04/cache sees JSON.
-#include <l04/cache/embedder.hpp>
+#include <l04/provider/embedders.hpp>
 
 #include <nlohmann/json.hpp>
 

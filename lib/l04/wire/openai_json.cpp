@@ -1,4 +1,4 @@
-#include <l04/server/openai_json.hpp>
+#include <l04/wire/openai_json.hpp>
 #include <l04/core/request_fields.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/provider/http_common.hpp>

@@ -1,0 +1,22 @@
+#pragma once
+// The process environment, read in one place: settings (config/settings.cpp)
+// and the few lookups that are not settings ($PATH for command providers,
+// L04D_PATH for the daemon binary). Nothing else in lib/ calls getenv
+// (tests/unit/test_layering.cpp checks it).
+#include <optional>
+#include <string>
+
+namespace l04 {
+
+// The variable's value; nullopt when unset (an empty value is returned as "").
+std::optional<std::string> env_var(const char* name);
+
+// The whole environment, for a child that inherits it (execve's envp).
+char* const* environment_block();
+
+// The full path of an executable: `name` itself when it holds a '/' (if
+// executable), else the first match on $PATH (/usr/local/bin:/usr/bin:/bin
+// when PATH is unset). nullopt when there is none.
+std::optional<std::string> find_executable(const std::string& name);
+
+}  // namespace l04
