@@ -67,48 +67,14 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     g->m_transport = opts.transport ? opts.transport : make_curl_transport();
     const std::string state_dir = opts.state_dir.empty() ? g->m_settings.state_dir() : opts.state_dir;
 
-    RouterConfig rc;
-    const auto& strat = g->m_settings.get("routing.strategy");
-    auto s = parse_strategy(strat);
-    if (!s) return fail(ErrorCode::invalid_strategy, "routing.strategy: unknown strategy '" + strat + "'");
-    rc.default_strategy = *s;
-    rc.default_model = g->m_settings.get("routing.default_model");
-    if (auto st = parse_routing_settings(g->m_registry, g->m_settings.get("routing.fallback_chain"),
-                                         g->m_settings.get("routing.fallbacks"), g->m_settings.get("routing.weights"),
-                                         g->m_settings.get("routing.balanced_weights"), rc);
-        !st)
-        return fail(st.error());
-    if (!rc.default_model.empty() && !g->m_registry.find(rc.default_model))
-        return fail(ErrorCode::model_not_found,
-                    "routing.default_model '" + rc.default_model + "' (from " +
-                        g->m_settings.source("routing.default_model") + ") is not in the model registry");
-    g->m_router = std::make_unique<Router>(g->m_registry, rc);
-
+    L04_TRY_ASSIGN(g->m_cfg, GatewayConfig::from(g->m_settings, g->m_registry));
+    g->m_backoff = std::make_unique<Backoff>(g->m_cfg.backoff, std::move(opts.random));
+    g->m_router = std::make_unique<Router>(g->m_registry, g->m_cfg.router);
     L04_TRY_ASSIGN(auto cache_db, open_state_db(state_dir));
-    CacheConfig cc;
-    cc.enabled = g->m_settings.get_bool("cache.enabled");
-    cc.ttl_ms = g->m_settings.get_duration_ms("cache.ttl");
-    cc.max_entries = g->m_settings.get_int("cache.max_entries");
-    cc.max_bytes = g->m_settings.get_int("cache.max_bytes");
-    cc.similarity_threshold = g->m_settings.get_double("cache.similarity_threshold");
-    cc.semantic = g->m_settings.get_bool("cache.semantic");
-    cc.semantic_guard = g->m_settings.get_bool("cache.semantic_guard");
-    cc.semantic_margin = std::max(0.0, g->m_settings.get_double("cache.semantic_margin"));
-    EmbedderConfig ec;
-    ec.kind = cc.semantic ? g->m_settings.get("cache.embedder") : "none";
-    if (ec.kind == "ollama") {
-        ec.url = g->m_settings.get("providers.ollama.url");
-        ec.model = g->m_settings.get("embedding.ollama_model");
-        const auto dims = g->m_settings.get_int("embedding.ollama_dimensions");
-        ec.dimensions = static_cast<std::size_t>(std::max<std::int64_t>(0, dims));
-    } else if (ec.kind == "openai") {
-        ec.url = g->m_settings.get("providers.openai.base_url");
-        ec.api_key = g->m_settings.get("providers.openai.api_key");
-    }
-    L04_TRY_ASSIGN(auto embedder, make_embedder(ec, g->m_transport));
+    L04_TRY_ASSIGN(auto embedder, make_embedder(g->m_cfg.embedder, g->m_transport));
     L04_TRY_ASSIGN(auto embed_db, open_state_db(state_dir));
     g->m_embed_db = std::move(embed_db);
-    g->m_cache = std::make_unique<ResponseCache>(std::move(cache_db), cc, *g->m_clock, std::move(embedder));
+    g->m_cache = std::make_unique<ResponseCache>(std::move(cache_db), g->m_cfg.cache, *g->m_clock, std::move(embedder));
 
     L04_TRY_ASSIGN(auto ledger_db, open_state_db(state_dir));
     LedgerOptions lo;
@@ -133,10 +99,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
         L04_TRY_ASSIGN(auto b, make_spend_budget(g->m_settings, state_dir, *g->m_clock));
         g->m_budget = b;
     }
-    QueueConfig qc;
-    qc.default_provider_concurrency =
-        static_cast<int>(std::clamp<std::int64_t>(g->m_settings.get_int("queue.provider_concurrency"), 1, 1'000'000));
-    g->m_queue = std::make_unique<RequestQueue>(std::move(qc), *g->m_clock);
+    g->m_queue = std::make_unique<RequestQueue>(g->m_cfg.queue, *g->m_clock);
 
     for (const auto& [id, info] : g->m_registry.providers()) {
         g->m_provider_cfg[id] = resolve_provider_config(info, g->m_settings);
@@ -152,10 +115,10 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     }
     if (opts.exporter) {
         g->m_exporter = opts.exporter;
-    } else if (const auto& url = g->m_settings.get("usage.export_url"); !url.empty()) {
+    } else if (!g->m_cfg.export_url.empty()) {
         ExporterConfig ec;
-        ec.url = url;
-        ec.api_key = g->m_settings.get("usage.export_api_key");
+        ec.url = g->m_cfg.export_url;
+        ec.api_key = g->m_cfg.export_api_key;
         g->m_exporter = std::make_shared<UsageExporter>(ec, g->m_transport, *g->m_clock);
     }
     declare_metrics(g->m_metrics);
@@ -180,7 +143,7 @@ Gateway::~Gateway() = default;
 
 Status Gateway::validate(InferenceRequest& req) const {
     if (req.request_id.empty()) req.request_id = new_request_id();
-    if (req.agent_did.empty()) req.agent_did = m_settings.get("agent");
+    if (req.agent_did.empty()) req.agent_did = m_cfg.agent;
     if (req.messages.empty()) return fail(ErrorCode::invalid_request, "the request has no messages (empty prompt)");
     bool has_user = false;
     for (const auto& m : req.messages) {
@@ -287,28 +250,25 @@ Result<InferenceResponse> Gateway::redacted(Result<InferenceResponse> r) const {
     return fail(std::move(e));
 }
 
-double Gateway::backoff_ms(int retry) {
-    const auto base = m_settings.get_duration_ms("retry.base_delay");
-    const auto cap = m_settings.get_duration_ms("retry.max_delay");
-    const double ceiling = std::min<double>(static_cast<double>(cap), static_cast<double>(base) * std::pow(2.0, retry));
-    std::lock_guard lk(m_rng_mu);
-    return std::uniform_real_distribution<double>(0, ceiling)(m_rng);
-}
-
-Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
-                                                 const CancelToken* cancel, int& attempts, bool& delivered,
-                                                 std::optional<double>& ttft_ms, std::int64_t deadline_ms) {
+Gateway::Attempt Gateway::attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
+                                        const CancelToken* cancel, std::int64_t deadline_ms) {
+    Attempt out;
+    const auto done = [&](Result<InferenceResponse> r) {
+        out.response = std::move(r);
+        return std::move(out);
+    };
     // The router dropped models that cannot honour the request; this holds
     // for every way a model reaches this point (the context fallback too).
     if (auto why = cannot_serve(m_registry, model, req)) {
         const ProviderInfo* pi = m_registry.provider(model.provider);
         auto kind = pi ? parse_provider_kind(pi->kind) : std::nullopt;
-        if (auto r = kind ? refused_field(req, *kind) : std::nullopt) return fail(refusal_error(*r, model.provider, model.id));
-        return fail(ErrorCode::invalid_parameter, *why);
+        if (auto r = kind ? refused_field(req, *kind) : std::nullopt) return done(fail(refusal_error(*r, model.provider, model.id)));
+        return done(fail(ErrorCode::invalid_parameter, *why));
     }
-    L04_TRY_ASSIGN(auto prov, provider_for(model.provider));
-    const int max_retries = req.max_retries ? std::max(0, *req.max_retries)
-                                            : static_cast<int>(std::max<std::int64_t>(0, m_settings.get_int("retry.max_retries")));
+    auto provider = provider_for(model.provider);
+    if (!provider) return done(fail(std::move(provider).error()));
+    Provider& prov = **provider;
+    const int max_retries = req.max_retries ? std::max(0, *req.max_retries) : m_cfg.max_retries;
     // --wait: sleeps out a rate limit's Retry-After when the deadline allows
     // it (then the attempt does not count as a retry).
     const auto wait_out = [&](const Error& e) {
@@ -336,7 +296,7 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
         }
         if (!res) {
             m_metrics.inc("l04_rate_limit_rejections_total", {{"agent_did", agent_label(req.agent_did)}});
-            return fail(res.error());
+            return done(fail(res.error()));
         }
         if (res->shadow_rejected) {
             m_metrics.inc("l04_rate_limit_shadow_rejections_total", {{"agent_did", agent_label(req.agent_did)}});
@@ -345,7 +305,7 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
         auto ticket = m_queue->acquire(model.provider, req.priority, deadline_ms);
         if (!ticket) {
             m_limiter->settle(*res, 0);
-            return fail(ticket.error());
+            return done(fail(ticket.error()));
         }
         // Last, just before the call: allow() may claim the half-open probe.
         if (auto st = m_breaker->allow(model.provider); !st) {
@@ -356,9 +316,9 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
                 --retry;
                 continue;
             }
-            return fail(st.error());
+            return done(fail(st.error()));
         }
-        ++attempts;
+        ++out.calls;
         const auto remaining = std::max<std::int64_t>(1, deadline_ms - m_clock->wall_ms());
         ProviderRequest pr{req, model, std::chrono::milliseconds(remaining), cancel};
         m_metrics.add("l04_active_requests", {{"provider", model.provider}}, 1);
@@ -367,28 +327,28 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
         if (sink) {
             ChunkSink forward = [&](const StreamChunk& c) -> bool {
                 if (c.is_final) return true;  // the gateway sends its own final event
-                StreamChunk out = c;
-                out.model_id = model.id;
-                out.provider = model.provider;
-                if (!delivered && (!c.delta.empty() || !c.tool_call_deltas.empty())) {
-                    delivered = true;
-                    ttft_ms = ms_between(start, m_clock->now());
+                StreamChunk chunk = c;
+                chunk.model_id = model.id;
+                chunk.provider = model.provider;
+                if (!out.delivered && (!c.delta.empty() || !c.tool_call_deltas.empty())) {
+                    out.delivered = true;
+                    out.ttft_ms = ms_between(start, m_clock->now());
                 }
-                if (!(*sink)(out)) {
+                if (!(*sink)(chunk)) {
                     sink_refused = true;
                     return false;
                 }
                 return true;
             };
-            r = prov->stream(pr, forward);
+            r = prov.stream(pr, forward);
         } else {
-            r = prov->complete(pr);
+            r = prov.complete(pr);
         }
         m_metrics.add("l04_active_requests", {{"provider", model.provider}}, -1);
         if (r) {
             m_limiter->settle(*res, r->token_usage.total_tokens);
             m_breaker->on_success(model.provider);
-            return r;
+            return done(std::move(r));
         }
         m_limiter->settle(*res, 0);
         const bool caller_gone = (cancel && cancel->cancelled.load()) || sink_refused;
@@ -407,11 +367,11 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
         // is reported at once: a 429 (it keeps the provider out until its
         // Retry-After for every request), a half-open probe's outcome, a
         // caller who went away.
-        const bool will_retry = !delivered && err.retryable && retry < max_retries && !(cancel && cancel->cancelled);
+        const bool will_retry = !out.delivered && err.retryable && retry < max_retries && !(cancel && cancel->cancelled);
         if (!will_retry || caller_gone || err.code == ErrorCode::rate_limit_exceeded ||
             err.code == ErrorCode::quota_exhausted || m_breaker->snapshot(model.provider).state != CircuitState::closed)
             report();
-        if (delivered) {
+        if (out.delivered) {
             // Chunks already reached the caller: never restart silently. A
             // deadline that passed mid-stream stays a timeout (E4202, exit 7).
             if (err.code == ErrorCode::timeout) {
@@ -421,7 +381,7 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
                 err.code = ErrorCode::streaming_error;
             }
             err.retryable = false;
-            return fail(std::move(err));
+            return done(fail(std::move(err)));
         }
         if (err.code == ErrorCode::rate_limit_exceeded && err.retry_after && retry >= max_retries) {
             *ticket = QueueTicket();
@@ -430,16 +390,15 @@ Result<InferenceResponse> Gateway::attempt_model(InferenceRequest& req, const Mo
                 continue;
             }
         }
-        if (!err.retryable || retry >= max_retries || (cancel && cancel->cancelled)) return fail(std::move(err));
+        if (!err.retryable || retry >= max_retries || (cancel && cancel->cancelled)) return done(fail(std::move(err)));
         // Full jitter, at least Retry-After.
-        double wait = backoff_ms(retry);
-        if (err.retry_after) wait = std::max(wait, static_cast<double>(err.retry_after->count()));
+        const double wait = m_backoff->delay_ms(retry, err.retry_after);
         if (m_clock->wall_ms() + static_cast<std::int64_t>(wait) >= deadline_ms) {
             // Giving up after all: the fault not yet counted is counted now.
             if (!(err.code == ErrorCode::rate_limit_exceeded || err.code == ErrorCode::quota_exhausted ||
                   m_breaker->snapshot(model.provider).state != CircuitState::closed))
                 report();
-            return fail(std::move(err));
+            return done(fail(std::move(err)));
         }
         *ticket = QueueTicket();  // give the provider slot back while we wait
         m_metrics.inc("l04_retries_total", {{"provider", model.provider}, {"model", model.id}});
@@ -455,7 +414,7 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         return fail(st.error());
     }
     const std::int64_t deadline_ms = req.deadline_ms.value_or(
-        m_clock->wall_ms() + req.timeout_ms.value_or(m_settings.get_duration_ms("request.timeout")));
+        m_clock->wall_ms() + req.timeout_ms.value_or(m_cfg.request_timeout_ms));
 
     auto decision = explain(req);
     if (!decision) {
@@ -552,7 +511,11 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         const ModelInfo& model = *chain[i];
         if (i > 0) m_metrics.inc("l04_fallbacks_total", {{"from", chain[i - 1]->id}, {"to", model.id}});
         const auto call_start = m_clock->now();
-        auto r = attempt_model(req, model, sink, cancel, attempts, delivered, ttft, deadline_ms);
+        Attempt a = attempt_model(req, model, sink, cancel, deadline_ms);
+        attempts += a.calls;
+        delivered = delivered || a.delivered;
+        if (!ttft) ttft = a.ttft_ms;
+        auto& r = a.response;
         const double provider_ms = ms_between(call_start, m_clock->now());
         if (r) {
             InferenceResponse resp = std::move(*r);
@@ -591,7 +554,7 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         // Context-window fallback: the prompt did not fit; try once on a model
         // with a larger window (same provider first), if the chain has none.
         if (last_error.code == ErrorCode::context_length_exceeded && i + 1 == chain.size() &&
-            m_settings.get_bool("routing.context_fallback")) {
+            m_cfg.context_fallback) {
             const ModelInfo* bigger = larger_context_model(
                 m_registry, model, [this](const std::string& p, std::string& why) { return provider_available(p, why); });
             if (bigger && !cannot_serve(m_registry, *bigger, req) &&
@@ -637,7 +600,7 @@ void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse
     UsageRow row;
     row.request_id = req.request_id;
     row.time_ms = m_clock->wall_ms();
-    row.agent = req.agent_did.empty() ? m_settings.get("agent") : req.agent_did;
+    row.agent = req.agent_did.empty() ? m_cfg.agent : req.agent_did;
     row.model = model_in.substr(0, 128);  // what was asked (bounded); metrics use the label
     row.provider = provider;
     row.latency_ms = latency_ms;
@@ -679,7 +642,7 @@ void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse
 CacheStats Gateway::cache_stats() { return m_cache->stats(); }
 
 Result<std::int64_t> Gateway::prune_usage() {
-    const auto keep = m_settings.get_duration_ms("usage.retention");
+    const auto keep = m_cfg.usage_retention_ms;
     if (keep <= 0) return std::int64_t{0};
     return m_ledger->prune(m_clock->wall_ms() - keep);
 }

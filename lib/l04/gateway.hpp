@@ -9,6 +9,8 @@
 #include <l04/cache/response_cache.hpp>
 #include <l04/config/registry.hpp>
 #include <l04/config/settings.hpp>
+#include <l04/provider/embedders.hpp>
+#include <l04/core/backoff.hpp>
 #include <l04/core/clock.hpp>
 #include <l04/core/error.hpp>
 #include <l04/core/types.hpp>
@@ -27,10 +29,31 @@
 #include <memory>
 #include <mutex>
 #include <set>
-#include <random>
 #include <string>
 
 namespace l04 {
+
+// The settings the pipeline reads, typed once when the Gateway is built
+// (l04d reads its configuration at start; a new Gateway gets a new one).
+// Each stage's own config is built here from Settings, so no stage and no
+// request path looks a setting up by name.
+struct GatewayConfig {
+    std::string agent = "default";         // agent: the agent of a request that names none
+    std::int64_t request_timeout_ms = 0;   // request.timeout
+    int max_retries = 0;                   // retry.max_retries
+    BackoffPolicy backoff;                 // retry.base_delay, retry.max_delay
+    bool context_fallback = true;          // routing.context_fallback
+    std::int64_t usage_retention_ms = 0;   // usage.retention (0 = keep)
+    RouterConfig router;                   // routing.*
+    CacheConfig cache;                     // cache.*
+    EmbedderConfig embedder;               // cache.embedder, embedding.*, providers' URLs and keys
+    QueueConfig queue;                     // queue.*
+    std::string export_url;                // usage.export_url ("" = no export)
+    std::string export_api_key;            // usage.export_api_key
+    // Fails with E4101 (routing.strategy), E4001 (routing.default_model not
+    // in the registry) or the routing tables' own errors.
+    static Result<GatewayConfig> from(const Settings& s, const Registry& registry);
+};
 
 struct GatewayOptions {
     Settings settings = Settings::defaults();
@@ -45,6 +68,9 @@ struct GatewayOptions {
     std::shared_ptr<SpendBudget> budget;          // default from settings
     // Usage export (usage.export_url); tests inject one without a thread.
     std::shared_ptr<UsageExporter> exporter;
+    // The backoff's random source (uniform in [0, 1)); tests inject one to
+    // assert exact delays. Default: a seeded Mersenne twister.
+    Backoff::Random random;
 };
 
 struct ProviderStatus {
@@ -106,6 +132,7 @@ public:
     Metrics& metrics() { return m_metrics; }
     const Registry& registry() const { return m_registry; }
     const Settings& settings() const { return m_settings; }
+    const GatewayConfig& config() const { return m_cfg; }
     RateLimiter& rate_limiter() { return *m_limiter; }
     CircuitBreaker& breaker() { return *m_breaker; }
     SpendBudget& budget() { return *m_budget; }
@@ -125,9 +152,16 @@ private:
     static constexpr std::size_t k_max_agent_labels = 100;
     std::mutex m_label_mu;
     std::set<std::string> m_agent_labels;
-    Result<InferenceResponse> attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
-                                            const CancelToken* cancel, int& attempts, bool& delivered,
-                                            std::optional<double>& ttft_ms, std::int64_t deadline_ms);
+    // One model of the chain: breaker → rate limit → queue → provider, with
+    // retries. What the caller needs beside the answer comes back with it.
+    struct Attempt {
+        Result<InferenceResponse> response = fail(ErrorCode::internal_error, "not run");
+        int calls = 0;                  // provider calls made
+        bool delivered = false;         // chunks reached the caller
+        std::optional<double> ttft_ms;  // time to the first delivered chunk
+    };
+    Attempt attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
+                          const CancelToken* cancel, std::int64_t deadline_ms);
     Result<Provider*> provider_for(const std::string& id);
     Result<const ModelInfo*> embedding_model(const EmbedRequest& req);
     // "provider/name" that no catalogue entry describes (any Ollama model):
@@ -136,14 +170,14 @@ private:
     Status ensure_model(const std::string& name);
     Result<EmbedResult> call_embed(const EmbedRequest& req, const ModelInfo& model,
                                    const std::vector<std::string>& inputs, std::int64_t deadline_ms, int& attempts);
-    // Full-jitter backoff: uniform(0, min(retry.max_delay, base * 2^retry)).
-    double backoff_ms(int retry);
     bool provider_available(const std::string& id, std::string& why);
     void record(const InferenceRequest& req, const Result<InferenceResponse>& r, const std::string& model,
                 const std::string& provider, double latency_ms, std::optional<double> ttft_ms, int attempts,
                 double saved_usd, bool cancelled = false);
 
     Settings m_settings;
+    GatewayConfig m_cfg;
+    std::unique_ptr<Backoff> m_backoff;
     std::vector<std::string> m_secrets;  // m_settings.secret_values(), redacted from every error
     Registry m_registry;
     Clock* m_clock = nullptr;
@@ -162,8 +196,6 @@ private:
     std::mutex m_providers_mu;
     std::map<std::string, std::shared_ptr<Provider>> m_providers;
     std::map<std::string, ProviderConfig> m_provider_cfg;
-    std::mutex m_rng_mu;
-    std::mt19937_64 m_rng{std::random_device{}()};
     // Provider probes are cached for a few seconds (health is polled).
     std::mutex m_probe_mu;
     std::map<std::string, std::pair<Clock::duration, ProviderHealth>> m_probe_cache;

@@ -151,7 +151,7 @@ Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo
                                         const std::vector<std::string>& inputs, std::int64_t deadline_ms, int& attempts) {
     L04_TRY_ASSIGN(auto prov, provider_for(model.provider));
     const int max_retries = req.max_retries ? std::max(0, *req.max_retries)
-                                            : static_cast<int>(std::max<std::int64_t>(0, m_settings.get_int("retry.max_retries")));
+                                            : m_cfg.max_retries;
     std::int64_t tokens = 0;
     for (const auto& t : inputs) tokens += estimate_tokens(t);
     for (int retry = 0;; ++retry) {
@@ -189,8 +189,7 @@ Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo
         const auto report = [&] {
             m_breaker->on_failure(model.provider, caller_fault ? Error(ErrorCode::invalid_request, "refused request") : err);
         };
-        double wait = backoff_ms(retry);
-        if (err.retry_after) wait = std::max(wait, static_cast<double>(err.retry_after->count()));
+        const double wait = m_backoff->delay_ms(retry, err.retry_after);
         const bool give_up = !err.retryable || retry >= max_retries ||
                              m_clock->wall_ms() + static_cast<std::int64_t>(wait) >= deadline_ms;
         if (give_up || err.code == ErrorCode::rate_limit_exceeded || err.code == ErrorCode::quota_exhausted ||
@@ -206,7 +205,7 @@ Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo
 Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
     const auto t0 = m_clock->now();
     if (req.request_id.empty()) req.request_id = new_request_id();
-    if (req.agent_did.empty()) req.agent_did = m_settings.get("agent");
+    if (req.agent_did.empty()) req.agent_did = m_cfg.agent;
     // The ledger and metrics take a completion's shape.
     InferenceRequest row_req;
     row_req.request_id = req.request_id;
@@ -246,7 +245,7 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
                                 " dimensions are more than one request may ask for; split it"),
                       m.id, m.provider);
     const std::int64_t deadline_ms =
-        m_clock->wall_ms() + req.timeout_ms.value_or(m_settings.get_duration_ms("request.timeout"));
+        m_clock->wall_ms() + req.timeout_ms.value_or(m_cfg.request_timeout_ms);
 
     EmbedResponse out;
     out.request_id = req.request_id;

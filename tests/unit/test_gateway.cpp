@@ -66,7 +66,7 @@ struct Fixture {
     ManualClock clock;
     std::unique_ptr<Gateway> gw;
     explicit Fixture(std::map<std::string, std::shared_ptr<Provider>> overrides = {},
-                     std::map<std::string, std::string> flags = {}) {
+                     std::map<std::string, std::string> flags = {}, Backoff::Random random = {}) {
         auto reg = Registry::load({test::models_toml_path()});
         REQUIRE(reg);
         SettingsSources src;
@@ -82,6 +82,7 @@ struct Fixture {
         o.clock = &clock;
         o.state_dir = dir.str();
         o.provider_overrides = std::move(overrides);
+        o.random = std::move(random);
         auto g = Gateway::create(std::move(o));
         REQUIRE(g.has_value());
         gw = std::move(*g);
@@ -222,6 +223,43 @@ TEST_CASE("gateway: retryable errors are retried with backoff on the clock - hon
     CHECK(f.clock.now() <= std::chrono::milliseconds(3500));
     // Cost from registry prices: 100 in, 50 out at 0.15/0.60 per M.
     CHECK(r->cost_usd == doctest::Approx((100 * 0.15 + 50 * 0.60) / 1e6));
+}
+
+TEST_CASE("gateway: the backoff's random source is injected - exact delays - a Retry-After raises one") {
+    // retry.base_delay 500 ms: ceilings 500, 1000, 2000 ms; the source says
+    // 0.5, 0.25, 0.5, so the waits are 250 ms, 250 ms, then the provider's
+    // 3 s Retry-After (above the 1000 ms jitter).
+    std::vector<double> draws{0.5, 0.25, 0.5};
+    std::size_t next = 0;
+    auto random = [&] { return draws.at(next++); };
+    auto p = std::make_shared<ScriptedProvider>(
+        "openai", std::vector<Result<InferenceResponse>>{fail(err(ErrorCode::provider_overloaded)),
+                                                         fail(err(ErrorCode::provider_unavailable)),
+                                                         fail(err(ErrorCode::rate_limit_exceeded, std::chrono::milliseconds(3000))),
+                                                         ok("fourth time")});
+    Fixture f({{"openai", p}}, {{"retry.max_retries", "3"}}, random);
+    auto r = f.gw->execute(prompt("gpt-4o-mini"));
+    REQUIRE(r.has_value());
+    CHECK(p->calls == 4);
+    CHECK(next == 3);
+    CHECK(f.clock.now() == std::chrono::milliseconds(250 + 250 + 3000));
+
+    Backoff b(BackoffPolicy{100, 1000}, [] { return 0.5; });
+    CHECK(b.ceiling_ms(0) == 100);
+    CHECK(b.ceiling_ms(3) == 800);
+    CHECK(b.ceiling_ms(4) == 1000);   // capped at retry.max_delay
+    CHECK(b.ceiling_ms(500) == 1000); // no overflow for absurd counts
+    CHECK(b.delay_ms(0) == 50);
+    CHECK(b.delay_ms(4) == 500);
+    CHECK(b.delay_ms(0, std::chrono::milliseconds(700)) == 700);
+    CHECK(b.delay_ms(4, std::chrono::milliseconds(10)) == 500);
+    // The default source stays below the ceiling.
+    Backoff d(BackoffPolicy{100, 1000});
+    for (int i = 0; i < 100; ++i) {
+        const double w = d.delay_ms(2);
+        CHECK(w >= 0);
+        CHECK(w < 400);
+    }
 }
 
 TEST_CASE("gateway: non-retryable errors are not retried - exhausted retries fail over to the configured fallback") {

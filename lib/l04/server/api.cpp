@@ -992,7 +992,7 @@ void Api::batch(const ServerRequest& http, ResponseWriter& w) {
     BatchRunOptions opts;
     opts.concurrency = concurrency;
     opts.ordered = ord == "1" || ord == "true";
-    opts.default_timeout_ms = m_gw.settings().get_duration_ms("request.timeout");
+    opts.default_timeout_ms = m_gw.config().request_timeout_ms;
     opts.clock = &m_gw.clock();
     BatchExec exec = [this](std::size_t, const InferenceRequest& req) { return m_gw.execute(InferenceRequest(req)); };
     BatchEmit emit = [&w](const BatchItem& it, const Result<InferenceResponse>& r) {
