@@ -1,24 +1,75 @@
 #!/usr/bin/env bash
-# Runs the whole unit suite built with clang under ASan+UBSan (every finding
-# fatal), in ./build-fuzz, which scripts/fuzz.sh configures and whose
-# instrumented library it shares (run fuzz.sh first, or this configures it).
-# Usage: scripts/sanitize.sh [doctest options, e.g. -tc="vector index*"]
+# The test suites under sanitizers, built with clang; every finding fails.
+#
+#   scripts/sanitize.sh            unit + integration suites under ASan+UBSan, in
+#                                  ./build-fuzz (the fuzz build: scripts/fuzz.sh
+#                                  configures it and shares its instrumented
+#                                  library and binaries). CI runs this.
+#   scripts/sanitize.sh --unit     the unit suite only (faster, by hand)
+#   scripts/sanitize.sh --tsan     the concurrency tests under ThreadSanitizer,
+#                                  in ./build-tsan (-DL04_TSAN=ON): the unit
+#                                  tests that run threads, and the integration
+#                                  tests (real l04d, many clients). By hand:
+#                                  a TSan build doubles the CI's build time.
+# Extra arguments go to ctest (e.g. -R "queue").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v clang++ >/dev/null || { echo "sanitize: clang++ is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
-if [[ ! -f build-fuzz/CMakeCache.txt ]]; then
-  generator=()
-  command -v ninja >/dev/null && generator=(-G Ninja)
-  CXX=clang++ cmake -S . -B build-fuzz "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DL04_FUZZ=ON \
+mode=asan
+case "${1:-}" in
+  --unit) mode=asan-unit; shift ;;
+  --tsan) mode=tsan; shift ;;
+esac
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+jobs=$(nproc)
+
+if [[ $mode == tsan ]]; then
+  dir=build-tsan
+  [[ -f $dir/CMakeCache.txt ]] || CXX=clang++ cmake -S . -B $dir "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DL04_TSAN=ON -DL04_BUILD_TESTS=ON -DL04_BUILD_BENCH=OFF >/dev/null
+  cmake --build $dir --parallel "$jobs" --target l04_unit_tests l04_integration_tests l04ctl l04d
+  # hnswlib's per-element locks are taken in an order TSan cannot prove safe;
+  # docs/NOTES.md ("Sanitizers") says why they are not a deadlock.
+  export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
+  echo "sanitize: concurrency tests under ThreadSanitizer"
+  # Unit tests that run threads, then every integration test.
+  (cd $dir && ctest --output-on-failure --timeout 600 -j "$jobs" \
+    -R "queue|rate limiter|circuit|breaker|cache|gateway|ledger|server|http|exporter|batch|index|semantic|usage|prompt log" \
+    -L unit "$@")
+  (cd $dir && ctest --output-on-failure --timeout 600 -j "$jobs" -L integration "$@")
+  echo "sanitize: the concurrency tests passed under ThreadSanitizer"
+  exit 0
+fi
+
+dir=build-fuzz
+if [[ ! -f $dir/CMakeCache.txt ]]; then
+  CXX=clang++ cmake -S . -B $dir "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DL04_FUZZ=ON \
     -DL04_BUILD_TESTS=ON -DL04_BUILD_BENCH=OFF >/dev/null
 fi
-cmake --build build-fuzz --parallel "$(nproc)" --target l04_unit_tests
-echo "sanitize: unit suite under ASan+UBSan"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  build-fuzz/bin/l04_unit_tests --no-intro=true "$@" >build-fuzz/sanitize.log 2>&1 || {
-    echo "sanitize: FAILED (all output in build-fuzz/sanitize.log); the report:" >&2
-    grep -v "^\[20" build-fuzz/sanitize.log | tail -60 >&2
+# Leaks fail too; UBSan stops at the first report; the binaries the
+# integration tests start (l04d, l04ctl) inherit the same options.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+if [[ $mode == asan-unit ]]; then
+  cmake --build $dir --parallel "$jobs" --target l04_unit_tests
+  echo "sanitize: unit suite under ASan+UBSan"
+  $dir/bin/l04_unit_tests --no-intro=true "$@" >$dir/sanitize.log 2>&1 || {
+    echo "sanitize: FAILED (all output in $dir/sanitize.log); the report:" >&2
+    grep -v "^\[20" $dir/sanitize.log | tail -60 >&2
     exit 1
   }
-grep -E "^\[doctest\] (test cases|assertions)" build-fuzz/sanitize.log | sed "s/^/sanitize: /"
-echo "sanitize: the unit suite passed under ASan+UBSan"
+  grep -E "^\[doctest\] (test cases|assertions)" $dir/sanitize.log | sed "s/^/sanitize: /"
+  echo "sanitize: the unit suite passed under ASan+UBSan"
+  exit 0
+fi
+cmake --build $dir --parallel "$jobs" --target l04_unit_tests l04_integration_tests l04ctl l04d
+echo "sanitize: unit and integration suites under ASan+UBSan"
+(cd $dir && ctest --output-on-failure --timeout 600 -j "$jobs" "$@") >$dir/sanitize.log 2>&1 || {
+  echo "sanitize: FAILED (all output in $dir/sanitize.log); the failures:" >&2
+  grep -E "Failed|\*\*\*|ERROR: (Address|Leak|Undefined)|runtime error|SUMMARY:" $dir/sanitize.log | head -40 >&2
+  tail -40 $dir/sanitize.log >&2
+  exit 1
+}
+grep -E "tests passed|Label Time|unit  |integration  |Total Test time" $dir/sanitize.log | sed "s/^/sanitize: /"
+echo "sanitize: the unit and integration suites passed under ASan+UBSan"

@@ -556,7 +556,7 @@ void fit_context(const Context& ctx, l04::ApiClient& client, l04::InferenceReque
     if (window <= 0) return;
     const std::int64_t max_out = (*info)["l04"].value("max_output_tokens", std::int64_t{0});
     // Room for the answer: max_tokens, else 1,024 tokens (less when the model's output limit is lower).
-    const std::int64_t reserve = req.max_tokens ? *req.max_tokens : std::min<std::int64_t>(max_out > 0 ? max_out : 1024, 1024);
+    const std::int64_t reserve = req.max_tokens ? *req.max_tokens : std::min<std::int64_t>(max_out > 0 ? max_out : l04::k_default_answer_tokens, l04::k_default_answer_tokens);
     std::size_t dropped = 0;
     while (history >= 2 && l04::estimate_prompt_tokens(req) + reserve > window) {
         req.messages.erase(req.messages.begin(), req.messages.begin() + 2);

@@ -35,7 +35,6 @@ constexpr int k_exit_usage = 2;
 constexpr int k_exit_config = 9;
 constexpr int k_exit_internal = 1;
 
-std::atomic<bool> g_shutdown{false};
 int g_ready_fd = -1;  // detached start: tell the waiting parent we are up
 
 }  // namespace
@@ -167,7 +166,6 @@ int main(int argc, char** argv) {
     ao.allowed_origins = l04::split(settings->get("daemon.allowed_origins"), ',');
     ao.started_ms = (*gw)->clock().wall_ms();
     ao.on_shutdown = [] {
-        g_shutdown = true;
         ::kill(::getpid(), SIGTERM);
     };
     l04::Api api(**gw, ao);

@@ -16,7 +16,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <future>
 #include <set>
 #include <random>
 
@@ -70,6 +69,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     L04_TRY_ASSIGN(g->m_cfg, GatewayConfig::from(g->m_settings, g->m_registry));
     g->m_backoff = std::make_unique<Backoff>(g->m_cfg.backoff, std::move(opts.random));
     g->m_router = std::make_unique<Router>(g->m_registry, g->m_cfg.router);
+    g->m_prober = std::make_unique<HealthProber>(*g->m_clock);
     L04_TRY_ASSIGN(auto cache_db, open_state_db(state_dir));
     L04_TRY_ASSIGN(auto embedder, make_embedder(g->m_cfg.embedder, g->m_transport));
     L04_TRY_ASSIGN(auto embed_db, open_state_db(state_dir));
@@ -283,7 +283,7 @@ Gateway::Attempt Gateway::attempt_model(InferenceRequest& req, const ModelInfo& 
     for (int retry = 0;; ++retry) {
         const std::int64_t prompt_tokens = estimate_prompt_tokens(req);
         LimitRequest lr{req.agent_did, model.provider, model.id,
-                        prompt_tokens + req.max_tokens.value_or(std::min<std::int64_t>(model.max_output_tokens, 1024)),
+                        prompt_tokens + req.max_tokens.value_or(std::min<std::int64_t>(model.max_output_tokens, k_default_answer_tokens)),
                         prompt_tokens + req.max_tokens.value_or(0)};
         auto res = m_limiter->reserve(lr);
         while (!res && req.wait_for_limits && res.error().code == ErrorCode::rate_limit_exceeded &&
@@ -670,8 +670,7 @@ HealthReport Gateway::health(bool probe) {
     h.total_models = m_registry.models().size();
     h.cache = m_cache->stats();
     h.queue = m_queue->stats();
-    std::vector<std::pair<std::string, std::future<ProviderHealth>>> probes;
-    std::set<std::string> from_cache;
+    std::vector<std::pair<std::string, Provider*>> to_probe;
     for (const auto& [id, info] : m_registry.providers()) {
         ProviderStatus ps;
         ps.id = id;
@@ -690,43 +689,23 @@ HealthReport Gateway::health(bool probe) {
             ps.state = HealthState::degraded;
             ps.message = "circuit half open";
         }
-        h.providers.push_back(ps);
         if (probe && cfg.configured && ps.circuit.state != CircuitState::open) {
-            {
-                std::lock_guard lk(m_probe_mu);
-                auto it = m_probe_cache.find(id);
-                if (it != m_probe_cache.end() && m_clock->now() - it->second.first < std::chrono::seconds(5)) {
-                    std::promise<ProviderHealth> cached;
-                    cached.set_value(it->second.second);
-                    probes.emplace_back(id, cached.get_future());
-                    from_cache.insert(id);
-                    continue;
-                }
-            }
-            auto prov = provider_for(id);
-            if (prov) {
-                Provider* p = *prov;
-                probes.emplace_back(id, std::async(std::launch::async, [p] {
-                                        return p->health_check(std::chrono::milliseconds(2000));
-                                    }));
+            if (auto prov = provider_for(id)) {
+                to_probe.emplace_back(id, *prov);
             } else {
-                h.providers.back().state = HealthState::unhealthy;
-                h.providers.back().message = prov.error().message;
+                ps.state = HealthState::unhealthy;
+                ps.message = prov.error().message;
             }
         }
+        h.providers.push_back(std::move(ps));
     }
-    for (auto& [id, fut] : probes) {
-        ProviderHealth ph = fut.get();
-        if (!from_cache.count(id)) {
-            std::lock_guard lk(m_probe_mu);
-            m_probe_cache[id] = {m_clock->now(), ph};
-        }
-        for (auto& ps : h.providers)
-            if (ps.id == id) {
-                ps.state = ph.state;
-                ps.probe_latency_ms = ph.latency_ms;
-                if (!ph.message.empty()) ps.message = ph.message;
-            }
+    const auto probed = m_prober->probe(to_probe);
+    for (auto& ps : h.providers) {
+        auto it = probed.find(ps.id);
+        if (it == probed.end()) continue;
+        ps.state = it->second.state;
+        ps.probe_latency_ms = it->second.latency_ms;
+        if (!it->second.message.empty()) ps.message = it->second.message;
     }
     int configured = 0, healthy = 0;
     for (const auto& ps : h.providers) {

@@ -14,6 +14,7 @@
 #include <l04/core/clock.hpp>
 #include <l04/core/error.hpp>
 #include <l04/core/types.hpp>
+#include <l04/health.hpp>
 #include <l04/http/transport.hpp>
 #include <l04/limit/circuit_breaker.hpp>
 #include <l04/limit/rate_limiter.hpp>
@@ -196,9 +197,7 @@ private:
     std::mutex m_providers_mu;
     std::map<std::string, std::shared_ptr<Provider>> m_providers;
     std::map<std::string, ProviderConfig> m_provider_cfg;
-    // Provider probes are cached for a few seconds (health is polled).
-    std::mutex m_probe_mu;
-    std::map<std::string, std::pair<Clock::duration, ProviderHealth>> m_probe_cache;
+    std::unique_ptr<HealthProber> m_prober;  // provider probes, remembered a few seconds
 };
 
 // A fresh request id ("req_" + 16 hex digits).

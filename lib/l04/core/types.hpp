@@ -11,6 +11,11 @@
 
 namespace l04 {
 
+// The answer's share of a request's token estimate when it sets no
+// max_tokens (rate-limit reservations, l04ctl chat's history trimming): the
+// model's output limit, but at most this many tokens.
+inline constexpr std::int64_t k_default_answer_tokens = 1024;
+
 enum class Role : std::uint8_t { system = 0, user = 1, assistant = 2, tool = 3 };
 std::string_view role_name(Role r);
 std::optional<Role> parse_role(std::string_view s);

@@ -25,7 +25,6 @@ struct LimitRequest {
 struct Reservation {
     std::int64_t id = 0;
     LimitRequest request;
-    bool admitted = true;
     bool shadow_rejected = false;  // would have been rejected (shadow mode)
 };
 

@@ -70,7 +70,6 @@ public:
     virtual Result<InferenceResponse> stream(const ProviderRequest& req, const ChunkSink& sink) = 0;
     // A cheap probe (e.g. GET /v1/models); never throws, bounded by timeout.
     virtual ProviderHealth health_check(std::chrono::milliseconds timeout) = 0;
-    virtual bool supports_capability(Capability c, const ModelInfo& m) const { return m.capabilities.has(c); }
     // Embeddings (/v1/embeddings). Adapters without an embeddings API refuse
     // with E4502.
     virtual Result<EmbedResult> embed(const EmbedCall& call) {

@@ -18,10 +18,7 @@ QueueTicket::~QueueTicket() {
     if (m_q) m_q->release(m_provider);
 }
 
-int RequestQueue::limit_for(const std::string& provider) const {
-    auto it = m_cfg.provider_concurrency.find(provider);
-    return it == m_cfg.provider_concurrency.end() ? m_cfg.default_provider_concurrency : it->second;
-}
+int RequestQueue::limit_for(const std::string&) const { return m_cfg.default_provider_concurrency; }
 
 double RequestQueue::rank(const Waiter& w, std::int64_t now_ms) const {
     double waited = static_cast<double>(now_ms - w.enqueued_ms);

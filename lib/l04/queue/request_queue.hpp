@@ -18,8 +18,7 @@ namespace l04 {
 
 struct QueueConfig {
     std::size_t max_size = 1024;
-    int default_provider_concurrency = 64;
-    std::map<std::string, int> provider_concurrency;
+    int default_provider_concurrency = 64;  // queue.provider_concurrency: calls in flight per provider
     std::int64_t aging_ms = 5000;  // a waiting request gains one priority level per aging_ms
 };
 

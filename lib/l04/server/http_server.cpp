@@ -584,7 +584,7 @@ void HttpServer::serve(int fd, bool tcp) {
         const auto body_deadline = steady_now() + m_opts.body_timeout;
         auto need = [&](auto&& done) {
             while (!done())
-                if (!rd.fill_until(std::min(steady_now() + std::chrono::milliseconds(30000),
+                if (!rd.fill_until(std::min(steady_now() + k_body_read_idle,
                                             body_deadline),
                                    false))
                     return false;

@@ -65,6 +65,8 @@ struct ParsedHead {
 // Limits on what a client may send before the body.
 inline constexpr std::size_t k_max_request_line = 8192;   // longer: 414
 inline constexpr std::size_t k_max_head_bytes = 65536;    // longer: 431
+// Within body_timeout, the longest a body may go without a byte arriving.
+inline constexpr std::chrono::milliseconds k_body_read_idle{30'000};
 inline constexpr std::size_t k_max_header_count = 100;    // more: 431
 inline constexpr std::size_t k_max_chunk_line = 1024;     // chunk size + extensions
 inline constexpr std::size_t k_max_trailer_bytes = 8192;  // all trailer lines
