@@ -1,6 +1,8 @@
 // l04ctl cache stats|search|clear|prune: the response cache.
 #include "common.hpp"
 
+#include <l04/wire/admin_json.hpp>
+
 #include <l04/core/strings.hpp>
 
 #include <CLI/CLI.hpp>
@@ -32,29 +34,27 @@ void add_cache(CLI::App& app, Context& ctx) {
             std::printf("%s\n", j->dump(2).c_str());
             return;
         }
-        auto i = [&](const char* k) { return static_cast<long long>((*j)[k].get<long long>()); };
-        std::printf("enabled:        %s\n", (*j)["enabled"].get<bool>() ? "yes" : "no");
-        std::printf("entries:        %lld (%lld bytes)\n", i("entries"), i("bytes"));
-        std::printf("hits:           %lld (exact %lld, semantic %lld)\n", i("hits"), i("exact_hits"), i("semantic_hits"));
-        std::printf("misses:         %lld\n", i("misses"));
-        std::printf("hit rate:       %.1f%%\n", (*j)["hit_rate"].get<double>() * 100.0);
-        std::printf("stores:         %lld   evictions: %lld   expired: %lld\n", i("stores"), i("evictions"), i("expired"));
-        if (!(*j)["embedder"].get<std::string>().empty()) {
-            // value(): an l04d from before the guard does not send these.
-            std::printf("semantic:       on, threshold %.2f, guard %s, margin %.2f\n",
-                        (*j)["similarity_threshold"].get<double>(), j->value("semantic_guard", false) ? "on" : "off",
-                        j->value("semantic_margin", 0.0));
-            std::printf("refused:        %lld by the guard, %lld as ambiguous\n", j->value("guard_refusals", 0LL),
-                        j->value("ambiguous", 0LL));
-            std::printf("embedder:       %s (index %lld, deleted %lld, failures %lld)%s\n",
-                        (*j)["embedder"].get<std::string>().c_str(), i("index_size"), i("index_deleted"),
-                        i("embed_failures"), (*j)["index_loaded"].get<bool>() ? "" : ", index not loaded yet");
+        const l04::CacheStatsView v = l04::cache_stats_from_json(*j);
+        const l04::CacheStats& c = v.stats;
+        auto n = [](std::int64_t x) { return static_cast<long long>(x); };
+        std::printf("enabled:        %s\n", c.enabled ? "yes" : "no");
+        std::printf("entries:        %lld (%lld bytes)\n", n(c.entries), n(c.bytes));
+        std::printf("hits:           %lld (exact %lld, semantic %lld)\n", n(c.exact_hits + c.semantic_hits),
+                    n(c.exact_hits), n(c.semantic_hits));
+        std::printf("misses:         %lld\n", n(c.misses));
+        std::printf("hit rate:       %.1f%%\n", c.hit_rate() * 100.0);
+        std::printf("stores:         %lld   evictions: %lld   expired: %lld\n", n(c.stores), n(c.evictions), n(c.expired));
+        if (!c.embedder.empty()) {
+            std::printf("semantic:       on, threshold %.2f, guard %s, margin %.2f\n", c.similarity_threshold,
+                        c.semantic_guard ? "on" : "off", c.semantic_margin);
+            std::printf("refused:        %lld by the guard, %lld as ambiguous\n", n(c.guard_refusals), n(c.ambiguous));
+            std::printf("embedder:       %s (index %lld, deleted %lld, failures %lld)%s\n", c.embedder.c_str(),
+                        n(c.index_size), n(c.index_deleted), n(c.embed_failures),
+                        c.index_loaded ? "" : ", index not loaded yet");
         } else {
             std::printf("semantic:       off (exact matches only)\n");
         }
-        if (!(*j)["oldest"].is_null())
-            std::printf("oldest/newest:  %s / %s\n", (*j)["oldest"].get<std::string>().c_str(),
-                        (*j)["newest"].get<std::string>().c_str());
+        if (!v.oldest.empty()) std::printf("oldest/newest:  %s / %s\n", v.oldest.c_str(), v.newest.c_str());
     });
 
     struct SearchArgs {
@@ -88,10 +88,10 @@ void add_cache(CLI::App& app, Context& ctx) {
             return;
         }
         std::vector<std::vector<std::string>> rows;
-        for (const auto& h : (*j)["results"]) {
+        for (const auto& h : l04::json_field<nlohmann::json>(*j, "results", nlohmann::json::array())) {
             char sim[32];
-            std::snprintf(sim, sizeof sim, "%.3f", h["similarity"].get<double>());
-            std::string prompt = h["prompt"].get<std::string>();
+            std::snprintf(sim, sizeof sim, "%.3f", l04::json_field(h, "similarity", 0.0));
+            std::string prompt = l04::json_field<std::string>(h, "prompt", "");
             for (auto& c : prompt)
                 if (c == '\n' || c == '\r' || c == '\t') c = ' ';
             if (prompt.size() > 72) {
@@ -99,17 +99,18 @@ void add_cache(CLI::App& app, Context& ctx) {
                 while (cut > 0 && (static_cast<unsigned char>(prompt[cut]) & 0xC0) == 0x80) --cut;
                 prompt = prompt.substr(0, cut) + "...";
             }
-            const std::string refused = h.contains("guard") && h["guard"].is_string() ? h["guard"].get<std::string>() : "";
-            std::string flags = h["above_threshold"].get<bool>() && refused.empty() ? "yes" : "no";
+            const std::string refused = l04::json_field<std::string>(h, "guard", "");
+            std::string flags = l04::json_field(h, "above_threshold", false) && refused.empty() ? "yes" : "no";
             if (!refused.empty()) flags += ",guard:" + refused;
-            if (h["expired"].get<bool>()) flags += ",expired";
-            rows.push_back({sim, flags, h["model"].get<std::string>(), h["scope"].get<std::string>().substr(0, 8),
-                            std::to_string(h["hits"].get<long long>()), prompt});
+            if (l04::json_field(h, "expired", false)) flags += ",expired";
+            rows.push_back({sim, flags, l04::json_field<std::string>(h, "model", ""),
+                            l04::json_field<std::string>(h, "scope", "").substr(0, 8),
+                            std::to_string(l04::json_field<long long>(h, "hits", 0)), prompt});
         }
         if (!ctx.globals.quiet)
             std::fprintf(stderr, "embedder %s, threshold %.2f; a hit also needs the same scope (model, system prompt, "
                                  "parameters, earlier turns), the hit guard's consent and no rival answer as close\n",
-                         (*j)["embedder"].get<std::string>().c_str(), (*j)["threshold"].get<double>());
+                         l04::json_field<std::string>(*j, "embedder", "").c_str(), l04::json_field(*j, "threshold", 0.0));
         if (rows.empty()) {
             if (!ctx.globals.quiet) std::fprintf(stderr, "no entries with an embedding in the cache\n");
             return;
@@ -139,7 +140,7 @@ void add_cache(CLI::App& app, Context& ctx) {
             g_exit = report(j.error());
             return;
         }
-        if (!ctx.globals.quiet) std::printf("deleted %lld entries\n", static_cast<long long>((*j)["deleted"].get<long long>()));
+        if (!ctx.globals.quiet) std::printf("deleted %lld entries\n", l04::json_field<long long>(*j, "deleted", 0));
     });
 
     auto* prune = cache->add_subcommand("prune", "Delete expired entries and enforce the size bounds");
@@ -155,7 +156,7 @@ void add_cache(CLI::App& app, Context& ctx) {
             g_exit = report(j.error());
             return;
         }
-        if (!ctx.globals.quiet) std::printf("removed %lld entries\n", static_cast<long long>((*j)["removed"].get<long long>()));
+        if (!ctx.globals.quiet) std::printf("removed %lld entries\n", l04::json_field<long long>(*j, "removed", 0));
     });
 }
 

@@ -1,6 +1,8 @@
 // l04ctl health: the gateway's health report. Never starts a daemon.
 #include "common.hpp"
 
+#include <l04/wire/admin_json.hpp>
+
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -28,7 +30,8 @@ void add_health(CLI::App& app, Context& ctx) {
             g_exit = report(j.error());
             return;
         }
-        const std::string gw = (*j)["gateway"].get<std::string>();
+        const l04::HealthView h = l04::health_from_json(*j);
+        const std::string& gw = h.gateway;
         if (a->json) {
             std::printf("%s\n", j->dump(2).c_str());
         } else {
@@ -36,22 +39,16 @@ void add_health(CLI::App& app, Context& ctx) {
             auto colour = [&](const std::string& s) {
                 return s == "healthy" ? st.green() : s == "degraded" ? st.yellow() : s == "unconfigured" ? st.dim() : st.red();
             };
-            std::printf("gateway: %s%s%s  (l04 %s, pid %lld%s)\n", colour(gw), gw.c_str(), st.reset(),
-                        (*j)["version"].get<std::string>().c_str(), static_cast<long long>((*j)["pid"].get<long long>()),
-                        (*j)["daemon"].get<bool>() ? "" : ", in-process");
-            std::printf("models: %lld   cache entries: %lld   queue: %lld pending, %lld active\n",
-                        static_cast<long long>((*j)["registry"]["total_models"].get<long long>()),
-                        static_cast<long long>((*j)["cache"]["entries"].get<long long>()),
-                        static_cast<long long>((*j)["queue"]["pending_requests"].get<long long>()),
-                        static_cast<long long>((*j)["queue"]["active_requests"].get<long long>()));
+            std::printf("gateway: %s%s%s  (l04 %s, pid %lld%s)\n", colour(gw), gw.c_str(), st.reset(), h.version.c_str(),
+                        h.pid, h.daemon ? "" : ", in-process");
+            std::printf("models: %lld   cache entries: %lld   queue: %lld pending, %lld active\n", h.total_models,
+                        h.cache_entries, h.pending_requests, h.active_requests);
             std::vector<std::vector<std::string>> rows;
-            for (const auto& [id, p] : (*j)["providers"].items()) {
-                const std::string s = p["status"].get<std::string>();
+            for (const auto& p : h.providers) {
                 char lat[32];
-                std::snprintf(lat, sizeof lat, "%.1f ms", p["latency_ms"].get<double>());
-                std::string note = p.contains("message") ? p["message"].get<std::string>() : "";
-                rows.push_back({id, std::string(colour(s)) + s + st.reset(), p["circuit"].get<std::string>(),
-                                s == "unconfigured" ? "" : lat, note});
+                std::snprintf(lat, sizeof lat, "%.1f ms", p.latency_ms);
+                rows.push_back({p.id, std::string(colour(p.status)) + p.status + st.reset(), p.circuit,
+                                p.status == "unconfigured" ? "" : lat, p.message});
             }
             print_table({"PROVIDER", "STATUS", "CIRCUIT", "PROBE", "NOTE"}, rows);
         }

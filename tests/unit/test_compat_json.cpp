@@ -1,6 +1,7 @@
 // The body translations of l04d's non-chat endpoints: the specification's
 // and OpenAI's legacy /v1/completions, /v1/embeddings and /v1/responses.
 #include <l04/core/strings.hpp>
+#include <l04/wire/admin_json.hpp>
 #include <l04/wire/completions_json.hpp>
 #include <l04/wire/openai_json.hpp>
 #include <l04/wire/responses_json.hpp>
@@ -179,4 +180,68 @@ TEST_CASE("responses: items become chat messages - unsupported features are refu
     CHECK(o["output"][1]["call_id"] == "c9");
     CHECK(o["output"][1]["id"] == call_item_id("resp_abc", 0));
     CHECK(new_response_id().size() == 5 + 24);
+}
+
+TEST_CASE("admin JSON: cache stats round-trip through the shared codec - a daemon of another version never aborts l04ctl") {
+    CacheStats s;
+    s.entries = 12;
+    s.bytes = 3456;
+    s.exact_hits = 5;
+    s.semantic_hits = 2;
+    s.misses = 7;
+    s.embedder = "builtin";
+    s.similarity_threshold = 0.93;
+    s.semantic_guard = true;
+    s.index_loaded = true;
+    s.oldest_ms = 1'700'000'000'000;
+    s.newest_ms = 1'700'000'100'000;
+    const auto v = cache_stats_from_json(cache_stats_to_json(s));
+    CHECK(v.stats.entries == 12);
+    CHECK(v.stats.bytes == 3456);
+    CHECK(v.stats.exact_hits == 5);
+    CHECK(v.stats.semantic_hits == 2);
+    CHECK(v.stats.misses == 7);
+    CHECK(v.stats.hit_rate() == doctest::Approx(0.5));
+    CHECK(v.stats.embedder == "builtin");
+    CHECK(v.stats.similarity_threshold == doctest::Approx(0.93));
+    CHECK(v.stats.index_loaded);
+    CHECK(v.oldest == "2023-11-14T22:13:20Z");
+    CHECK_FALSE(v.newest.empty());
+
+    // Missing fields, wrong types, not even an object: defaults, no throw.
+    const auto odd = nlohmann::json::parse(R"({"entries":"many","hits":null,"embedder":7,"oldest":null})");
+    const auto w = cache_stats_from_json(odd);
+    CHECK(w.stats.entries == 0);
+    CHECK(w.stats.embedder.empty());
+    CHECK(w.oldest.empty());
+    CHECK(cache_stats_from_json(nlohmann::json::array()).stats.entries == 0);
+    CHECK(cache_stats_from_json(nlohmann::json("text")).stats.misses == 0);
+}
+
+TEST_CASE("admin JSON: health decodes what l04d sends and tolerates what it does not") {
+    const auto j = nlohmann::json::parse(R"({
+        "gateway": "degraded", "version": "0.1.0", "pid": 42, "daemon": false,
+        "registry": {"total_models": 30}, "cache": {"entries": 3},
+        "queue": {"pending_requests": 1, "active_requests": 2},
+        "providers": {"mock": {"status": "healthy", "circuit": "closed", "latency_ms": 0.5},
+                      "openai": {"status": "unconfigured", "circuit": "closed", "message": "set OPENAI_API_KEY"}}})");
+    const HealthView h = health_from_json(j);
+    CHECK(h.gateway == "degraded");
+    CHECK(h.pid == 42);
+    CHECK_FALSE(h.daemon);
+    CHECK(h.total_models == 30);
+    CHECK(h.cache_entries == 3);
+    CHECK(h.pending_requests == 1);
+    CHECK(h.active_requests == 2);
+    REQUIRE(h.providers.size() == 2);
+    CHECK(h.providers[0].id == "mock");
+    CHECK(h.providers[0].latency_ms == doctest::Approx(0.5));
+    CHECK(h.providers[1].message == "set OPENAI_API_KEY");
+
+    const HealthView odd = health_from_json(nlohmann::json::parse(R"({"gateway": 3, "registry": [], "providers": {"x": 5}})"));
+    CHECK(odd.gateway == "unknown");
+    CHECK(odd.total_models == 0);
+    REQUIRE(odd.providers.size() == 1);
+    CHECK(odd.providers[0].status == "unknown");
+    CHECK(health_from_json(nlohmann::json()).gateway == "unknown");
 }

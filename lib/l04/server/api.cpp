@@ -1,4 +1,5 @@
 #include <l04/server/api.hpp>
+#include <l04/wire/admin_json.hpp>
 #include <l04/batch/batch.hpp>
 #include <l04/cache/hit_guard.hpp>
 #include <l04/core/strings.hpp>
@@ -37,33 +38,6 @@ void send_error(ResponseWriter& w, const Error& e, const std::string& request_id
     if (!request_id.empty()) h.emplace_back("x-request-id", request_id);
     h.emplace_back("x-l04-error-code", code_string(e.code));
     send_json(w, e.http_status > 0 ? e.http_status : default_http_status(e.code), error_to_json(e), h);
-}
-
-json cache_stats_json(const CacheStats& s) {
-    return {{"enabled", s.enabled},
-            {"entries", s.entries},
-            {"bytes", s.bytes},
-            {"hits", s.exact_hits + s.semantic_hits},
-            {"exact_hits", s.exact_hits},
-            {"semantic_hits", s.semantic_hits},
-            {"misses", s.misses},
-            {"hit_rate", s.hit_rate()},
-            {"stores", s.stores},
-            {"evictions", s.evictions},
-            {"expired", s.expired},
-            {"embed_failures", s.embed_failures},
-            {"semantic", !s.embedder.empty()},
-            {"embedder", s.embedder},
-            {"similarity_threshold", s.similarity_threshold},
-            {"semantic_guard", s.semantic_guard},
-            {"semantic_margin", s.semantic_margin},
-            {"guard_refusals", s.guard_refusals},
-            {"ambiguous", s.ambiguous},
-            {"index_size", s.index_size},
-            {"index_deleted", s.index_deleted},
-            {"index_loaded", s.index_loaded},
-            {"oldest", s.oldest_ms ? json(iso8601_utc(s.oldest_ms)) : json(nullptr)},
-            {"newest", s.newest_ms ? json(iso8601_utc(s.newest_ms)) : json(nullptr)}};
 }
 
 json model_json(const ModelInfo& m) {
@@ -807,7 +781,7 @@ void Api::health(const ServerRequest& req, ResponseWriter& w) {
              {"socket", m_opts.socket_path},
              {"config", m_gw.settings().user_config_path()}}},
            {"registry", {{"total_models", h.total_models}}},
-           {"cache", cache_stats_json(h.cache)},
+           {"cache", cache_stats_to_json(h.cache)},
            {"queue",
             {{"pending_requests", h.queue.pending},
              {"active_requests", h.queue.active},
@@ -835,7 +809,7 @@ void Api::models(const ServerRequest& req, ResponseWriter& w) {
     send_json(w, 200, {{"object", "list"}, {"data", data}});
 }
 
-void Api::cache_stats(ResponseWriter& w) { send_json(w, 200, cache_stats_json(m_gw.cache_stats())); }
+void Api::cache_stats(ResponseWriter& w) { send_json(w, 200, cache_stats_to_json(m_gw.cache_stats())); }
 
 void Api::cache_clear(const ServerRequest& req, ResponseWriter& w) {
     std::optional<std::int64_t> older;
