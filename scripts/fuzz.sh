@@ -16,6 +16,7 @@ command -v clang++ >/dev/null || { echo "fuzz: clang++ is missing (scripts/insta
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 CXX=clang++ cmake -S . -B build-fuzz "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DL04_FUZZ=ON \
+  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only -DNDEBUG" \
   -DL04_BUILD_TESTS=ON -DL04_BUILD_BENCH=OFF >/dev/null
 cmake --build build-fuzz --parallel "$(nproc)" --target "${targets[@]/#/fuzz_}"
 mkdir -p build-fuzz/findings

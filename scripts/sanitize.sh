@@ -45,6 +45,7 @@ fi
 dir=build-fuzz
 if [[ ! -f $dir/CMakeCache.txt ]]; then
   CXX=clang++ cmake -S . -B $dir "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DL04_FUZZ=ON \
+    "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only -DNDEBUG" \
     -DL04_BUILD_TESTS=ON -DL04_BUILD_BENCH=OFF >/dev/null
 fi
 # Leaks fail too; UBSan stops at the first report; the binaries the

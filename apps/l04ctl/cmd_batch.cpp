@@ -5,6 +5,8 @@
 // answer it reported and never asks for it again.
 #include "common.hpp"
 
+#include <l04/wire/admin_json.hpp>
+
 #include <l04/batch/batch.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/wire/openai_json.hpp>
@@ -261,7 +263,8 @@ int dry_run(Context& ctx, l04::ApiClient& client, const std::vector<l04::BatchIt
     auto models = call_json(client, "GET", "/v1/models");
     if (!models) return report(models.error());
     std::map<std::string, nlohmann::json> info;
-    for (const auto& m : (*models)["data"]) info[m["id"].get<std::string>()] = m["l04"];
+    for (const auto& m : l04::json_field<nlohmann::json>(*models, "data", nlohmann::json::array()))
+        info[l04::json_field<std::string>(m, "id", "")] = l04::json_field<nlohmann::json>(m, "l04", nlohmann::json::object());
     struct Row {
         std::size_t items = 0;
         std::int64_t prompt_tokens = 0, max_output = 0;
@@ -284,7 +287,7 @@ int dry_run(Context& ctx, l04::ApiClient& client, const std::vector<l04::BatchIt
             ++refused[l04::code_string(route.error().code)];
             continue;
         }
-        const std::string model = (*route)["primary"].get<std::string>();
+        const std::string model = l04::json_field<std::string>(*route, "primary", "");
         const auto& m = info[model];
         Row& r = rows[model];
         ++r.items;

@@ -1,6 +1,8 @@
 // l04ctl daemon start|stop|status|logs.
 #include "common.hpp"
 
+#include <l04/wire/admin_json.hpp>
+
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -50,12 +52,15 @@ int status(Context& ctx, bool quiet) {
     }
     auto j = call_json(c, "GET", "/admin/status");
     if (!j) return report(j.error());
-    if (!quiet)
+    if (!quiet) {
+        using l04::json_field;
+        const std::string listen = json_field<std::string>(*j, "listen", "");
         std::printf("l04d %s running, pid %lld, up %.0f s\nsocket: %s\nlisten: %s\nstate:  %s\n",
-                    (*j)["version"].get<std::string>().c_str(), static_cast<long long>((*j)["pid"].get<long long>()),
-                    (*j)["uptime_s"].get<double>(), (*j)["socket"].get<std::string>().c_str(),
-                    (*j)["listen"].get<std::string>().empty() ? "(unix socket only)" : (*j)["listen"].get<std::string>().c_str(),
-                    (*j)["state_dir"].get<std::string>().c_str());
+                    json_field<std::string>(*j, "version", "?").c_str(), json_field<long long>(*j, "pid", 0),
+                    json_field(*j, "uptime_s", 0.0), json_field<std::string>(*j, "socket", "?").c_str(),
+                    listen.empty() ? "(unix socket only)" : listen.c_str(),
+                    json_field<std::string>(*j, "state_dir", "?").c_str());
+    }
     if (!quiet) {
         const std::string diff = provider_env_difference(ctx.settings, *j);
         if (diff.empty())

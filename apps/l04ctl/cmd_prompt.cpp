@@ -7,6 +7,8 @@
 // no TEXT is given. --no-stdin never reads it.
 #include "common.hpp"
 
+#include <l04/wire/admin_json.hpp>
+
 #include <l04/config/prompt_template.hpp>
 #include <l04/core/clock.hpp>
 #include <l04/core/json_schema.hpp>
@@ -416,18 +418,22 @@ int run_prompt(Context& ctx, PromptArgs& a) {
             std::printf("%s\n", j->dump(2).c_str());
             return k_ok;
         }
-        std::printf("strategy: %s\nprimary:  %s\n", (*j)["strategy"].get<std::string>().c_str(),
-                    (*j)["primary"].get<std::string>().c_str());
+        using l04::json_field;
+        using nlohmann::json;
+        std::printf("strategy: %s\nprimary:  %s\n", json_field<std::string>(*j, "strategy", "?").c_str(),
+                    json_field<std::string>(*j, "primary", "?").c_str());
         std::string fb;
-        for (const auto& f : (*j)["fallbacks"]) fb += (fb.empty() ? "" : ", ") + f.get<std::string>();
+        for (const auto& f : json_field<json>(*j, "fallbacks", json::array()))
+            if (f.is_string()) fb += (fb.empty() ? "" : ", ") + f.get<std::string>();
         std::printf("fallbacks: %s\n", fb.empty() ? "(none)" : fb.c_str());
-        if (j->contains("note") && (*j)["note"].is_string()) std::printf("note:     %s\n", (*j)["note"].get<std::string>().c_str());
+        if (const auto note = json_field<std::string>(*j, "note", ""); !note.empty()) std::printf("note:     %s\n", note.c_str());
         std::vector<std::vector<std::string>> rows;
-        for (const auto& n : (*j)["candidates"]) {
+        for (const auto& n : json_field<json>(*j, "candidates", json::array())) {
             char sc[32];
-            std::snprintf(sc, sizeof sc, "%.3f", n["score"].get<double>());
-            rows.push_back({n["model"].get<std::string>(), n["kept"].get<bool>() ? "kept" : "dropped",
-                            n["kept"].get<bool>() ? sc : "", n["reason"].get<std::string>()});
+            std::snprintf(sc, sizeof sc, "%.3f", json_field(n, "score", 0.0));
+            const bool kept = json_field(n, "kept", false);
+            rows.push_back({json_field<std::string>(n, "model", "?"), kept ? "kept" : "dropped", kept ? sc : "",
+                            json_field<std::string>(n, "reason", "")});
         }
         print_table({"MODEL", "", "SCORE", "WHY"}, rows);
         return k_ok;

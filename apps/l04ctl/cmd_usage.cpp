@@ -1,6 +1,8 @@
 // l04ctl usage: requests, tokens and cost from the usage ledger.
 #include "common.hpp"
 
+#include <l04/wire/admin_json.hpp>
+
 #include <l04/core/strings.hpp>
 
 #include <CLI/CLI.hpp>
@@ -43,8 +45,11 @@ void add_usage(CLI::App& app, Context& ctx) {
             std::printf("%s\n", j->dump(2).c_str());
             return;
         }
-        const auto& groups = a->by.empty() ? nlohmann::json::array({(*j)["total"]}) : (*j)["groups"];
-        auto i = [](const nlohmann::json& g, const char* k) { return std::to_string(g[k].get<long long>()); };
+        using l04::json_field;
+        using nlohmann::json;
+        const json groups = a->by.empty() ? json::array({json_field<json>(*j, "total", json::object())})
+                                          : json_field<json>(*j, "groups", json::array());
+        auto i = [](const json& g, const char* k) { return std::to_string(json_field<long long>(g, k, 0)); };
         auto f = [](double v, const char* fmt) {
             char b[32];
             std::snprintf(b, sizeof b, fmt, v);
@@ -55,11 +60,11 @@ void add_usage(CLI::App& app, Context& ctx) {
                                         "cost_usd", "saved_usd", "p50_ms", "p95_ms"};
         std::vector<std::vector<std::string>> rows;
         for (const auto& g : groups)
-            rows.push_back({a->by.empty() ? "since " + (*j)["since"].get<std::string>() : g["key"].get<std::string>(),
+            rows.push_back({a->by.empty() ? "since " + json_field<std::string>(*j, "since", "?") : json_field<std::string>(g, "key", ""),
                             i(g, "requests"), i(g, "errors"), i(g, "cached"), i(g, "prompt_tokens"),
-                            i(g, "completion_tokens"), f(g["cost_usd"].get<double>(), "%.6f"),
-                            f(g["saved_usd"].get<double>(), "%.6f"), f(g["p50_latency_ms"].get<double>(), "%.1f"),
-                            f(g["p95_latency_ms"].get<double>(), "%.1f")});
+                            i(g, "completion_tokens"), f(json_field(g, "cost_usd", 0.0), "%.6f"),
+                            f(json_field(g, "saved_usd", 0.0), "%.6f"), f(json_field(g, "p50_latency_ms", 0.0), "%.1f"),
+                            f(json_field(g, "p95_latency_ms", 0.0), "%.1f")});
         if (a->csv) {
             for (std::size_t k = 0; k < header.size(); ++k) std::printf("%s%s", k ? "," : "", header[k].c_str());
             std::printf("\n");
@@ -109,17 +114,23 @@ void add_limits(CLI::App& app, Context& ctx) {
             std::snprintf(b, sizeof b, "%.1f", v);
             return std::string(b);
         };
-        for (const auto& b : (*j)["buckets"])
-            rows.push_back({b["scope"].get<std::string>(), b["kind"].get<std::string>(), num(b["level"].get<double>()),
-                            num(b["capacity"].get<double>()), num(b["refill_per_s"].get<double>() * 60.0) + "/min"});
+        using l04::json_field;
+        using nlohmann::json;
+        for (const auto& b : json_field<json>(*j, "buckets", json::array()))
+            rows.push_back({json_field<std::string>(b, "scope", ""), json_field<std::string>(b, "kind", ""),
+                            num(json_field(b, "level", 0.0)), num(json_field(b, "capacity", 0.0)),
+                            num(json_field(b, "refill_per_s", 0.0) * 60.0) + "/min"});
         if (rows.empty()) std::printf("no rate-limit buckets yet (they appear with the first request that is not a cache hit)\n");
         else print_table({"SCOPE", "KIND", "LEVEL", "CAPACITY", "REFILL"}, rows);
         std::printf("\n");
         std::vector<std::vector<std::string>> crow;
-        for (const auto& [id, c] : (*j)["circuits"].items())
-            crow.push_back({id, c["state"].get<std::string>(), std::to_string(c["consecutive_failures"].get<int>()),
-                            c["blocked_until"].is_null() ? "-" : c["blocked_until"].get<std::string>(),
-                            c["last_error"].is_null() ? "" : c["last_error"].get<std::string>()});
+        const json circuits = json_field<json>(*j, "circuits", json::object());
+        if (circuits.is_object())
+            for (const auto& [id, circuit] : circuits.items())
+                crow.push_back({id, json_field<std::string>(circuit, "state", "unknown"),
+                                std::to_string(json_field<long long>(circuit, "consecutive_failures", 0)),
+                                json_field<std::string>(circuit, "blocked_until", "-"),
+                                json_field<std::string>(circuit, "last_error", "")});
         print_table({"PROVIDER", "CIRCUIT", "FAILURES", "BLOCKED UNTIL", "LAST ERROR"}, crow);
     });
 }
