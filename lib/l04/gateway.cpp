@@ -2,12 +2,12 @@
 #include <l04/core/hash.hpp>
 #include <l04/core/request_fields.hpp>
 #include <l04/cache/cache_key.hpp>
+#include <l04/cache/replay.hpp>
 #include <l04/provider/embedders.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/http/curl_transport.hpp>
 #include <l04/limit/factory.hpp>
 #include <l04/provider/factory.hpp>
-#include <l04/provider/mock.hpp>
 #include <l04/store/schema.hpp>
 
 #include <spdlog/spdlog.h>
@@ -23,7 +23,6 @@ namespace l04 {
 
 std::string new_request_id() { return random_id("req_", 16); }
 
-std::vector<std::string> replay_chunks(const std::string& text) { return MockProvider::chunks_of(text); }
 
 namespace {
 
@@ -440,7 +439,7 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
                 hit->latency_ms = ms_between(t0, m_clock->now());
                 std::optional<double> ttft;
                 if (sink) {
-                    for (const auto& piece : replay_chunks(hit->content)) {
+                    for (const auto& piece : stream_pieces(hit->content)) {
                         StreamChunk c;
                         c.delta = piece;
                         c.model_id = hit->model_id;

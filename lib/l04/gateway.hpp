@@ -202,7 +202,5 @@ private:
 
 // A fresh request id ("req_" + 16 hex digits).
 std::string new_request_id();
-// Splits a cached answer into the pieces it is replayed in.
-std::vector<std::string> replay_chunks(const std::string& text);
 
 }  // namespace l04

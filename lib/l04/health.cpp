@@ -9,7 +9,9 @@ std::map<std::string, ProviderHealth> HealthProber::probe(const std::vector<std:
     std::vector<std::pair<std::string, std::future<ProviderHealth>>> running;
     {
         std::lock_guard lk(m_mu);
-        for (const auto& [id, p] : providers) {
+        for (const auto& entry : providers) {
+            const std::string& id = entry.first;
+            Provider* p = entry.second;
             auto it = m_last.find(id);
             if (it != m_last.end() && m_clock.now() - it->second.first < m_ttl) {
                 out[id] = it->second.second;

@@ -92,6 +92,7 @@ struct Rig {
         req.body = body;
         if (!body.empty()) req.headers = {{"Content-Type", "application/json"}};
         auto r = l04::perform_buffered(*t, req);
+        INFO((r ? std::string() : r.error().to_string()) << "\nl04d log:\n" << l04::test::read_file(env.log_path()));
         REQUIRE(r.has_value());
         return *r;
     }

@@ -557,10 +557,12 @@ void Api::completions(const ServerRequest& http, ResponseWriter& w, bool force_s
         f.error = [&](const Error& e) { return sse_data(spec_error_chunk_json(e, id)); };
     } else {
         const std::int64_t created = m_gw.clock().wall_ms() / 1000;
-        f.chunk = [&](const StreamChunk& c, bool) {
+        // By value: the lambdas run after this block has ended (ASan's
+        // stack-use-after-scope in the integration run found it).
+        f.chunk = [&, created](const StreamChunk& c, bool) {
             return c.delta.empty() ? std::string() : sse_data(legacy_chunk_json(c.delta, id, created, c.model_id, nullptr));
         };
-        f.tail = [&](const InferenceResponse& r) {
+        f.tail = [&, created](const InferenceResponse& r) {
             json fin = legacy_chunk_json("", id, created, r.model_id, r.finish_reason.c_str());
             fin["usage"] = {{"prompt_tokens", r.token_usage.prompt_tokens},
                             {"completion_tokens", r.token_usage.completion_tokens},
