@@ -26,12 +26,10 @@ void Clock::wait(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, 
 }
 
 void ManualClock::wait(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, std::optional<duration> d) {
-    if (!d) {
-        cv.wait(lk);
-        return;
-    }
-    if (*d <= duration::zero()) return;
-    cv.wait_for(lk, std::chrono::milliseconds(1));
+    // A timed wait lasts one real millisecond, whatever d: the caller then
+    // re-reads this clock, which only advance() moves.
+    if (d && *d > duration::zero()) d = std::chrono::milliseconds(1);
+    Clock::wait(cv, lk, d);
 }
 
 SystemClock& SystemClock::instance() {
