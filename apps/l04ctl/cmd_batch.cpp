@@ -457,7 +457,7 @@ int run_batch_cmd(Context& ctx, BatchArgs& a) {
         // Counted only now that it is written.
         if (r) {
             ++t.done;
-            t.cached += r->cached ? 1 : 0;
+            t.cached += r->from_cache() ? 1 : 0;
             t.tokens += r->token_usage.total_tokens;
             t.cost += r->cost_usd;
         } else {

@@ -110,13 +110,13 @@ nlohmann::json response_json(const l04::InferenceResponse& r) {
                        {"total_tokens", r.token_usage.total_tokens},
                        {"estimated", r.token_usage.estimated}}},
                      {"latency_ms", r.latency_ms},
-                     {"cached", r.cached},
+                     {"cached", r.from_cache()},
                      {"cache_hit", l04::cache_hit_name(r.cache_hit)},
                      {"similarity", r.similarity},
                      {"cost_usd", r.cost_usd},
                      {"finish_reason", r.finish_reason},
                      {"tool_calls", tc},
-                     {"metadata", r.metadata}};
+                     {"metadata", l04::response_metadata(r)}};
     if (!r.logprobs.empty()) j["logprobs"] = nlohmann::json::parse(r.logprobs, nullptr, false);
     if (!r.more_choices.empty()) {
         nlohmann::json more = nlohmann::json::array();
@@ -132,16 +132,18 @@ void usage_line(const Context& ctx, const l04::InferenceResponse& r) {
     std::snprintf(cost, sizeof cost, "$%.6f", r.cost_usd);
     char lat[32];
     std::snprintf(lat, sizeof lat, "%.1f ms", r.latency_ms);
-    std::string cache = r.cached ? std::string("cache: ") + std::string(l04::cache_hit_name(r.cache_hit)) : "cache: miss";
+    std::string cache = r.from_cache() ? std::string("cache: ") + std::string(l04::cache_hit_name(r.cache_hit)) : "cache: miss";
     if (r.cache_hit == l04::CacheHit::semantic) {
         char sim[32];
         std::snprintf(sim, sizeof sim, " (%.3f)", r.similarity);
         cache += sim;
-    } else if (auto why = r.metadata.find("cache_refused"); !r.cached && why != r.metadata.end()) {
+    } else if (!r.from_cache() && r.cache_refusal) {
         // A cached prompt was close enough but not served: say why.
-        auto sim = r.metadata.find("cache_refused_similarity");
-        cache += " (a cached prompt at " + (sim == r.metadata.end() ? std::string("?") : sim->second) +
-                 (why->second == "ambiguous" ? " was ambiguous)" : " refused by the guard: " + why->second + ")");
+        char sim[32];
+        std::snprintf(sim, sizeof sim, "%.3f", r.cache_refusal->similarity);
+        const std::string& why = r.cache_refusal->reason;
+        cache += std::string(" (a cached prompt at ") + sim +
+                 (why == "ambiguous" ? " was ambiguous)" : " refused by the guard: " + why + ")");
     }
     std::fprintf(stderr, "%s[%s via %s] %lld+%lld tokens%s, %s, %s, %s%s\n", st.dim(), r.model_id.c_str(),
                  r.provider.c_str(), static_cast<long long>(r.token_usage.prompt_tokens),
@@ -376,7 +378,7 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         ctx.request_timeout_ms = *ms;
     }
     req.wait_for_limits = a.wait;
-    if (a.no_cache) req.cache_mode = l04::CacheMode::bypass, req.enable_cache = false;
+    if (a.no_cache) req.cache_mode = l04::CacheMode::bypass;
     else if (a.refresh) req.cache_mode = l04::CacheMode::refresh;
     if (tpl) req.options = tpl->options;  // -o below overrides them
     if (schema) {
@@ -593,7 +595,7 @@ void log_prompt(const Context& ctx, const l04::InferenceRequest& req, const std:
     p.prompt_tokens = resp.token_usage.prompt_tokens;
     p.completion_tokens = resp.token_usage.completion_tokens;
     p.cost_usd = resp.cost_usd;
-    p.cached = resp.cached;
+    p.cached = resp.from_cache();
     p.request_id = resp.request_id;
     l04::Status st = log ? (*log)->record(p, ctx.settings.get_duration_ms("log.retention")) : l04::Status(l04::fail(log.error()));
     if (!st) {

@@ -30,113 +30,23 @@ double ms_between(Clock::duration a, Clock::duration b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-void declare_metrics(Metrics& m) {
-    m.declare("l04_inference_requests_total", "counter", "Finished inference requests by provider, model and status.");
-    m.declare("l04_inference_latency_seconds", "histogram", "End-to-end request latency.");
-    m.declare("l04_gateway_overhead_seconds", "histogram", "Request latency minus time spent waiting on providers.");
-    m.declare("l04_time_to_first_token_seconds", "histogram", "Time to the first streamed token.");
-    m.declare("l04_cache_hits_total", "counter", "Cache hits (exact and semantic).");
-    m.declare("l04_cache_semantic_hits_total", "counter", "Semantic cache hits.");
-    m.declare("l04_cache_misses_total", "counter", "Cache misses.");
-    m.declare("l04_cache_semantic_refusals_total", "counter",
-              "Semantic lookups that had a candidate above the threshold and still missed, by reason (guard, ambiguous).");
-    m.declare("l04_rate_limit_rejections_total", "counter", "Requests rejected by rate limits.");
-    m.declare("l04_rate_limit_shadow_rejections_total", "counter", "Requests over a limit admitted in shadow mode.");
-    m.declare("l04_circuit_breaker_state", "gauge", "Circuit state per provider (0 closed, 1 half open, 2 open).");
-    m.declare("l04_active_requests", "gauge", "Requests in flight per provider.");
-    m.declare("l04_token_usage_total", "counter", "Tokens by direction and model.");
-    m.declare("l04_cost_usd_total", "counter", "Cost in USD by model.");
-    m.declare("l04_retries_total", "counter", "Retries of a provider call.");
-    m.declare("l04_fallbacks_total", "counter", "Failovers to the next model in the chain.");
-    m.declare("l04_gateway_info", "gauge", "Gateway build information.");
-    m.declare("l04_queue_depth", "gauge", "Requests waiting in the queue by priority.");
-    m.declare("l04_cache_entries", "gauge", "Entries in the response cache.");
-    m.set("l04_gateway_info", {{"version", L04_VERSION}, {"layer", "L04"}}, 1);
+// The error of a request no model could serve. One model: its error. Several
+// that failed the same way (rate limited, bad key, timeout): that code, so
+// the exit status and HTTP status still say why; else E4300. The message
+// lists every model's failure; Retry-After is the last one's.
+Error combine_failures(const std::vector<Error>& failures, const std::vector<std::string>& tried) {
+    if (failures.empty()) return Error(ErrorCode::all_models_unavailable, "no model could serve the request");
+    if (failures.size() == 1) return failures.front();
+    const ErrorCode first = failures.front().code;
+    const bool same = std::all_of(failures.begin(), failures.end(), [&](const Error& e) { return e.code == first; });
+    Error out = same ? Error(first, "every model failed the same way")
+                     : Error(ErrorCode::all_models_unavailable, "all models failed");
+    for (std::size_t i = 0; i < failures.size(); ++i) out.message += "; " + tried[i] + ": " + failures[i].to_string();
+    out.retry_after = failures.back().retry_after;
+    return out;
 }
 
 }  // namespace
-
-Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
-    std::unique_ptr<Gateway> g(new Gateway());
-    g->m_settings = std::move(opts.settings);
-    g->m_secrets = g->m_settings.secret_values();
-    g->m_registry = std::move(opts.registry);
-    g->m_clock = opts.clock ? opts.clock : &SystemClock::instance();
-    g->m_transport = opts.transport ? opts.transport : make_curl_transport();
-    const std::string state_dir = opts.state_dir.empty() ? g->m_settings.state_dir() : opts.state_dir;
-
-    L04_TRY_ASSIGN(g->m_cfg, GatewayConfig::from(g->m_settings, g->m_registry));
-    g->m_backoff = std::make_unique<Backoff>(g->m_cfg.backoff, std::move(opts.random));
-    g->m_router = std::make_unique<Router>(g->m_registry, g->m_cfg.router);
-    g->m_prober = std::make_unique<HealthProber>(*g->m_clock);
-    L04_TRY_ASSIGN(auto cache_db, open_state_db(state_dir));
-    L04_TRY_ASSIGN(auto embedder, make_embedder(g->m_cfg.embedder, g->m_transport));
-    L04_TRY_ASSIGN(auto embed_db, open_state_db(state_dir));
-    g->m_embed_db = std::move(embed_db);
-    g->m_cache = std::make_unique<ResponseCache>(std::move(cache_db), g->m_cfg.cache, *g->m_clock, std::move(embedder));
-
-    L04_TRY_ASSIGN(auto ledger_db, open_state_db(state_dir));
-    LedgerOptions lo;
-    if (state_dir != ":memory:") lo.journal_dir = state_dir + "/ledger-journal";
-    g->m_ledger = std::make_unique<Ledger>(std::move(ledger_db), lo);
-
-    if (opts.rate_limiter) {
-        g->m_limiter = opts.rate_limiter;
-    } else {
-        L04_TRY_ASSIGN(auto l, make_rate_limiter(g->m_settings, state_dir, *g->m_clock));
-        g->m_limiter = l;
-    }
-    if (opts.breaker) {
-        g->m_breaker = opts.breaker;
-    } else {
-        L04_TRY_ASSIGN(auto b, make_circuit_breaker(g->m_settings, state_dir, *g->m_clock));
-        g->m_breaker = b;
-    }
-    if (opts.budget) {
-        g->m_budget = opts.budget;
-    } else {
-        L04_TRY_ASSIGN(auto b, make_spend_budget(g->m_settings, state_dir, *g->m_clock));
-        g->m_budget = b;
-    }
-    g->m_queue = std::make_unique<RequestQueue>(g->m_cfg.queue, *g->m_clock);
-
-    for (const auto& [id, info] : g->m_registry.providers()) {
-        g->m_provider_cfg[id] = resolve_provider_config(info, g->m_settings);
-        // Keys of providers defined in models.toml (their own api_key_env)
-        // are secrets too.
-        if (const auto& key = g->m_provider_cfg[id].api_key; key.size() >= 8 &&
-            std::find(g->m_secrets.begin(), g->m_secrets.end(), key) == g->m_secrets.end())
-            g->m_secrets.push_back(key);
-    }
-    for (auto& [id, p] : opts.provider_overrides) {
-        g->m_providers[id] = p;
-        g->m_provider_cfg[id].configured = true;
-    }
-    if (opts.exporter) {
-        g->m_exporter = opts.exporter;
-    } else if (!g->m_cfg.export_url.empty()) {
-        ExporterConfig ec;
-        ec.url = g->m_cfg.export_url;
-        ec.api_key = g->m_cfg.export_api_key;
-        g->m_exporter = std::make_shared<UsageExporter>(ec, g->m_transport, *g->m_clock);
-    }
-    declare_metrics(g->m_metrics);
-    // Counters that must survive a restart start from the ledger.
-    if (auto agg = g->m_ledger->aggregates()) {
-        for (const auto& a : *agg) {
-            const std::string model = g->model_label(a.model);
-            const std::string provider = g->m_registry.provider(a.provider) ? a.provider : std::string();
-            g->m_metrics.add("l04_inference_requests_total", {{"provider", provider}, {"model", model}, {"status", a.status}},
-                             static_cast<double>(a.requests));
-            if (a.status != "ok") continue;
-            g->m_metrics.add("l04_token_usage_total", {{"direction", "input"}, {"model", model}}, static_cast<double>(a.prompt_tokens));
-            g->m_metrics.add("l04_token_usage_total", {{"direction", "output"}, {"model", model}}, static_cast<double>(a.completion_tokens));
-            g->m_metrics.add("l04_cost_usd_total", {{"model", model}}, a.cost_usd);
-        }
-    }
-    g->refresh_metrics();
-    return g;
-}
 
 Gateway::~Gateway() = default;
 
@@ -408,8 +318,9 @@ Gateway::Attempt Gateway::attempt_model(InferenceRequest& req, const ModelInfo& 
 
 Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* sink, const CancelToken* cancel) {
     const auto t0 = m_clock->now();
+    const auto since_t0 = [&] { return ms_between(t0, m_clock->now()); };
     if (auto st = validate(req); !st) {
-        record(req, fail(st.error()), req.model, "", 0, std::nullopt, 0, 0);
+        record(req, fail(st.error()), {.model = req.model});
         return fail(st.error());
     }
     const std::int64_t deadline_ms = req.deadline_ms.value_or(
@@ -417,50 +328,23 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
 
     auto decision = explain(req);
     if (!decision) {
-        record(req, fail(decision.error()), req.model, "", ms_between(t0, m_clock->now()), std::nullopt, 0, 0);
+        record(req, fail(decision.error()), {.model = req.model, .latency_ms = since_t0()});
         return fail(decision.error());
     }
 
-    // Cache: exact lookup first.
-    // Answers meant to differ (several choices, logprobs, a seeded sample)
-    // are cached only when the caller asks for the cache explicitly.
+    // Cache. Answers meant to differ (several choices, logprobs, a seeded
+    // sample) are cached only when the caller asks for the cache explicitly.
     const bool varied = req.n.value_or(1) > 1 || req.logprobs.value_or(false) ||
                         (req.seed && req.temperature.value_or(1.0) > 0);
-    const bool use_cache = m_cache->config().enabled && req.enable_cache && req.cache_mode != CacheMode::bypass &&
+    const bool use_cache = m_cache->config().enabled && req.cache_mode != CacheMode::bypass &&
                            (!varied || req.cache_explicit);
     CacheKey key;
     CacheRefusal refusal;  // why a close cached prompt was not served (for -v and --json)
     if (use_cache) {
         key = make_cache_key(req, decision->target, "");
         if (req.cache_mode == CacheMode::use) {
-            if (auto hit = m_cache->lookup(key, req.cache_similarity_threshold, &refusal)) {
-                hit->request_id = req.request_id;
-                hit->created_ms = m_clock->wall_ms();  // this answer's time; cached_at says when it was first made
-                hit->latency_ms = ms_between(t0, m_clock->now());
-                std::optional<double> ttft;
-                if (sink) {
-                    for (const auto& piece : stream_pieces(hit->content)) {
-                        StreamChunk c;
-                        c.delta = piece;
-                        c.model_id = hit->model_id;
-                        c.provider = hit->provider;
-                        if (!ttft) ttft = ms_between(t0, m_clock->now());
-                        if (!(*sink)(c)) break;
-                    }
-                    if (!hit->tool_calls.empty()) {
-                        StreamChunk calls;
-                        calls.tool_call_deltas = hit->tool_calls;
-                        calls.model_id = hit->model_id;
-                        calls.provider = hit->provider;
-                        (*sink)(calls);
-                    }
-                }
-                double saved = 0;
-                if (const ModelInfo* m = m_registry.find(hit->model_id)) saved = cost_usd(*m, hit->token_usage);
-                hit->latency_ms = ms_between(t0, m_clock->now());
-                record(req, *hit, hit->model_id, hit->provider, hit->latency_ms, ttft, 0, saved);
-                return std::move(*hit);
-            }
+            if (auto hit = m_cache->lookup(key, req.cache_similarity_threshold, &refusal))
+                return serve_hit(req, std::move(*hit), sink, t0);
         }
     }
 
@@ -471,7 +355,7 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
     // the model's output limit, at the dearest model it may land on) is held
     // until its real cost is in the ledger. Budgets read the ledger's table:
     // write what is queued first.
-    std::int64_t budget_hold = 0;
+    BudgetHold budget_hold(*this);
     if (m_budget->active()) {
         (void)m_ledger->flush();
         double worst = 0;
@@ -485,27 +369,20 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         }
         auto hold = m_budget->reserve(req.agent_did, worst);
         if (!hold) {
-            record(req, fail(hold.error()), decision->primary->id, decision->primary->provider,
-                   ms_between(t0, m_clock->now()), std::nullopt, 0, 0);
+            record(req, fail(hold.error()),
+                   {.model = decision->primary->id, .provider = decision->primary->provider, .latency_ms = since_t0()});
             return fail(hold.error());
         }
-        budget_hold = *hold;
+        budget_hold.hold(*hold);
     }
-    struct ReleaseHold {
-        Gateway* gw;
-        std::int64_t id;
-        ~ReleaseHold() {
-            if (id == 0) return;
-            (void)gw->m_ledger->flush();  // the real cost is counted before the hold goes
-            gw->m_budget->release(id);
-        }
-    } release_hold{this, budget_hold};
+
+    // The chain: each model in turn, while the failure is one another model
+    // could avoid (the error table's failover column, or a retryable error).
     int attempts = 0;
     bool delivered = false;
     std::optional<double> ttft;
-    std::vector<std::string> failures;
-    std::vector<ErrorCode> codes;
-    Error last_error(ErrorCode::all_models_unavailable, "no model could serve the request");
+    std::vector<Error> failures;  // one per model tried
+    std::vector<std::string> tried;
     for (std::size_t i = 0; i < chain.size(); ++i) {
         const ModelInfo& model = *chain[i];
         if (i > 0) m_metrics.inc("l04_fallbacks_total", {{"from", chain[i - 1]->id}, {"to", model.id}});
@@ -514,46 +391,38 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         attempts += a.calls;
         delivered = delivered || a.delivered;
         if (!ttft) ttft = a.ttft_ms;
-        auto& r = a.response;
-        const double provider_ms = ms_between(call_start, m_clock->now());
-        if (r) {
-            InferenceResponse resp = std::move(*r);
+        if (a.response) {
+            InferenceResponse resp = std::move(*a.response);
             resp.request_id = req.request_id;
             resp.model_id = model.id;
             resp.provider = model.provider;
             if (resp.token_usage.total_tokens == 0)
                 resp.token_usage.total_tokens = resp.token_usage.prompt_tokens + resp.token_usage.completion_tokens;
             resp.cost_usd = cost_usd(model, resp.token_usage);
-            resp.latency_ms = ms_between(t0, m_clock->now());
+            resp.latency_ms = since_t0();
             resp.created_ms = m_clock->wall_ms();
-            if (attempts > 1) resp.metadata["attempts"] = std::to_string(attempts);
-            if (!refusal.reason.empty()) {
-                char sim[32];
-                std::snprintf(sim, sizeof sim, "%.3f", refusal.similarity);
-                resp.metadata["cache_refused"] = refusal.reason;
-                resp.metadata["cache_refused_similarity"] = sim;
-            }
-            if (i > 0) resp.metadata["fallback_from"] = chain[0]->id;
+            resp.attempts = attempts;
+            if (i > 0) resp.fallback_from = chain[0]->id;
+            if (!refusal.reason.empty()) resp.cache_refusal = CacheRefusalFact{refusal.reason, refusal.similarity};
             if (use_cache && resp.finish_reason != "error") {
                 if (auto st = m_cache->store(key, resp); !st)
                     spdlog::warn("cache store failed: {}", st.error().to_string());
             }
+            const double provider_ms = ms_between(call_start, m_clock->now());
             m_metrics.observe("l04_gateway_overhead_seconds", {}, std::max(0.0, resp.latency_ms - provider_ms) / 1000.0);
-            record(req, resp, model.id, model.provider, resp.latency_ms, ttft, attempts, 0);
+            record(req, resp,
+                   {.model = model.id, .provider = model.provider, .latency_ms = resp.latency_ms, .ttft_ms = ttft, .attempts = attempts});
             return resp;
         }
-        last_error = r.error();
-        failures.push_back(model.id + " via " + model.provider + ": " + last_error.to_string());
-        codes.push_back(last_error.code);
-        // Only failover on errors another model could avoid (the error
-        // table's failover column, or a retryable error).
-        if (delivered || !fails_over(last_error.code, last_error.retryable) || (cancel && cancel->cancelled) ||
+        const Error& err = a.response.error();
+        failures.push_back(err);
+        tried.push_back(model.id + " via " + model.provider);
+        if (delivered || !fails_over(err.code, err.retryable) || (cancel && cancel->cancelled) ||
             m_clock->wall_ms() >= deadline_ms)
             break;
         // Context-window fallback: the prompt did not fit; try once on a model
         // with a larger window (same provider first), if the chain has none.
-        if (last_error.code == ErrorCode::context_length_exceeded && i + 1 == chain.size() &&
-            m_cfg.context_fallback) {
+        if (err.code == ErrorCode::context_length_exceeded && i + 1 == chain.size() && m_cfg.context_fallback) {
             const ModelInfo* bigger = larger_context_model(
                 m_registry, model, [this](const std::string& p, std::string& why) { return provider_available(p, why); });
             if (bigger && !cannot_serve(m_registry, *bigger, req) &&
@@ -561,81 +430,48 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
                 chain.push_back(bigger);
         }
     }
-    Error out = last_error;
-    if (failures.size() > 1) {
-        // Every model failed the same way (rate limited, bad key, timeout):
-        // keep that code, so the exit status and HTTP status still say why.
-        const bool same = std::all_of(codes.begin(), codes.end(), [&](ErrorCode c) { return c == codes.front(); });
-        out = same ? Error(codes.front(), "every model failed the same way")
-                   : Error(ErrorCode::all_models_unavailable, "all models failed");
-        for (const auto& f : failures) out.message += "; " + f;
-        out.retry_after = last_error.retry_after;
-    }
-    record(req, fail(out), chain.front()->id, chain.front()->provider, ms_between(t0, m_clock->now()), ttft, attempts, 0,
-           cancel && cancel->cancelled);
+    Error out = combine_failures(failures, tried);
+    record(req, fail(out),
+           {.model = chain.front()->id, .provider = chain.front()->provider, .latency_ms = since_t0(), .ttft_ms = ttft,
+            .attempts = attempts, .cancelled = cancel && cancel->cancelled});
     return fail(std::move(out));
 }
 
-std::string Gateway::model_label(const std::string& model) const {
-    // Metric labels come only from the registry: a client string (an unknown
-    // model name) never becomes a series of its own.
-    if (model.empty()) return "";
-    const ModelInfo* m = m_registry.find(model);
-    return m ? m->id : std::string("other");
-}
-
-std::string Gateway::agent_label(const std::string& agent) {
-    std::lock_guard lk(m_label_mu);
-    if (m_agent_labels.count(agent)) return agent;
-    if (m_agent_labels.size() >= k_max_agent_labels) return "other";
-    m_agent_labels.insert(agent);
-    return agent;
-}
-
-void Gateway::record(const InferenceRequest& req, const Result<InferenceResponse>& r, const std::string& model_in,
-                     const std::string& provider, double latency_ms, std::optional<double> ttft_ms, int attempts,
-                     double saved_usd, bool cancelled) {
-    const std::string model = model_label(model_in);
-    UsageRow row;
-    row.request_id = req.request_id;
-    row.time_ms = m_clock->wall_ms();
-    row.agent = req.agent_did.empty() ? m_cfg.agent : req.agent_did;
-    row.model = model_in.substr(0, 128);  // what was asked (bounded); metrics use the label
-    row.provider = provider;
-    row.latency_ms = latency_ms;
-    row.ttft_ms = ttft_ms;
-    row.stream = req.stream;
-    row.attempts = attempts;
-    row.saved_usd = saved_usd;
-    row.metadata = req.metadata;
-    std::string status = "ok";
-    if (r) {
-        row.usage = r->token_usage;
-        row.cost_usd = r->cost_usd;
-        row.cached = r->cache_hit;
-        m_metrics.inc("l04_token_usage_total", {{"direction", "input"}, {"model", model}},
-                      static_cast<double>(r->cached ? 0 : r->token_usage.prompt_tokens));
-        m_metrics.inc("l04_token_usage_total", {{"direction", "output"}, {"model", model}},
-                      static_cast<double>(r->cached ? 0 : r->token_usage.completion_tokens));
-        m_metrics.inc("l04_cost_usd_total", {{"model", model}}, r->cost_usd);
-        spdlog::info("request {} agent={} model={} provider={} status=ok tokens={}/{} cost={:.6f} latency={:.1f}ms cached={}",
-                     req.request_id, row.agent, model, provider, r->token_usage.prompt_tokens,
-                     r->token_usage.completion_tokens, r->cost_usd, latency_ms, cache_hit_name(r->cache_hit));
-    } else {
-        // A caller that went away (a closed pipe, a dropped connection) is
-        // recorded as such, not as a provider error.
-        status = cancelled ? "cancelled" : "error";
-        row.error_code = static_cast<int>(r.error().code);
-        spdlog::info("request {} agent={} model={} provider={} status={} code={} latency={:.1f}ms: {}", req.request_id,
-                     row.agent, model, provider, status, code_string(r.error().code), latency_ms,
-                     redact_secrets(r.error().message, m_secrets));
+InferenceResponse Gateway::serve_hit(const InferenceRequest& req, InferenceResponse hit, const ChunkSink* sink,
+                                     Clock::duration t0) {
+    hit.request_id = req.request_id;
+    hit.created_ms = m_clock->wall_ms();  // this answer's time; cached_at says when it was first made
+    std::optional<double> ttft;
+    if (sink) {
+        // Replayed in pieces (cache/replay.hpp), then the tool calls at once.
+        for (const auto& piece : stream_pieces(hit.content)) {
+            StreamChunk c;
+            c.delta = piece;
+            c.model_id = hit.model_id;
+            c.provider = hit.provider;
+            if (!ttft) ttft = ms_between(t0, m_clock->now());
+            if (!(*sink)(c)) break;
+        }
+        if (!hit.tool_calls.empty()) {
+            StreamChunk calls;
+            calls.tool_call_deltas = hit.tool_calls;
+            calls.model_id = hit.model_id;
+            calls.provider = hit.provider;
+            (*sink)(calls);
+        }
     }
-    row.status = status;
-    m_metrics.inc("l04_inference_requests_total", {{"provider", provider}, {"model", model}, {"status", status}});
-    m_metrics.observe("l04_inference_latency_seconds", {{"provider", provider}, {"model", model}}, latency_ms / 1000.0);
-    if (ttft_ms) m_metrics.observe("l04_time_to_first_token_seconds", {{"provider", provider}, {"model", model}}, *ttft_ms / 1000.0);
-    if (auto st = m_ledger->record(row); !st) spdlog::warn("usage ledger write failed: {}", st.error().to_string());
-    if (m_exporter) m_exporter->enqueue(row);
+    double saved = 0;
+    if (const ModelInfo* m = m_registry.find(hit.model_id)) saved = cost_usd(*m, hit.token_usage);
+    hit.latency_ms = ms_between(t0, m_clock->now());
+    record(req, hit,
+           {.model = hit.model_id, .provider = hit.provider, .latency_ms = hit.latency_ms, .ttft_ms = ttft, .saved_usd = saved});
+    return hit;
+}
+
+Gateway::BudgetHold::~BudgetHold() {
+    if (m_id == 0) return;
+    (void)m_gw.m_ledger->flush();  // the real cost is counted before the hold goes
+    m_gw.m_budget->release(m_id);
 }
 
 CacheStats Gateway::cache_stats() { return m_cache->stats(); }
@@ -644,78 +480,6 @@ Result<std::int64_t> Gateway::prune_usage() {
     const auto keep = m_cfg.usage_retention_ms;
     if (keep <= 0) return std::int64_t{0};
     return m_ledger->prune(m_clock->wall_ms() - keep);
-}
-
-void Gateway::refresh_metrics() {
-    const CacheStats cs = m_cache->stats();
-    m_metrics.set("l04_cache_hits_total", {}, static_cast<double>(cs.exact_hits + cs.semantic_hits));
-    m_metrics.set("l04_cache_semantic_hits_total", {}, static_cast<double>(cs.semantic_hits));
-    m_metrics.set("l04_cache_misses_total", {}, static_cast<double>(cs.misses));
-    m_metrics.set("l04_cache_semantic_refusals_total", {{"reason", "guard"}}, static_cast<double>(cs.guard_refusals));
-    m_metrics.set("l04_cache_semantic_refusals_total", {{"reason", "ambiguous"}}, static_cast<double>(cs.ambiguous));
-    m_metrics.set("l04_cache_entries", {}, static_cast<double>(cs.entries));
-    const QueueStats qs = m_queue->stats();
-    for (const char* p : {"high", "normal", "low"}) {
-        auto it = qs.pending_by_priority.find(p);
-        m_metrics.set("l04_queue_depth", {{"priority", p}}, it == qs.pending_by_priority.end() ? 0.0 : static_cast<double>(it->second));
-    }
-    for (const auto& [id, info] : m_registry.providers())
-        m_metrics.set("l04_circuit_breaker_state", {{"provider", id}}, static_cast<double>(m_breaker->snapshot(id).state));
-}
-
-HealthReport Gateway::health(bool probe) {
-    HealthReport h;
-    h.timestamp_ms = m_clock->wall_ms();
-    h.total_models = m_registry.models().size();
-    h.cache = m_cache->stats();
-    h.queue = m_queue->stats();
-    std::vector<std::pair<std::string, Provider*>> to_probe;
-    for (const auto& [id, info] : m_registry.providers()) {
-        ProviderStatus ps;
-        ps.id = id;
-        ps.kind = info.kind;
-        const auto& cfg = m_provider_cfg[id];
-        ps.configured = cfg.configured;
-        ps.circuit = m_breaker->snapshot(id);
-        m_metrics.set("l04_circuit_breaker_state", {{"provider", id}}, static_cast<double>(ps.circuit.state));
-        if (!cfg.configured) {
-            ps.state = HealthState::unconfigured;
-            ps.message = cfg.why_not;
-        } else if (ps.circuit.state == CircuitState::open) {
-            ps.state = HealthState::unhealthy;
-            ps.message = "circuit open: " + ps.circuit.last_error;
-        } else if (ps.circuit.state == CircuitState::half_open) {
-            ps.state = HealthState::degraded;
-            ps.message = "circuit half open";
-        }
-        if (probe && cfg.configured && ps.circuit.state != CircuitState::open) {
-            if (auto prov = provider_for(id)) {
-                to_probe.emplace_back(id, *prov);
-            } else {
-                ps.state = HealthState::unhealthy;
-                ps.message = prov.error().message;
-            }
-        }
-        h.providers.push_back(std::move(ps));
-    }
-    const auto probed = m_prober->probe(to_probe);
-    for (auto& ps : h.providers) {
-        auto it = probed.find(ps.id);
-        if (it == probed.end()) continue;
-        ps.state = it->second.state;
-        ps.probe_latency_ms = it->second.latency_ms;
-        if (!it->second.message.empty()) ps.message = it->second.message;
-    }
-    int configured = 0, healthy = 0;
-    for (const auto& ps : h.providers) {
-        if (!ps.configured) continue;
-        ++configured;
-        if (ps.state == HealthState::healthy) ++healthy;
-    }
-    if (configured == 0 || healthy == 0) h.gateway = "unhealthy";
-    else if (healthy < configured) h.gateway = "degraded";
-    else h.gateway = "healthy";
-    return h;
 }
 
 }  // namespace l04

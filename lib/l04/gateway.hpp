@@ -15,6 +15,7 @@
 #include <l04/core/error.hpp>
 #include <l04/core/types.hpp>
 #include <l04/health.hpp>
+#include <l04/recorder.hpp>
 #include <l04/http/transport.hpp>
 #include <l04/limit/circuit_breaker.hpp>
 #include <l04/limit/rate_limiter.hpp>
@@ -128,7 +129,7 @@ public:
     void refresh_metrics();
     // Deletes ledger rows older than usage.retention; returns how many.
     Result<std::int64_t> prune_usage();
-    UsageExporter* exporter() { return m_exporter.get(); }
+    UsageExporter* exporter() { return m_recorder->exporter(); }
     ResponseCache* cache() { return m_cache.get(); }
     Metrics& metrics() { return m_metrics; }
     const Registry& registry() const { return m_registry; }
@@ -146,13 +147,21 @@ private:
     Gateway() = default;
     Result<InferenceResponse> run(InferenceRequest& req, const ChunkSink* sink, const CancelToken* cancel);
     Result<InferenceResponse> redacted(Result<InferenceResponse> r) const;
-    // Bounded metric labels: registry ids (else "other"); the first 100
-    // agents seen (then "other").
-    std::string model_label(const std::string& model) const;
-    std::string agent_label(const std::string& agent);
-    static constexpr std::size_t k_max_agent_labels = 100;
-    std::mutex m_label_mu;
-    std::set<std::string> m_agent_labels;
+    std::string agent_label(const std::string& agent) { return m_recorder->agent_label(agent); }
+    // A spend-budget hold (limit/spend_budget.hpp), given back when the
+    // request is done: after the ledger is flushed, so that the real cost is
+    // counted before the hold goes.
+    class BudgetHold {
+    public:
+        BudgetHold(Gateway& gw, std::int64_t id = 0) : m_gw(gw), m_id(id) {}
+        BudgetHold(const BudgetHold&) = delete;
+        BudgetHold& operator=(const BudgetHold&) = delete;
+        ~BudgetHold();
+        void hold(std::int64_t id) { m_id = id; }
+    private:
+        Gateway& m_gw;
+        std::int64_t m_id;
+    };
     // One model of the chain: breaker → rate limit → queue → provider, with
     // retries. What the caller needs beside the answer comes back with it.
     struct Attempt {
@@ -172,9 +181,12 @@ private:
     Result<EmbedResult> call_embed(const EmbedRequest& req, const ModelInfo& model,
                                    const std::vector<std::string>& inputs, std::int64_t deadline_ms, int& attempts);
     bool provider_available(const std::string& id, std::string& why);
-    void record(const InferenceRequest& req, const Result<InferenceResponse>& r, const std::string& model,
-                const std::string& provider, double latency_ms, std::optional<double> ttft_ms, int attempts,
-                double saved_usd, bool cancelled = false);
+    void record(const InferenceRequest& req, const Result<InferenceResponse>& r, Recorder::Outcome o) {
+        m_recorder->record(req, r, o);
+    }
+    // A cache hit, answered (and replayed to a streaming caller) and recorded.
+    InferenceResponse serve_hit(const InferenceRequest& req, InferenceResponse hit, const ChunkSink* sink,
+                                Clock::duration t0);
 
     Settings m_settings;
     GatewayConfig m_cfg;
@@ -191,13 +203,13 @@ private:
     std::shared_ptr<RateLimiter> m_limiter;
     std::shared_ptr<CircuitBreaker> m_breaker;
     std::shared_ptr<SpendBudget> m_budget;
-    std::shared_ptr<UsageExporter> m_exporter;
     std::unique_ptr<RequestQueue> m_queue;
     Metrics m_metrics;
     std::mutex m_providers_mu;
     std::map<std::string, std::shared_ptr<Provider>> m_providers;
     std::map<std::string, ProviderConfig> m_provider_cfg;
     std::unique_ptr<HealthProber> m_prober;  // provider probes, remembered a few seconds
+    std::unique_ptr<Recorder> m_recorder;    // ledger rows, metrics, log lines of finished requests
 };
 
 // A fresh request id ("req_" + 16 hex digits).

@@ -220,7 +220,7 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
         return e;
     };
     auto refuse = [&](Error e, const std::string& model, const std::string& provider) -> Result<EmbedResponse> {
-        record(row_req, fail(e), model, provider, ms_since(*m_clock, t0), std::nullopt, 0, 0);
+        record(row_req, fail(e), {.model = model, .provider = provider, .latency_ms = ms_since(*m_clock, t0)});
         return fail(redact(std::move(e)));
     };
     if (req.inputs.empty()) return refuse(Error(ErrorCode::invalid_parameter, "'input' holds no text to embed"), req.model, "");
@@ -288,27 +288,20 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
     // Budgets hold the worst case (the texts' estimated tokens at the model's
     // price) until the real cost is in the ledger, as for prompts: the hold
     // goes when this function returns, after its ledger row.
-    struct ReleaseHold {
-        Gateway* gw;
-        std::int64_t id;
-        ~ReleaseHold() {
-            if (id == 0) return;
-            (void)gw->m_ledger->flush();
-            gw->m_budget->release(id);
-        }
-    } release_hold{this, 0};
+    BudgetHold release_hold(*this);
     if (!missing.empty()) {
         if (m_budget->active()) {
             std::int64_t est = 0;
             for (const auto& t : missing) est += estimate_tokens(t);
             auto hold = m_budget->reserve(req.agent_did, static_cast<double>(est) * m.input_price / 1e6);
             if (!hold) return refuse(hold.error(), m.id, m.provider);
-            release_hold.id = *hold;
+            release_hold.hold(*hold);
         }
         auto r = call_embed(req, m, missing, deadline_ms, attempts);
         if (!r) {
             Error e = r.error();
-            record(row_req, fail(e), m.id, m.provider, ms_since(*m_clock, t0), std::nullopt, attempts, 0);
+            record(row_req, fail(e),
+                   {.model = m.id, .provider = m.provider, .latency_ms = ms_since(*m_clock, t0), .attempts = attempts});
             return fail(redact(std::move(e)));
         }
         billed_tokens = r->prompt_tokens;
@@ -366,13 +359,13 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
     row.token_usage.total_tokens = row.token_usage.prompt_tokens;
     row.token_usage.estimated = out.usage_estimated;
     row.cost_usd = out.cost_usd;
-    row.cached = missing.empty();
     row.cache_hit = missing.empty() ? CacheHit::exact : CacheHit::none;
     double saved = 0;
     if (out.cached_inputs > 0)
         for (std::size_t i = 0; i < req.inputs.size(); ++i)
             if (have[i]) saved += static_cast<double>(tokens[i]) * m.input_price / 1e6;
-    record(row_req, row, m.id, m.provider, out.latency_ms, std::nullopt, attempts, saved);
+    record(row_req, row,
+           {.model = m.id, .provider = m.provider, .latency_ms = out.latency_ms, .attempts = attempts, .saved_usd = saved});
     return out;
 }
 

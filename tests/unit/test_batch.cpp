@@ -122,7 +122,6 @@ TEST_CASE("batch results - success and error lines") {
     r.token_usage.completion_tokens = 1;
     r.token_usage.total_tokens = 6;
     r.cost_usd = 0.25;
-    r.cached = true;
     r.cache_hit = CacheHit::exact;
     const auto ok = batch_result_json(it, r);
     CHECK(ok["id"] == "q");

@@ -100,7 +100,7 @@ TEST_CASE("exact cache: miss - store - hit - counters persist in SQLite") {
     auto hit = f.cache->lookup(k);
     REQUIRE(hit.has_value());
     CHECK(hit->content == "world");
-    CHECK(hit->cached);
+    CHECK(hit->from_cache());
     CHECK(hit->cache_hit == CacheHit::exact);
     CHECK(hit->cost_usd == 0);
     CHECK(hit->token_usage.total_tokens == 30);

@@ -69,7 +69,6 @@ TEST_CASE("requests round-trip through chat_request_to_json") {
     r.agent_did = "alice";
     r.options = {{"reply", option_from_text("hi")}};
     r.cache_mode = CacheMode::bypass;
-    r.enable_cache = false;
     r.timeout_ms = 1500;
     auto back = parse_chat_request(chat_request_to_json(r).dump());
     REQUIRE(back);
@@ -91,7 +90,6 @@ TEST_CASE("responses - chunks and errors in the OpenAI shape with l04 facts") {
     r.model_id = "gpt-4o";
     r.provider = "openai";
     r.token_usage = {3, 4, 7, false};
-    r.cached = true;
     r.cache_hit = CacheHit::semantic;
     r.similarity = 0.93;
     r.cost_usd = 0.001;
@@ -110,6 +108,9 @@ TEST_CASE("responses - chunks and errors in the OpenAI shape with l04 facts") {
     CHECK(back.similarity == doctest::Approx(0.93));
     CHECK(back.tool_calls == r.tool_calls);
     CHECK(back.token_usage.total_tokens == 7);
+    CHECK(back.from_cache());
+    CHECK(j["l04"]["cached"] == true);
+    CHECK_FALSE(j["l04"].contains("metadata"));  // nothing to say
 
     StreamChunk c;
     c.delta = "he";
@@ -208,4 +209,38 @@ TEST_CASE("error_from_json takes only a well-formed code of l04's range - never 
     CHECK_FALSE(odd.retry_after.has_value());
     CHECK(odd.details.empty());
     CHECK(error_from_json(json::array(), 502).http_status == 502);
+}
+
+TEST_CASE("responses - the gateway's typed facts travel in the l04 metadata under their historical keys") {
+    InferenceResponse r;
+    r.request_id = "req_2";
+    r.model_id = "gpt-4o";
+    r.provider = "openai";
+    r.metadata["provider_model"] = "gpt-4o-2024-08-06";
+    r.attempts = 3;
+    r.fallback_from = "claude-sonnet";
+    r.cache_refusal = CacheRefusalFact{"roles", 0.9571};
+    const auto j = chat_response_to_json(r);
+    const auto& m = j["l04"]["metadata"];
+    CHECK(m["attempts"] == "3");
+    CHECK(m["fallback_from"] == "claude-sonnet");
+    CHECK(m["cache_refused"] == "roles");
+    CHECK(m["cache_refused_similarity"] == "0.957");
+    CHECK(m["provider_model"] == "gpt-4o-2024-08-06");
+    CHECK_FALSE(j["l04"]["cached"].get<bool>());
+
+    const auto back = response_from_json(j);
+    CHECK(back.attempts == 3);
+    CHECK(back.fallback_from == "claude-sonnet");
+    REQUIRE(back.cache_refusal.has_value());
+    CHECK(back.cache_refusal->reason == "roles");
+    CHECK(back.cache_refusal->similarity == doctest::Approx(0.957));
+    // Only the provider's own entries stay in metadata.
+    CHECK(back.metadata.size() == 1);
+    CHECK(back.metadata.at("provider_model") == "gpt-4o-2024-08-06");
+
+    // One call: no attempts key (as before the facts were typed).
+    InferenceResponse one;
+    one.attempts = 1;
+    CHECK_FALSE(chat_response_to_json(one)["l04"].contains("metadata"));
 }

@@ -79,7 +79,7 @@ TEST_CASE("semantic cache: exact hit - semantic hit - miss - threshold override"
     CHECK(exact->cache_hit == CacheHit::exact);
     CHECK(exact->similarity == 1.0);
     CHECK(exact->content == "Use the reset link.");
-    CHECK(exact->cached);
+    CHECK(exact->from_cache());
 
     auto sem = c->lookup(key("please, how do I reset my password"));
     REQUIRE(sem);

@@ -138,7 +138,6 @@ BatchItem parse_batch_line(std::string_view line, std::size_t lineno, const Batc
     if (!item_priority) r.priority = d.priority;
     if (!item_cache && d.cache_mode != CacheMode::use) {
         r.cache_mode = d.cache_mode;
-        r.enable_cache = d.cache_mode != CacheMode::bypass;
     }
     r.stream = false;
     r.wait_for_limits = true;  // a batch waits for its turn; it does not fail for it
@@ -185,7 +184,7 @@ nlohmann::ordered_json batch_result_json(const BatchItem& item, const InferenceR
                   {"total_tokens", r.token_usage.total_tokens},
                   {"estimated", r.token_usage.estimated}}},
                 {"cost_usd", r.cost_usd},
-                {"cached", r.cached},
+                {"cached", r.from_cache()},
                 {"cache_hit", cache_hit_name(r.cache_hit)},
                 {"finish_reason", r.finish_reason},
                 {"latency_ms", r.latency_ms},

@@ -78,7 +78,7 @@ InferenceResponse response_from(const Stmt& st) {
     r.metadata["original_cost_usd"] = std::to_string(st.col_double(8));
     r.metadata["cached_at"] = std::to_string(st.col_int(9));
     if (!decode_extra(st.col_blob(14), r)) r.finish_reason = "error";  // damaged: the caller skips it
-    r.cached = true;
+    r.cache_hit = CacheHit::exact;  // lookup() says which kind
     r.cost_usd = 0;
     return r;
 }

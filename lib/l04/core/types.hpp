@@ -162,7 +162,6 @@ struct InferenceRequest {
     std::string tool_choice;      // JSON text or empty
     std::string response_format;  // JSON text or empty
     std::vector<std::string> capabilities;
-    bool enable_cache = true;
     CacheMode cache_mode = CacheMode::use;
     std::optional<double> cache_similarity_threshold;
     std::map<std::string, std::string> metadata;
@@ -216,6 +215,14 @@ bool has_images(const InferenceRequest& req);
 enum class CacheHit : std::uint8_t { none = 0, exact = 1, semantic = 2 };
 std::string_view cache_hit_name(CacheHit h);
 
+// Why the closest cached prompt, similar enough, was still not served (the
+// semantic cache's guard: "roles", "negation", ...; or "ambiguous").
+struct CacheRefusalFact {
+    std::string reason;
+    double similarity = 0;
+    bool operator==(const CacheRefusalFact&) const = default;
+};
+
 struct InferenceResponse {
     std::string request_id;
     std::string content;
@@ -223,13 +230,18 @@ struct InferenceResponse {
     std::string provider;
     TokenUsage token_usage;
     double latency_ms = 0;
-    bool cached = false;
-    CacheHit cache_hit = CacheHit::none;
+    CacheHit cache_hit = CacheHit::none;  // none: a provider answered
     double similarity = 0;
     double cost_usd = 0;
     std::string finish_reason = "stop";
     std::vector<ToolCall> tool_calls;
     std::int64_t created_ms = 0;
+    // The request's path through the gateway.
+    int attempts = 0;                              // provider calls made (0 for a cache hit)
+    std::string fallback_from;                     // the chain's first model, when another one answered
+    std::optional<CacheRefusalFact> cache_refusal; // a close cached prompt that was not served
+    // What the provider (or the cache) said beside the answer:
+    // provider_model, provider_response_id, usage_estimated, cached_at, ...
     std::map<std::string, std::string> metadata;
     std::string logprobs;  // the first choice's logprobs object as JSON text, or empty
     // Keys of the first choice's message beyond role, content, tool_calls and
@@ -245,6 +257,7 @@ struct InferenceResponse {
         bool operator==(const Choice&) const = default;
     };
     std::vector<Choice> more_choices;
+    bool from_cache() const { return cache_hit != CacheHit::none; }
 };
 
 // A /v1/embeddings request: texts to embed with one embedding model.

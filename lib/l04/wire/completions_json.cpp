@@ -89,12 +89,12 @@ json spec_completion_json(const InferenceResponse& r) {
            {"provider", r.provider},
            {"token_usage", std::move(u)},
            {"latency_ms", r.latency_ms},
-           {"cached", r.cached},
+           {"cached", r.from_cache()},
            {"cache_hit", cache_hit_name(r.cache_hit)},
            {"cost_usd", r.cost_usd},
            {"finish_reason", r.finish_reason},
            {"created", r.created_ms / 1000},
-           {"metadata", r.metadata}};
+           {"metadata", response_metadata(r)}};
     if (!r.tool_calls.empty()) j["tool_calls"] = tool_calls_json(r.tool_calls);
     if (r.cache_hit == CacheHit::semantic) j["similarity"] = r.similarity;
     return j;

@@ -431,9 +431,8 @@ Status parse_l04(const json& g, InferenceRequest& r) {
     }
     if (auto c = g.find("cache"); c != g.end() && !c->is_null()) {
         if (c->is_boolean()) {
-            r.enable_cache = c->get<bool>();
-            r.cache_mode = r.enable_cache ? CacheMode::use : CacheMode::bypass;
-            r.cache_explicit = r.enable_cache;
+            r.cache_mode = c->get<bool>() ? CacheMode::use : CacheMode::bypass;
+            r.cache_explicit = c->get<bool>();
         } else if (c->is_string()) {
             const auto s = c->get<std::string>();
             if (s == "use") {
@@ -441,7 +440,6 @@ Status parse_l04(const json& g, InferenceRequest& r) {
                 r.cache_explicit = true;
             } else if (s == "bypass" || s == "off") {
                 r.cache_mode = CacheMode::bypass;
-                r.enable_cache = false;
             } else if (s == "refresh") {
                 r.cache_mode = CacheMode::refresh;
                 r.cache_explicit = true;
@@ -651,7 +649,7 @@ json chat_request_to_json(const InferenceRequest& r) {
     if (r.priority != Priority::normal) g["priority"] = priority_name(r.priority);
     if (r.deadline_ms) g["deadline_ms"] = *r.deadline_ms;
     if (r.timeout_ms) g["timeout"] = static_cast<double>(*r.timeout_ms) / 1000.0;
-    if (r.cache_mode == CacheMode::bypass || !r.enable_cache) g["cache"] = "bypass";
+    if (r.cache_mode == CacheMode::bypass) g["cache"] = "bypass";
     else if (r.cache_mode == CacheMode::refresh) g["cache"] = "refresh";
     else if (r.cache_explicit) g["cache"] = "use";
     if (r.cache_similarity_threshold) g["cache_threshold"] = *r.cache_similarity_threshold;
@@ -678,17 +676,50 @@ json chat_request_to_json(const InferenceRequest& r) {
     return j;
 }
 
+json response_metadata(const InferenceResponse& r) {
+    json m = json::object();
+    for (const auto& [k, v] : r.metadata) m[k] = v;
+    if (r.attempts > 1) m["attempts"] = std::to_string(r.attempts);
+    if (!r.fallback_from.empty()) m["fallback_from"] = r.fallback_from;
+    if (r.cache_refusal) {
+        m["cache_refused"] = r.cache_refusal->reason;
+        m["cache_refused_similarity"] = fmt(r.cache_refusal->similarity, "%.3f");
+    }
+    return m;
+}
+
+void response_metadata_from(const json& metadata, InferenceResponse& r) {
+    if (!metadata.is_object()) return;
+    const auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+    std::optional<std::string> refused;
+    double refused_similarity = 0;
+    for (const auto& [k, v] : metadata.items()) {
+        if (k == "attempts") {
+            r.attempts = static_cast<int>(std::strtol(text(v).c_str(), nullptr, 10));
+        } else if (k == "fallback_from") {
+            r.fallback_from = text(v);
+        } else if (k == "cache_refused") {
+            refused = text(v);
+        } else if (k == "cache_refused_similarity") {
+            refused_similarity = std::strtod(text(v).c_str(), nullptr);
+        } else {
+            r.metadata[k] = text(v);
+        }
+    }
+    if (refused) r.cache_refusal = CacheRefusalFact{*refused, refused_similarity};
+}
+
 json response_facts(const InferenceResponse& r) {
     json f{{"request_id", r.request_id},
            {"model_id", r.model_id},
            {"provider", r.provider},
-           {"cached", r.cached},
+           {"cached", r.from_cache()},
            {"cache_hit", cache_hit_name(r.cache_hit)},
            {"latency_ms", r.latency_ms},
            {"cost_usd", r.cost_usd},
            {"usage_estimated", r.token_usage.estimated}};
     if (r.cache_hit == CacheHit::semantic) f["similarity"] = r.similarity;
-    if (!r.metadata.empty()) f["metadata"] = r.metadata;
+    if (json m = response_metadata(r); !m.empty()) f["metadata"] = std::move(m);
     return f;
 }
 
@@ -860,15 +891,13 @@ InferenceResponse response_from_json(const json& j) {
         r.request_id = f.value("request_id", r.request_id);
         r.model_id = f.value("model_id", r.model_id);
         r.provider = f.value("provider", "");
-        r.cached = f.value("cached", false);
         std::string hit = f.value("cache_hit", "none");
         r.cache_hit = hit == "exact" ? CacheHit::exact : hit == "semantic" ? CacheHit::semantic : CacheHit::none;
         r.similarity = f.value("similarity", r.cache_hit == CacheHit::exact ? 1.0 : 0.0);
         r.latency_ms = f.value("latency_ms", 0.0);
         r.cost_usd = f.value("cost_usd", 0.0);
         r.token_usage.estimated = f.value("usage_estimated", false);
-        if (f.contains("metadata") && f["metadata"].is_object())
-            for (const auto& [k, v] : f["metadata"].items()) r.metadata[k] = v.is_string() ? v.get<std::string>() : v.dump();
+        if (auto m = f.find("metadata"); m != f.end()) response_metadata_from(*m, r);
     }
     return r;
 }
@@ -893,7 +922,7 @@ std::vector<std::pair<std::string, std::string>> fact_headers(const InferenceRes
         {"x-request-id", r.request_id},
         {"x-l04-model", r.model_id},
         {"x-l04-provider", r.provider},
-        {"x-l04-cached", r.cached ? "true" : "false"},
+        {"x-l04-cached", r.from_cache() ? "true" : "false"},
         {"x-l04-cache-hit", std::string(cache_hit_name(r.cache_hit))},
         {"x-l04-latency-ms", fmt(r.latency_ms, "%.3f")},
         {"x-l04-cost-usd", fmt(r.cost_usd, "%.8f")},

@@ -27,6 +27,14 @@ nlohmann::json chat_request_to_json(const InferenceRequest& req);
 
 // The facts object ("l04") describing how a response was produced.
 nlohmann::json response_facts(const InferenceResponse& r);
+// The response's metadata as the wire shows it (the "metadata" object of the
+// l04 facts and of l04ctl --json): the provider's and the cache's entries,
+// plus the gateway's typed facts under their historical keys: attempts (when
+// more than one call was made), fallback_from, cache_refused and
+// cache_refused_similarity ("%.3f"). response_metadata_from reads them back
+// into the typed fields.
+nlohmann::json response_metadata(const InferenceResponse& r);
+void response_metadata_from(const nlohmann::json& metadata, InferenceResponse& r);
 nlohmann::json chat_response_to_json(const InferenceResponse& r);
 // OpenAI's usage object (total_tokens is the sum when the provider gave none)
 // and tool_calls array, shared by every endpoint's answer.
