@@ -251,14 +251,14 @@ int main(int argc, char** argv) {
     // Housekeeping: ledger retention and cache expiry, at start and hourly.
     auto housekeeping = [&] {
         if (auto n = (*gw)->prune_usage(); n && *n > 0) spdlog::info("pruned {} usage rows past retention", *n);
-        if (auto n = (*gw)->cache()->prune(); n && *n > 0) spdlog::info("pruned {} expired cache entries", *n);
+        if (auto n = (*gw)->prune_cache(); n && *n > 0) spdlog::info("pruned {} expired cache entries", *n);
     };
     housekeeping();
     auto next_housekeeping = std::chrono::steady_clock::now() + std::chrono::hours(1);
     auto next_checkpoint = std::chrono::steady_clock::now() + std::chrono::minutes(1);
     while (true) {
         if (std::chrono::steady_clock::now() >= next_checkpoint) {
-            if (auto st = (*gw)->ledger().checkpoint(); !st) spdlog::debug("WAL checkpoint: {}", st.error().to_string());
+            if (auto st = (*gw)->checkpoint(); !st) spdlog::debug("WAL checkpoint: {}", st.error().to_string());
             next_checkpoint = std::chrono::steady_clock::now() + std::chrono::minutes(1);
         }
         if (std::chrono::steady_clock::now() >= next_housekeeping) {
@@ -287,7 +287,7 @@ int main(int argc, char** argv) {
         // gateway, so do not destroy it under its feet. Save what matters, exit.
         spdlog::warn("{} connection(s) still busy after 30 s; exiting without waiting for them",
                      server.active_connections());
-        (void)(*gw)->ledger().flush();
+        (void)(*gw)->flush_ledger();
         spdlog::shutdown();
         std::_Exit(k_exit_ok);
     }

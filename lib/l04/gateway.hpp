@@ -85,6 +85,25 @@ struct ProviderStatus {
     double probe_latency_ms = 0;
 };
 
+// What the admin endpoints read (gateway_admin.cpp).
+struct LimitsReport {
+    std::vector<BucketState> buckets;
+    std::vector<std::pair<std::string, CircuitSnapshot>> circuits;  // one per provider, by id
+};
+struct CacheSearchReport {
+    double threshold = 0;
+    std::string embedder;
+    std::vector<CacheSearchHit> hits;
+};
+struct CacheCleared {
+    std::int64_t answers = 0;
+    std::int64_t embeddings = 0;
+};
+struct UsageReport {
+    UsageGroup total;
+    std::vector<UsageGroup> groups;
+};
+
 struct HealthReport {
     std::string gateway = "healthy";  // healthy, degraded, unhealthy
     std::int64_t timestamp_ms = 0;
@@ -124,22 +143,33 @@ public:
     // probe=false reports circuit/config state without calling providers.
     HealthReport health(bool probe);
     CacheStats cache_stats();
+
+    // Admin operations (gateway_admin.cpp): what the HTTP API and l04d need
+    // of the stages, so that neither reaches into them.
+    std::string metrics_text();  // refreshed, in Prometheus' text format
+    LimitsReport limits();
+    // E4xxx config_error when the semantic cache is off.
+    Result<CacheSearchReport> search_cache(const std::string& text, std::size_t k);
+    // Answers and cached embeddings (all, one model's, or older than).
+    Result<CacheCleared> clear_cache(const std::string& model, std::optional<std::int64_t> older_than_ms);
+    Result<std::int64_t> prune_cache();
+    Result<UsageReport> usage_report(std::int64_t since_ms, const std::string& by, const std::string& agent);
+    // Writes the ledger's queued rows and checkpoints its WAL.
+    Status checkpoint();
+    Status flush_ledger();
     // Updates gauges and the counters kept in SQLite (cache hits/misses,
     // circuit states, queue depth) before /metrics is rendered.
     void refresh_metrics();
     // Deletes ledger rows older than usage.retention; returns how many.
     Result<std::int64_t> prune_usage();
-    UsageExporter* exporter() { return m_recorder->exporter(); }
-    ResponseCache* cache() { return m_cache.get(); }
-    Metrics& metrics() { return m_metrics; }
     const Registry& registry() const { return m_registry; }
     const Settings& settings() const { return m_settings; }
     const GatewayConfig& config() const { return m_cfg; }
-    RateLimiter& rate_limiter() { return *m_limiter; }
-    CircuitBreaker& breaker() { return *m_breaker; }
-    SpendBudget& budget() { return *m_budget; }
-    Ledger& ledger() { return *m_ledger; }
     Clock& clock() { return *m_clock; }
+    // Inspection for tests (the API and l04d use the reports above).
+    Metrics& metrics() { return m_metrics; }
+    CircuitBreaker& breaker() { return *m_breaker; }
+    Ledger& ledger() { return *m_ledger; }
     // Fills in defaults and checks the request (E4500/E4501/E4502).
     Status validate(InferenceRequest& req) const;
 
@@ -170,6 +200,15 @@ private:
         bool delivered = false;         // chunks reached the caller
         std::optional<double> ttft_ms;  // time to the first delivered chunk
     };
+    // What a call holds while it runs: its rate-limit reservation (settled
+    // with the real token count after the call) and its provider slot.
+    struct Admission {
+        Reservation reservation;
+        QueueTicket ticket;
+    };
+    // Rate limits (sleeping out a bucket's refill when wait_for_limits and
+    // the deadline allow), then a queue slot. On failure nothing is held.
+    Result<Admission> admit(const LimitRequest& lr, Priority priority, bool wait_for_limits, std::int64_t deadline_ms);
     Attempt attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
                           const CancelToken* cancel, std::int64_t deadline_ms);
     Result<Provider*> provider_for(const std::string& id);

@@ -155,18 +155,10 @@ Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo
     std::int64_t tokens = 0;
     for (const auto& t : inputs) tokens += estimate_tokens(t);
     for (int retry = 0;; ++retry) {
-        auto res = m_limiter->reserve(LimitRequest{req.agent_did, model.provider, model.id, tokens, tokens});
-        if (!res) {
-            m_metrics.inc("l04_rate_limit_rejections_total", {{"agent_did", agent_label(req.agent_did)}});
-            return fail(res.error());
-        }
-        auto ticket = m_queue->acquire(model.provider, Priority::normal, deadline_ms);
-        if (!ticket) {
-            m_limiter->settle(*res, 0);
-            return fail(ticket.error());
-        }
+        L04_TRY_ASSIGN(auto adm, admit(LimitRequest{req.agent_did, model.provider, model.id, tokens, tokens},
+                                       Priority::normal, false, deadline_ms));
         if (auto st = m_breaker->allow(model.provider); !st) {
-            m_limiter->settle(*res, 0);
+            m_limiter->settle(adm.reservation, 0);
             return fail(st.error());
         }
         ++attempts;
@@ -176,11 +168,11 @@ Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo
         auto r = prov->embed(call);
         m_metrics.add("l04_active_requests", {{"provider", model.provider}}, -1);
         if (r) {
-            m_limiter->settle(*res, r->prompt_tokens);
+            m_limiter->settle(adm.reservation, r->prompt_tokens);
             m_breaker->on_success(model.provider);
             return r;
         }
-        m_limiter->settle(*res, 0);
+        m_limiter->settle(adm.reservation, 0);
         Error err = r.error();
         // The breaker counts requests, not attempts (as for completions): a
         // fault is reported once, when this request gives up; a 429 or a
@@ -196,7 +188,7 @@ Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo
             m_breaker->snapshot(model.provider).state != CircuitState::closed)
             report();
         if (give_up) return fail(std::move(err));
-        *ticket = QueueTicket();
+        adm.ticket = QueueTicket();
         m_metrics.inc("l04_retries_total", {{"provider", model.provider}, {"model", model.id}});
         m_clock->sleep_for(std::chrono::milliseconds(static_cast<std::int64_t>(wait)));
     }

@@ -696,6 +696,7 @@ Result<std::vector<CacheSearchHit>> ResponseCache::search(const std::string& tex
         h.created_ms = st->col_int(4);
         h.expires_ms = st->col_int(5);
         h.hits = st->col_int(6);
+        h.guard = m_cfg.semantic_guard ? semantic_conflict(text, h.prompt) : HitConflict::none;
         out.push_back(std::move(h));
     }
     forget(gone);

@@ -25,6 +25,7 @@
 // An embedder failure is E4301: logged, counted (cache_embed_failures); the
 // semantic part is skipped and the exact cache works as before.
 // Thread-safe: SQLite under one mutex, the index under its own shared lock.
+#include <l04/cache/hit_guard.hpp>
 #include <l04/cache/cache_key.hpp>
 #include <l04/cache/embedder.hpp>
 #include <l04/cache/vector_index.hpp>
@@ -84,6 +85,9 @@ struct CacheSearchHit {
     std::int64_t created_ms = 0;
     std::int64_t expires_ms = 0;
     std::int64_t hits = 0;
+    // What the hit guard says of serving this entry for the searched text
+    // (none when cache.semantic_guard is off).
+    HitConflict guard = HitConflict::none;
 };
 
 struct CacheStats {

@@ -356,25 +356,25 @@ json openapi_document() {
 }
 
 void Api::metrics(ResponseWriter& w) {
-    m_gw.refresh_metrics();
-    w.send(200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, m_gw.metrics().render());
+    w.send(200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, m_gw.metrics_text());
 }
 
 void Api::cache_prune(ResponseWriter& w) {
-    auto r = m_gw.cache()->prune();
+    auto r = m_gw.prune_cache();
     if (!r) return send_error(w, r.error());
     send_json(w, 200, {{"removed", *r}});
 }
 
 void Api::limits(ResponseWriter& w) {
+    const LimitsReport report = m_gw.limits();
     json arr = json::array();
-    for (const auto& b : m_gw.rate_limiter().buckets())
+    for (const auto& b : report.buckets)
         arr.push_back({{"scope", b.scope}, {"kind", b.kind}, {"level", b.level}, {"capacity", b.capacity},
                        {"refill_per_s", b.refill_per_s}});
     json circuits = json::object();
-    for (const auto& [id, info] : m_gw.registry().providers()) {
-        auto c = m_gw.breaker().snapshot(id);
-        circuits[id] = {{"state", circuit_state_name(c.state)},
+    for (const auto& entry : report.circuits) {
+        const CircuitSnapshot& c = entry.second;
+        circuits[entry.first] = {{"state", circuit_state_name(c.state)},
                         {"consecutive_failures", c.consecutive_failures},
                         {"blocked_until", c.blocked_until_ms > m_gw.clock().wall_ms() ? json(iso8601_utc(c.blocked_until_ms)) : json(nullptr)},
                         {"last_error", c.last_error.empty() ? json(nullptr) : json(c.last_error)}};
@@ -819,13 +819,9 @@ void Api::cache_clear(const ServerRequest& req, ResponseWriter& w) {
         older = parse_duration_ms(o);
         if (!older) return send_error(w, Error(ErrorCode::invalid_parameter, "older_than must be a duration like 24h"));
     }
-    auto r = m_gw.cache()->clear(query_param(req.query, "model"), older);
+    auto r = m_gw.clear_cache(query_param(req.query, "model"), older);
     if (!r) return send_error(w, r.error());
-    // Cached embeddings go with the answers (a re-pulled model must not
-    // keep serving the old vectors).
-    auto e = m_gw.clear_embeddings(query_param(req.query, "model"), older);
-    if (!e) return send_error(w, e.error());
-    send_json(w, 200, {{"deleted", *r + *e}, {"answers", *r}, {"embeddings", *e}});
+    send_json(w, 200, {{"deleted", r->answers + r->embeddings}, {"answers", r->answers}, {"embeddings", r->embeddings}});
 }
 
 void Api::cache_search(const ServerRequest& req, ResponseWriter& w) {
@@ -838,23 +834,16 @@ void Api::cache_search(const ServerRequest& req, ResponseWriter& w) {
         if (n < 1 || n > 100) return send_error(w, Error(ErrorCode::invalid_parameter, "k must be a number from 1 to 100"));
         k = static_cast<std::size_t>(n);
     }
-    ResponseCache& cache = *m_gw.cache();
-    if (!cache.config().semantic || !cache.embedder())
-        return send_error(w, Error(ErrorCode::config_error,
-                                   "the semantic cache is off: set cache.semantic = true and cache.embedder "
-                                   "(builtin, ollama or openai)"));
-    auto hits = cache.search(q, k);
-    if (!hits) return send_error(w, hits.error());
+    auto found = m_gw.search_cache(q, k);
+    if (!found) return send_error(w, found.error());
     const auto now = m_gw.clock().wall_ms();
-    const double threshold = cache.config().similarity_threshold;
+    const double threshold = found->threshold;
     json results = json::array();
-    for (const auto& h : *hits) {
-        // What the hit guard would say of serving this entry for q.
-        const auto why = cache.config().semantic_guard ? semantic_conflict(q, h.prompt) : HitConflict::none;
+    for (const auto& h : found->hits) {
         results.push_back({{"id", h.id},
                            {"similarity", h.similarity},
                            {"above_threshold", h.similarity + 1e-6 >= threshold},
-                           {"guard", why == HitConflict::none ? json(nullptr) : json(to_string(why))},
+                           {"guard", h.guard == HitConflict::none ? json(nullptr) : json(to_string(h.guard))},
                            {"prompt", h.prompt},
                            {"model", h.model_id},
                            {"target", h.target},
@@ -864,7 +853,7 @@ void Api::cache_search(const ServerRequest& req, ResponseWriter& w) {
                            {"expired", h.expires_ms <= now}});
     }
     send_json(w, 200,
-              {{"query", q}, {"k", k}, {"embedder", cache.embedder()->name()}, {"threshold", threshold},
+              {{"query", q}, {"k", k}, {"embedder", found->embedder}, {"threshold", threshold},
                {"results", results}});
 }
 
@@ -909,10 +898,8 @@ void Api::usage(const ServerRequest& req, ResponseWriter& w) {
         since_ms = now - *ms;
     }
     const std::string agent = query_param(req.query, "agent");
-    auto groups = m_gw.ledger().report(since_ms, query_param(req.query, "by"), agent);
-    if (!groups) return send_error(w, groups.error());
-    auto t = m_gw.ledger().report(since_ms, "", agent);
-    if (!t) return send_error(w, t.error());
+    auto rep = m_gw.usage_report(since_ms, query_param(req.query, "by"), agent);
+    if (!rep) return send_error(w, rep.error());
     auto group_json = [](const UsageGroup& g) {
         return json{{"key", g.key},
                     {"requests", g.requests},
@@ -925,9 +912,9 @@ void Api::usage(const ServerRequest& req, ResponseWriter& w) {
                     {"p50_latency_ms", g.p50_latency_ms},
                     {"p95_latency_ms", g.p95_latency_ms}};
     };
-    json total = t->empty() ? group_json(UsageGroup{"total"}) : group_json((*t)[0]);
+    json total = group_json(rep->total);
     json arr = json::array();
-    for (const auto& g : *groups) arr.push_back(group_json(g));
+    for (const auto& g : rep->groups) arr.push_back(group_json(g));
     send_json(w, 200, {{"since", iso8601_utc(since_ms)}, {"by", query_param(req.query, "by")}, {"total", total}, {"groups", arr}});
 }
 
