@@ -95,34 +95,26 @@ std::optional<std::string> cannot_serve(const Registry& reg, const ModelInfo& m,
     return std::nullopt;
 }
 
-Result<RoutingDecision> Router::route(const InferenceRequest& req, const ProviderAvailable& available) {
-    RoutingDecision d;
-    std::string model_name = req.model.empty() ? m_cfg.default_model : req.model;
+namespace {
 
-    // Hints are checked whether or not a model is named: a misspelt
-    // provider would exclude nothing, and an unknown strategy is an error
-    // even when a model makes it moot.
-    for (const auto* list : {&req.constraints.excluded_providers, &req.constraints.preferred_providers})
-        for (const auto& p : *list)
-            if (!m_reg.provider(p)) {
-                std::vector<std::string> known;
-                for (const auto& [id, info] : m_reg.providers()) known.push_back(id);
-                auto near = p.size() <= 64 ? closest_names(p, known, 1) : std::vector<std::string>{};
-                std::string all;
-                for (const auto& k : known) all += (all.empty() ? "" : ", ") + k;
-                return fail(ErrorCode::invalid_parameter,
-                            "unknown provider '" + p.substr(0, 64) + "' in the routing hints" +
-                                (near.empty() ? "" : " (did you mean '" + near[0] + "'?)") + "; providers: " + all);
-            }
-    if (!req.strategy.empty() && !parse_strategy(req.strategy))
-        return fail(ErrorCode::invalid_strategy,
-                    "unknown routing strategy '" + (req.strategy.size() <= 64 ? req.strategy : req.strategy.substr(0, 64) + "...") +
-                        "' (expected capability_match, fastest, cheapest, best_quality, balanced, fallback, "
-                        "round_robin or weighted, or an alias such as cost_optimized; see `l04ctl prompt --help`)");
-    const std::int64_t prompt_est = estimate_prompt_tokens(req);
-    const std::int64_t out_need = std::max<std::int64_t>(req.max_tokens.value_or(0), req.requirements.max_output_tokens);
+// What a request needs of a model beyond capabilities: its size, and the
+// limits its routing hints set.
+struct RequestFit {
+    const InferenceRequest& req;
+    std::int64_t prompt_est = 0;
+    std::int64_t out_need = 0;
+
+    explicit RequestFit(const InferenceRequest& r)
+        : req(r),
+          prompt_est(estimate_prompt_tokens(r)),
+          out_need(std::max<std::int64_t>(r.max_tokens.value_or(0), r.requirements.max_output_tokens)) {}
+
+    std::int64_t context_need() const {
+        return std::max<std::int64_t>(prompt_est + out_need, req.requirements.min_context_length);
+    }
+
     // Why the request's constraints rule `m` out, or nullopt.
-    auto violates = [&](const ModelInfo& m) -> std::optional<std::string> {
+    std::optional<std::string> violates(const ModelInfo& m) const {
         const auto& ex = req.constraints.excluded_providers;
         if (std::find(ex.begin(), ex.end(), m.provider) != ex.end()) return "provider " + m.provider + " excluded by the request";
         if (req.constraints.max_latency_ms && m.latency_ms > *req.constraints.max_latency_ms)
@@ -135,72 +127,50 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
                 return "estimated cost " + fmt_num(est_cents) + "c > max " + fmt_num(*req.constraints.max_cost_cents) + "c";
         }
         return std::nullopt;
-    };
+    }
+};
 
-    // The configured default model gives way to the hints (the caller did
-    // not name it): routing by strategy then picks a model that fits.
-    if (req.model.empty() && !model_name.empty())
-        if (const ModelInfo* dm = m_reg.find(model_name); dm && violates(*dm)) model_name.clear();
-    if (!model_name.empty()) {
-        const ModelInfo* m = m_reg.find(model_name);
-        if (!m) {
-            // "Did you mean" only for names a person could have typed: a huge
-            // one would cost seconds of edit-distance work and is echoed clipped.
-            auto near = model_name.size() <= 128 ? closest_names(model_name, m_reg.names()) : std::vector<std::string>{};
-            std::string msg = "unknown model '" + (model_name.size() <= 128 ? model_name : model_name.substr(0, 128) + "...") + "'";
-            if (!near.empty()) {
-                msg += " (did you mean ";
-                for (std::size_t i = 0; i < near.size(); ++i) msg += (i ? ", " : "") + std::string("'") + near[i] + "'";
-                msg += "?)";
+// Hints are checked whether or not a model is named: a misspelt provider
+// would exclude nothing, and an unknown strategy is an error even when a
+// model makes it moot.
+Status check_hints(const Registry& reg, const InferenceRequest& req) {
+    for (const auto* list : {&req.constraints.excluded_providers, &req.constraints.preferred_providers})
+        for (const auto& p : *list)
+            if (!reg.provider(p)) {
+                std::vector<std::string> known;
+                for (const auto& [id, info] : reg.providers()) known.push_back(id);
+                auto near = p.size() <= 64 ? closest_names(p, known, 1) : std::vector<std::string>{};
+                std::string all;
+                for (const auto& k : known) all += (all.empty() ? "" : ", ") + k;
+                return fail(ErrorCode::invalid_parameter,
+                            "unknown provider '" + p.substr(0, 64) + "' in the routing hints" +
+                                (near.empty() ? "" : " (did you mean '" + near[0] + "'?)") + "; providers: " + all);
             }
-            msg += "; run `l04ctl models list` to see every model";
-            return fail(ErrorCode::model_not_found, msg);
-        }
-        if (auto why = cannot_serve(m_reg, *m, req)) {
-            const ProviderInfo* p = m_reg.provider(m->provider);
-            auto kind = p ? parse_provider_kind(p->kind) : std::nullopt;
-            auto r = kind ? refused_field(req, *kind) : std::nullopt;
-            if (r && !(has_images(req) && !m->capabilities.has(Capability::vision)))
-                return fail(refusal_error(*r, m->provider, m->id));
-            Error e(ErrorCode::invalid_parameter, *why + "; name a model with vision, or route with --capability vision");
-            e.details = "messages[].content[image_url]";
-            return fail(std::move(e));
-        }
-        // A named model is still bound by the hints: never a silent exception.
-        if (auto why = violates(*m))
-            return fail(ErrorCode::invalid_parameter,
-                        "model " + m->id + " contradicts the request's routing hints: " + *why +
-                            "; name another model or drop the hint");
-        d.primary = m;
-        d.explicit_model = true;
-        d.strategy = "explicit";
-        d.target = m->id;
-        d.notes.push_back({m->id, true, 0, "named by the request"});
-        if (auto it = m_cfg.model_fallbacks.find(m->id); it != m_cfg.model_fallbacks.end()) {
-            for (const auto& f : it->second)
-                if (const ModelInfo* fm = m_reg.find(f); fm && fm != m) {
-                    std::string why;
-                    if (auto no = cannot_serve(m_reg, *fm, req)) {
-                        d.notes.push_back({fm->id, false, 0, "configured fallback dropped: " + *no});
-                    } else if (auto v = violates(*fm)) {
-                        d.notes.push_back({fm->id, false, 0, "configured fallback dropped: " + *v});
-                    } else if (available(fm->provider, why)) {
-                        d.fallbacks.push_back(fm);
-                        d.notes.push_back({fm->id, true, 0, "configured fallback"});
-                    } else {
-                        d.notes.push_back({fm->id, false, 0, "configured fallback dropped: " + why});
-                    }
-                }
-        }
-        return d;
-    }
+    if (!req.strategy.empty() && !parse_strategy(req.strategy))
+        return fail(ErrorCode::invalid_strategy,
+                    "unknown routing strategy '" + (req.strategy.size() <= 64 ? req.strategy : req.strategy.substr(0, 64) + "...") +
+                        "' (expected capability_match, fastest, cheapest, best_quality, balanced, fallback, "
+                        "round_robin or weighted, or an alias such as cost_optimized; see `l04ctl prompt --help`)");
+    return {};
+}
 
-    Strategy strategy = m_cfg.default_strategy;
-    if (!req.strategy.empty()) {
-        strategy = *parse_strategy(req.strategy);  // checked above
+Error unknown_model(const Registry& reg, const std::string& name) {
+    // "Did you mean" only for names a person could have typed: a huge one
+    // would cost seconds of edit-distance work and is echoed clipped.
+    auto near = name.size() <= 128 ? closest_names(name, reg.names()) : std::vector<std::string>{};
+    std::string msg = "unknown model '" + (name.size() <= 128 ? name : name.substr(0, 128) + "...") + "'";
+    if (!near.empty()) {
+        msg += " (did you mean ";
+        for (std::size_t i = 0; i < near.size(); ++i) msg += (i ? ", " : "") + std::string("'") + near[i] + "'";
+        msg += "?)";
     }
-    d.strategy = std::string(strategy_name(strategy));
+    msg += "; run `l04ctl models list` to see every model";
+    return Error(ErrorCode::model_not_found, msg);
+}
 
+// The capabilities a routed request needs: text, the ones it names, and
+// what its shape implies (streaming, tools, images).
+Result<CapabilitySet> needed_capabilities(const InferenceRequest& req) {
     CapabilitySet need;
     need.add(Capability::text);
     std::vector<std::string> cap_names = req.capabilities;
@@ -213,69 +183,54 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
     if (req.stream) need.add(Capability::streaming);
     if (!req.tools.empty()) need.add(Capability::tool_use);
     if (has_images(req)) need.add(Capability::vision);
-    // The cache keys on the target: everything that changes which models may
-    // answer is in it (streaming is not: a cached answer replays either way).
-    d.target = "route:" + d.strategy + ":";
+    return need;
+}
+
+// The cache keys on the target: everything that changes which models may
+// answer is in it (streaming is not: a cached answer replays either way).
+std::string route_target(const std::string& strategy, const CapabilitySet& need, const InferenceRequest& req) {
+    std::string target = "route:" + strategy + ":";
     bool first_cap = true;
     for (const auto& c : need.names()) {
         if (c == "streaming") continue;
-        d.target += (first_cap ? "" : ",") + c;
+        target += (first_cap ? "" : ",") + c;
         first_cap = false;
     }
     auto add_list = [&](const char* tag, std::vector<std::string> v) {
         if (v.empty()) return;
         std::sort(v.begin(), v.end());
-        d.target += std::string(";") + tag + "=";
-        for (std::size_t i = 0; i < v.size(); ++i) d.target += (i ? "," : "") + v[i];
+        target += std::string(";") + tag + "=";
+        for (std::size_t i = 0; i < v.size(); ++i) target += (i ? "," : "") + v[i];
     };
     add_list("exclude", req.constraints.excluded_providers);
     add_list("prefer", req.constraints.preferred_providers);
-    if (req.constraints.max_cost_cents) d.target += ";max_cost_cents=" + fmt_num(*req.constraints.max_cost_cents);
-    if (req.constraints.max_latency_ms) d.target += ";max_latency_ms=" + fmt_num(*req.constraints.max_latency_ms);
+    if (req.constraints.max_cost_cents) target += ";max_cost_cents=" + fmt_num(*req.constraints.max_cost_cents);
+    if (req.constraints.max_latency_ms) target += ";max_latency_ms=" + fmt_num(*req.constraints.max_latency_ms);
     if (req.requirements.min_context_length > 0)
-        d.target += ";min_context=" + std::to_string(req.requirements.min_context_length);
+        target += ";min_context=" + std::to_string(req.requirements.min_context_length);
+    return target;
+}
 
-    const std::int64_t ctx_need = std::max<std::int64_t>(prompt_est + out_need, req.requirements.min_context_length);
+}  // namespace
 
-    std::vector<const ModelInfo*> kept;
-    auto drop = [&](const ModelInfo& m, std::string why) { d.notes.push_back({m.id, false, 0, std::move(why)}); };
-    for (const ModelInfo* m : m_reg.models().empty() ? std::vector<const ModelInfo*>{} : m_reg.with_capabilities({})) {
-        const ProviderInfo* p = m_reg.provider(m->provider);
-        if (m->capabilities.has(Capability::embedding) && !m->capabilities.has(Capability::text)) continue;
-        if (p && p->kind == "mock") {
-            drop(*m, "the mock provider is used only when named");
-            continue;
-        }
-        if (!m->capabilities.contains_all(need)) {
-            std::string missing;
-            for (const auto& c : need.names())
-                if (!m->capabilities.has(*parse_capability(c))) missing += (missing.empty() ? "" : ",") + c;
-            drop(*m, "lacks capability " + missing);
-            continue;
-        }
-        if (m->context_window > 0 && m->context_window < ctx_need) {
-            drop(*m, "context window " + std::to_string(m->context_window) + " < needed " + std::to_string(ctx_need));
-            continue;
-        }
-        if (out_need > 0 && m->max_output_tokens > 0 && m->max_output_tokens < out_need) {
-            drop(*m, "max output " + std::to_string(m->max_output_tokens) + " < requested " + std::to_string(out_need));
-            continue;
-        }
-        if (auto no = cannot_serve(m_reg, *m, req)) {
-            drop(*m, *no);
-            continue;
-        }
-        if (auto v = violates(*m)) {
-            drop(*m, *v);
-            continue;
-        }
-        std::string why;
-        if (!available(m->provider, why)) {
-            drop(*m, why);
-            continue;
-        }
-        kept.push_back(m);
-    }
+Result<RoutingDecision> Router::route(const InferenceRequest& req, const ProviderAvailable& available) {
+    L04_TRY(check_hints(m_reg, req));
+    const RequestFit fit(req);
+    std::string model_name = req.model.empty() ? m_cfg.default_model : req.model;
+    // The configured default model gives way to the hints (the caller did
+    // not name it): routing by strategy then picks a model that fits.
+    if (req.model.empty() && !model_name.empty())
+        if (const ModelInfo* dm = m_reg.find(model_name); dm && fit.violates(*dm)) model_name.clear();
+    if (!model_name.empty()) return route_named(req, model_name, available);
+
+    RoutingDecision d;
+    const Strategy strategy = req.strategy.empty() ? m_cfg.default_strategy : *parse_strategy(req.strategy);  // checked
+    d.strategy = std::string(strategy_name(strategy));
+    L04_TRY_ASSIGN(const CapabilitySet need, needed_capabilities(req));
+    d.target = route_target(d.strategy, need, req);
+
+    std::vector<const ModelInfo*> kept = candidates(req, need, available, d.notes);
+    const auto drop = [&](const ModelInfo& m, std::string why) { d.notes.push_back({m.id, false, 0, std::move(why)}); };
 
     // `fallback` with no configured chain: the balanced ranking is the chain
     // (the walkthrough's default strategy must not fail on a fresh install).
@@ -305,6 +260,110 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
         return fail(ErrorCode::no_suitable_model, msg);
     }
 
+    const auto scored = rank(strategy, need, kept, !(strategy == Strategy::fallback && !fallback_ranked),
+                             req.constraints.preferred_providers);
+    d.primary = scored.front().second;
+    for (std::size_t i = 0; i < scored.size(); ++i) {
+        if (i > 0) d.fallbacks.push_back(scored[i].second);
+        d.notes.push_back({scored[i].second->id, true, scored[i].first, i == 0 ? "primary" : "fallback #" + std::to_string(i)});
+    }
+    return d;
+}
+
+Result<RoutingDecision> Router::route_named(const InferenceRequest& req, const std::string& name,
+                                            const ProviderAvailable& available) {
+    const RequestFit fit(req);
+    const ModelInfo* m = m_reg.find(name);
+    if (!m) return fail(unknown_model(m_reg, name));
+    if (auto why = cannot_serve(m_reg, *m, req)) {
+        const ProviderInfo* p = m_reg.provider(m->provider);
+        auto kind = p ? parse_provider_kind(p->kind) : std::nullopt;
+        auto r = kind ? refused_field(req, *kind) : std::nullopt;
+        if (r && !(has_images(req) && !m->capabilities.has(Capability::vision)))
+            return fail(refusal_error(*r, m->provider, m->id));
+        Error e(ErrorCode::invalid_parameter, *why + "; name a model with vision, or route with --capability vision");
+        e.details = "messages[].content[image_url]";
+        return fail(std::move(e));
+    }
+    // A named model is still bound by the hints: never a silent exception.
+    if (auto why = fit.violates(*m))
+        return fail(ErrorCode::invalid_parameter,
+                    "model " + m->id + " contradicts the request's routing hints: " + *why +
+                        "; name another model or drop the hint");
+    RoutingDecision d;
+    d.primary = m;
+    d.explicit_model = true;
+    d.strategy = "explicit";
+    d.target = m->id;
+    d.notes.push_back({m->id, true, 0, "named by the request"});
+    if (auto it = m_cfg.model_fallbacks.find(m->id); it != m_cfg.model_fallbacks.end()) {
+        for (const auto& f : it->second)
+            if (const ModelInfo* fm = m_reg.find(f); fm && fm != m) {
+                std::string why;
+                if (auto no = cannot_serve(m_reg, *fm, req)) {
+                    d.notes.push_back({fm->id, false, 0, "configured fallback dropped: " + *no});
+                } else if (auto v = fit.violates(*fm)) {
+                    d.notes.push_back({fm->id, false, 0, "configured fallback dropped: " + *v});
+                } else if (available(fm->provider, why)) {
+                    d.fallbacks.push_back(fm);
+                    d.notes.push_back({fm->id, true, 0, "configured fallback"});
+                } else {
+                    d.notes.push_back({fm->id, false, 0, "configured fallback dropped: " + why});
+                }
+            }
+    }
+    return d;
+}
+
+std::vector<const ModelInfo*> Router::candidates(const InferenceRequest& req, const CapabilitySet& need,
+                                                 const ProviderAvailable& available, std::vector<CandidateNote>& notes) const {
+    const RequestFit fit(req);
+    const std::int64_t ctx_need = fit.context_need();
+    std::vector<const ModelInfo*> kept;
+    auto drop = [&](const ModelInfo& m, std::string why) { notes.push_back({m.id, false, 0, std::move(why)}); };
+    for (const ModelInfo* m : m_reg.models().empty() ? std::vector<const ModelInfo*>{} : m_reg.with_capabilities({})) {
+        const ProviderInfo* p = m_reg.provider(m->provider);
+        if (m->capabilities.has(Capability::embedding) && !m->capabilities.has(Capability::text)) continue;
+        if (p && p->kind == "mock") {
+            drop(*m, "the mock provider is used only when named");
+            continue;
+        }
+        if (!m->capabilities.contains_all(need)) {
+            std::string missing;
+            for (const auto& c : need.names())
+                if (!m->capabilities.has(*parse_capability(c))) missing += (missing.empty() ? "" : ",") + c;
+            drop(*m, "lacks capability " + missing);
+            continue;
+        }
+        if (m->context_window > 0 && m->context_window < ctx_need) {
+            drop(*m, "context window " + std::to_string(m->context_window) + " < needed " + std::to_string(ctx_need));
+            continue;
+        }
+        if (fit.out_need > 0 && m->max_output_tokens > 0 && m->max_output_tokens < fit.out_need) {
+            drop(*m, "max output " + std::to_string(m->max_output_tokens) + " < requested " + std::to_string(fit.out_need));
+            continue;
+        }
+        if (auto no = cannot_serve(m_reg, *m, req)) {
+            drop(*m, *no);
+            continue;
+        }
+        if (auto v = fit.violates(*m)) {
+            drop(*m, *v);
+            continue;
+        }
+        std::string why;
+        if (!available(m->provider, why)) {
+            drop(*m, why);
+            continue;
+        }
+        kept.push_back(m);
+    }
+    return kept;
+}
+
+std::vector<std::pair<double, const ModelInfo*>> Router::rank(Strategy strategy, const CapabilitySet& need,
+                                                              const std::vector<const ModelInfo*>& kept, bool sort,
+                                                              const std::vector<std::string>& preferred) {
     // Score: higher is better.
     double max_price = 0, max_lat = 0;
     for (const ModelInfo* m : kept) {
@@ -336,14 +395,12 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
     };
     std::vector<std::pair<double, const ModelInfo*>> scored;
     for (const ModelInfo* m : kept) scored.emplace_back(score(*m), m);
-    if (strategy != Strategy::fallback || fallback_ranked)
-        std::stable_sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first > b.first; });
+    if (sort) std::stable_sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first > b.first; });
 
     // Preferred providers go first, in the strategy's order among themselves.
-    if (!req.constraints.preferred_providers.empty()) {
-        const auto& pref = req.constraints.preferred_providers;
+    if (!preferred.empty()) {
         std::stable_partition(scored.begin(), scored.end(), [&](const auto& e) {
-            return std::find(pref.begin(), pref.end(), e.second->provider) != pref.end();
+            return std::find(preferred.begin(), preferred.end(), e.second->provider) != preferred.end();
         });
     }
 
@@ -374,13 +431,7 @@ Result<RoutingDecision> Router::route(const InferenceRequest& req, const Provide
                         scored.begin() + static_cast<std::ptrdiff_t>(pick) + 1);
         }
     }
-
-    d.primary = scored.front().second;
-    for (std::size_t i = 0; i < scored.size(); ++i) {
-        if (i > 0) d.fallbacks.push_back(scored[i].second);
-        d.notes.push_back({scored[i].second->id, true, scored[i].first, i == 0 ? "primary" : "fallback #" + std::to_string(i)});
-    }
-    return d;
+    return scored;
 }
 
 }  // namespace l04

@@ -91,6 +91,21 @@ public:
     const RouterConfig& config() const { return m_cfg; }
 
 private:
+    // A model named by the request (or routing.default_model): it, then its
+    // configured fallbacks that can serve the request.
+    Result<RoutingDecision> route_named(const InferenceRequest& req, const std::string& name,
+                                        const ProviderAvailable& available);
+    // The models that can serve a routed request; each one left out gets a
+    // note saying why.
+    std::vector<const ModelInfo*> candidates(const InferenceRequest& req, const CapabilitySet& need,
+                                             const ProviderAvailable& available, std::vector<CandidateNote>& notes) const;
+    // The candidates ordered by the strategy (sort=false keeps the given
+    // order: a configured fallback chain), preferred providers first, then
+    // round robin's rotation or weighted's pick in front.
+    std::vector<std::pair<double, const ModelInfo*>> rank(Strategy strategy, const CapabilitySet& need,
+                                                          const std::vector<const ModelInfo*>& kept, bool sort,
+                                                          const std::vector<std::string>& preferred);
+
     const Registry& m_reg;
     RouterConfig m_cfg;
     std::atomic<std::uint64_t> m_rr{0};
