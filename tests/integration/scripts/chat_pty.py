@@ -14,7 +14,7 @@ import time
 l04ctl = sys.argv[1]
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv(l04ctl, [l04ctl, "chat", "-m", "mock", "-o", "chunk_delay_ms=40"])
+    os.execv(l04ctl, [l04ctl, "chat", "-m", "mock", "-o", "chunk_delay_ms=150"])  # slow enough that Ctrl-C lands mid-answer on a loaded machine
 
 buf = b""
 
