@@ -6,11 +6,10 @@
 #                                  configures it and shares its instrumented
 #                                  library and binaries). CI runs this.
 #   scripts/sanitize.sh --unit     the unit suite only (faster, by hand)
-#   scripts/sanitize.sh --tsan     the concurrency tests under ThreadSanitizer,
-#                                  in ./build-tsan (-DL04_TSAN=ON): the unit
-#                                  tests that run threads, and the integration
-#                                  tests (real l04d, many clients). By hand:
-#                                  a TSan build doubles the CI's build time.
+#   scripts/sanitize.sh --tsan     unit + integration suites under ThreadSanitizer,
+#                                  in ./build-tsan (-DL04_TSAN=ON; l04d and
+#                                  l04ctl instrumented too). By hand: a TSan
+#                                  build would add ~15 minutes to the CI run.
 # Extra arguments go to ctest (e.g. -R "queue").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,18 +26,22 @@ jobs=$(nproc)
 if [[ $mode == tsan ]]; then
   dir=build-tsan
   [[ -f $dir/CMakeCache.txt ]] || CXX=clang++ cmake -S . -B $dir "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only -DNDEBUG" \
     -DL04_TSAN=ON -DL04_BUILD_TESTS=ON -DL04_BUILD_BENCH=OFF >/dev/null
-  cmake --build $dir --parallel "$jobs" --target l04_unit_tests l04_integration_tests l04ctl l04d
+  # Everything (the package test needs the generated shell completions too).
+  cmake --build $dir --parallel "$jobs"
   # hnswlib's per-element locks are taken in an order TSan cannot prove safe;
-  # docs/NOTES.md ("Sanitizers") says why they are not a deadlock.
+  # docs/NOTES.md ("Sanitizers") says why they are not a deadlock here.
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
-  echo "sanitize: concurrency tests under ThreadSanitizer"
-  # Unit tests that run threads, then every integration test.
-  (cd $dir && ctest --output-on-failure --timeout 600 -j "$jobs" \
-    -R "queue|rate limiter|circuit|breaker|cache|gateway|ledger|server|http|exporter|batch|index|semantic|usage|prompt log" \
-    -L unit "$@")
-  (cd $dir && ctest --output-on-failure --timeout 600 -j "$jobs" -L integration "$@")
-  echo "sanitize: the concurrency tests passed under ThreadSanitizer"
+  echo "sanitize: unit and integration suites under ThreadSanitizer"
+  # The vector index's own tests build graphs large enough that TSan loses
+  # the stacks of those lock-order reports (it prints a placeholder frame),
+  # so no suppression can name them: they run with lock-order detection off
+  # and race detection on. Every other test runs with both.
+  (cd $dir && ctest --output-on-failure --timeout 600 -j "$jobs" -E "^vector index" "$@")
+  (cd $dir && TSAN_OPTIONS="$TSAN_OPTIONS detect_deadlocks=0" \
+    ctest --output-on-failure --timeout 600 -j "$jobs" -R "^vector index" "$@")
+  echo "sanitize: the unit and integration suites passed under ThreadSanitizer"
   exit 0
 fi
 

@@ -242,5 +242,5 @@ TEST_CASE("layering: the checks see a violation - a planted line is caught") {
     CHECK(layer_of_include("gateway.hpp") == "gateway");
     CHECK(layer_of_include("cache/response_cache.hpp") == "cache");
     CHECK(layer_of_path(fs::path("gateway_extra.cpp")) == "gateway");
-    CHECK(layer_of_path(fs::path("limit/tx.hpp")) == "limit");
+    CHECK(layer_of_path(fs::path("limit/sqlite_rate_limiter.hpp")) == "limit");
 }

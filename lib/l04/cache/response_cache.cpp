@@ -65,19 +65,20 @@ bool decode_extra(std::string_view data, InferenceResponse& r) {
     return data.empty();
 }
 
+// A row selected with k_hit_cols, read by column name.
 InferenceResponse response_from(const Stmt& st) {
     InferenceResponse r;
-    r.model_id = st.col_text(1);
-    r.provider = st.col_text(2);
-    r.content = st.col_text(3);
-    r.finish_reason = st.col_text(4);
-    r.tool_calls = decode_tool_calls(st.col_blob(5));
-    r.token_usage.prompt_tokens = st.col_int(6);
-    r.token_usage.completion_tokens = st.col_int(7);
+    r.model_id = st.col_text("model_id");
+    r.provider = st.col_text("provider");
+    r.content = st.col_text("content");
+    r.finish_reason = st.col_text("finish_reason");
+    r.tool_calls = decode_tool_calls(st.col_blob("tool_calls"));
+    r.token_usage.prompt_tokens = st.col_int("prompt_tokens");
+    r.token_usage.completion_tokens = st.col_int("completion_tokens");
     r.token_usage.total_tokens = r.token_usage.prompt_tokens + r.token_usage.completion_tokens;
-    r.metadata["original_cost_usd"] = std::to_string(st.col_double(8));
-    r.metadata["cached_at"] = std::to_string(st.col_int(9));
-    if (!decode_extra(st.col_blob(14), r)) r.finish_reason = "error";  // damaged: the caller skips it
+    r.metadata["original_cost_usd"] = std::to_string(st.col_double("cost_usd"));
+    r.metadata["cached_at"] = std::to_string(st.col_int("created_ms"));
+    if (!decode_extra(st.col_blob("extra"), r)) r.finish_reason = "error";  // damaged: the caller skips it
     r.cache_hit = CacheHit::exact;  // lookup() says which kind
     r.cost_usd = 0;
     return r;
@@ -222,20 +223,22 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
     const auto now = m_clock.wall_ms();
     {
         std::lock_guard lk(m_mu);
-        auto st = m_db->prepare(std::string("SELECT ") + k_hit_cols + " FROM cache_entries WHERE key = ?");
+        auto st = m_db->cached(std::string("SELECT ") + k_hit_cols + " FROM cache_entries WHERE key = ?");
         if (st) {
-            st->bind(1, key.exact);
-            auto row = st->step();
+            Stmt& q = **st;
+            StmtReset reset(q);
+            q.bind(1, key.exact);
+            auto row = q.step();
             InferenceResponse r;
-            if (row && *row && st->col_int(10) > now && (r = response_from(*st)).finish_reason != "error") {
-                const auto id = st->col_int(0);
+            if (row && *row && q.col_int("expires_ms") > now && (r = response_from(q)).finish_reason != "error") {
+                const auto id = q.col_int("id");
                 r.cache_hit = CacheHit::exact;
                 r.similarity = 1.0;
                 // End the read first: an UPDATE inside a read transaction
                 // whose snapshot another process has written past fails at
                 // once with SQLITE_BUSY_SNAPSHOT (no busy wait), and the hit
                 // went uncounted.
-                *st = Stmt();
+                q.reset();
                 count_hit_locked(id, now, CounterId::cache_exact_hits);
                 return r;
             }
@@ -281,25 +284,27 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
         // The index's similarities are within 5e-4 of the truth (it stores
         // halves); the decision below uses the float vectors.
         if (static_cast<double>(c.similarity) + 1e-3 < t - margin) break;
-        auto st = m_db->prepare(std::string("SELECT ") + k_hit_cols + ", prompt, vector FROM cache_entries WHERE id = ?");
-        if (!st) break;
-        st->bind(1, c.label);
-        auto row = st->step();
+        auto cached = m_db->cached(std::string("SELECT ") + k_hit_cols + ", prompt, vector FROM cache_entries WHERE id = ?");
+        if (!cached) break;
+        Stmt& st = **cached;
+        StmtReset reset(st);
+        st.bind(1, c.label);
+        auto row = st.step();
         if (!row) break;
         if (!*row) {
             gone.push_back(c.label);  // deleted by another process
             continue;
         }
-        if (st->col_text(11) != key.scope || st->col_text(12) != m_embedder_name ||
-            st->col_int(13) != static_cast<std::int64_t>(m_dims) || st->col_int(10) <= now)
+        if (st.col_text("scope") != key.scope || st.col_text("embedder") != m_embedder_name ||
+            st.col_int("dims") != static_cast<std::int64_t>(m_dims) || st.col_int("expires_ms") <= now)
             continue;
         Loaded l;
-        l.resp = response_from(*st);
+        l.resp = response_from(st);
         l.id = c.label;
-        l.prompt = st->col_text(15);
-        l.answer = l.resp.content + '\x1f' + st->col_blob(5) + '\x1f' + st->col_blob(14);  // the whole answer
+        l.prompt = st.col_text("prompt");
+        l.answer = l.resp.content + '\x1f' + st.col_blob("tool_calls") + '\x1f' + st.col_blob("extra");  // the whole answer
         if (l.resp.finish_reason == "error") continue;  // a damaged entry: never served
-        const auto stored = decode_vector(st->col_blob(16), m_dims);
+        const auto stored = decode_vector(st.col_blob("vector"), m_dims);
         if (!stored) continue;  // a damaged vector blob: never served
         l.similarity = std::min(1.0, static_cast<double>(dot(vec->data(), stored->data(), m_dims)));
         loaded.push_back(std::move(l));
@@ -689,13 +694,13 @@ Result<std::vector<CacheSearchHit>> ResponseCache::search(const std::string& tex
         CacheSearchHit h;
         h.id = m.label;
         h.similarity = m.similarity;
-        h.prompt = st->col_text(0);
-        h.target = st->col_text(1);
-        h.model_id = st->col_text(2);
-        h.scope = st->col_text(3);
-        h.created_ms = st->col_int(4);
-        h.expires_ms = st->col_int(5);
-        h.hits = st->col_int(6);
+        h.prompt = st->col_text("prompt");
+        h.target = st->col_text("target");
+        h.model_id = st->col_text("model_id");
+        h.scope = st->col_text("scope");
+        h.created_ms = st->col_int("created_ms");
+        h.expires_ms = st->col_int("expires_ms");
+        h.hits = st->col_int("hits");
         h.guard = m_cfg.semantic_guard ? semantic_conflict(text, h.prompt) : HitConflict::none;
         out.push_back(std::move(h));
     }

@@ -7,7 +7,6 @@
 #include <cstring>
 #include <unistd.h>
 
-#include <l04/limit/tx.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -110,9 +109,6 @@ Result<std::unique_ptr<SqliteCircuitBreaker>> SqliteCircuitBreaker::create(std::
 
 Status SqliteCircuitBreaker::prepare() {
     auto p = [&](Stmt& out, std::string_view sql) { return m_db->prepare_into(out, sql); };
-    if (auto s = p(m_begin, "BEGIN IMMEDIATE"); !s) return s;
-    if (auto s = p(m_commit, "COMMIT"); !s) return s;
-    if (auto s = p(m_rollback, "ROLLBACK"); !s) return s;
     if (auto s = p(m_select,
                    "SELECT state, consecutive_failures, opened_at_ms, blocked_until_ms, probe_until_ms, last_error, "
                    "probe_pid, probe_start FROM circuit_breakers WHERE provider = ?");
@@ -164,7 +160,7 @@ Status SqliteCircuitBreaker::store(const std::string& provider, const Row& row) 
 
 template <class Fn>
 Status SqliteCircuitBreaker::update(const std::string& provider, Fn&& fn) {
-    L04_TRY_ASSIGN(auto tx, ImmediateTx::begin(m_begin, m_commit, m_rollback));
+    L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
     Row row;
     L04_TRY(load(provider, row));
     if (!fn(row)) return {};  // nothing to write: the destructor rolls back

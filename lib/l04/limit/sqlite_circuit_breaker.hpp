@@ -87,7 +87,6 @@ private:
     Clock& m_clock;
     std::mutex m_mu;
     std::int64_t m_self_start = 0;  // this process's start time (ticks since boot)
-    Stmt m_begin, m_commit, m_rollback;
     Stmt m_select, m_upsert;
 };
 

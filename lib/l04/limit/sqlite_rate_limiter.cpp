@@ -1,7 +1,6 @@
 #include <l04/limit/sqlite_rate_limiter.hpp>
 
 #include <l04/core/strings.hpp>
-#include <l04/limit/tx.hpp>
 #include <l04/store/schema.hpp>
 
 #include <algorithm>
@@ -99,9 +98,6 @@ Result<std::unique_ptr<SqliteRateLimiter>> SqliteRateLimiter::create(std::unique
 
 Status SqliteRateLimiter::prepare() {
     auto p = [&](Stmt& out, std::string_view sql) { return m_db->prepare_into(out, sql); };
-    if (auto s = p(m_begin, "BEGIN IMMEDIATE"); !s) return s;
-    if (auto s = p(m_commit, "COMMIT"); !s) return s;
-    if (auto s = p(m_rollback, "ROLLBACK"); !s) return s;
     if (auto s = p(m_select_bucket,
                    "SELECT scope, kind, level, updated_ms FROM limit_buckets WHERE scope IN (?, ?, ?)");
         !s)
@@ -200,7 +196,7 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
     if (needs.empty()) return res;
 
     std::lock_guard lk(m_mu);
-    L04_TRY_ASSIGN(auto tx, ImmediateTx::begin(m_begin, m_commit, m_rollback));
+    L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
     // Take the time inside the lock: transactions then see non-decreasing times.
     const auto now_ms = m_clock.wall_ms();
 
@@ -295,7 +291,7 @@ void SqliteRateLimiter::settle(const Reservation& r, std::int64_t actual_tokens)
 Status SqliteRateLimiter::settle_checked(const Reservation& r, std::int64_t actual_tokens) {
     if (r.id == 0) return {};
     std::lock_guard lk(m_mu);
-    L04_TRY_ASSIGN(auto tx, ImmediateTx::begin(m_begin, m_commit, m_rollback));
+    L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
     const auto now_ms = m_clock.wall_ms();
     std::string agent, provider, model;
     std::int64_t reserved = 0;

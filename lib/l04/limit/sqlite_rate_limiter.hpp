@@ -116,7 +116,6 @@ private:
     std::mutex m_mu;
     std::uint64_t m_reserves = 0;
     std::mt19937_64 m_rng;  // reservation ids: random, never reused
-    Stmt m_begin, m_commit, m_rollback;
     Stmt m_select_bucket, m_upsert_bucket;
     Stmt m_insert_reservation, m_select_reservation, m_delete_reservation;
 };

@@ -1,4 +1,6 @@
 #include <l04/store/db.hpp>
+
+#include <cassert>
 #include <l04/core/clock.hpp>
 
 #include <sqlite3.h>
@@ -80,6 +82,16 @@ void Stmt::reset() {
     sqlite3_clear_bindings(m_st);
 }
 
+int Stmt::col_index(std::string_view name) const {
+    const int n = sqlite3_column_count(m_st);
+    for (int i = 0; i < n; ++i) {
+        const char* c = sqlite3_column_name(m_st, i);
+        if (c && name == c) return i;
+    }
+    assert(!"no such result column");
+    return n;  // out of range: SQLite reads it as NULL
+}
+
 std::int64_t Stmt::col_int(int i) const { return sqlite3_column_int64(m_st, i); }
 double Stmt::col_double(int i) const { return sqlite3_column_double(m_st, i); }
 std::string Stmt::col_text(int i) const {
@@ -114,7 +126,19 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path) {
 }
 
 Db::~Db() {
+    m_stmts.clear();  // finalized before the connection closes
     if (m_db) sqlite3_close_v2(m_db);
+}
+
+Result<Stmt*> Db::cached(std::string_view sql) {
+    auto it = m_stmts.find(std::string(sql));
+    if (it == m_stmts.end()) {
+        L04_TRY_ASSIGN(auto st, prepare(sql));
+        it = m_stmts.emplace(std::string(sql), std::make_unique<Stmt>(std::move(st))).first;
+    } else {
+        it->second->reset();
+    }
+    return it->second.get();
 }
 
 Status Db::exec(std::string_view sql) {
@@ -186,19 +210,29 @@ Status Db::migrate(const std::vector<std::string_view>& migrations) {
     return tx.commit();
 }
 
+namespace {
+
+Status run_cached(Db& db, std::string_view sql) {
+    L04_TRY_ASSIGN(Stmt * st, db.cached(sql));
+    StmtReset reset(*st);
+    return st->run();
+}
+
+}  // namespace
+
 Result<Transaction> Transaction::begin(Db& db) {
-    L04_TRY(db.exec("BEGIN IMMEDIATE"));
+    L04_TRY(run_cached(db, "BEGIN IMMEDIATE"));
     return Transaction(db);
 }
 
 Transaction::~Transaction() {
-    if (m_db) (void)m_db->exec("ROLLBACK");
+    if (m_db) (void)run_cached(*m_db, "ROLLBACK");
 }
 
 Status Transaction::commit() {
-    Db* db = m_db;
-    m_db = nullptr;
-    return db->exec("COMMIT");
+    auto st = run_cached(*m_db, "COMMIT");
+    if (st) m_db = nullptr;  // else the destructor rolls back
+    return st;
 }
 
 Status ensure_private_dir(const std::string& dir) {

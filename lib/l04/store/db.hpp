@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 struct sqlite3;
@@ -46,6 +47,21 @@ public:
     std::string col_text(int i) const;
     std::string col_blob(int i) const;
     bool col_null(int i) const;
+    // The same by result column name (the name in the SELECT list, or its
+    // AS alias): rows read by name do not break when a column is added or
+    // the list is reordered. An unknown name is a programming error: it
+    // reads as NULL (0, "") and asserts in debug builds.
+    int col_index(std::string_view name) const;
+    std::int64_t col_int(std::string_view name) const { return col_int(col_index(name)); }
+    double col_double(std::string_view name) const { return col_double(col_index(name)); }
+    std::string col_text(std::string_view name) const { return col_text(col_index(name)); }
+    std::string col_blob(std::string_view name) const { return col_blob(col_index(name)); }
+    bool col_null(std::string_view name) const { return col_null(col_index(name)); }
+    std::int64_t col_int(const char* name) const { return col_int(std::string_view(name)); }
+    double col_double(const char* name) const { return col_double(std::string_view(name)); }
+    std::string col_text(const char* name) const { return col_text(std::string_view(name)); }
+    std::string col_blob(const char* name) const { return col_blob(std::string_view(name)); }
+    bool col_null(const char* name) const { return col_null(std::string_view(name)); }
 
 private:
     sqlite3* m_db = nullptr;
@@ -62,6 +78,10 @@ public:
 
     Status exec(std::string_view sql);
     Result<Stmt> prepare(std::string_view sql);
+    // A statement prepared once per connection and kept (the statement
+    // cache): returned reset, bindings cleared. The pointer stays valid
+    // while the Db lives; like the Db, it is for one thread at a time.
+    Result<Stmt*> cached(std::string_view sql);
     // Prepares sql into out (for stages that keep their statements).
     Status prepare_into(Stmt& out, std::string_view sql);
     std::int64_t last_insert_rowid() const;
@@ -88,9 +108,27 @@ private:
     std::string m_path;
     std::int64_t m_busy_timeout_ns = 0;
     std::int64_t m_busy_start_ns = 0;
+    std::unordered_map<std::string, std::unique_ptr<Stmt>> m_stmts;  // cached()
 };
 
-// RAII transaction: BEGIN IMMEDIATE on start, ROLLBACK unless commit().
+// Resets a prepared statement when the scope ends (ends its read, clears
+// bindings): for statements a stage keeps between calls.
+class StmtReset {
+public:
+    explicit StmtReset(Stmt& s) : m_s(s) {}
+    ~StmtReset() { m_s.reset(); }
+    StmtReset(const StmtReset&) = delete;
+    StmtReset& operator=(const StmtReset&) = delete;
+
+private:
+    Stmt& m_s;
+};
+
+// RAII transaction: BEGIN IMMEDIATE on start, ROLLBACK unless commit() ran
+// (a failed commit is rolled back too). The three statements come from the
+// connection's statement cache, so a transaction costs no SQL parsing (the
+// rate limiter and breaker take one per request). Fails with E4300,
+// retryable when the database stayed busy.
 class Transaction {
 public:
     static Result<Transaction> begin(Db& db);
