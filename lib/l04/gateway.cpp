@@ -164,8 +164,11 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         record(req, fail(st.error()), {.model = req.model});
         return fail(st.error());
     }
-    const std::int64_t deadline_ms = req.deadline_ms.value_or(
-        m_clock->wall_ms() + req.timeout_ms.value_or(m_cfg.request_timeout_ms));
+    // A caller's deadline is a date (wall clock), taken once; from here on
+    // every check is on the monotonic clock.
+    const Deadline deadline =
+        req.deadline_ms ? Deadline::at_wall(*m_clock, *req.deadline_ms)
+                        : Deadline::after(*m_clock, std::chrono::milliseconds(req.timeout_ms.value_or(m_cfg.request_timeout_ms)));
 
     auto decision = explain(req);
     if (!decision) {
@@ -228,7 +231,7 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         const ModelInfo& model = *chain[i];
         if (i > 0) m_metrics.inc("l04_fallbacks_total", {{"from", chain[i - 1]->id}, {"to", model.id}});
         const auto call_start = m_clock->now();
-        Attempt a = attempt_model(req, model, sink, cancel, deadline_ms);
+        Attempt a = attempt_model(req, model, sink, cancel, deadline);
         attempts += a.calls;
         delivered = delivered || a.delivered;
         if (!ttft) ttft = a.ttft_ms;
@@ -259,7 +262,7 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         failures.push_back(err);
         tried.push_back(model.id + " via " + model.provider);
         if (delivered || !fails_over(err.code, err.retryable) || (cancel && cancel->cancelled) ||
-            m_clock->wall_ms() >= deadline_ms)
+            deadline.passed(*m_clock))
             break;
         // Context-window fallback: the prompt did not fit; try once on a model
         // with a larger window (same provider first), if the chain has none.

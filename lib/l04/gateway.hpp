@@ -208,9 +208,9 @@ private:
     };
     // Rate limits (sleeping out a bucket's refill when wait_for_limits and
     // the deadline allow), then a queue slot. On failure nothing is held.
-    Result<Admission> admit(const LimitRequest& lr, Priority priority, bool wait_for_limits, std::int64_t deadline_ms);
+    Result<Admission> admit(const LimitRequest& lr, Priority priority, bool wait_for_limits, Deadline deadline);
     Attempt attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
-                          const CancelToken* cancel, std::int64_t deadline_ms);
+                          const CancelToken* cancel, Deadline deadline);
     Result<Provider*> provider_for(const std::string& id);
     Result<const ModelInfo*> embedding_model(const EmbedRequest& req);
     // "provider/name" that no catalogue entry describes (any Ollama model):
@@ -218,7 +218,7 @@ private:
     // /api/show, conservative defaults otherwise). A no-op for known names.
     Status ensure_model(const std::string& name);
     Result<EmbedResult> call_embed(const EmbedRequest& req, const ModelInfo& model,
-                                   const std::vector<std::string>& inputs, std::int64_t deadline_ms, int& attempts);
+                                   const std::vector<std::string>& inputs, Deadline deadline, int& attempts);
     bool provider_available(const std::string& id, std::string& why);
     void record(const InferenceRequest& req, const Result<InferenceResponse>& r, Recorder::Outcome o) {
         m_recorder->record(req, r, o);

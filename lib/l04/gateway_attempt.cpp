@@ -20,12 +20,12 @@ double ms_between(Clock::duration a, Clock::duration b) {
 }  // namespace
 
 Result<Gateway::Admission> Gateway::admit(const LimitRequest& lr, Priority priority, bool wait_for_limits,
-                                          std::int64_t deadline_ms) {
+                                          Deadline deadline) {
     auto res = m_limiter->reserve(lr);
     while (!res && wait_for_limits && res.error().code == ErrorCode::rate_limit_exceeded && res.error().retryable) {
         // --wait: sleep until the bucket refills, bounded by the deadline.
         const auto wait_ms = res.error().retry_after.value_or(std::chrono::milliseconds(1000)).count();
-        if (m_clock->wall_ms() + wait_ms >= deadline_ms) break;
+        if (deadline.reached_after(*m_clock, std::chrono::milliseconds(wait_ms))) break;
         m_clock->sleep_for(std::chrono::milliseconds(std::max<std::int64_t>(wait_ms, 1)));
         res = m_limiter->reserve(lr);
     }
@@ -37,7 +37,7 @@ Result<Gateway::Admission> Gateway::admit(const LimitRequest& lr, Priority prior
         m_metrics.inc("l04_rate_limit_shadow_rejections_total", {{"agent_did", agent_label(lr.agent)}});
         spdlog::warn("rate limit exceeded for agent {} on {} (shadow mode: admitted)", lr.agent, lr.model);
     }
-    auto ticket = m_queue->acquire(lr.provider, priority, deadline_ms);
+    auto ticket = m_queue->acquire(lr.provider, priority, deadline);
     if (!ticket) {
         m_limiter->settle(*res, 0);
         return fail(ticket.error());
@@ -46,7 +46,7 @@ Result<Gateway::Admission> Gateway::admit(const LimitRequest& lr, Priority prior
 }
 
 Gateway::Attempt Gateway::attempt_model(InferenceRequest& req, const ModelInfo& model, const ChunkSink* sink,
-                                        const CancelToken* cancel, std::int64_t deadline_ms) {
+                                        const CancelToken* cancel, Deadline deadline) {
     Attempt out;
     const auto done = [&](Result<InferenceResponse> r) {
         out.response = std::move(r);
@@ -69,7 +69,7 @@ Gateway::Attempt Gateway::attempt_model(InferenceRequest& req, const ModelInfo& 
     const auto wait_out = [&](const Error& e) {
         if (!req.wait_for_limits || e.code != ErrorCode::rate_limit_exceeded || !e.retry_after) return false;
         const auto ra = std::max<std::int64_t>(1, e.retry_after->count());
-        if (m_clock->wall_ms() + ra >= deadline_ms || (cancel && cancel->cancelled)) return false;
+        if (deadline.reached_after(*m_clock, std::chrono::milliseconds(ra)) || (cancel && cancel->cancelled)) return false;
         m_clock->sleep_for(std::chrono::milliseconds(ra));
         return true;
     };
@@ -80,7 +80,7 @@ Gateway::Attempt Gateway::attempt_model(InferenceRequest& req, const ModelInfo& 
         LimitRequest lr{req.agent_did, model.provider, model.id,
                         prompt_tokens + req.max_tokens.value_or(std::min<std::int64_t>(model.max_output_tokens, k_default_answer_tokens)),
                         prompt_tokens + req.max_tokens.value_or(0)};
-        auto adm = admit(lr, req.priority, req.wait_for_limits, deadline_ms);
+        auto adm = admit(lr, req.priority, req.wait_for_limits, deadline);
         if (!adm) return done(fail(std::move(adm).error()));
         // Last, just before the call: allow() may claim the half-open probe.
         if (auto st = m_breaker->allow(model.provider); !st) {
@@ -94,7 +94,7 @@ Gateway::Attempt Gateway::attempt_model(InferenceRequest& req, const ModelInfo& 
             return done(fail(st.error()));
         }
         ++out.calls;
-        const auto remaining = std::max<std::int64_t>(1, deadline_ms - m_clock->wall_ms());
+        const auto remaining = std::max<std::int64_t>(1, deadline.remaining_ms(*m_clock));
         ProviderRequest pr{req, model, std::chrono::milliseconds(remaining), cancel};
         m_metrics.add("l04_active_requests", {{"provider", model.provider}}, 1);
         Result<InferenceResponse> r = fail(ErrorCode::internal_error, "not run");
@@ -168,7 +168,7 @@ Gateway::Attempt Gateway::attempt_model(InferenceRequest& req, const ModelInfo& 
         if (!err.retryable || retry >= max_retries || (cancel && cancel->cancelled)) return done(fail(std::move(err)));
         // Full jitter, at least Retry-After.
         const double wait = m_backoff->delay_ms(retry, err.retry_after);
-        if (m_clock->wall_ms() + static_cast<std::int64_t>(wait) >= deadline_ms) {
+        if (deadline.reached_after(*m_clock, std::chrono::milliseconds(static_cast<std::int64_t>(wait)))) {
             // Giving up after all: the fault not yet counted is counted now.
             if (!(err.code == ErrorCode::rate_limit_exceeded || err.code == ErrorCode::quota_exhausted ||
                   m_breaker->snapshot(model.provider).state != CircuitState::closed))

@@ -148,7 +148,7 @@ Result<const ModelInfo*> Gateway::embedding_model(const EmbedRequest& req) {
 }
 
 Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo& model,
-                                        const std::vector<std::string>& inputs, std::int64_t deadline_ms, int& attempts) {
+                                        const std::vector<std::string>& inputs, Deadline deadline, int& attempts) {
     L04_TRY_ASSIGN(auto prov, provider_for(model.provider));
     const int max_retries = req.max_retries ? std::max(0, *req.max_retries)
                                             : m_cfg.max_retries;
@@ -156,13 +156,13 @@ Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo
     for (const auto& t : inputs) tokens += estimate_tokens(t);
     for (int retry = 0;; ++retry) {
         L04_TRY_ASSIGN(auto adm, admit(LimitRequest{req.agent_did, model.provider, model.id, tokens, tokens},
-                                       Priority::normal, false, deadline_ms));
+                                       Priority::normal, false, deadline));
         if (auto st = m_breaker->allow(model.provider); !st) {
             m_limiter->settle(adm.reservation, 0);
             return fail(st.error());
         }
         ++attempts;
-        const auto remaining = std::max<std::int64_t>(1, deadline_ms - m_clock->wall_ms());
+        const auto remaining = std::max<std::int64_t>(1, deadline.remaining_ms(*m_clock));
         EmbedCall call{model, inputs, req.dimensions, std::chrono::milliseconds(remaining), nullptr};
         m_metrics.add("l04_active_requests", {{"provider", model.provider}}, 1);
         auto r = prov->embed(call);
@@ -183,7 +183,7 @@ Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo
         };
         const double wait = m_backoff->delay_ms(retry, err.retry_after);
         const bool give_up = !err.retryable || retry >= max_retries ||
-                             m_clock->wall_ms() + static_cast<std::int64_t>(wait) >= deadline_ms;
+                             deadline.reached_after(*m_clock, std::chrono::milliseconds(static_cast<std::int64_t>(wait)));
         if (give_up || err.code == ErrorCode::rate_limit_exceeded || err.code == ErrorCode::quota_exhausted ||
             m_breaker->snapshot(model.provider).state != CircuitState::closed)
             report();
@@ -236,8 +236,8 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
                             std::to_string(req.inputs.size()) + " inputs of " + std::to_string(dims) +
                                 " dimensions are more than one request may ask for; split it"),
                       m.id, m.provider);
-    const std::int64_t deadline_ms =
-        m_clock->wall_ms() + req.timeout_ms.value_or(m_cfg.request_timeout_ms);
+    const Deadline deadline =
+        Deadline::after(*m_clock, std::chrono::milliseconds(req.timeout_ms.value_or(m_cfg.request_timeout_ms)));
 
     EmbedResponse out;
     out.request_id = req.request_id;
@@ -289,7 +289,7 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
             if (!hold) return refuse(hold.error(), m.id, m.provider);
             release_hold.hold(*hold);
         }
-        auto r = call_embed(req, m, missing, deadline_ms, attempts);
+        auto r = call_embed(req, m, missing, deadline, attempts);
         if (!r) {
             Error e = r.error();
             record(row_req, fail(e),

@@ -14,14 +14,14 @@ TEST_CASE("queue: concurrency per provider - deadlines - full queue") {
     cfg.default_provider_concurrency = 1;
     cfg.max_size = 1;
     RequestQueue q(cfg, clock);
-    auto t1 = q.acquire("p", Priority::normal, std::nullopt);
+    auto t1 = q.acquire("p", Priority::normal);
     REQUIRE(t1);
     CHECK(q.stats().active == 1);
     // Another provider is independent.
-    auto other = q.acquire("other", Priority::normal, std::nullopt);
+    auto other = q.acquire("other", Priority::normal);
     REQUIRE(other);
     // A deadline already passed fails at once.
-    auto late = q.acquire("p", Priority::high, clock.wall_ms() - 1);
+    auto late = q.acquire("p", Priority::high, Deadline::at(clock.now() - std::chrono::milliseconds(1)));
     REQUIRE_FALSE(late);
     CHECK(late.error().code == ErrorCode::deadline_exceeded);
 
@@ -29,12 +29,12 @@ TEST_CASE("queue: concurrency per provider - deadlines - full queue") {
     std::atomic<bool> done{false};
     Result<QueueTicket> waited = fail(ErrorCode::internal_error, "unset");
     std::thread th([&] {
-        waited = q.acquire("p", Priority::normal, clock.wall_ms() + 1000);
+        waited = q.acquire("p", Priority::normal, Deadline::after(clock, std::chrono::milliseconds(1000)));
         done = true;
     });
     while (q.stats().pending == 0) std::this_thread::yield();
     // The queue holds one waiter: a second is rejected as full.
-    auto full = q.acquire("p", Priority::normal, std::nullopt);
+    auto full = q.acquire("p", Priority::normal);
     REQUIRE_FALSE(full);
     CHECK(full.error().code == ErrorCode::queue_full);
     clock.advance(std::chrono::milliseconds(1001));
@@ -50,13 +50,13 @@ TEST_CASE("queue: high priority is served first - aging lets low priority throug
     cfg.default_provider_concurrency = 1;
     cfg.aging_ms = 1000;
     RequestQueue q(cfg, clock);
-    auto hold = q.acquire("p", Priority::normal, std::nullopt);
+    auto hold = q.acquire("p", Priority::normal);
     REQUIRE(hold);
     std::vector<std::string> order;
     std::mutex mu;
     auto waiter = [&](Priority p, const std::string& name) {
         return std::thread([&, p, name] {
-            auto t = q.acquire("p", p, std::nullopt);
+            auto t = q.acquire("p", p);
             std::lock_guard lk(mu);
             order.push_back(name);
         });
@@ -73,15 +73,15 @@ TEST_CASE("queue: high priority is served first - aging lets low priority throug
     CHECK(order[0] == "low");
 
     std::vector<std::string> order2;
-    auto hold2 = q.acquire("p", Priority::normal, std::nullopt);
+    auto hold2 = q.acquire("p", Priority::normal);
     auto lo = std::thread([&] {
-        auto t = q.acquire("p", Priority::low, std::nullopt);
+        auto t = q.acquire("p", Priority::low);
         std::lock_guard lk(mu);
         order2.push_back("low");
     });
     while (q.stats().pending < 1) std::this_thread::yield();
     auto hi = std::thread([&] {
-        auto t = q.acquire("p", Priority::high, std::nullopt);
+        auto t = q.acquire("p", Priority::high);
         std::lock_guard lk(mu);
         order2.push_back("high");
     });
@@ -110,4 +110,45 @@ TEST_CASE("metrics: Prometheus text format") {
     CHECK(t.find("l04_latency_seconds_bucket{model=\"x\",le=\"+Inf\"} 3\n") != std::string::npos);
     CHECK(t.find("l04_latency_seconds_count{model=\"x\"} 3\n") != std::string::npos);
     CHECK(m.value("l04_requests_total", {{"model", "a\"b"}}) == 3);
+}
+
+TEST_CASE("deadlines are monotonic: a wall clock step neither expires nor extends one") {
+    ManualClock clock;
+    const auto after = Deadline::after(clock, std::chrono::milliseconds(1000));
+    const auto dated = Deadline::at_wall(clock, clock.wall_ms() + 1000);  // a caller's date, taken once
+    CHECK(Deadline().never());
+    CHECK_FALSE(Deadline().passed(clock));
+    clock.step_wall(std::chrono::hours(1));  // forward: nothing expires
+    CHECK_FALSE(after.passed(clock));
+    CHECK_FALSE(dated.passed(clock));
+    CHECK(after.remaining_ms(clock) == 1000);
+    clock.step_wall(-std::chrono::hours(2));  // back: nothing is extended
+    CHECK(dated.remaining_ms(clock) == 1000);
+    CHECK(after.reached_after(clock, std::chrono::milliseconds(1000)));
+    CHECK_FALSE(after.reached_after(clock, std::chrono::milliseconds(999)));
+    clock.advance(std::chrono::milliseconds(1000));
+    CHECK(after.passed(clock));
+    CHECK(dated.passed(clock));
+
+    // A queue waiter keeps waiting across a wall step, and expires on time.
+    QueueConfig cfg;
+    cfg.default_provider_concurrency = 1;
+    RequestQueue q(cfg, clock);
+    auto hold = q.acquire("p", Priority::normal);
+    REQUIRE(hold);
+    std::atomic<bool> done{false};
+    Result<QueueTicket> waited = fail(ErrorCode::internal_error, "unset");
+    std::thread th([&] {
+        waited = q.acquire("p", Priority::normal, Deadline::after(clock, std::chrono::milliseconds(500)));
+        done = true;
+    });
+    while (q.stats().pending == 0) std::this_thread::yield();
+    clock.step_wall(std::chrono::hours(24));
+    // (the waiter re-reads the time at least every 1 ms of real time)
+    for (int i = 0; i < 20 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    CHECK_FALSE(done.load());
+    clock.advance(std::chrono::milliseconds(501));
+    th.join();
+    REQUIRE_FALSE(waited);
+    CHECK(waited.error().code == ErrorCode::deadline_exceeded);
 }

@@ -44,6 +44,42 @@ public:
     }
 };
 
+// Two kinds of time, never mixed (as Envoy separates MonotonicTime and
+// SystemTime): a MonotonicTime is a point on Clock::now(), which never
+// jumps; deadlines, timeouts and waits use it. Wall time (Clock::wall_ms)
+// is only for what users read (timestamps, ledger rows, Retry-After dates)
+// and for a deadline a caller gives as a date, converted once on arrival.
+using MonotonicTime = Clock::duration;
+
+// When a request must be done by. A wall-clock date becomes a monotonic
+// point once (Deadline::at_wall), so a clock step afterwards (NTP, a
+// suspended laptop) neither cuts a request short nor lets it run on.
+class Deadline {
+public:
+    Deadline() = default;  // never
+    static Deadline at(MonotonicTime t) { return Deadline(t); }
+    static Deadline after(const Clock& c, Clock::duration d) { return Deadline(c.now() + d); }
+    static Deadline at_wall(const Clock& c, std::int64_t wall_ms) {
+        return after(c, std::chrono::milliseconds(wall_ms - c.wall_ms()));
+    }
+    bool never() const { return !m_at; }
+    // Time left (zero or negative once passed); a large value for never.
+    Clock::duration remaining(const Clock& c) const {
+        return m_at ? *m_at - c.now() : std::chrono::duration_cast<Clock::duration>(std::chrono::hours(24 * 365));
+    }
+    std::int64_t remaining_ms(const Clock& c) const {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(remaining(c)).count();
+    }
+    bool passed(const Clock& c) const { return m_at && *m_at <= c.now(); }
+    // Whether waiting `d` from now would reach the deadline.
+    bool reached_after(const Clock& c, Clock::duration d) const { return m_at && c.now() + d >= *m_at; }
+    std::optional<MonotonicTime> when() const { return m_at; }
+
+private:
+    explicit Deadline(MonotonicTime t) : m_at(t) {}
+    std::optional<MonotonicTime> m_at;
+};
+
 class SystemClock final : public Clock {
 public:
     duration now() const override;
@@ -57,17 +93,20 @@ class ManualClock final : public Clock {
 public:
     explicit ManualClock(std::int64_t wall_ms_start = 1'700'000'000'000) : m_wall0(wall_ms_start) {}
     duration now() const override { return duration(m_ns.load()); }
-    std::int64_t wall_ms() const override { return m_wall0 + m_ns.load() / 1'000'000; }
+    std::int64_t wall_ms() const override { return m_wall0.load() + m_ns.load() / 1'000'000; }
     void sleep_for(duration d) override { advance(d); }
     // Time moves only by advance(), which notifies no one: a timed wait
     // returns after a short real slice (1 ms) so that its caller re-reads the
     // time; an untimed wait is an ordinary wait.
     void wait(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, std::optional<duration> d) override;
     void advance(duration d) { m_ns += d.count(); }
+    // The wall clock is set (NTP, a person, a resumed laptop): wall_ms()
+    // jumps by d, the monotonic clock does not move.
+    void step_wall(std::chrono::milliseconds d) { m_wall0 += d.count(); }
 
 private:
     std::atomic<std::int64_t> m_ns{0};
-    std::int64_t m_wall0;
+    std::atomic<std::int64_t> m_wall0;
 };
 
 }  // namespace l04

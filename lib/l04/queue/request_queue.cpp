@@ -20,30 +20,29 @@ QueueTicket::~QueueTicket() {
 
 int RequestQueue::limit_for(const std::string&) const { return m_cfg.default_provider_concurrency; }
 
-double RequestQueue::rank(const Waiter& w, std::int64_t now_ms) const {
-    double waited = static_cast<double>(now_ms - w.enqueued_ms);
+double RequestQueue::rank(const Waiter& w, MonotonicTime now) const {
+    const double waited = std::chrono::duration<double, std::milli>(now - w.enqueued).count();
     double aging = m_cfg.aging_ms > 0 ? waited / static_cast<double>(m_cfg.aging_ms) : 0.0;
     return static_cast<double>(static_cast<int>(w.prio)) - aging;
 }
 
-bool RequestQueue::is_next(std::uint64_t seq, std::int64_t now_ms) const {
+bool RequestQueue::is_next(std::uint64_t seq, MonotonicTime now) const {
     const Waiter& me = m_waiting.at(seq);
     auto it = m_active.find(me.provider);
     int active = it == m_active.end() ? 0 : it->second;
     if (active >= limit_for(me.provider)) return false;
-    const double my_rank = rank(me, now_ms);
+    const double my_rank = rank(me, now);
     for (const auto& [s, w] : m_waiting) {
         if (s == seq || w.provider != me.provider) continue;
-        double r = rank(w, now_ms);
+        double r = rank(w, now);
         if (r < my_rank || (r == my_rank && s < seq)) return false;
     }
     return true;
 }
 
-Result<QueueTicket> RequestQueue::acquire(const std::string& provider, Priority prio,
-                                          std::optional<std::int64_t> deadline_wall_ms) {
+Result<QueueTicket> RequestQueue::acquire(const std::string& provider, Priority prio, Deadline deadline) {
     std::unique_lock lk(m_mu);
-    if (deadline_wall_ms && *deadline_wall_ms <= m_clock.wall_ms()) {
+    if (deadline.passed(m_clock)) {
         ++m_counters.expired;
         return fail(ErrorCode::deadline_exceeded, "the request's deadline passed before it could start");
     }
@@ -55,9 +54,9 @@ Result<QueueTicket> RequestQueue::acquire(const std::string& provider, Priority 
         return fail(std::move(e));
     }
     const std::uint64_t seq = ++m_seq;
-    m_waiting.emplace(seq, Waiter{seq, prio, m_clock.wall_ms(), provider});
-    while (!is_next(seq, m_clock.wall_ms())) {
-        if (deadline_wall_ms && *deadline_wall_ms <= m_clock.wall_ms()) {
+    m_waiting.emplace(seq, Waiter{seq, prio, m_clock.now(), provider});
+    while (!is_next(seq, m_clock.now())) {
+        if (deadline.passed(m_clock)) {
             m_waiting.erase(seq);
             ++m_counters.expired;
             m_cv.notify_all();
@@ -69,7 +68,7 @@ Result<QueueTicket> RequestQueue::acquire(const std::string& provider, Priority 
         // only a newcomer, which notifies, can rank between them), so the
         // only timer is this waiter's deadline: no polling.
         std::optional<Clock::duration> left;
-        if (deadline_wall_ms) left = std::chrono::milliseconds(*deadline_wall_ms - m_clock.wall_ms());
+        if (!deadline.never()) left = deadline.remaining(m_clock);
         m_clock.wait(m_cv, lk, left);
     }
     m_waiting.erase(seq);

@@ -49,9 +49,9 @@ private:
 class RequestQueue {
 public:
     RequestQueue(QueueConfig cfg, Clock& clock) : m_cfg(std::move(cfg)), m_clock(clock) {}
-    // Waits for a slot on `provider`. deadline_wall_ms: fail early with E4404
-    // when it passes while waiting.
-    Result<QueueTicket> acquire(const std::string& provider, Priority prio, std::optional<std::int64_t> deadline_wall_ms);
+    // Waits for a slot on `provider`; fails early with E4404 when the
+    // deadline passes while waiting (or has passed already).
+    Result<QueueTicket> acquire(const std::string& provider, Priority prio, Deadline deadline = {});
     QueueStats stats();
 
 private:
@@ -60,13 +60,13 @@ private:
     struct Waiter {
         std::uint64_t seq;
         Priority prio;
-        std::int64_t enqueued_ms;
+        MonotonicTime enqueued;
         std::string provider;
     };
     int limit_for(const std::string& provider) const;
     // Effective rank after aging: lower is served first.
-    double rank(const Waiter& w, std::int64_t now_ms) const;
-    bool is_next(std::uint64_t seq, std::int64_t now_ms) const;
+    double rank(const Waiter& w, MonotonicTime now) const;
+    bool is_next(std::uint64_t seq, MonotonicTime now) const;
 
     QueueConfig m_cfg;
     Clock& m_clock;
