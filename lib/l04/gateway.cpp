@@ -232,6 +232,7 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
         if (i > 0) m_metrics.inc("l04_fallbacks_total", {{"from", chain[i - 1]->id}, {"to", model.id}});
         const auto call_start = m_clock->now();
         Attempt a = attempt_model(req, model, sink, cancel, deadline);
+        const double provider_ms = ms_between(call_start, m_clock->now());
         attempts += a.calls;
         delivered = delivered || a.delivered;
         if (!ttft) ttft = a.ttft_ms;
@@ -252,7 +253,6 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
                 if (auto st = m_cache->store(key, resp); !st)
                     spdlog::warn("cache store failed: {}", st.error().to_string());
             }
-            const double provider_ms = ms_between(call_start, m_clock->now());
             m_metrics.observe("l04_gateway_overhead_seconds", {}, std::max(0.0, resp.latency_ms - provider_ms) / 1000.0);
             record(req, resp,
                    {.model = model.id, .provider = model.provider, .latency_ms = resp.latency_ms, .ttft_ms = ttft, .attempts = attempts});

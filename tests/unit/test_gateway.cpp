@@ -737,3 +737,30 @@ TEST_CASE("gateway: the breaker counts failing requests, not attempts") {
     CHECK(f.gw->breaker().snapshot("openai").state == CircuitState::open);  // the third failing request opens it
     CHECK(p->calls == 9);
 }
+
+TEST_CASE("gateway: a very long timeout or a far deadline is long - never a wrapped one that has passed") {
+    // 20000 weeks (1.2e13 ms) and the year ~144,000 (2^52 ms) overflow
+    // nanoseconds; they must still mean "a long time".
+    Fixture f({}, {{"request.timeout", "20000w"}, {"cache.enabled", "false"}});
+    auto r = f.gw->execute(prompt("mock", "far away"));
+    REQUIRE(r);
+    auto dated = prompt("mock", "a date far ahead");
+    dated.deadline_ms = 1LL << 52;
+    auto r2 = f.gw->execute(dated);
+    REQUIRE(r2);
+    auto past = prompt("mock", "a date long gone");
+    past.deadline_ms = 1;
+    auto r3 = f.gw->execute(past);
+    REQUIRE_FALSE(r3);
+    CHECK(r3.error().code == ErrorCode::deadline_exceeded);
+
+    ManualClock clock;
+    const auto far = Deadline::after(clock, std::chrono::milliseconds(INT64_MAX));
+    CHECK_FALSE(far.passed(clock));
+    CHECK(far.remaining_ms(clock) == Deadline::k_max_ms);
+    CHECK_FALSE(far.reached_after(clock, std::chrono::milliseconds(Deadline::k_max_ms - 1)));
+    CHECK(far.reached_after(clock, std::chrono::milliseconds(INT64_MAX)));  // a Retry-After of any size
+    CHECK(Deadline::after(clock, std::chrono::milliseconds(INT64_MIN)).passed(clock));
+    CHECK_FALSE(Deadline::at_wall(clock, INT64_MAX).passed(clock));
+    CHECK(Deadline::at_wall(clock, INT64_MIN).passed(clock));
+}

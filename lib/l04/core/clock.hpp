@@ -8,6 +8,7 @@
 // I/O (sockets, child processes, SQLite's busy handler) uses
 // SystemClock::instance(): those deadlines are real by nature.
 #include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -54,13 +55,25 @@ using MonotonicTime = Clock::duration;
 // When a request must be done by. A wall-clock date becomes a monotonic
 // point once (Deadline::at_wall), so a clock step afterwards (NTP, a
 // suspended laptop) neither cuts a request short nor lets it run on.
+//
+// Durations come in as milliseconds and are clamped to ±100 years before
+// they become nanoseconds (which overflow at 292 years): a timeout of
+// "20000w", a deadline in the year 3000 or a Retry-After of 1e15 ms is a
+// long time, never a wrapped negative one that has already passed.
 class Deadline {
 public:
+    static constexpr std::int64_t k_max_ms = 100LL * 365 * 24 * 3600 * 1000;
+
     Deadline() = default;  // never
     static Deadline at(MonotonicTime t) { return Deadline(t); }
-    static Deadline after(const Clock& c, Clock::duration d) { return Deadline(c.now() + d); }
+    static Deadline after(const Clock& c, std::chrono::milliseconds d) {
+        return Deadline(c.now() + std::chrono::milliseconds(std::clamp<std::int64_t>(d.count(), -k_max_ms, k_max_ms)));
+    }
     static Deadline at_wall(const Clock& c, std::int64_t wall_ms) {
-        return after(c, std::chrono::milliseconds(wall_ms - c.wall_ms()));
+        const std::int64_t now = c.wall_ms();
+        // Both are dates in milliseconds: clamp before subtracting.
+        const std::int64_t at = std::clamp<std::int64_t>(wall_ms, now - k_max_ms, now + k_max_ms);
+        return after(c, std::chrono::milliseconds(at - now));
     }
     bool never() const { return !m_at; }
     // Time left (zero or negative once passed); a large value for never.
@@ -71,8 +84,11 @@ public:
         return std::chrono::duration_cast<std::chrono::milliseconds>(remaining(c)).count();
     }
     bool passed(const Clock& c) const { return m_at && *m_at <= c.now(); }
-    // Whether waiting `d` from now would reach the deadline.
-    bool reached_after(const Clock& c, Clock::duration d) const { return m_at && c.now() + d >= *m_at; }
+    // Whether waiting `d` from now would reach the deadline (compared in
+    // milliseconds: any `d` is safe).
+    bool reached_after(const Clock& c, std::chrono::milliseconds d) const {
+        return m_at && d.count() >= remaining_ms(c);
+    }
     std::optional<MonotonicTime> when() const { return m_at; }
 
 private:
