@@ -24,10 +24,6 @@ std::string new_request_id() { return random_id("req_", 16); }
 
 namespace {
 
-double ms_between(Clock::duration a, Clock::duration b) {
-    return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
 // The error of a request no model could serve. One model: its error. Several
 // that failed the same way (rate limited, bad key, timeout): that code, so
 // the exit status and HTTP status still say why; else E4300. The message

@@ -148,7 +148,7 @@ public:
     // of the stages, so that neither reaches into them.
     std::string metrics_text();  // refreshed, in Prometheus' text format
     LimitsReport limits();
-    // E4xxx config_error when the semantic cache is off.
+    // E4000 (config_error) when the semantic cache is off.
     Result<CacheSearchReport> search_cache(const std::string& text, std::size_t k);
     // Answers and cached embeddings (all, one model's, or older than).
     Result<CacheCleared> clear_cache(const std::string& model, std::optional<std::int64_t> older_than_ms);

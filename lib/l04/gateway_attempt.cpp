@@ -11,14 +11,6 @@
 
 namespace l04 {
 
-namespace {
-
-double ms_between(Clock::duration a, Clock::duration b) {
-    return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-}  // namespace
-
 Result<Gateway::Admission> Gateway::admit(const LimitRequest& lr, Priority priority, bool wait_for_limits,
                                           Deadline deadline) {
     auto res = m_limiter->reserve(lr);

@@ -35,10 +35,6 @@ std::string embed_key(const ModelInfo& m, std::optional<std::int64_t> dims, cons
     return h.hex_digest();
 }
 
-double ms_since(Clock& c, Clock::duration t0) {
-    return std::chrono::duration<double, std::milli>(c.now() - t0).count();
-}
-
 }  // namespace
 
 Status Gateway::ensure_model(const std::string& name) {
@@ -212,7 +208,7 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
         return e;
     };
     auto refuse = [&](Error e, const std::string& model, const std::string& provider) -> Result<EmbedResponse> {
-        record(row_req, fail(e), {.model = model, .provider = provider, .latency_ms = ms_since(*m_clock, t0)});
+        record(row_req, fail(e), {.model = model, .provider = provider, .latency_ms = ms_between(t0, m_clock->now())});
         return fail(redact(std::move(e)));
     };
     if (req.inputs.empty()) return refuse(Error(ErrorCode::invalid_parameter, "'input' holds no text to embed"), req.model, "");
@@ -293,7 +289,7 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
         if (!r) {
             Error e = r.error();
             record(row_req, fail(e),
-                   {.model = m.id, .provider = m.provider, .latency_ms = ms_since(*m_clock, t0), .attempts = attempts});
+                   {.model = m.id, .provider = m.provider, .latency_ms = ms_between(t0, m_clock->now()), .attempts = attempts});
             return fail(redact(std::move(e)));
         }
         billed_tokens = r->prompt_tokens;
@@ -341,7 +337,7 @@ Result<EmbedResponse> Gateway::embed(EmbedRequest req) {
     for (auto t : tokens) out.prompt_tokens += t;
     if (missing.size() == req.inputs.size()) out.prompt_tokens = billed_tokens;  // exactly what the provider said
     out.cost_usd = static_cast<double>(billed_tokens) * m.input_price / 1e6;
-    out.latency_ms = ms_since(*m_clock, t0);
+    out.latency_ms = ms_between(t0, m_clock->now());
 
     InferenceResponse row;
     row.request_id = req.request_id;

@@ -52,6 +52,11 @@ public:
 // and for a deadline a caller gives as a date, converted once on arrival.
 using MonotonicTime = Clock::duration;
 
+// Milliseconds from a to b (latencies, time to first token).
+inline double ms_between(MonotonicTime a, MonotonicTime b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
 // When a request must be done by. A wall-clock date becomes a monotonic
 // point once (Deadline::at_wall), so a clock step afterwards (NTP, a
 // suspended laptop) neither cuts a request short nor lets it run on.
