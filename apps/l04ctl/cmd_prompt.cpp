@@ -229,27 +229,15 @@ std::string check_structured(const nlohmann::json& schema, std::string& content)
     return {};
 }
 
-int run_prompt(Context& ctx, PromptArgs& a) {
-    if (int rc = ctx.load()) return rc;
-    ctx.no_log = a.no_log;
-    std::optional<l04::PromptTemplate> tpl;
-    if (!a.template_name.empty()) {
-        auto t = l04::load_template(ctx.settings.config_dir(), a.template_name);
-        if (!t) return report(t.error());
-        tpl = std::move(*t);
-    } else if (!a.params.empty()) {
-        return report(l04::Error(l04::ErrorCode::invalid_parameter, "-p fills a template's parameters: use it with -t NAME"));
-    }
-    const bool template_wants_input =
-        tpl && (tpl->prompt.empty() || tpl->prompt.find("{input}") != std::string::npos);
+// The prompt's text: TEXT, stdin and the --file blocks, as the top of this
+// file says. `other_input`: attachments, files or a template that needs no
+// input, so that a terminal is not waited on when no TEXT is given.
+l04::Result<std::string> gather_prompt(const Context& ctx, const PromptArgs& a, bool other_input) {
     std::string arg_text;
     for (std::size_t i = 0; i < a.text.size(); ++i) arg_text += (i ? " " : "") + a.text[i];
     std::string prompt = arg_text;
     const bool stdin_tty = ::isatty(0);
-    // With attachments, files or a template that needs no input, and no TEXT,
-    // a terminal is not waited on.
-    const bool has_other_input = !a.attach.empty() || !a.files.empty() || (tpl && !template_wants_input);
-    if (!a.no_stdin && (!stdin_tty || (arg_text.empty() && !has_other_input))) {
+    if (!a.no_stdin && (!stdin_tty || (arg_text.empty() && !other_input))) {
         if (stdin_tty && !ctx.globals.quiet) std::fprintf(stderr, "l04ctl: reading the prompt from the terminal; end with Ctrl-D\n");
         std::string in = read_stdin();
         while (!in.empty() && (in.back() == '\n' || in.back() == '\r' || in.back() == ' ' || in.back() == '\t'))
@@ -260,103 +248,103 @@ int run_prompt(Context& ctx, PromptArgs& a) {
     if (!a.files.empty()) {
         std::string blocks;
         for (const auto& path : a.files) {
-            auto text = text_file(path);
-            if (!text) return report(text.error());
-            blocks += "--- " + path + " ---\n" + *text + (text->empty() || text->back() == '\n' ? "" : "\n") +
+            L04_TRY_ASSIGN(auto text, text_file(path));
+            blocks += "--- " + path + " ---\n" + text + (text.empty() || text.back() == '\n' ? "" : "\n") +
                       "--- end of " + path + " ---\n\n";
         }
         prompt = blocks + prompt;
         while (!prompt.empty() && prompt.back() == '\n') prompt.pop_back();
     }
-    std::string system = a.system;
-    if (tpl) {
-        std::map<std::string, std::string> values = tpl->defaults;
-        for (const auto& [k, v] : a.params) values[k] = v;
-        const auto used_prompt = l04::template_params(tpl->prompt);
-        const auto used_system = l04::template_params(tpl->system);
-        for (const auto& [k, v] : a.params) {
-            if (std::find(used_prompt.begin(), used_prompt.end(), k) == used_prompt.end() &&
-                std::find(used_system.begin(), used_system.end(), k) == used_system.end())
-                return report(l04::Error(l04::ErrorCode::invalid_parameter,
-                                         "the template '" + tpl->name + "' has no parameter '" + k + "'"));
-        }
-        values["input"] = prompt;
-        bool used_input = false;
-        if (!tpl->prompt.empty()) {
-            auto filled = l04::fill_template(tpl->prompt, values, used_input);
-            if (!filled) return report(filled.error());
-            // Input the template does not place goes after it.
-            prompt = used_input || l04::trim(prompt).empty() ? *filled : *filled + "\n\n" + prompt;
-        }
-        if (system.empty() && !tpl->system.empty()) {
-            bool unused = false;
-            auto filled = l04::fill_template(tpl->system, values, unused);
-            if (!filled) return report(filled.error());
-            system = *filled;
-        }
-        if (a.model.empty()) a.model = tpl->model;
-        if (!a.temperature) a.temperature = tpl->temperature;
-        if (!a.max_tokens) a.max_tokens = tpl->max_tokens;
-        if (a.schema.empty()) a.schema = tpl->schema;
-    }
-    std::optional<nlohmann::json> schema;
-    if (!a.schema.empty()) {
-        auto s = l04::load_schema_arg(a.schema);
-        if (!s) return report(s.error());
-        schema = std::move(*s);
-    }
-    if (l04::trim(prompt).empty() && a.attach.empty()) {
-        return report(l04::Error(l04::ErrorCode::invalid_request,
-                                 "the prompt is empty: give TEXT or pipe it on stdin (l04ctl prompt \"question\")"));
-    }
+    return prompt;
+}
 
-    l04::InferenceRequest req;
-    req.model = a.model;
-    req.system_prompt = system;
+// -t NAME: the template's prompt around the input (input it does not place
+// goes after it), its system prompt unless -s gave one, and its model,
+// temperature, max tokens and schema where no flag gave them.
+l04::Status apply_template(const l04::PromptTemplate& tpl, PromptArgs& a, std::string& prompt, std::string& system) {
+    std::map<std::string, std::string> values = tpl.defaults;
+    for (const auto& [k, v] : a.params) values[k] = v;
+    const auto used_prompt = l04::template_params(tpl.prompt);
+    const auto used_system = l04::template_params(tpl.system);
+    for (const auto& kv : a.params) {
+        if (std::find(used_prompt.begin(), used_prompt.end(), kv.first) == used_prompt.end() &&
+            std::find(used_system.begin(), used_system.end(), kv.first) == used_system.end())
+            return l04::fail(l04::ErrorCode::invalid_parameter,
+                             "the template '" + tpl.name + "' has no parameter '" + kv.first + "'");
+    }
+    values["input"] = prompt;
+    bool used_input = false;
+    if (!tpl.prompt.empty()) {
+        L04_TRY_ASSIGN(auto filled, l04::fill_template(tpl.prompt, values, used_input));
+        prompt = used_input || l04::trim(prompt).empty() ? filled : filled + "\n\n" + prompt;
+    }
+    if (system.empty() && !tpl.system.empty()) {
+        bool unused = false;
+        L04_TRY_ASSIGN(auto filled, l04::fill_template(tpl.system, values, unused));
+        system = std::move(filled);
+    }
+    if (a.model.empty()) a.model = tpl.model;
+    if (!a.temperature) a.temperature = tpl.temperature;
+    if (!a.max_tokens) a.max_tokens = tpl.max_tokens;
+    if (a.schema.empty()) a.schema = tpl.schema;
+    return {};
+}
+
+// The new user turn: the prompt's text, then each attachment in the order given.
+l04::Result<l04::Message> user_message(const std::string& prompt, const std::vector<std::string>& attach) {
     l04::Message msg;
     msg.role = l04::Role::user;
     msg.content = prompt;
-    if (!a.attach.empty()) {
-        // The prompt's text first, then each attachment in the order given.
-        if (!l04::trim(prompt).empty()) {
-            l04::ContentPart text;
-            text.text = prompt;
-            msg.parts.push_back(std::move(text));
-        }
-        for (const auto& arg : a.attach) {
-            auto part = attachment(arg);
-            if (!part) return report(part.error());
-            msg.parts.push_back(std::move(*part));
-        }
+    if (attach.empty()) return msg;
+    if (!l04::trim(prompt).empty()) {
+        l04::ContentPart text;
+        text.text = prompt;
+        msg.parts.push_back(std::move(text));
     }
-    // -c / --cid: the conversation's earlier turns go first.
+    for (const auto& arg : attach) {
+        L04_TRY_ASSIGN(auto part, attachment(arg));
+        msg.parts.push_back(std::move(part));
+    }
+    return msg;
+}
+
+// The conversation a prompt continues (-c, --cid) and how many messages of
+// it went into the request.
+struct History {
     std::string conversation_id;
-    std::size_t history = 0;
-    if (a.cont || !a.cid.empty()) {
-        auto log = l04::PromptLog::open(ctx.settings.state_dir());
-        if (!log) return report(log.error());
-        conversation_id = a.cid;
-        if (conversation_id.empty()) {
-            auto latest = (*log)->latest_conversation();
-            if (!latest) return report(latest.error());
-            if (latest->empty())
-                return report(l04::Error(l04::ErrorCode::invalid_request,
-                                         "there is no earlier conversation to continue (the prompt log is empty)"));
-            conversation_id = *latest;
-        }
-        auto turns = (*log)->conversation(conversation_id);
-        if (!turns) return report(turns.error());
-        if (turns->empty())
-            return report(l04::Error(l04::ErrorCode::invalid_request,
-                                     "no conversation '" + conversation_id + "' in the prompt log (see `l04ctl logs`)"));
-        auto earlier = history_messages(*turns);
-        if (!earlier) return report(earlier.error());
-        history = earlier->size();
-        req.messages = std::move(*earlier);
-        if (a.system.empty()) req.system_prompt = turns->back().system;
-        if (a.model.empty()) req.model = turns->back().model;
+    std::size_t messages = 0;
+};
+
+// -c / --cid: the conversation's earlier turns go first, and its system
+// prompt and model unless given.
+l04::Result<History> add_history(const Context& ctx, const PromptArgs& a, l04::InferenceRequest& req) {
+    History h;
+    if (!a.cont && a.cid.empty()) return h;
+    L04_TRY_ASSIGN(auto log, l04::PromptLog::open(ctx.settings.state_dir()));
+    h.conversation_id = a.cid;
+    if (h.conversation_id.empty()) {
+        L04_TRY_ASSIGN(auto latest, log->latest_conversation());
+        if (latest.empty())
+            return l04::fail(l04::ErrorCode::invalid_request,
+                             "there is no earlier conversation to continue (the prompt log is empty)");
+        h.conversation_id = std::move(latest);
     }
-    req.messages.push_back(std::move(msg));
+    L04_TRY_ASSIGN(auto turns, log->conversation(h.conversation_id));
+    if (turns.empty())
+        return l04::fail(l04::ErrorCode::invalid_request,
+                         "no conversation '" + h.conversation_id + "' in the prompt log (see `l04ctl logs`)");
+    L04_TRY_ASSIGN(auto earlier, history_messages(turns));
+    h.messages = earlier.size();
+    req.messages = std::move(earlier);
+    if (a.system.empty()) req.system_prompt = turns.back().system;
+    if (a.model.empty()) req.model = turns.back().model;
+    return h;
+}
+
+// Everything else the flags say about the request: sampling, routing,
+// priority, timeout, cache, options and the answer's schema.
+l04::Status set_request_fields(Context& ctx, const PromptArgs& a, const std::optional<nlohmann::json>& schema,
+                               const std::optional<l04::PromptTemplate>& tpl, l04::InferenceRequest& req) {
     req.temperature = a.temperature;
     req.max_tokens = a.max_tokens;
     req.agent_did = !a.agent.empty() ? a.agent : ctx.settings.get("agent");
@@ -368,12 +356,12 @@ int run_prompt(Context& ctx, PromptArgs& a) {
     req.constraints.max_latency_ms = a.max_latency_ms;
     if (!a.priority.empty()) {
         auto p = l04::parse_priority(a.priority);
-        if (!p) return report(l04::Error(l04::ErrorCode::invalid_parameter, "--priority must be high, normal or low"));
+        if (!p) return l04::fail(l04::ErrorCode::invalid_parameter, "--priority must be high, normal or low");
         req.priority = *p;
     }
     if (!a.timeout.empty()) {
         auto ms = l04::parse_duration_ms(a.timeout);
-        if (!ms) return report(l04::Error(l04::ErrorCode::invalid_parameter, "--timeout must be a duration like 30s"));
+        if (!ms) return l04::fail(l04::ErrorCode::invalid_parameter, "--timeout must be a duration like 30s");
         req.timeout_ms = *ms;
         ctx.request_timeout_ms = *ms;
     }
@@ -382,107 +370,108 @@ int run_prompt(Context& ctx, PromptArgs& a) {
     else if (a.refresh) req.cache_mode = l04::CacheMode::refresh;
     if (tpl) req.options = tpl->options;  // -o below overrides them
     if (schema) {
-        // The provider is asked for JSON of this shape; the answer is checked below.
+        // The provider is asked for JSON of this shape; the answer is checked after it.
         req.response_format = l04::to_wire(nlohmann::json{
             {"type", "json_schema"},
             {"json_schema", {{"name", "output"}, {"schema", *schema}, {"strict", schema_is_strict(*schema)}}}});
     }
-    if (auto st = add_option_flags(a.options, req.options); !st) return report(st.error());
-    // A structured answer is checked whole before any of it is printed.
-    const bool streaming = !a.json && !a.no_stream && !schema;
-    req.stream = streaming;
+    return add_option_flags(a.options, req.options);
+}
 
-    auto client = ctx.client(true);
-    if (!client) return report(client.error());
-    fit_context(ctx, **client, req, history);
-    // A missing or refused key while l04d runs with another environment than
-    // this shell (started before the key was exported): say so.
-    const auto report = [&ctx](const l04::Error& e) {
-        const int code = l04ctl::report(e);
-        if (!ctx.globals.no_daemon &&
-            (e.code == l04::ErrorCode::provider_not_configured || e.code == l04::ErrorCode::auth_failed)) {
-            if (const std::string diff = daemon_provider_env_difference(ctx.settings); !diff.empty())
-                std::fprintf(stderr,
-                             "l04ctl: note: the running l04d was started with another %s than this shell has; "
-                             "`l04ctl daemon restart` starts it with this one\n",
-                             diff.c_str());
-        }
-        return code;
-    };
-    // Invalid UTF-8 in the prompt (a binary file on stdin) becomes U+FFFD
-    // instead of aborting l04ctl.
-    const std::string body = l04::to_wire(l04::chat_request_to_json(req));
+// Reports an error of the call to l04d. A missing or refused key while l04d
+// runs with another environment than this shell (started before the key
+// was exported) gets a note saying so.
+int report_call_error(const Context& ctx, const l04::Error& e) {
+    const int code = report(e);
+    if (!ctx.globals.no_daemon &&
+        (e.code == l04::ErrorCode::provider_not_configured || e.code == l04::ErrorCode::auth_failed)) {
+        if (const std::string diff = daemon_provider_env_difference(ctx.settings); !diff.empty())
+            std::fprintf(stderr,
+                         "l04ctl: note: the running l04d was started with another %s than this shell has; "
+                         "`l04ctl daemon restart` starts it with this one\n",
+                         diff.c_str());
+    }
+    return code;
+}
 
-    if (a.explain) {
-        auto j = call_json(**client, "POST", "/v1/route", body);
-        if (!j) return report(j.error());
-        if (a.json) {
-            std::printf("%s\n", j->dump(2).c_str());
-            return k_ok;
-        }
-        using l04::json_field;
-        using nlohmann::json;
-        std::printf("strategy: %s\nprimary:  %s\n", json_field<std::string>(*j, "strategy", "?").c_str(),
-                    json_field<std::string>(*j, "primary", "?").c_str());
-        std::string fb;
-        for (const auto& f : json_field<json>(*j, "fallbacks", json::array()))
-            if (f.is_string()) fb += (fb.empty() ? "" : ", ") + f.get<std::string>();
-        std::printf("fallbacks: %s\n", fb.empty() ? "(none)" : fb.c_str());
-        if (const auto note = json_field<std::string>(*j, "note", ""); !note.empty()) std::printf("note:     %s\n", note.c_str());
-        std::vector<std::vector<std::string>> rows;
-        for (const auto& n : json_field<json>(*j, "candidates", json::array())) {
-            char sc[32];
-            std::snprintf(sc, sizeof sc, "%.3f", json_field(n, "score", 0.0));
-            const bool kept = json_field(n, "kept", false);
-            rows.push_back({json_field<std::string>(n, "model", "?"), kept ? "kept" : "dropped", kept ? sc : "",
-                            json_field<std::string>(n, "reason", "")});
-        }
-        print_table({"MODEL", "", "SCORE", "WHY"}, rows);
+// --explain: the routing decision instead of an answer.
+int print_route(const nlohmann::json& j, bool as_json) {
+    if (as_json) {
+        std::printf("%s\n", j.dump(2).c_str());
         return k_ok;
     }
+    using l04::json_field;
+    using nlohmann::json;
+    std::printf("strategy: %s\nprimary:  %s\n", json_field<std::string>(j, "strategy", "?").c_str(),
+                json_field<std::string>(j, "primary", "?").c_str());
+    std::string fb;
+    for (const auto& f : json_field<json>(j, "fallbacks", json::array()))
+        if (f.is_string()) fb += (fb.empty() ? "" : ", ") + f.get<std::string>();
+    std::printf("fallbacks: %s\n", fb.empty() ? "(none)" : fb.c_str());
+    if (const auto note = json_field<std::string>(j, "note", ""); !note.empty()) std::printf("note:     %s\n", note.c_str());
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& n : json_field<json>(j, "candidates", json::array())) {
+        char sc[32];
+        std::snprintf(sc, sizeof sc, "%.3f", json_field(n, "score", 0.0));
+        const bool kept = json_field(n, "kept", false);
+        rows.push_back({json_field<std::string>(n, "model", "?"), kept ? "kept" : "dropped", kept ? sc : "",
+                        json_field<std::string>(n, "reason", "")});
+    }
+    print_table({"MODEL", "", "SCORE", "WHY"}, rows);
+    return k_ok;
+}
 
-    l04::ClientRequest creq{"POST", "/v1/chat/completions", body, {}};
-    if (!streaming) {
-        auto r = (*client)->call(creq);
-        if (!r) return report(r.error());
-        auto j = nlohmann::json::parse(r->body, nullptr, false);
-        if (j.is_discarded()) return report(l04::Error(l04::ErrorCode::parse_error, "l04d sent a body that is not JSON"));
-        if (r->status != 200) return report(l04::error_from_json(j, r->status));
-        l04::InferenceResponse resp = l04::response_from_json(j);
-        std::string schema_error;
-        if (schema) {
-            schema_error = check_structured(*schema, resp.content);
-            if (!schema_error.empty()) {
-                if (a.json) {
-                    auto out = response_json(resp);
-                    out["schema_error"] = schema_error;
-                    std::printf("%s\n", out.dump(2).c_str());
-                }
-                return report(l04::Error(l04::ErrorCode::parse_error,
-                                         "the answer does not match the schema: " + schema_error +
-                                             (a.json ? "" : " (--json prints the answer as it came)")));
+// A request on its way to l04d and what the answer is checked against.
+struct Call {
+    l04::ApiClient& client;
+    const l04::InferenceRequest& req;
+    const l04::ClientRequest& creq;
+    const std::optional<nlohmann::json>& schema;
+    const std::string& conversation_id;
+};
+
+// --no-stream, --json or a schema: the whole answer, checked, then printed.
+int answer_whole(Context& ctx, const PromptArgs& a, const Call& call) {
+    auto r = call.client.call(call.creq);
+    if (!r) return report_call_error(ctx, r.error());
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    if (j.is_discarded()) return report(l04::Error(l04::ErrorCode::parse_error, "l04d sent a body that is not JSON"));
+    if (r->status != 200) return report_call_error(ctx, l04::error_from_json(j, r->status));
+    l04::InferenceResponse resp = l04::response_from_json(j);
+    if (call.schema) {
+        const std::string schema_error = check_structured(*call.schema, resp.content);
+        if (!schema_error.empty()) {
+            if (a.json) {
+                auto out = response_json(resp);
+                out["schema_error"] = schema_error;
+                std::printf("%s\n", out.dump(2).c_str());
             }
+            return report(l04::Error(l04::ErrorCode::parse_error,
+                                     "the answer does not match the schema: " + schema_error +
+                                         (a.json ? "" : " (--json prints the answer as it came)")));
         }
-        if (a.json) {
-            auto out = response_json(resp);
-            log_prompt(ctx, req, conversation_id, resp, &out);
-            const auto& parts = req.messages.front().parts;
-            std::size_t images = 0;
-            for (const auto& p : parts) images += p.is_image() ? 1 : 0;
-            out["sent"] = {{"parts", parts.empty() ? std::size_t{1} : parts.size()}, {"images", images}};
-            std::printf("%s\n", out.dump(2).c_str());
-        } else {
-            log_prompt(ctx, req, conversation_id, resp, nullptr);
-            std::fwrite(resp.content.data(), 1, resp.content.size(), stdout);
-            if (resp.content.empty() || resp.content.back() != '\n') std::fputc('\n', stdout);
-            // fwrite may have hit EPIPE itself (a large write), so ferror too.
-            if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && errno == EPIPE) return k_broken_pipe;
-        }
-        if (ctx.globals.verbose > 0 || (ctx.stderr_tty() && !ctx.globals.quiet && !a.json)) usage_line(ctx, resp);
-        return k_ok;
     }
+    if (a.json) {
+        auto out = response_json(resp);
+        log_prompt(ctx, call.req, call.conversation_id, resp, &out);
+        const auto& parts = call.req.messages.back().parts;
+        std::size_t images = 0;
+        for (const auto& p : parts) images += p.is_image() ? 1 : 0;
+        out["sent"] = {{"parts", parts.empty() ? std::size_t{1} : parts.size()}, {"images", images}};
+        std::printf("%s\n", out.dump(2).c_str());
+    } else {
+        log_prompt(ctx, call.req, call.conversation_id, resp, nullptr);
+        std::fwrite(resp.content.data(), 1, resp.content.size(), stdout);
+        if (resp.content.empty() || resp.content.back() != '\n') std::fputc('\n', stdout);
+        // fwrite may have hit EPIPE itself (a large write), so ferror too.
+        if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && errno == EPIPE) return k_broken_pipe;
+    }
+    if (ctx.globals.verbose > 0 || (ctx.stderr_tty() && !ctx.globals.quiet && !a.json)) usage_line(ctx, resp);
+    return k_ok;
+}
 
-    // Streaming: print each piece of the answer as it arrives.
+// Streaming: each piece of the answer printed as it arrives.
+int answer_streamed(Context& ctx, const Call& call) {
     bool ended_with_newline = true;
     bool printed = false;
     bool broken_pipe = false;
@@ -498,23 +487,80 @@ int run_prompt(Context& ctx, PromptArgs& a) {
         printed = true;
         return true;
     });
-    auto r = (*client)->call(creq, [&](std::string_view piece) { return stream.feed(piece); });
+    auto r = call.client.call(call.creq, [&](std::string_view piece) { return stream.feed(piece); });
     if (broken_pipe) return k_broken_pipe;  // silent, as a shell pipeline expects
     if (!r) {
         if (printed && !ended_with_newline) std::fputc('\n', stdout);
-        return report(r.error());
+        return report_call_error(ctx, r.error());
     }
     // An error before any output comes as a JSON body with its status.
-    if (r->status != 200) return report(stream.http_error(r->status));
+    if (r->status != 200) return report_call_error(ctx, stream.http_error(r->status));
     if (printed && !ended_with_newline) std::fputc('\n', stdout);
     if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && errno == EPIPE) return k_broken_pipe;
-    if (stream.error) return report(*stream.error);
+    if (stream.error) return report_call_error(ctx, *stream.error);
     if (!stream.done)
         return report(l04::Error(l04::ErrorCode::streaming_error, "the stream ended without its final event"));
-    l04::InferenceResponse final_resp = std::move(stream.response);
-    log_prompt(ctx, req, conversation_id, final_resp, nullptr);
-    if (ctx.globals.verbose > 0 || (ctx.stderr_tty() && !ctx.globals.quiet)) usage_line(ctx, final_resp);
+    log_prompt(ctx, call.req, call.conversation_id, stream.response, nullptr);
+    if (ctx.globals.verbose > 0 || (ctx.stderr_tty() && !ctx.globals.quiet)) usage_line(ctx, stream.response);
     return k_ok;
+}
+
+int run_prompt(Context& ctx, PromptArgs& a) {
+    if (int rc = ctx.load()) return rc;
+    ctx.no_log = a.no_log;
+    std::optional<l04::PromptTemplate> tpl;
+    if (!a.template_name.empty()) {
+        auto t = l04::load_template(ctx.settings.config_dir(), a.template_name);
+        if (!t) return report(t.error());
+        tpl = std::move(*t);
+    } else if (!a.params.empty()) {
+        return report(l04::Error(l04::ErrorCode::invalid_parameter, "-p fills a template's parameters: use it with -t NAME"));
+    }
+    const bool template_wants_input =
+        tpl && (tpl->prompt.empty() || tpl->prompt.find("{input}") != std::string::npos);
+    auto prompt = gather_prompt(ctx, a, !a.attach.empty() || !a.files.empty() || (tpl && !template_wants_input));
+    if (!prompt) return report(prompt.error());
+    std::string system = a.system;
+    if (tpl)
+        if (auto st = apply_template(*tpl, a, *prompt, system); !st) return report(st.error());
+    std::optional<nlohmann::json> schema;
+    if (!a.schema.empty()) {
+        auto s = l04::load_schema_arg(a.schema);
+        if (!s) return report(s.error());
+        schema = std::move(*s);
+    }
+    if (l04::trim(*prompt).empty() && a.attach.empty()) {
+        return report(l04::Error(l04::ErrorCode::invalid_request,
+                                 "the prompt is empty: give TEXT or pipe it on stdin (l04ctl prompt \"question\")"));
+    }
+
+    l04::InferenceRequest req;
+    req.model = a.model;
+    req.system_prompt = system;
+    auto msg = user_message(*prompt, a.attach);
+    if (!msg) return report(msg.error());
+    auto history = add_history(ctx, a, req);
+    if (!history) return report(history.error());
+    req.messages.push_back(std::move(*msg));
+    if (auto st = set_request_fields(ctx, a, schema, tpl, req); !st) return report(st.error());
+    // A structured answer is checked whole before any of it is printed.
+    const bool streaming = !a.json && !a.no_stream && !schema;
+    req.stream = streaming;
+
+    auto client = ctx.client(true);
+    if (!client) return report(client.error());
+    fit_context(ctx, **client, req, history->messages);
+    // Invalid UTF-8 in the prompt (a binary file on stdin) becomes U+FFFD
+    // instead of aborting l04ctl.
+    const std::string body = l04::to_wire(l04::chat_request_to_json(req));
+    if (a.explain) {
+        auto j = call_json(**client, "POST", "/v1/route", body);
+        if (!j) return report_call_error(ctx, j.error());
+        return print_route(*j, a.json);
+    }
+    const l04::ClientRequest creq{"POST", "/v1/chat/completions", body, {}};
+    const Call call{**client, req, creq, schema, history->conversation_id};
+    return streaming ? answer_streamed(ctx, call) : answer_whole(ctx, a, call);
 }
 
 }  // namespace

@@ -222,6 +222,13 @@ TEST_CASE("l04ctl -a attaches an image file - typed -o - refused options exit 3"
     auto again = env.ctl({"prompt", "-m", "mock", "--json", "-a", png, "what is this?"});
     REQUIRE(again.exit_code == 0);
     CHECK(json::parse(again.out)["cache_hit"] == "exact");
+    // "sent" describes the new turn, not the conversation's first one.
+    auto follow = env.ctl({"prompt", "-m", "mock", "--json", "-c", "and the colour?"});
+    INFO(follow.err);
+    REQUIRE(follow.exit_code == 0);
+    auto fj = json::parse(follow.out);
+    CHECK(fj["sent"]["parts"] == 1);
+    CHECK(fj["sent"]["images"] == 0);
 
     // Not an image: refused before anything is sent.
     const std::string txt = env.dir().file("notes.txt");

@@ -135,46 +135,62 @@ ssize_t write_nosigpipe(int fd, const char* p, std::size_t n) {
     return w;
 }
 
-class CommandProvider final : public Provider {
-public:
-    CommandProvider(const ProviderConfig& cfg, Clock& clock)
-        : m_id(cfg.info->id), m_argv(cfg.info->command), m_timeout_ms(cfg.info->timeout_ms), m_clock(clock) {}
-
-    const std::string& id() const override { return m_id; }
-
-    Result<InferenceResponse> complete(const ProviderRequest& req) override { return run(req, nullptr); }
-    Result<InferenceResponse> stream(const ProviderRequest& req, const ChunkSink& sink) override {
-        return run(req, &sink);
-    }
-
-    ProviderHealth health_check(std::chrono::milliseconds) override {
-        ProviderHealth h;
-        const std::string name = m_argv.empty() ? std::string() : m_argv[0];
-        if (auto path = find_executable(name)) {
-            h.state = HealthState::healthy;
-            h.message = "command found at " + *path;
-        } else {
-            h.state = HealthState::unhealthy;
-            h.message = "command '" + name + "' not found on PATH";
-        }
-        return h;
-    }
-
-private:
-    Result<InferenceResponse> run(const ProviderRequest& req, const ChunkSink* sink);
-
-    std::string m_id;
-    std::vector<std::string> m_argv;
-    std::int64_t m_timeout_ms;
-    Clock& m_clock;
-};
-
 // One running child and its pipes.
 struct Child {
     pid_t pid = -1;
     Fd in, out, err, pidfd;
     bool reaped = false;
     int status = 0;
+
+    // Starts `exe` in its own process group with stdin, stdout and stderr on
+    // pipes. A failed execve comes back through a close-on-exec pipe as the
+    // child's errno, so "cannot run" is told apart from "ran and failed".
+    Status spawn(const std::string& exe, const std::vector<char*>& argv) {
+        Fd in_r, out_w, err_w, exec_r, exec_w;
+        if (!make_pipe(in_r, in) || !make_pipe(out, out_w) || !make_pipe(err, err_w) || !make_pipe(exec_r, exec_w))
+            return fail(ErrorCode::internal_error, std::string("cannot create pipes: ") + std::strerror(errno));
+        pid = ::fork();
+        if (pid < 0) return fail(ErrorCode::internal_error, std::string("fork failed: ") + std::strerror(errno));
+        if (pid == 0) {
+            // Everything the child needs was prepared before fork: from here
+            // on only async-signal-safe calls.
+            ::setpgid(0, 0);
+            sigset_t none;
+            sigemptyset(&none);
+            ::sigprocmask(SIG_SETMASK, &none, nullptr);
+            struct sigaction dfl {};
+            dfl.sa_handler = SIG_DFL;
+            ::sigaction(SIGPIPE, &dfl, nullptr);
+            if (::dup2(in_r.fd, 0) < 0 || ::dup2(out_w.fd, 1) < 0 || ::dup2(err_w.fd, 2) < 0) {
+                int e = errno;
+                (void)!::write(exec_w.fd, &e, sizeof e);
+                ::_exit(127);
+            }
+            // Nothing else of the gateway's (sockets, databases) leaks into the CLI.
+            ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+            ::execve(exe.c_str(), argv.data(), environment_block());
+            int e = errno;
+            (void)!::write(exec_w.fd, &e, sizeof e);
+            ::_exit(127);
+        }
+        ::setpgid(pid, pid);  // also here: no race with an early kill
+        exec_w.reset();       // the pipe ends the child owns close with this scope
+        int child_errno = 0;
+        ssize_t n;
+        do n = ::read(exec_r.fd, &child_errno, sizeof child_errno);
+        while (n < 0 && errno == EINTR);
+        if (n == static_cast<ssize_t>(sizeof child_errno)) {
+            ::waitpid(pid, nullptr, 0);
+            reaped = true;
+            Error e(ErrorCode::provider_unavailable, "cannot run '" + exe + "': " + std::strerror(child_errno));
+            e.retryable = false;
+            return fail(std::move(e));
+        }
+        // glibc 2.36's <sys/pidfd.h> lacks extern "C": call the kernel directly.
+        pidfd.fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+        ::fcntl(in.fd, F_SETFL, ::fcntl(in.fd, F_GETFL) | O_NONBLOCK);
+        return {};
+    }
 
     // Signals the whole process group.
     void signal_group(int sig) const {
@@ -217,6 +233,186 @@ struct Child {
     }
 };
 
+// Why the exchange with the child ended before the child did.
+enum class Stop { none, timeout, cancelled, caller_gone };
+
+// The exchange with a running child: the prompt into its stdin, its stdout
+// to the accumulator in whole UTF-8 characters, the tail of its stderr kept
+// for the error message.
+class Exchange {
+public:
+    Exchange(Child& ch, std::string_view input, detail::Accumulator& acc) : m_ch(ch), m_input(input), m_acc(acc) {
+        if (m_input.empty()) m_ch.in.reset();
+    }
+
+    // Runs until the child has exited and closed both pipes, the deadline
+    // passes, the caller cancels or the sink refuses a chunk.
+    Result<Stop> run(Clock::duration deadline, const CancelToken* cancel) {
+        while (m_ch.out.fd >= 0 || m_ch.err.fd >= 0 || !m_ch.try_reap()) {
+            if (cancel && cancel->cancelled.load()) return Stop::cancelled;
+            auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - steady::now());
+            if (left.count() <= 0) return Stop::timeout;
+            pollfd fds[4];
+            nfds_t n = 0;
+            int i_out = -1, i_err = -1, i_in = -1;
+            auto watch = [&](int fd, short events, int* index) {
+                if (fd < 0) return;
+                if (index) *index = static_cast<int>(n);
+                fds[n++] = {fd, events, 0};
+            };
+            watch(m_ch.out.fd, POLLIN, &i_out);
+            watch(m_ch.err.fd, POLLIN, &i_err);
+            watch(m_ch.in.fd, POLLOUT, &i_in);
+            if (m_ch.out.fd < 0 && m_ch.err.fd < 0) watch(m_ch.pidfd.fd, POLLIN, nullptr);
+            // Wake at least every 50 ms to notice a cancel from another thread.
+            const int wait_ms = static_cast<int>(std::min<std::int64_t>(left.count(), 50));
+            if (::poll(fds, n, wait_ms) < 0) {
+                if (errno == EINTR) continue;
+                return fail(ErrorCode::internal_error, std::string("poll failed: ") + std::strerror(errno));
+            }
+            if (i_in >= 0 && fds[i_in].revents) feed_stdin(fds[i_in].revents);
+            if (i_out >= 0 && fds[i_out].revents && !read_stdout()) return Stop::caller_gone;
+            if (i_err >= 0 && fds[i_err].revents) read_stderr();
+        }
+        return Stop::none;
+    }
+
+    // The stdout bytes held back waiting for the rest of a UTF-8 sequence
+    // (sent as they are once the child has exited).
+    void flush() {
+        if (!m_pending.empty()) m_acc.text(m_pending);
+        m_pending.clear();
+    }
+    std::string err_text() const { return std::string(trim(m_err_tail)); }
+
+private:
+    void feed_stdin(short revents) {
+        if (revents & (POLLERR | POLLHUP)) {
+            m_ch.in.reset();  // the CLI closed its stdin: it will not read more
+            return;
+        }
+        ssize_t w = write_nosigpipe(m_ch.in.fd, m_input.data() + m_written, m_input.size() - m_written);
+        if (w > 0)
+            m_written += static_cast<std::size_t>(w);
+        else if (w < 0 && errno != EAGAIN && errno != EINTR)
+            m_ch.in.reset();
+        if (m_written >= m_input.size()) m_ch.in.reset();  // EOF tells the CLI the prompt is complete
+    }
+    // False when the sink refused the text (the caller has gone).
+    bool read_stdout() {
+        ssize_t r = ::read(m_ch.out.fd, m_buf, sizeof m_buf);
+        if (r > 0) {
+            m_pending.append(m_buf, static_cast<std::size_t>(r));
+            const std::size_t ready = utf8_complete_prefix(m_pending);
+            if (ready == 0) return true;
+            const bool ok = m_acc.text(std::string_view(m_pending).substr(0, ready));
+            m_pending.erase(0, ready);
+            return ok;
+        }
+        if (r == 0 || (errno != EINTR && errno != EAGAIN)) m_ch.out.reset();
+        return true;
+    }
+    void read_stderr() {
+        ssize_t r = ::read(m_ch.err.fd, m_buf, sizeof m_buf);
+        if (r > 0) {
+            m_err_tail.append(m_buf, static_cast<std::size_t>(r));
+            if (m_err_tail.size() > k_stderr_keep) m_err_tail.erase(0, m_err_tail.size() - k_stderr_keep);
+        } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+            m_ch.err.reset();
+        }
+    }
+
+    Child& m_ch;
+    std::string_view m_input;
+    detail::Accumulator& m_acc;
+    std::size_t m_written = 0;
+    std::string m_pending;  // stdout bytes held back to complete a UTF-8 sequence
+    std::string m_err_tail;
+    char m_buf[16384];
+};
+
+// The error for a child that ended without success: killed by a signal l04
+// did not send (retryable), or a non-zero status whose stderr names the kind.
+Error exit_error(const std::string& name, int status, const std::string& err_text) {
+    if (WIFSIGNALED(status)) {
+        Error e(ErrorCode::provider_unavailable,
+                "command '" + name + "' was killed by signal " + std::to_string(WTERMSIG(status)));
+        e.retryable = true;
+        e.details = err_text;
+        return e;
+    }
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    const std::string low = to_lower(err_text);
+    auto has = [&](const char* w) { return low.find(w) != std::string::npos; };
+    const std::string what = "command '" + name + "' exited with status " + std::to_string(code);
+    Error e;
+    if (has("api key") || has("unauthorized") || has("authentication") || has("not logged in") || has("/login")) {
+        e = Error(ErrorCode::auth_failed, what + " (authentication)");
+        e.retryable = false;
+    } else if (has("rate limit") || has("429")) {
+        e = Error(ErrorCode::rate_limit_exceeded, what + " (rate limited)");
+        e.retryable = true;
+    } else if (has("overloaded") || has("529")) {
+        e = Error(ErrorCode::provider_overloaded, what + " (overloaded)");
+        e.retryable = true;
+    } else {
+        e = Error(ErrorCode::provider_error, what);
+        e.retryable = false;
+    }
+    if (!err_text.empty()) e.message += ": " + err_text.substr(0, 300);
+    e.details = err_text;
+    return e;
+}
+
+class CommandProvider final : public Provider {
+public:
+    CommandProvider(const ProviderConfig& cfg, Clock& clock)
+        : m_id(cfg.info->id), m_argv(cfg.info->command), m_timeout_ms(cfg.info->timeout_ms), m_clock(clock) {}
+
+    const std::string& id() const override { return m_id; }
+
+    Result<InferenceResponse> complete(const ProviderRequest& req) override { return run(req, nullptr); }
+    Result<InferenceResponse> stream(const ProviderRequest& req, const ChunkSink& sink) override {
+        return run(req, &sink);
+    }
+
+    ProviderHealth health_check(std::chrono::milliseconds) override {
+        ProviderHealth h;
+        const std::string name = m_argv.empty() ? std::string() : m_argv[0];
+        if (auto path = find_executable(name)) {
+            h.state = HealthState::healthy;
+            h.message = "command found at " + *path;
+        } else {
+            h.state = HealthState::unhealthy;
+            h.message = "command '" + name + "' not found on PATH";
+        }
+        return h;
+    }
+
+private:
+    Result<InferenceResponse> run(const ProviderRequest& req, const ChunkSink* sink);
+    Error stop_error(Stop stop, std::chrono::milliseconds limit, const std::string& err_text) const;
+
+    std::string m_id;
+    std::vector<std::string> m_argv;
+    std::int64_t m_timeout_ms;
+    Clock& m_clock;
+};
+
+Error CommandProvider::stop_error(Stop stop, std::chrono::milliseconds limit, const std::string& err_text) const {
+    if (stop == Stop::caller_gone) return detail::caller_gone_error(m_id);
+    if (stop == Stop::timeout) {
+        Error e(ErrorCode::timeout, "command '" + m_argv[0] + "' did not finish within " +
+                                        std::to_string(limit.count()) + " ms; it was killed");
+        e.retryable = true;
+        e.details = err_text;
+        return e;
+    }
+    Error e(ErrorCode::streaming_error, "command '" + m_argv[0] + "' cancelled by the caller; it was killed");
+    e.retryable = false;
+    return e;
+}
+
 Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const ChunkSink* sink) {
     if (m_argv.empty()) return fail(ErrorCode::provider_not_configured, "provider '" + m_id + "' has no command");
     auto exe = find_executable(m_argv[0]);
@@ -227,8 +423,6 @@ Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const
         e.retryable = false;
         return fail(std::move(e));
     }
-    // Everything the child needs is prepared before fork: after it, the
-    // child may only call async-signal-safe functions.
     std::vector<std::string> args = m_argv;
     for (auto& a : args)
         if (a == "{model}") a = req.model.name;
@@ -237,193 +431,30 @@ Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const
     argv.push_back(nullptr);
     const std::string input = render_prompt(req.request);
 
-    Child ch;
-    Fd in_r, out_w, err_w, exec_r, exec_w;
-    if (!make_pipe(in_r, ch.in) || !make_pipe(ch.out, out_w) || !make_pipe(ch.err, err_w) || !make_pipe(exec_r, exec_w))
-        return fail(ErrorCode::internal_error, std::string("cannot create pipes: ") + std::strerror(errno));
-
     const auto started = steady::now();
-    ch.pid = ::fork();
-    if (ch.pid < 0) return fail(ErrorCode::internal_error, std::string("fork failed: ") + std::strerror(errno));
-    if (ch.pid == 0) {
-        ::setpgid(0, 0);
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        struct sigaction dfl {};
-        dfl.sa_handler = SIG_DFL;
-        ::sigaction(SIGPIPE, &dfl, nullptr);
-        if (::dup2(in_r.fd, 0) < 0 || ::dup2(out_w.fd, 1) < 0 || ::dup2(err_w.fd, 2) < 0) {
-            int e = errno;
-            (void)!::write(exec_w.fd, &e, sizeof e);
-            ::_exit(127);
-        }
-        // Nothing else of the gateway's (sockets, databases) leaks into the CLI.
-        ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-        ::execve(exe->c_str(), argv.data(), environment_block());
-        int e = errno;
-        (void)!::write(exec_w.fd, &e, sizeof e);
-        ::_exit(127);
-    }
-    ::setpgid(ch.pid, ch.pid);  // also here: no race with an early kill
-    in_r.reset();
-    out_w.reset();
-    err_w.reset();
-    exec_w.reset();
-    {
-        int child_errno = 0;
-        ssize_t n;
-        do n = ::read(exec_r.fd, &child_errno, sizeof child_errno);
-        while (n < 0 && errno == EINTR);
-        if (n == static_cast<ssize_t>(sizeof child_errno)) {
-            ::waitpid(ch.pid, nullptr, 0);
-            ch.reaped = true;
-            Error e(ErrorCode::provider_unavailable, "cannot run '" + *exe + "': " + std::strerror(child_errno));
-            e.retryable = false;
-            return fail(std::move(e));
-        }
-    }
-    // glibc 2.36's <sys/pidfd.h> lacks extern "C": call the kernel directly.
-    ch.pidfd.fd = static_cast<int>(::syscall(SYS_pidfd_open, ch.pid, 0));
-    ::fcntl(ch.in.fd, F_SETFL, ::fcntl(ch.in.fd, F_GETFL) | O_NONBLOCK);
-
+    Child ch;
+    L04_TRY(ch.spawn(*exe, argv));
     auto limit = req.timeout;
     if (m_timeout_ms > 0) limit = std::min(limit, std::chrono::milliseconds(m_timeout_ms));
-    const auto deadline = started + limit;
 
-    InferenceResponse resp = detail::new_response(req, m_id);
     detail::Accumulator acc(sink);
-    std::string pending;  // stdout bytes held back to complete a UTF-8 sequence
-    std::string err_tail;
-    std::size_t written = 0;
-    if (input.empty()) ch.in.reset();
-    enum class Stop { none, timeout, cancelled, caller_gone } stop = Stop::none;
-    char buf[16384];
-
-    while (ch.out.fd >= 0 || ch.err.fd >= 0 || !ch.try_reap()) {
-        if (req.cancel && req.cancel->cancelled.load()) {
-            stop = Stop::cancelled;
-            break;
-        }
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - steady::now());
-        if (left.count() <= 0) {
-            stop = Stop::timeout;
-            break;
-        }
-        pollfd fds[4];
-        nfds_t n = 0;
-        int i_out = -1, i_err = -1, i_in = -1;
-        if (ch.out.fd >= 0) {
-            i_out = static_cast<int>(n);
-            fds[n++] = {ch.out.fd, POLLIN, 0};
-        }
-        if (ch.err.fd >= 0) {
-            i_err = static_cast<int>(n);
-            fds[n++] = {ch.err.fd, POLLIN, 0};
-        }
-        if (ch.in.fd >= 0) {
-            i_in = static_cast<int>(n);
-            fds[n++] = {ch.in.fd, POLLOUT, 0};
-        }
-        if (ch.out.fd < 0 && ch.err.fd < 0 && ch.pidfd.fd >= 0) fds[n++] = {ch.pidfd.fd, POLLIN, 0};
-        // Wake at least every 50 ms to notice a cancel from another thread.
-        const int wait_ms = static_cast<int>(std::min<std::int64_t>(left.count(), 50));
-        int rc = ::poll(fds, n, wait_ms);
-        if (rc < 0) {
-            if (errno == EINTR) continue;
-            ch.kill_and_reap();
-            return fail(ErrorCode::internal_error, std::string("poll failed: ") + std::strerror(errno));
-        }
-        if (i_in >= 0 && fds[i_in].revents) {
-            if (fds[i_in].revents & (POLLERR | POLLHUP)) {
-                ch.in.reset();  // the CLI closed its stdin: it will not read more
-            } else {
-                ssize_t w = write_nosigpipe(ch.in.fd, input.data() + written, input.size() - written);
-                if (w > 0)
-                    written += static_cast<std::size_t>(w);
-                else if (w < 0 && errno != EAGAIN && errno != EINTR)
-                    ch.in.reset();
-                if (written >= input.size()) ch.in.reset();  // EOF tells the CLI the prompt is complete
-            }
-        }
-        if (i_out >= 0 && fds[i_out].revents) {
-            ssize_t r = ::read(ch.out.fd, buf, sizeof buf);
-            if (r > 0) {
-                pending.append(buf, static_cast<std::size_t>(r));
-                const std::size_t ready = utf8_complete_prefix(pending);
-                if (ready > 0) {
-                    bool ok = acc.text(std::string_view(pending).substr(0, ready));
-                    pending.erase(0, ready);
-                    if (!ok) {
-                        stop = Stop::caller_gone;
-                        break;
-                    }
-                }
-            } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-                ch.out.reset();
-            }
-        }
-        if (i_err >= 0 && fds[i_err].revents) {
-            ssize_t r = ::read(ch.err.fd, buf, sizeof buf);
-            if (r > 0) {
-                err_tail.append(buf, static_cast<std::size_t>(r));
-                if (err_tail.size() > k_stderr_keep) err_tail.erase(0, err_tail.size() - k_stderr_keep);
-            } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-                ch.err.reset();
-            }
-        }
-    }
-
+    Exchange io(ch, input, acc);
+    auto stop = io.run(started + limit, req.cancel);
     const auto elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started).count();
-    if (stop != Stop::none) {
+    if (!stop) {
         ch.kill_and_reap();
-        if (stop == Stop::timeout) {
-            Error e(ErrorCode::timeout, "command '" + m_argv[0] + "' did not finish within " +
-                                            std::to_string(limit.count()) + " ms; it was killed");
-            e.retryable = true;
-            e.details = std::string(trim(err_tail));
-            return fail(std::move(e));
-        }
-        if (stop == Stop::caller_gone) return fail(detail::caller_gone_error(m_id));
-        Error e(ErrorCode::streaming_error, "command '" + m_argv[0] + "' cancelled by the caller; it was killed");
-        e.retryable = false;
-        return fail(std::move(e));
+        return fail(std::move(stop).error());
+    }
+    if (*stop != Stop::none) {
+        ch.kill_and_reap();
+        return fail(stop_error(*stop, limit, io.err_text()));
     }
     ch.signal_group(SIGKILL);  // anything the CLI left running in its group
-    if (!pending.empty()) acc.text(pending);
+    io.flush();
+    const int status = ch.status;
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) return fail(exit_error(m_argv[0], status, io.err_text()));
 
-    const std::string detail_text(trim(err_tail));
-    if (WIFSIGNALED(ch.status)) {
-        Error e(ErrorCode::provider_unavailable,
-                "command '" + m_argv[0] + "' was killed by signal " + std::to_string(WTERMSIG(ch.status)));
-        e.retryable = true;
-        e.details = detail_text;
-        return fail(std::move(e));
-    }
-    const int code = WIFEXITED(ch.status) ? WEXITSTATUS(ch.status) : -1;
-    if (code != 0) {
-        const std::string low = to_lower(detail_text);
-        auto has = [&](const char* w) { return low.find(w) != std::string::npos; };
-        Error e;
-        const std::string what = "command '" + m_argv[0] + "' exited with status " + std::to_string(code);
-        if (has("api key") || has("unauthorized") || has("authentication") || has("not logged in") || has("/login")) {
-            e = Error(ErrorCode::auth_failed, what + " (authentication)");
-            e.retryable = false;
-        } else if (has("rate limit") || has("429")) {
-            e = Error(ErrorCode::rate_limit_exceeded, what + " (rate limited)");
-            e.retryable = true;
-        } else if (has("overloaded") || has("529")) {
-            e = Error(ErrorCode::provider_overloaded, what + " (overloaded)");
-            e.retryable = true;
-        } else {
-            e = Error(ErrorCode::provider_error, what);
-            e.retryable = false;
-        }
-        if (!detail_text.empty()) e.message += ": " + detail_text.substr(0, 300);
-        e.details = detail_text;
-        return fail(std::move(e));
-    }
-
+    InferenceResponse resp = detail::new_response(req, m_id);
     resp.content = std::move(acc.content);
     resp.finish_reason = "stop";
     resp.metadata["provider_model"] = req.model.name;
