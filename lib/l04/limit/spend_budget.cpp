@@ -33,6 +33,24 @@ std::string usd(double v) {
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
+struct Spent {
+    double day_usd = 0;
+    double month_usd = 0;
+};
+
+// An agent's spend since the start of its UTC day and month: one pass over
+// the month's rows (index usage_agent_time); a day lies within its month.
+Result<Spent> spent_since(Db& db, const std::string& agent, std::int64_t day0, std::int64_t month0) {
+    L04_TRY_ASSIGN(Stmt * st, db.cached("SELECT COALESCE(SUM(CASE WHEN time_ms >= ?1 THEN cost_usd ELSE 0 END), 0) "
+                                        "AS day_usd, COALESCE(SUM(cost_usd), 0) AS month_usd "
+                                        "FROM usage WHERE agent = ?2 AND time_ms >= ?3"));
+    StmtReset done(*st);
+    st->bind(1, day0).bind(2, agent).bind(3, month0);
+    L04_TRY_ASSIGN(auto row, st->step());
+    if (!row) return Spent{};
+    return Spent{.day_usd = st->col_double("day_usd"), .month_usd = st->col_double("month_usd")};
+}
+
 }  // namespace
 
 Result<std::map<std::string, BudgetLimits, std::less<>>> parse_budget_agents(std::string_view spec,
@@ -92,17 +110,9 @@ Result<AgentSpend> SpendBudget::spend(const std::string& agent) {
     AgentSpend s;
     s.agent = agent;
     s.limits = limits_for(agent);
-    // One pass over the agent's rows of this month (index usage_agent_time).
-    auto st = m_db->prepare(
-        "SELECT COALESCE(SUM(CASE WHEN time_ms >= ? THEN cost_usd ELSE 0 END), 0), COALESCE(SUM(cost_usd), 0) "
-        "FROM usage WHERE agent = ? AND time_ms >= ?");
-    if (!st) return fail(st.error());
-    st->bind(1, day0).bind(2, agent).bind(3, month0);  // a day lies within its month
-    L04_TRY_ASSIGN(auto r, st->step());
-    if (r) {
-        s.day_usd = st->col_double(0);
-        s.month_usd = st->col_double(1);
-    }
+    L04_TRY_ASSIGN(auto spent, spent_since(*m_db, agent, day0, month0));
+    s.day_usd = spent.day_usd;
+    s.month_usd = spent.month_usd;
     return s;
 }
 
@@ -114,26 +124,22 @@ Result<std::int64_t> SpendBudget::reserve(const std::string& agent, double worst
     const auto now = m_clock.wall_ms();
     auto tx = Transaction::begin(*m_db);
     if (!tx) return std::int64_t{0};
-    auto held = m_db->prepare("SELECT COALESCE(SUM(usd), 0) FROM budget_reservations WHERE agent = ? AND created_ms >= ?");
-    if (!held) return std::int64_t{0};
-    held->bind(1, agent).bind(2, now - m_cfg.reservation_ttl_ms);
-    auto hr = held->step();
-    if (!hr || !*hr) return std::int64_t{0};
-    const double reserved = held->col_double(0);
-    held = Stmt();
+    double reserved = 0;
+    {
+        auto held = m_db->cached("SELECT COALESCE(SUM(usd), 0) FROM budget_reservations WHERE agent = ? AND created_ms >= ?");
+        if (!held) return std::int64_t{0};
+        StmtReset done(**held);
+        (*held)->bind(1, agent).bind(2, now - m_cfg.reservation_ttl_ms);
+        auto hr = (*held)->step();
+        if (!hr || !*hr) return std::int64_t{0};
+        reserved = (*held)->col_double(0);
+    }
     // Spend as of now, inside the same write transaction: no other process
     // can reserve between the read and the insert.
     const auto day0 = utc_day_start_ms(now);
-    const auto month0 = utc_month_start_ms(now);
-    auto st = m_db->prepare(
-        "SELECT COALESCE(SUM(CASE WHEN time_ms >= ? THEN cost_usd ELSE 0 END), 0), COALESCE(SUM(cost_usd), 0) "
-        "FROM usage WHERE agent = ? AND time_ms >= ?");
-    if (!st) return std::int64_t{0};
-    st->bind(1, day0).bind(2, agent).bind(3, month0);
-    auto r = st->step();
-    if (!r) return std::int64_t{0};
-    const double day = *r ? st->col_double(0) : 0, month = *r ? st->col_double(1) : 0;
-    st = Stmt();
+    auto so_far = spent_since(*m_db, agent, day0, utc_month_start_ms(now));
+    if (!so_far) return std::int64_t{0};
+    const double day = so_far->day_usd, month = so_far->month_usd;
     auto refuse = [&](const char* budget, double spent, double limit, std::int64_t reset_ms) {
         Error e(ErrorCode::quota_exhausted,
                 std::string(budget) + " budget of agent '" + agent + "' cannot cover this request: spent " + usd(spent) +
@@ -151,12 +157,14 @@ Result<std::int64_t> SpendBudget::reserve(const std::string& agent, double worst
         return refuse("monthly", month, limits.monthly_usd, utc_next_month_start_ms(now));
     if (limits.daily_usd > 0 && day + reserved + worst_usd > limits.daily_usd + 1e-12)
         return refuse("daily", day, limits.daily_usd, day0 + k_day_ms);
-    auto ins = m_db->prepare("INSERT INTO budget_reservations(agent, usd, created_ms) VALUES(?, ?, ?)");
-    if (!ins) return std::int64_t{0};
-    ins->bind(1, agent).bind(2, worst_usd).bind(3, now);
-    if (!ins->run()) return std::int64_t{0};
+    {
+        auto ins = m_db->cached("INSERT INTO budget_reservations(agent, usd, created_ms) VALUES(?, ?, ?)");
+        if (!ins) return std::int64_t{0};
+        StmtReset done(**ins);
+        (*ins)->bind(1, agent).bind(2, worst_usd).bind(3, now);
+        if (!(*ins)->run()) return std::int64_t{0};
+    }
     const auto id = m_db->last_insert_rowid();
-    ins = Stmt();
     (void)m_db->exec("DELETE FROM budget_reservations WHERE created_ms < " + std::to_string(now - m_cfg.reservation_ttl_ms));
     if (!tx->commit()) return std::int64_t{0};
     return id;
@@ -165,9 +173,10 @@ Result<std::int64_t> SpendBudget::reserve(const std::string& agent, double worst
 void SpendBudget::release(std::int64_t id) {
     if (id <= 0) return;
     std::lock_guard lk(m_mu);
-    if (auto d = m_db->prepare("DELETE FROM budget_reservations WHERE id = ?")) {
-        d->bind(1, id);
-        (void)d->run();
+    if (auto d = m_db->cached("DELETE FROM budget_reservations WHERE id = ?")) {
+        StmtReset done(**d);
+        (*d)->bind(1, id);
+        (void)(*d)->run();
     }
 }
 

@@ -132,14 +132,14 @@ Result<bool> SqliteCircuitBreaker::load(const std::string& provider, Row& row) {
         row = Row{};
         return false;
     }
-    row.state = state_from(m_select.col_int(0));
-    row.failures = static_cast<int>(m_select.col_int(1));
-    row.opened_at_ms = m_select.col_int(2);
-    row.blocked_until_ms = m_select.col_int(3);
-    row.probe_until_ms = m_select.col_int(4);
-    row.last_error = m_select.col_text(5);
-    row.probe_pid = m_select.col_int(6);
-    row.probe_start = m_select.col_int(7);
+    row.state = state_from(m_select.col_int("state"));
+    row.failures = static_cast<int>(m_select.col_int("consecutive_failures"));
+    row.opened_at_ms = m_select.col_int("opened_at_ms");
+    row.blocked_until_ms = m_select.col_int("blocked_until_ms");
+    row.probe_until_ms = m_select.col_int("probe_until_ms");
+    row.last_error = m_select.col_text("last_error");
+    row.probe_pid = m_select.col_int("probe_pid");
+    row.probe_start = m_select.col_int("probe_start");
     return true;
 }
 

@@ -165,14 +165,14 @@ Result<std::vector<double>> SqliteRateLimiter::load_levels(const std::vector<Nee
     while (true) {
         L04_TRY_ASSIGN(auto row, m_select_bucket.step());
         if (!row) break;
-        const auto scope = m_select_bucket.col_text(0);
-        const auto kind = static_cast<BucketKind>(m_select_bucket.col_int(1));
+        const auto scope = m_select_bucket.col_text("scope");
+        const auto kind = static_cast<BucketKind>(m_select_bucket.col_int("kind"));
         for (std::size_t i = 0; i < needs.size(); ++i) {
             const auto& n = needs[i];
             if (n.kind != kind || n.scope != scope) continue;
             const double elapsed_s =
-                static_cast<double>(std::max<std::int64_t>(0, now_ms - m_select_bucket.col_int(3))) / 1000.0;
-            levels[i] = std::min(n.capacity, m_select_bucket.col_double(2) + elapsed_s * n.refill_per_s);
+                static_cast<double>(std::max<std::int64_t>(0, now_ms - m_select_bucket.col_int("updated_ms"))) / 1000.0;
+            levels[i] = std::min(n.capacity, m_select_bucket.col_double("level") + elapsed_s * n.refill_per_s);
         }
     }
     return levels;
@@ -300,10 +300,10 @@ Status SqliteRateLimiter::settle_checked(const Reservation& r, std::int64_t actu
         m_select_reservation.bind(1, r.id);
         L04_TRY_ASSIGN(auto row, m_select_reservation.step());
         if (!row) return {};  // settled already, or pruned
-        agent = m_select_reservation.col_text(0);
-        provider = m_select_reservation.col_text(1);
-        model = m_select_reservation.col_text(2);
-        reserved = m_select_reservation.col_int(3);
+        agent = m_select_reservation.col_text("agent");
+        provider = m_select_reservation.col_text("provider");
+        model = m_select_reservation.col_text("model");
+        reserved = m_select_reservation.col_int("tokens");
     }
     const double delta = static_cast<double>(reserved - std::max<std::int64_t>(0, actual_tokens));
     if (delta != 0) {
@@ -331,8 +331,8 @@ std::vector<BucketState> SqliteRateLimiter::buckets() {
     while (true) {
         auto row = st->step();
         if (!row || !*row) break;
-        const auto scope = st->col_text(0);
-        const auto kind = static_cast<BucketKind>(st->col_int(1));
+        const auto scope = st->col_text("scope");
+        const auto kind = static_cast<BucketKind>(st->col_int("kind"));
         const Limits l = limits_for(scope);
         const auto limit = kind == BucketKind::requests ? l.requests_per_minute : l.tokens_per_minute;
         if (limit <= 0) continue;  // no longer limited
@@ -341,8 +341,8 @@ std::vector<BucketState> SqliteRateLimiter::buckets() {
         b.kind = std::string(bucket_kind_name(kind));
         b.capacity = static_cast<double>(limit);
         b.refill_per_s = b.capacity / 60.0;
-        const double elapsed_s = static_cast<double>(std::max<std::int64_t>(0, now_ms - st->col_int(3))) / 1000.0;
-        b.level = std::min(b.capacity, st->col_double(2) + elapsed_s * b.refill_per_s);
+        const double elapsed_s = static_cast<double>(std::max<std::int64_t>(0, now_ms - st->col_int("updated_ms"))) / 1000.0;
+        b.level = std::min(b.capacity, st->col_double("level") + elapsed_s * b.refill_per_s);
         out[{scope, static_cast<int>(kind)}] = b;
     }
     for (const auto& [scope, l] : m_cfg.scopes) {

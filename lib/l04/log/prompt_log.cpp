@@ -36,26 +36,29 @@ const std::vector<std::string_view> k_migrations = {
        END;)",
 };
 
+// Aliased so that rows are read by name whatever the query joins.
 constexpr const char* k_columns =
-    "p.id, p.conversation_id, p.ts_ms, p.model, p.provider, p.system, p.prompt, p.message_json, p.response, "
-    "p.prompt_tokens, p.completion_tokens, p.cost_usd, p.cached, p.request_id";
+    "p.id AS id, p.conversation_id AS conversation_id, p.ts_ms AS ts_ms, p.model AS model, p.provider AS provider, "
+    "p.system AS system, p.prompt AS prompt, p.message_json AS message_json, p.response AS response, "
+    "p.prompt_tokens AS prompt_tokens, p.completion_tokens AS completion_tokens, p.cost_usd AS cost_usd, "
+    "p.cached AS cached, p.request_id AS request_id";
 
 LoggedPrompt read_row(const Stmt& s) {
     LoggedPrompt p;
-    p.id = s.col_int(0);
-    p.conversation_id = s.col_text(1);
-    p.ts_ms = s.col_int(2);
-    p.model = s.col_text(3);
-    p.provider = s.col_text(4);
-    p.system = s.col_text(5);
-    p.prompt = s.col_text(6);
-    p.message_json = s.col_text(7);
-    p.response = s.col_text(8);
-    p.prompt_tokens = s.col_int(9);
-    p.completion_tokens = s.col_int(10);
-    p.cost_usd = s.col_double(11);
-    p.cached = s.col_int(12) != 0;
-    p.request_id = s.col_text(13);
+    p.id = s.col_int("id");
+    p.conversation_id = s.col_text("conversation_id");
+    p.ts_ms = s.col_int("ts_ms");
+    p.model = s.col_text("model");
+    p.provider = s.col_text("provider");
+    p.system = s.col_text("system");
+    p.prompt = s.col_text("prompt");
+    p.message_json = s.col_text("message_json");
+    p.response = s.col_text("response");
+    p.prompt_tokens = s.col_int("prompt_tokens");
+    p.completion_tokens = s.col_int("completion_tokens");
+    p.cost_usd = s.col_double("cost_usd");
+    p.cached = s.col_int("cached") != 0;
+    p.request_id = s.col_text("request_id");
     return p;
 }
 

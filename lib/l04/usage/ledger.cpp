@@ -403,11 +403,11 @@ Status Ledger::checkpoint() {
 
 Status Ledger::write_locked(const std::vector<Pending>& rows, const std::string& journal_file) {
     L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
-    auto st = m_db->prepare(
+    L04_TRY_ASSIGN(Stmt * st, m_db->cached(
         "INSERT INTO usage(request_id, time_ms, agent, model, provider, prompt_tokens, completion_tokens, estimated, "
         "cost_usd, saved_usd, latency_ms, ttft_ms, cached, stream, status, error_code, attempts, metadata) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    if (!st) return fail(st.error());
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+    StmtReset done(*st);
     std::int64_t journal_end = -1;
     for (const auto& p : rows) {
         const UsageRow& r = p.row;
@@ -428,10 +428,10 @@ Status Ledger::write_locked(const std::vector<Pending>& rows, const std::string&
     if (journal_end >= 0 && !journal_file.empty()) {
         // The journal offset these rows reach, in the same transaction: a
         // replay after a crash starts exactly after them.
-        auto j = m_db->prepare(
+        L04_TRY_ASSIGN(Stmt * j, m_db->cached(
             "INSERT INTO ledger_journal(file, committed) VALUES(?1, ?2) "
-            "ON CONFLICT(file) DO UPDATE SET committed = MAX(committed, excluded.committed)");
-        if (!j) return fail(j.error());
+            "ON CONFLICT(file) DO UPDATE SET committed = MAX(committed, excluded.committed)"));
+        StmtReset j_done(*j);
         j->bind(1, journal_file).bind(2, journal_end);
         if (auto rr = j->run(); !rr) return rr;
     }
@@ -442,20 +442,21 @@ Result<UsageTotals> Ledger::totals(std::int64_t since_ms, const std::string& age
     L04_TRY(flush());
     std::lock_guard lk(m_mu);
     auto st = m_db->prepare(
-        "SELECT COUNT(*), COALESCE(SUM(status != 'ok'),0), COALESCE(SUM(cached != 0),0), "
-        "COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), COALESCE(SUM(cost_usd),0), "
-        "COALESCE(SUM(saved_usd),0) FROM usage WHERE time_ms >= ?1 AND (?2 = '' OR agent = ?2)");
+        "SELECT COUNT(*) AS requests, COALESCE(SUM(status != 'ok'),0) AS errors, "
+        "COALESCE(SUM(cached != 0),0) AS cached, COALESCE(SUM(prompt_tokens),0) AS prompt_tokens, "
+        "COALESCE(SUM(completion_tokens),0) AS completion_tokens, COALESCE(SUM(cost_usd),0) AS cost_usd, "
+        "COALESCE(SUM(saved_usd),0) AS saved_usd FROM usage WHERE time_ms >= ?1 AND (?2 = '' OR agent = ?2)");
     if (!st) return fail(st.error());
     st->bind(1, since_ms).bind(2, agent);
     L04_TRY(st->step());
     UsageTotals t;
-    t.requests = st->col_int(0);
-    t.errors = st->col_int(1);
-    t.cached = st->col_int(2);
-    t.prompt_tokens = st->col_int(3);
-    t.completion_tokens = st->col_int(4);
-    t.cost_usd = st->col_double(5);
-    t.saved_usd = st->col_double(6);
+    t.requests = st->col_int("requests");
+    t.errors = st->col_int("errors");
+    t.cached = st->col_int("cached");
+    t.prompt_tokens = st->col_int("prompt_tokens");
+    t.completion_tokens = st->col_int("completion_tokens");
+    t.cost_usd = st->col_double("cost_usd");
+    t.saved_usd = st->col_double("saved_usd");
     return t;
 }
 
@@ -474,25 +475,25 @@ Result<std::vector<UsageRow>> Ledger::rows_since(std::int64_t since_ms) {
         L04_TRY_ASSIGN(auto r, st->step());
         if (!r) break;
         UsageRow u;
-        u.request_id = st->col_text(0);
-        u.time_ms = st->col_int(1);
-        u.agent = st->col_text(2);
-        u.model = st->col_text(3);
-        u.provider = st->col_text(4);
-        u.usage.prompt_tokens = st->col_int(5);
-        u.usage.completion_tokens = st->col_int(6);
+        u.request_id = st->col_text("request_id");
+        u.time_ms = st->col_int("time_ms");
+        u.agent = st->col_text("agent");
+        u.model = st->col_text("model");
+        u.provider = st->col_text("provider");
+        u.usage.prompt_tokens = st->col_int("prompt_tokens");
+        u.usage.completion_tokens = st->col_int("completion_tokens");
         u.usage.total_tokens = u.usage.prompt_tokens + u.usage.completion_tokens;
-        u.usage.estimated = st->col_int(7) != 0;
-        u.cost_usd = st->col_double(8);
-        u.saved_usd = st->col_double(9);
-        u.latency_ms = st->col_double(10);
-        if (!st->col_null(11)) u.ttft_ms = st->col_double(11);
-        u.cached = static_cast<CacheHit>(st->col_int(12));
-        u.stream = st->col_int(13) != 0;
-        u.status = st->col_text(14);
-        if (!st->col_null(15)) u.error_code = static_cast<int>(st->col_int(15));
-        u.attempts = static_cast<int>(st->col_int(16));
-        if (const std::string md = st->col_text(17); !md.empty()) {
+        u.usage.estimated = st->col_int("estimated") != 0;
+        u.cost_usd = st->col_double("cost_usd");
+        u.saved_usd = st->col_double("saved_usd");
+        u.latency_ms = st->col_double("latency_ms");
+        if (!st->col_null("ttft_ms")) u.ttft_ms = st->col_double("ttft_ms");
+        u.cached = static_cast<CacheHit>(st->col_int("cached"));
+        u.stream = st->col_int("stream") != 0;
+        u.status = st->col_text("status");
+        if (!st->col_null("error_code")) u.error_code = static_cast<int>(st->col_int("error_code"));
+        u.attempts = static_cast<int>(st->col_int("attempts"));
+        if (const std::string md = st->col_text("metadata"); !md.empty()) {
             auto j = nlohmann::json::parse(md, nullptr, false);
             if (j.is_object())
                 for (const auto& [k, v] : j.items()) u.metadata[k] = v.is_string() ? v.get<std::string>() : v.dump();
@@ -546,16 +547,17 @@ Result<std::vector<UsageAggregate>> Ledger::aggregates() {
     L04_TRY(flush());
     std::lock_guard lk(m_mu);
     auto st = m_db->prepare(
-        "SELECT provider, model, status, COUNT(*), SUM(CASE WHEN cached = 0 THEN prompt_tokens ELSE 0 END), "
-        "SUM(CASE WHEN cached = 0 THEN completion_tokens ELSE 0 END), SUM(cost_usd) FROM usage "
-        "GROUP BY provider, model, status");
+        "SELECT provider, model, status, COUNT(*) AS requests, "
+        "SUM(CASE WHEN cached = 0 THEN prompt_tokens ELSE 0 END) AS prompt_tokens, "
+        "SUM(CASE WHEN cached = 0 THEN completion_tokens ELSE 0 END) AS completion_tokens, "
+        "SUM(cost_usd) AS cost_usd FROM usage GROUP BY provider, model, status");
     if (!st) return fail(st.error());
     std::vector<UsageAggregate> out;
     while (true) {
         L04_TRY_ASSIGN(auto r, st->step());
         if (!r) break;
-        out.push_back({st->col_text(0), st->col_text(1), st->col_text(2), st->col_int(3), st->col_int(4), st->col_int(5),
-                       st->col_double(6)});
+        out.push_back({st->col_text("provider"), st->col_text("model"), st->col_text("status"), st->col_int("requests"),
+                       st->col_int("prompt_tokens"), st->col_int("completion_tokens"), st->col_double("cost_usd")});
     }
     return out;
 }
