@@ -223,8 +223,8 @@ sigset_t block_stop_signals() {
 }
 
 // Serves until SIGTERM/SIGINT or the idle timeout, with housekeeping on the
-// side: a WAL checkpoint every minute, ledger retention and cache expiry at
-// start and hourly.
+// side: rate-limit leases given back every second, a WAL checkpoint every
+// minute, ledger retention and cache expiry at start and hourly.
 void serve_until_stopped(l04::Gateway& gw, l04::HttpServer& server, const sigset_t& sigs, std::int64_t idle_ms) {
     using std::chrono::steady_clock;
     auto housekeeping = [&] {
@@ -243,6 +243,9 @@ void serve_until_stopped(l04::Gateway& gw, l04::HttpServer& server, const sigset
             housekeeping();
             next_housekeeping = steady_clock::now() + std::chrono::hours(1);
         }
+        // Rate-limit leases go back to the shared buckets at least every
+        // second (l04d's own requests give them back sooner when busy).
+        gw.flush_limits();
         timespec ts{1, 0};
         const int sig = sigtimedwait(&sigs, nullptr, &ts);
         if (sig == SIGTERM || sig == SIGINT) {
@@ -288,7 +291,7 @@ int main(int argc, char** argv) {
                      fds, max_conns);
     const sigset_t sigs = block_stop_signals();
 
-    auto gw = l04::open_gateway(*settings);
+    auto gw = l04::open_gateway(*settings, /*daemon=*/true);
     if (!gw) {
         spdlog::error("cannot start: {}", gw.error().to_string());
         return k_exit_config;

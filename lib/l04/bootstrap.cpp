@@ -22,9 +22,10 @@ Result<Registry> load_registry(const Settings& settings) {
     return Registry::load(files);
 }
 
-Result<std::unique_ptr<Gateway>> open_gateway(const Settings& settings) {
+Result<std::unique_ptr<Gateway>> open_gateway(const Settings& settings, bool daemon) {
     L04_TRY_ASSIGN(auto reg, load_registry(settings));
     GatewayOptions opts;
+    opts.daemon = daemon;
     opts.settings = settings;
     opts.registry = std::move(reg);
     return Gateway::create(std::move(opts));

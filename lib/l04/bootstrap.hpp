@@ -13,8 +13,9 @@ namespace l04 {
 // The installed catalogue, then the user's models.toml (models_file setting,
 // else $XDG_CONFIG_HOME/l04/models.toml) merged over it.
 Result<Registry> load_registry(const Settings& settings);
-// A gateway with every stage configured from settings.
-Result<std::unique_ptr<Gateway>> open_gateway(const Settings& settings);
+// A gateway with every stage configured from settings; `daemon` for l04d
+// (GatewayOptions::daemon).
+Result<std::unique_ptr<Gateway>> open_gateway(const Settings& settings, bool daemon = false);
 // Raises the soft RLIMIT_NOFILE to the hard limit (capped by fs.nr_open when
 // the hard limit is unlimited). l04d holds two sockets per stream (the
 // client's and the upstream's), so 1,000 streams need more than the usual

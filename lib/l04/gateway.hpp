@@ -65,6 +65,8 @@ struct GatewayOptions {
     std::string state_dir;                        // default: settings.state_dir()
     // Tests: replace a provider's adapter by id.
     std::map<std::string, std::shared_ptr<Provider>> provider_overrides;
+    // l04d: the long-lived process (rate-limit leases, rate_limit.lease).
+    bool daemon = false;
     std::shared_ptr<RateLimiter> rate_limiter;    // default from settings
     std::shared_ptr<CircuitBreaker> breaker;      // default from settings
     std::shared_ptr<SpendBudget> budget;          // default from settings
@@ -157,6 +159,9 @@ public:
     // Writes the ledger's queued rows and checkpoints its WAL.
     Status checkpoint();
     Status flush_ledger();
+    // Gives the rate limiter's leases back to the shared buckets (l04d: every
+    // second, so an idle daemon holds none for long).
+    void flush_limits();
     // Updates gauges and the counters kept in SQLite (cache hits/misses,
     // circuit states, queue depth) before /metrics is rendered.
     void refresh_metrics();

@@ -52,4 +52,6 @@ Status Gateway::checkpoint() { return m_ledger->checkpoint(); }
 
 Status Gateway::flush_ledger() { return m_ledger->flush(); }
 
+void Gateway::flush_limits() { m_limiter->flush(); }
+
 }  // namespace l04

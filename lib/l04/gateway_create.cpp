@@ -38,7 +38,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     if (opts.rate_limiter) {
         g->m_limiter = opts.rate_limiter;
     } else {
-        L04_TRY_ASSIGN(g->m_limiter, make_rate_limiter(g->m_settings, state_dir, clock));
+        L04_TRY_ASSIGN(g->m_limiter, make_rate_limiter(g->m_settings, state_dir, clock, opts.daemon));
     }
     if (opts.breaker) {
         g->m_breaker = opts.breaker;

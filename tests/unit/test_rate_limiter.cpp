@@ -362,6 +362,110 @@ TEST_CASE("rate limiter: limits hold across instances on one file - and follow c
     CHECK_FALSE(c->reserve(req()));
 }
 
+namespace {
+
+RateLimitConfig leasing(Limits agent, std::int64_t lease_ms = 200) {
+    auto c = cfg_with(agent);
+    c.lease_ms = lease_ms;
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("rate limiter leases: a busy bucket is decided in memory - the shared level counts the lease - flush gives back the rest") {
+    test::TempDir dir;
+    ManualClock clock;
+    auto a = make_rl(dir, clock, leasing({6000, 0}));  // 100/s: a lease of 200 ms is 20 requests
+    auto b = make_rl(dir, clock, cfg_with({6000, 0}));  // another process, no leases
+    auto first = a->reserve(req());
+    REQUIRE(first);
+    CHECK_FALSE(first->local);
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1 - 20));
+    CHECK(level(*a, "agent:alice", "requests") == doctest::Approx(6000 - 1));  // its own lease shows as available
+    for (int i = 0; i < 20; ++i) {
+        auto r = a->reserve(req());
+        REQUIRE(r);
+        CHECK(r->local);
+    }
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(5979));  // no database write for those
+    auto next = a->reserve(req());  // the lease is used up: a transaction, and a new lease
+    REQUIRE(next);
+    CHECK_FALSE(next->local);
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 22 - 20));
+    a->flush();
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 22));  // exactly what was admitted
+    auto again = a->reserve(req());
+    REQUIRE(again);
+    CHECK_FALSE(again->local);
+    a.reset();  // destruction gives the lease back too
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 23));
+}
+
+TEST_CASE("rate limiter leases: below half the capacity none is taken - two processes drain the bucket exactly") {
+    test::TempDir dir;
+    ManualClock clock;
+    auto a = make_rl(dir, clock, leasing({600, 0}));  // 10/s: 2 requests per lease
+    auto b = make_rl(dir, clock, cfg_with({600, 0}));
+    int admitted = 0, local = 0, local_below_half = 0;
+    for (int i = 0; i < 1000; ++i) {
+        auto& rl = i % 3 == 0 ? b : a;
+        const double shared = level(*b, "agent:alice", "requests");
+        auto r = rl->reserve(req());
+        if (!r) continue;
+        ++admitted;
+        local += r->local ? 1 : 0;
+        // A lease (2) is taken only while 300 stay; b admits at most one
+        // while a uses it up.
+        if (r->local && shared < 297) ++local_below_half;
+    }
+    a->flush();
+    CHECK(admitted == 600);  // the clock did not move: exactly the capacity
+    CHECK(local > 0);        // while above half, leases were used
+    CHECK(local_below_half == 0);
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(0));
+}
+
+TEST_CASE("rate limiter leases: settling a leased admission refunds or charges through the lease") {
+    test::TempDir dir;
+    ManualClock clock;
+    auto a = make_rl(dir, clock, leasing({0, 60000}));  // 1,000 tokens/s: 200 tokens per lease
+    auto b = make_rl(dir, clock, cfg_with({0, 60000}));
+    auto first = a->reserve(req(100));
+    REQUIRE(first);
+    CHECK_FALSE(first->local);
+    CHECK(level(*b, "agent:alice", "tokens") == doctest::Approx(60000 - 100 - 200));
+    auto second = a->reserve(req(100));
+    REQUIRE(second);
+    REQUIRE(second->local);
+    auto third = a->reserve(req(100));
+    REQUIRE(third);
+    REQUIRE(third->local);
+    a->settle(*first, 100);  // as estimated: nothing changes
+    a->settle(*second, 40);  // 60 back
+    a->settle(*third, 150);  // 50 more
+    a->flush();
+    CHECK(level(*b, "agent:alice", "tokens") == doctest::Approx(60000 - 100 - 40 - 150));
+}
+
+TEST_CASE("rate limiter leases: an expired lease is not used - the next decision gives it back") {
+    test::TempDir dir;
+    ManualClock clock;
+    auto a = make_rl(dir, clock, leasing({6000, 0}));
+    auto b = make_rl(dir, clock, cfg_with({6000, 0}));
+    REQUIRE(a->reserve(req()));
+    for (int i = 0; i < 5; ++i) REQUIRE(a->reserve(req())->local);
+    clock.advance(250ms);  // past the lease; the bucket refilled 25, capped at its capacity
+    auto r = a->reserve(req());
+    REQUIRE(r);
+    CHECK_FALSE(r->local);
+    // 7 admitted; the refill of 250 ms brings the bucket back to full first.
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1 - 20));
+    a->flush();
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1));
+    // No lease is taken by a limiter without lease_ms (the default; --no-daemon).
+    for (int i = 0; i < 5; ++i) CHECK_FALSE(b->reserve(req())->local);
+}
+
 TEST_CASE("rate limiter: scope limits parse from settings - and the factory honours enabled") {
     auto ok = parse_scope_limits(" provider:openai=500/200000; model:gpt-4o=100/- ,agent:cron=10,, agent:ci=0/5000",
                                  Limits{60, 100'000});

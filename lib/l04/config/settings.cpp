@@ -79,6 +79,10 @@ const std::vector<SettingInfo>& settings_table() {
         {"rate_limit.allow_oversized", T::boolean, "false", {"L04_RATE_LIMIT_ALLOW_OVERSIZED"}, false,
          "Admit a request needing more tokens than a bucket's whole per-minute capacity (when the bucket is full, "
          "leaving it in debt) instead of refusing it with E4401."},
+        {"rate_limit.lease", T::duration, "200ms", {"L04_RATE_LIMIT_LEASE"}, false,
+         "l04d: how long it may decide a busy bucket in memory from a lease of what the bucket refills in that "
+         "time (taken only while the bucket is at least half full); 0 = every decision in SQLite. "
+         "--no-daemon runs never lease."},
         {"rate_limit.scopes", T::string, "", {"L04_RATE_LIMIT_SCOPES"}, false,
          "Per-scope limits \"scope=rpm[/tpm]\", comma-separated; scope is agent:<id>, provider:<id> or model:<id>; "
          "0 or - = unlimited. Providers and models not listed are not limited."},

@@ -26,6 +26,9 @@ struct Reservation {
     std::int64_t id = 0;
     LimitRequest request;
     bool shadow_rejected = false;  // would have been rejected (shadow mode)
+    // Admitted from this process's lease (SqliteRateLimiter, l04d): settled
+    // in memory, no database row.
+    bool local = false;
 };
 
 struct BucketState {
@@ -44,6 +47,9 @@ public:
     // Refunds or charges the difference between estimate and actual tokens.
     virtual void settle(const Reservation& r, std::int64_t actual_tokens) = 0;
     virtual std::vector<BucketState> buckets() = 0;
+    // Gives back what this process holds in memory (leases) to the state
+    // other processes share. No-op where nothing is held.
+    virtual void flush() {}
 };
 
 // Admits everything (rate_limit.enabled = false).

@@ -196,12 +196,19 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
     if (needs.empty()) return res;
 
     std::lock_guard lk(m_mu);
+    if (take_from_leases(needs)) {
+        res.local = true;
+        return res;
+    }
     L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
     // Take the time inside the lock: transactions then see non-decreasing times.
     const auto now_ms = m_clock.wall_ms();
 
-    L04_TRY_ASSIGN(auto loaded, load_levels(needs, now_ms));
-    const auto& levels = loaded;
+    L04_TRY_ASSIGN(auto levels, load_levels(needs, now_ms));
+    // This process's leases of these buckets go back first: the decision is
+    // made on everything not yet admitted.
+    std::vector<bool> given_back(needs.size(), false);
+    for (std::size_t i = 0; i < needs.size(); ++i) given_back[i] = give_back_lease(needs[i], levels[i]);
     double wait_s = 0;
     const Need* limiting = nullptr;
     double limiting_level = 0;
@@ -235,6 +242,8 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
     }
 
     if (limiting) {
+        for (std::size_t i = 0; i < needs.size(); ++i)
+            if (given_back[i]) L04_TRY(store_level(needs[i], levels[i], now_ms));
         const bool shadow = !m_cfg.enforced;
         if (auto st = bump_counter(*m_db, shadow ? CounterId::rate_limit_shadow_rejections
                                                  : CounterId::rate_limit_rejections);
@@ -257,8 +266,11 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
     }
 
     bool has_tokens = false;
+    std::vector<double> leased(needs.size(), 0.0);
     for (std::size_t i = 0; i < needs.size(); ++i) {
-        L04_TRY(store_level(needs[i], levels[i] - needs[i].amount, now_ms));
+        const double after = levels[i] - needs[i].amount;
+        leased[i] = lease_size(needs[i], after);
+        L04_TRY(store_level(needs[i], after - leased[i], now_ms));
         has_tokens = has_tokens || needs[i].kind == BucketKind::tokens;
     }
     if (has_tokens) {
@@ -280,15 +292,84 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
         if (!inserted) return fail(inserted.error());
     }
     L04_TRY(tx.commit());
+    // The leases exist once the transaction that debited them has committed.
+    const auto until = m_clock.now() + std::chrono::milliseconds(m_cfg.lease_ms);
+    for (std::size_t i = 0; i < needs.size(); ++i)
+        if (leased[i] > 0)
+            m_leases[{needs[i].scope, needs[i].kind}] =
+                Lease{.held = leased[i], .capacity = needs[i].capacity, .refill_per_s = needs[i].refill_per_s, .until = until};
     if (++m_reserves % 1024 == 0) (void)prune_reservations_locked(now_ms);
     return res;
 }
+
+bool SqliteRateLimiter::take_from_leases(const std::vector<Need>& needs) {
+    if (m_leases.empty()) return false;
+    const auto now = m_clock.now();
+    std::vector<Lease*> found;
+    found.reserve(needs.size());
+    for (const auto& n : needs) {
+        auto it = m_leases.find({n.scope, n.kind});
+        if (it == m_leases.end() || now >= it->second.until || it->second.held + 1e-9 < n.amount) return false;
+        found.push_back(&it->second);
+    }
+    for (std::size_t i = 0; i < needs.size(); ++i) found[i]->held -= needs[i].amount;
+    return true;
+}
+
+bool SqliteRateLimiter::give_back_lease(const Need& n, double& level) {
+    auto it = m_leases.find({n.scope, n.kind});
+    if (it == m_leases.end()) return false;
+    level = std::clamp(level + it->second.held, -n.capacity, n.capacity);
+    m_leases.erase(it);
+    return true;
+}
+
+double SqliteRateLimiter::lease_size(const Need& n, double level_after) const {
+    if (m_cfg.lease_ms <= 0) return 0;
+    const double size = std::floor(n.refill_per_s * static_cast<double>(m_cfg.lease_ms) / 1000.0);
+    if (size < 1 || level_after - size < n.capacity / 2) return 0;
+    return size;
+}
+
+void SqliteRateLimiter::flush() {
+    std::lock_guard lk(m_mu);
+    if (m_leases.empty()) return;
+    auto tx = Transaction::begin(*m_db);
+    if (!tx) return;
+    const auto now_ms = m_clock.wall_ms();
+    for (const auto& [key, lease] : m_leases) {
+        const Need n{key.first, key.second, 0.0, lease.capacity, lease.refill_per_s};
+        auto levels = load_levels({n}, now_ms);
+        if (!levels) return;
+        const double level = std::clamp((*levels)[0] + lease.held, -n.capacity, n.capacity);
+        if (!store_level(n, level, now_ms)) return;
+    }
+    if (tx->commit()) m_leases.clear();
+}
+
+SqliteRateLimiter::~SqliteRateLimiter() { flush(); }
 
 void SqliteRateLimiter::settle(const Reservation& r, std::int64_t actual_tokens) {
     (void)settle_checked(r, actual_tokens);
 }
 
 Status SqliteRateLimiter::settle_checked(const Reservation& r, std::int64_t actual_tokens) {
+    if (r.local) {
+        // Admitted from a lease: the difference goes to the lease of each
+        // token bucket (a refund to use or give back, or a charge), and
+        // reaches the database when the lease is given back.
+        const double delta = static_cast<double>(std::max<std::int64_t>(0, r.request.estimated_tokens) -
+                                                 std::max<std::int64_t>(0, actual_tokens));
+        if (delta == 0) return {};
+        std::lock_guard lk(m_mu);
+        const auto until = m_clock.now() + std::chrono::milliseconds(m_cfg.lease_ms);
+        for (const auto& n : needs_for(r.request.agent, r.request.provider, r.request.model, 0, true)) {
+            auto [it, added] = m_leases.try_emplace({n.scope, n.kind});
+            if (added) it->second = Lease{.held = 0, .capacity = n.capacity, .refill_per_s = n.refill_per_s, .until = until};
+            it->second.held += delta;
+        }
+        return {};
+    }
     if (r.id == 0) return {};
     std::lock_guard lk(m_mu);
     L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
@@ -358,6 +439,10 @@ std::vector<BucketState> SqliteRateLimiter::buckets() {
             out[{scope, static_cast<int>(kind)}] = b;
         }
     }
+    // What this process holds in leases is not used yet: shown as available.
+    for (const auto& [key, lease] : m_leases)
+        if (auto it = out.find({key.first, static_cast<int>(key.second)}); it != out.end())
+            it->second.level = std::clamp(it->second.level + lease.held, -it->second.capacity, it->second.capacity);
     std::vector<BucketState> v;
     v.reserve(out.size());
     for (auto& [k, b] : out) v.push_back(std::move(b));

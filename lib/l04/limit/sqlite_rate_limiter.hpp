@@ -10,6 +10,19 @@
 // debit is persisted as a reservation row that settle() later corrects with
 // the real usage (refund bounded at capacity, extra charge bounded at
 // -capacity, i.e. at most one minute of debt).
+//
+// Leases (lease_ms > 0; l04d only): a busy bucket's decisions are made in
+// memory. When a transaction admits a request and the bucket keeps at least
+// half its capacity, it also debits a lease of what the bucket refills in
+// lease_ms (e.g. 200 ms: 0.33% of the per-minute limit) and this process
+// admits the next requests from it without touching SQLite. A lease is never
+// used after lease_ms; it is given back (added to the shared level) by the
+// next transaction on its bucket, by flush() (l04d calls it every second)
+// and on destruction. Every admission is still debited in the shared
+// database first, so the limit holds across processes; what other processes
+// can lose is the unused part of a lease, at most 0.33% of a limit for about
+// a second (for good if l04d is killed holding it). Near the limit (below
+// half), no lease: every decision is exact, as without leases.
 #include <l04/core/clock.hpp>
 #include <l04/limit/rate_limiter.hpp>
 #include <l04/store/db.hpp>
@@ -53,6 +66,8 @@ struct RateLimitConfig {
     std::int64_t reservation_ttl_ms = 3'600'000;
     // How long reserve()/settle() wait for another process's transaction.
     std::int64_t busy_timeout_ms = 5'000;
+    // How long a lease of a busy bucket may be used (see above); 0 = none.
+    std::int64_t lease_ms = 0;
 };
 
 // Parses the `rate_limit.scopes` setting: entries "scope=rpm[/tpm]" separated
@@ -88,6 +103,10 @@ public:
     // written), sorted by scope then kind; configured scopes not used yet show
     // full. Empty on database error.
     std::vector<BucketState> buckets() override;
+    // Gives every lease back (one transaction). Errors are dropped: the
+    // lease is then kept, to be given back by the next transaction.
+    void flush() override;
+    ~SqliteRateLimiter() override;
     // Limits that apply to a scope ("agent:x" falls back to agent_default).
     Limits limits_for(std::string_view scope) const;
     // Deletes reservations older than the TTL (returns how many) and the
@@ -109,6 +128,22 @@ private:
     // Writes a bucket's level as of now_ms (updated_ms never moves back).
     Status store_level(const Need& n, double level, std::int64_t now_ms);
     Result<std::int64_t> prune_reservations_locked(std::int64_t now_ms);
+    // Admits req from the leases of every bucket it needs, or returns false
+    // (a lease missing, expired or too small: decide in SQLite).
+    bool take_from_leases(const std::vector<Need>& needs);
+    // Adds the lease of needs[i]'s bucket (if any) to levels[i] and forgets
+    // it; true when one was given back (the level must then be stored).
+    bool give_back_lease(const Need& n, double& level);
+    // What the bucket refills in lease_ms, when it keeps at least half its
+    // capacity after `level_after`; else 0.
+    double lease_size(const Need& n, double level_after) const;
+
+    struct Lease {
+        double held = 0;  // debited in the database, not admitted yet (< 0: a charge still to make)
+        double capacity = 0, refill_per_s = 0;
+        Clock::duration until{};  // monotonic; not used after this
+    };
+    std::map<std::pair<std::string, BucketKind>, Lease> m_leases;
 
     std::unique_ptr<Db> m_db;
     RateLimitConfig m_cfg;
