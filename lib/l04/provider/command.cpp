@@ -366,8 +366,10 @@ Error exit_error(const std::string& name, int status, const std::string& err_tex
 
 class CommandProvider final : public Provider {
 public:
-    CommandProvider(const ProviderConfig& cfg, Clock& clock)
-        : m_id(cfg.info->id), m_argv(cfg.info->command), m_timeout_ms(cfg.info->timeout_ms), m_clock(clock) {}
+    // The child is a real process: its deadlines are real time, not the
+    // gateway's clock.
+    explicit CommandProvider(const ProviderConfig& cfg)
+        : m_id(cfg.info->id), m_argv(cfg.info->command), m_timeout_ms(cfg.info->timeout_ms) {}
 
     const std::string& id() const override { return m_id; }
 
@@ -396,7 +398,6 @@ private:
     std::string m_id;
     std::vector<std::string> m_argv;
     std::int64_t m_timeout_ms;
-    Clock& m_clock;
 };
 
 Error CommandProvider::stop_error(Stop stop, std::chrono::milliseconds limit, const std::string& err_text) const {
@@ -467,8 +468,8 @@ Result<InferenceResponse> CommandProvider::run(const ProviderRequest& req, const
 
 }  // namespace
 
-std::unique_ptr<Provider> make_command_provider(const ProviderConfig& cfg, Clock& clock) {
-    return std::make_unique<CommandProvider>(cfg, clock);
+std::unique_ptr<Provider> make_command_provider(const ProviderConfig& cfg, Clock&) {
+    return std::make_unique<CommandProvider>(cfg);
 }
 
 }  // namespace l04
