@@ -349,6 +349,7 @@ int main(int argc, char** argv) {
         spdlog::warn("{} connection(s) still busy after 30 s; exiting without waiting for them",
                      server.active_connections());
         (void)(*gw)->flush_ledger();
+        (*gw)->flush_limits();
         spdlog::shutdown();
         std::_Exit(k_exit_ok);
     }

@@ -452,18 +452,70 @@ TEST_CASE("rate limiter leases: an expired lease is not used - the next decision
     ManualClock clock;
     auto a = make_rl(dir, clock, leasing({6000, 0}));
     auto b = make_rl(dir, clock, cfg_with({6000, 0}));
-    REQUIRE(a->reserve(req()));
+    for (int i = 0; i < 2000; ++i) REQUIRE(b->reserve(req()));  // 4000 left: above half, far from full
+    REQUIRE(a->reserve(req()));                                  // 1 admitted, a lease of 20
     for (int i = 0; i < 5; ++i) REQUIRE(a->reserve(req())->local);
-    clock.advance(250ms);  // past the lease; the bucket refilled 25, capped at its capacity
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(4000 - 1 - 20));
+    clock.advance(250ms);  // past the lease; the bucket refilled 25
     auto r = a->reserve(req());
     REQUIRE(r);
-    CHECK_FALSE(r->local);
-    // 7 admitted; the refill of 250 ms brings the bucket back to full first.
-    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1 - 20));
+    CHECK_FALSE(r->local);  // the expired lease was not used
+    // 3979 + 25 refilled + 15 unused given back, 1 admitted, a new lease of 20.
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(3979 + 25 + 15 - 1 - 20));
     a->flush();
-    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1));
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(4000 + 25 - 7));
     // No lease is taken by a limiter without lease_ms (the default; --no-daemon).
     for (int i = 0; i < 5; ++i) CHECK_FALSE(b->reserve(req())->local);
+}
+
+TEST_CASE("rate limiter leases: a refusal keeps the lease - a request leases only when all its buckets can") {
+    test::TempDir dir;
+    ManualClock clock;
+    {
+        auto a = make_rl(dir, clock, leasing({6000, 240}));
+        auto b = make_rl(dir, clock, cfg_with({6000, 240}));
+        auto first = a->reserve(req(10));
+        REQUIRE(first);
+        // tokens: 240/min refills 0.8 per 200 ms, less than one token: no
+        // lease there, so the request bucket (20 per lease) takes none either.
+        CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1));
+        CHECK(level(*b, "agent:alice", "tokens") == doctest::Approx(240 - 10));
+        CHECK_FALSE(a->reserve(req(10))->local);
+    }
+    test::TempDir dir2;
+    auto a = make_rl(dir2, clock, leasing({6000, 60000}));  // leases of 20 requests and 200 tokens
+    auto b = make_rl(dir2, clock, cfg_with({6000, 60000}));
+    REQUIRE_FALSE(a->reserve(req(10))->local);
+    for (int i = 0; i < 3; ++i) REQUIRE(a->reserve(req(10))->local);
+    // A request that can never fit is refused before anything is written:
+    // the leases stay, and the next request still uses them.
+    auto never = a->reserve(LimitRequest{"alice", "openai", "gpt-4o", 100000, 100000});
+    REQUIRE_FALSE(never);
+    CHECK_FALSE(never.error().retryable);
+    REQUIRE(a->reserve(req(10))->local);
+    a->flush();
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 5));
+    CHECK(level(*b, "agent:alice", "tokens") == doctest::Approx(60000 - 50));
+}
+
+TEST_CASE("rate limiter leases: with the clock moving - processes together stay within one lease of the limit") {
+    test::TempDir dir;
+    ManualClock clock;
+    auto a = make_rl(dir, clock, leasing({6000, 0}));  // 100/s, leases of 20
+    auto b = make_rl(dir, clock, cfg_with({6000, 0}));
+    int admitted = 0;
+    // 60 s of load at 4x the rate from both, 10 ms steps: a token bucket
+    // allows its capacity plus the refill (6000 + 6000).
+    for (int step = 0; step < 6000; ++step) {
+        for (int k = 0; k < 2; ++k) {
+            if (a->reserve(req())) ++admitted;
+            if (b->reserve(req())) ++admitted;
+        }
+        clock.advance(10ms);
+    }
+    a->flush();
+    CHECK(admitted <= 6000 + 6000 + 20);
+    CHECK(admitted >= 6000 + 6000 - 20);
 }
 
 TEST_CASE("rate limiter: scope limits parse from settings - and the factory honours enabled") {

@@ -206,9 +206,11 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
 
     L04_TRY_ASSIGN(auto levels, load_levels(needs, now_ms));
     // This process's leases of these buckets go back first: the decision is
-    // made on everything not yet admitted.
+    // made on everything not yet admitted. They leave the lease map only
+    // once this transaction has committed (a refusal before any write, or a
+    // failed write, keeps them).
     std::vector<bool> given_back(needs.size(), false);
-    for (std::size_t i = 0; i < needs.size(); ++i) given_back[i] = give_back_lease(needs[i], levels[i]);
+    for (std::size_t i = 0; i < needs.size(); ++i) given_back[i] = add_lease_back(needs[i], levels[i]);
     double wait_s = 0;
     const Need* limiting = nullptr;
     double limiting_level = 0;
@@ -250,6 +252,7 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
             !st)
             return fail(st.error());
         L04_TRY(tx.commit());
+        forget_leases(needs, given_back);
         if (shadow) {
             res.shadow_rejected = true;
             return res;
@@ -266,11 +269,13 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
     }
 
     bool has_tokens = false;
+    // A lease only helps when every bucket of the request has one (the
+    // memory path needs them all): otherwise none is taken.
     std::vector<double> leased(needs.size(), 0.0);
+    for (std::size_t i = 0; i < needs.size(); ++i) leased[i] = lease_size(needs[i], levels[i] - needs[i].amount);
+    if (std::any_of(leased.begin(), leased.end(), [](double l) { return l <= 0; })) std::fill(leased.begin(), leased.end(), 0.0);
     for (std::size_t i = 0; i < needs.size(); ++i) {
-        const double after = levels[i] - needs[i].amount;
-        leased[i] = lease_size(needs[i], after);
-        L04_TRY(store_level(needs[i], after - leased[i], now_ms));
+        L04_TRY(store_level(needs[i], levels[i] - needs[i].amount - leased[i], now_ms));
         has_tokens = has_tokens || needs[i].kind == BucketKind::tokens;
     }
     if (has_tokens) {
@@ -292,6 +297,7 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
         if (!inserted) return fail(inserted.error());
     }
     L04_TRY(tx.commit());
+    forget_leases(needs, given_back);
     // The leases exist once the transaction that debited them has committed.
     const auto until = m_clock.now() + std::chrono::milliseconds(m_cfg.lease_ms);
     for (std::size_t i = 0; i < needs.size(); ++i)
@@ -316,12 +322,16 @@ bool SqliteRateLimiter::take_from_leases(const std::vector<Need>& needs) {
     return true;
 }
 
-bool SqliteRateLimiter::give_back_lease(const Need& n, double& level) {
+bool SqliteRateLimiter::add_lease_back(const Need& n, double& level) const {
     auto it = m_leases.find({n.scope, n.kind});
     if (it == m_leases.end()) return false;
     level = std::clamp(level + it->second.held, -n.capacity, n.capacity);
-    m_leases.erase(it);
     return true;
+}
+
+void SqliteRateLimiter::forget_leases(const std::vector<Need>& needs, const std::vector<bool>& given_back) {
+    for (std::size_t i = 0; i < needs.size(); ++i)
+        if (given_back[i]) m_leases.erase({needs[i].scope, needs[i].kind});
 }
 
 double SqliteRateLimiter::lease_size(const Need& n, double level_after) const {

@@ -15,14 +15,18 @@
 // memory. When a transaction admits a request and the bucket keeps at least
 // half its capacity, it also debits a lease of what the bucket refills in
 // lease_ms (e.g. 200 ms: 0.33% of the per-minute limit) and this process
-// admits the next requests from it without touching SQLite. A lease is never
-// used after lease_ms; it is given back (added to the shared level) by the
-// next transaction on its bucket, by flush() (l04d calls it every second)
-// and on destruction. Every admission is still debited in the shared
-// database first, so the limit holds across processes; what other processes
-// can lose is the unused part of a lease, at most 0.33% of a limit for about
-// a second (for good if l04d is killed holding it). Near the limit (below
-// half), no lease: every decision is exact, as without leases.
+// admits the next requests from it without touching SQLite (only when every
+// bucket of a request has a lease). A lease is never used after lease_ms; it
+// is given back (added to the shared level) by the next transaction on its
+// bucket, by flush() (l04d calls it every second) and on destruction.
+// Every admission is debited in the shared database before it happens. Two
+// bounds, both one lease (0.33% of the per-minute limit) per leasing
+// process: other processes can be refused capacity that sits unused in a
+// lease, for about a second (if l04d is killed holding it, as if used); and
+// because the shared level refills up to the capacity while a lease is out,
+// processes together can admit up to one lease more than the bucket alone
+// would. Near the limit (below half) no lease is taken, so a bucket that is
+// being exhausted is decided exactly, as without leases.
 #include <l04/core/clock.hpp>
 #include <l04/limit/rate_limiter.hpp>
 #include <l04/store/db.hpp>
@@ -131,9 +135,10 @@ private:
     // Admits req from the leases of every bucket it needs, or returns false
     // (a lease missing, expired or too small: decide in SQLite).
     bool take_from_leases(const std::vector<Need>& needs);
-    // Adds the lease of needs[i]'s bucket (if any) to levels[i] and forgets
-    // it; true when one was given back (the level must then be stored).
-    bool give_back_lease(const Need& n, double& level);
+    // Adds the lease of n's bucket (if any) to level; true when there was one
+    // (the level must then be stored, and the lease forgotten on commit).
+    bool add_lease_back(const Need& n, double& level) const;
+    void forget_leases(const std::vector<Need>& needs, const std::vector<bool>& given_back);
     // What the bucket refills in lease_ms, when it keeps at least half its
     // capacity after `level_after`; else 0.
     double lease_size(const Need& n, double level_after) const;
