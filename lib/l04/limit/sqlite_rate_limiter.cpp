@@ -4,6 +4,7 @@
 #include <l04/store/schema.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -310,13 +311,16 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
 
 bool SqliteRateLimiter::take_from_leases(const std::vector<Need>& needs) {
     if (m_leases.empty()) return false;
+    // Check every bucket, then debit them all. A request has at most six
+    // buckets (agent, provider, model × requests, tokens): a fixed array, no
+    // allocation on the path that serves most of a busy daemon's requests.
+    std::array<Lease*, 6> found{};
+    if (needs.size() > found.size()) return false;
     const auto now = m_clock.now();
-    std::vector<Lease*> found;
-    found.reserve(needs.size());
-    for (const auto& n : needs) {
-        auto it = m_leases.find({n.scope, n.kind});
-        if (it == m_leases.end() || now >= it->second.until || it->second.held + 1e-9 < n.amount) return false;
-        found.push_back(&it->second);
+    for (std::size_t i = 0; i < needs.size(); ++i) {
+        auto it = m_leases.find({needs[i].scope, needs[i].kind});
+        if (it == m_leases.end() || now >= it->second.until || it->second.held + 1e-9 < needs[i].amount) return false;
+        found[i] = &it->second;
     }
     for (std::size_t i = 0; i < needs.size(); ++i) found[i]->held -= needs[i].amount;
     return true;
