@@ -6,11 +6,13 @@
 #include <l04/core/clock.hpp>
 #include <l04/limit/factory.hpp>
 #include <l04/limit/sqlite_circuit_breaker.hpp>
+#include <l04/store/change_counter.hpp>
 #include <l04/store/schema.hpp>
 
 #include "support/test_util.hpp"
 
 #include <chrono>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -389,4 +391,80 @@ TEST_CASE("circuit breaker: a half-open probe held by a process that died is fre
     // Now this (live) process holds it: others are refused.
     auto other = make_cb(dir, clock);
     CHECK_FALSE(other->allow("p"));
+}
+
+TEST_CASE("circuit breaker: a CLOSED provider is answered from memory until some process commits a change") {
+    test::TempDir dir;
+    ManualClock clock;
+    auto a = make_cb(dir, clock);
+    a->on_failure("p", fault());  // a row with one fault: still CLOSED
+    CHECK(a->allow("p"));
+    CHECK(a->allow("q"));  // no row at all: mirrored too
+
+    // A writer that does not bump the change counter (sqlite3 by hand, an
+    // older l04): not seen while the copy is younger than a second, which
+    // shows that allow() made no query ...
+    {
+        auto raw = open_state_db(dir.str());
+        REQUIRE(raw);
+        REQUIRE((*raw)->exec("UPDATE circuit_breakers SET state = 2, blocked_until_ms = " +
+                             std::to_string(clock.wall_ms() + 60'000) + " WHERE provider = 'p'"));
+    }
+    CHECK(a->allow("p"));
+    // ... and seen once the copy is a second old.
+    clock.advance(1s);
+    CHECK_FALSE(a->allow("p"));
+    REQUIRE(a->reset("p"));
+    CHECK(a->allow("p"));
+
+    // Another process's commit is seen at once, with no time passing: it
+    // bumps the counter file that both map.
+    CHECK(a->allow("q"));
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ManualClock c(clock.wall_ms());
+        auto db = open_state_db(dir.str());
+        if (!db) ::_exit(3);
+        auto cb = SqliteCircuitBreaker::create(std::move(*db), {}, c);
+        if (!cb) ::_exit(3);
+        for (int i = 0; i < 5; ++i) (*cb)->on_failure("q", fault());
+        ::_exit((*cb)->allow("q") ? 1 : 0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    CHECK_FALSE(a->allow("q"));
+    // This process's own changes too.
+    a->on_failure("r", fault());
+    CHECK(a->snapshot("r").consecutive_failures == 1);
+    a->on_success("r");
+    CHECK(a->snapshot("r").consecutive_failures == 0);
+}
+
+TEST_CASE("change counter: shared through its file - private without one or when another user owns it") {
+    test::TempDir dir;
+    const std::string db = dir.str() + "/state.db";
+    ChangeCounter a(db), b(db);
+    REQUIRE(a.shared());
+    CHECK(a.path() == db + "-changes");
+    const auto before = b.value();
+    a.bump();
+    a.bump();
+    CHECK(b.value() == before + 2);
+    struct stat st {};
+    REQUIRE(::stat(a.path().c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+
+    ChangeCounter mem(":memory:");
+    CHECK_FALSE(mem.shared());
+    mem.bump();
+    CHECK(mem.value() == 1);
+
+    if (::geteuid() == 0) {
+        REQUIRE(::chown(a.path().c_str(), 12345, 12345) == 0);
+        ChangeCounter foreign(db);
+        CHECK_FALSE(foreign.shared());  // another user could change it at will
+    }
 }

@@ -12,6 +12,10 @@
 #include <l04/provider/factory.hpp>
 
 #include <doctest/doctest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 using namespace l04;
@@ -111,6 +115,35 @@ TEST_CASE("http openai: non-streamed and streamed over one kept-alive connection
     CHECK(json::parse(reqs[0].body)["model"] == "gpt-4o");
     CHECK_FALSE(json::parse(reqs[0].body).contains("stream"));
     CHECK(json::parse(reqs[2].body)["stream_options"]["include_usage"] == true);
+}
+
+TEST_CASE("http openai: concurrent requests keep their connections for the next ones") {
+    // libcurl trims its shared connection cache to the finishing handle's
+    // MAXCONNECTS (default 5): with more requests in flight than that, the
+    // connections of the others were closed and the next round connected
+    // again.
+    FixtureServer server;
+    auto route = Route::recorded("POST", "/v1/chat/completions", "wire/openai/chat_nonstream.headers",
+                                 "wire/openai/chat_nonstream.json");
+    route.chunked = true;  // each answer takes a few paced pieces, so the requests overlap
+    route.chunk_size = 128;
+    route.chunk_delay = std::chrono::milliseconds(30);
+    server.add(route);
+    Client c("openai", server.base_url() + "/v1", "gpt-4o");
+    constexpr int k_parallel = 12;
+    for (int round = 0; round < 3; ++round) {
+        std::atomic<int> ok{0};
+        std::vector<std::thread> threads;
+        for (int i = 0; i < k_parallel; ++i)
+            threads.emplace_back([&] {
+                if (auto r = c.complete(prompt("What is 4200 + 42?")); r && r->content == R"(\(4200 + 42 = 4242\).)") ++ok;
+            });
+        for (auto& t : threads) t.join();
+        REQUIRE(ok == k_parallel);
+    }
+    // Never more connections than requests were in flight at once.
+    CHECK(server.connections_accepted() <= k_parallel);
+    CHECK(server.requests().size() == 3 * k_parallel);
 }
 
 TEST_CASE("http openai: a paced stream reaches the sink piece by piece - not buffered whole") {

@@ -38,6 +38,10 @@ const CurlApi& curl() { return *curl_api(); }
 #undef curl_slist_free_all
 #define curl_slist_free_all curl().slist_free_all
 
+// Idle upstream connections kept open for reuse, across all hosts. Above
+// the pool of 64 handles: every pooled handle's connection stays warm.
+constexpr long k_max_idle_connections = 256;
+
 struct Transfer {
     const HeadFn* on_head;
     const DataFn* on_data;
@@ -212,6 +216,12 @@ public:
         curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
         curl_easy_setopt(h, CURLOPT_USERAGENT, "l04/" L04_VERSION);
+        // The shared connection cache is trimmed to the finishing handle's
+        // MAXCONNECTS (default 5) after every transfer: with more requests
+        // in flight than that, finished connections were closed and the
+        // next request connected again (measured: a connect() every 2.5
+        // requests at 16 concurrent requests).
+        curl_easy_setopt(h, CURLOPT_MAXCONNECTS, k_max_idle_connections);
 
         CURLcode rc = curl_easy_perform(h);
         curl_slist_free_all(hdrs);

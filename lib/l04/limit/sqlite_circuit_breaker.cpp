@@ -91,13 +91,29 @@ CircuitState state_from(std::int64_t v) {
 
 }  // namespace
 
+struct SqliteCircuitBreaker::Mirror {
+    Row row;
+    bool found = false;
+    std::uint64_t changes = 0;
+    Clock::duration read_at{};
+};
+
+namespace {
+// How long a mirrored row is trusted when the counter has not moved: only a
+// writer that does not bump the counter (an older l04, sqlite3 by hand, a
+// process whose counter file could not be mapped) can make it stale.
+constexpr auto k_mirror_max_age = std::chrono::seconds(1);
+}  // namespace
+
 SqliteCircuitBreaker::SqliteCircuitBreaker(std::unique_ptr<Db> db, CircuitBreakerConfig cfg, Clock& clock)
-    : m_db(std::move(db)), m_cfg(cfg), m_clock(clock) {
+    : m_db(std::move(db)), m_cfg(cfg), m_clock(clock), m_changes(m_db->path()) {
     m_cfg.failure_threshold = std::max(1, m_cfg.failure_threshold);
     m_cfg.recovery_timeout_ms = std::max<std::int64_t>(0, m_cfg.recovery_timeout_ms);
     m_cfg.probe_timeout_ms = std::max<std::int64_t>(1, m_cfg.probe_timeout_ms);
     m_self_start = std::max<std::int64_t>(0, process_start(::getpid()));
 }
+
+SqliteCircuitBreaker::~SqliteCircuitBreaker() = default;
 
 Result<std::unique_ptr<SqliteCircuitBreaker>> SqliteCircuitBreaker::create(std::unique_ptr<Db> db,
                                                                            CircuitBreakerConfig cfg, Clock& clock) {
@@ -143,6 +159,29 @@ Result<bool> SqliteCircuitBreaker::load(const std::string& provider, Row& row) {
     return true;
 }
 
+Result<bool> SqliteCircuitBreaker::read(const std::string& provider, Row& row) {
+    const std::uint64_t changes = m_changes.value();  // before the read: see change_counter.hpp
+    const auto now = m_clock.now();
+    auto it = m_mirror.find(provider);
+    if (it != m_mirror.end() && it->second->changes == changes && now - it->second->read_at < k_mirror_max_age) {
+        row = it->second->row;
+        return it->second->found;
+    }
+    L04_TRY_ASSIGN(const bool found, load(provider, row));
+    auto& m = m_mirror[provider];
+    if (!m) m = std::make_unique<Mirror>();
+    m->row = row;
+    m->found = found;
+    m->changes = changes;
+    m->read_at = now;
+    return found;
+}
+
+void SqliteCircuitBreaker::changed(const std::string& provider) {
+    m_changes.bump();
+    m_mirror.erase(provider);
+}
+
 Status SqliteCircuitBreaker::store(const std::string& provider, const Row& row) {
     StmtReset reset(m_upsert);
     m_upsert.bind(1, provider)
@@ -165,7 +204,9 @@ Status SqliteCircuitBreaker::update(const std::string& provider, Fn&& fn) {
     L04_TRY(load(provider, row));
     if (!fn(row)) return {};  // nothing to write: the destructor rolls back
     if (auto st = store(provider, row); !st) return st;
-    return tx.commit();
+    auto st = tx.commit();
+    if (st) changed(provider);
+    return st;
 }
 
 Status SqliteCircuitBreaker::allow(const std::string& provider) {
@@ -200,7 +241,7 @@ Status SqliteCircuitBreaker::allow(const std::string& provider) {
     };
 
     Row row;
-    auto found = load(provider, row);
+    auto found = read(provider, row);
     if (!found || !*found) return {};  // no state, or database trouble: admit
     if (auto e = refusal(row)) return fail(std::move(*e));
     if (row.state == CircuitState::closed) return {};
@@ -224,7 +265,7 @@ Status SqliteCircuitBreaker::allow(const std::string& provider) {
 void SqliteCircuitBreaker::on_success(const std::string& provider) {
     std::lock_guard lk(m_mu);
     Row row;
-    auto found = load(provider, row);
+    auto found = read(provider, row);
     if (!found || !*found) return;
     if (row.state == CircuitState::open) return;
     if (row.state == CircuitState::closed && row.failures == 0) return;
@@ -250,7 +291,7 @@ void SqliteCircuitBreaker::on_failure(const std::string& provider, const Error& 
             // No Retry-After: nothing to hold the provider out for; the
             // retry loop backs off. Only a live probe is released.
             Row row;
-            auto found = load(provider, row);
+            auto found = read(provider, row);
             if (!found || !*found || row.state != CircuitState::half_open || row.probe_until_ms == 0) return;
         }
         (void)update(provider, [&](Row& r) {
@@ -265,7 +306,7 @@ void SqliteCircuitBreaker::on_failure(const std::string& provider, const Error& 
 
     if (!counts_as_fault(e)) {
         Row row;
-        auto found = load(provider, row);
+        auto found = read(provider, row);
         if (!found || !*found || row.state != CircuitState::half_open || row.probe_until_ms == 0) return;
         (void)update(provider, [&](Row& r) {
             if (r.state != CircuitState::half_open) return false;
@@ -335,7 +376,9 @@ Status SqliteCircuitBreaker::reset(const std::string& provider) {
     std::lock_guard lk(m_mu);
     L04_TRY_ASSIGN(auto st, m_db->prepare("DELETE FROM circuit_breakers WHERE provider = ?"));
     st.bind(1, provider);
-    return st.run();
+    auto r = st.run();
+    if (r) changed(provider);
+    return r;
 }
 
 }  // namespace l04

@@ -19,11 +19,13 @@
 // a machine: SQLite is not shared across hosts).
 #include <l04/core/clock.hpp>
 #include <l04/limit/circuit_breaker.hpp>
+#include <l04/store/change_counter.hpp>
 #include <l04/store/db.hpp>
 
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace l04 {
@@ -46,13 +48,16 @@ public:
     // cannot be prepared.
     static Result<std::unique_ptr<SqliteCircuitBreaker>> create(std::unique_ptr<Db> db, CircuitBreakerConfig cfg,
                                                                 Clock& clock);
+    ~SqliteCircuitBreaker() override;
 
     // OK when the provider may be called now: CLOSED and not kept out by a
     // 429, or HALF_OPEN/expired OPEN and this call claimed the probe. Else
     // E4701 (retryable) with retry_after: until blocked_until_ms, or 1 s while
-    // another caller's probe is in flight. One indexed SELECT when CLOSED. A
-    // database error admits (fail open: the breaker protects providers, it
-    // must not stop traffic by itself).
+    // another caller's probe is in flight. No query while no process has
+    // changed any circuit since this one last read the provider's row (the
+    // ChangeCounter beside the database says so): a CLOSED provider costs a
+    // map lookup. A database error admits (fail open: the breaker protects
+    // providers, it must not stop traffic by itself).
     Status allow(const std::string& provider) override;
     // CLOSED and clears the failure count (from HALF_OPEN, or any state but
     // OPEN: results of calls started before the circuit opened are ignored).
@@ -76,6 +81,12 @@ private:
     SqliteCircuitBreaker(std::unique_ptr<Db> db, CircuitBreakerConfig cfg, Clock& clock);
     Status prepare();
     Result<bool> load(const std::string& provider, Row& row);
+    // The provider's row as of the last change any process committed: from
+    // the mirror while the change counter has not moved (and the copy is
+    // younger than k_mirror_max_age), else loaded and mirrored.
+    Result<bool> read(const std::string& provider, Row& row);
+    // After a commit: tell every process (and forget this one's copy).
+    void changed(const std::string& provider);
     Status store(const std::string& provider, const Row& row);
     // Runs fn(row) in a BEGIN IMMEDIATE transaction; fn returns whether to
     // write the row back.
@@ -88,6 +99,11 @@ private:
     std::mutex m_mu;
     std::int64_t m_self_start = 0;  // this process's start time (ticks since boot)
     Stmt m_select, m_upsert;
+    // Rows read, with the change counter's value read before them. Guarded
+    // by m_mu.
+    struct Mirror;
+    ChangeCounter m_changes;
+    std::unordered_map<std::string, std::unique_ptr<Mirror>> m_mirror;
 };
 
 }  // namespace l04
