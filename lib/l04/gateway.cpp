@@ -249,7 +249,8 @@ Result<InferenceResponse> Gateway::run(InferenceRequest& req, const ChunkSink* s
                 if (auto st = m_cache->store(key, resp); !st)
                     spdlog::warn("cache store failed: {}", st.error().to_string());
             }
-            m_metrics.observe("l04_gateway_overhead_seconds", {}, std::max(0.0, resp.latency_ms - provider_ms) / 1000.0);
+            m_overhead.get("", [&] { return m_metrics.histogram("l04_gateway_overhead_seconds"); })
+                .observe(std::max(0.0, resp.latency_ms - provider_ms) / 1000.0);
             record(req, resp,
                    {.model = model.id, .provider = model.provider, .latency_ms = resp.latency_ms, .ttft_ms = ttft, .attempts = attempts});
             return resp;

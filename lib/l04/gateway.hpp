@@ -249,6 +249,13 @@ private:
     std::shared_ptr<SpendBudget> m_budget;
     std::unique_ptr<RequestQueue> m_queue;
     Metrics m_metrics;
+    // Request-path metric handles (l04_active_requests by provider,
+    // l04_gateway_overhead_seconds), resolved on first use.
+    HandleCache<Metrics::Series> m_active;
+    HandleCache<Metrics::Histogram> m_overhead;
+    const Metrics::Series& active_requests(const std::string& provider) {
+        return m_active.get(provider, [&] { return m_metrics.series("l04_active_requests", {{"provider", provider}}); });
+    }
     std::mutex m_providers_mu;
     std::map<std::string, std::shared_ptr<Provider>> m_providers;
     std::map<std::string, ProviderConfig> m_provider_cfg;

@@ -88,7 +88,7 @@ Gateway::Attempt Gateway::attempt_model(InferenceRequest& req, const ModelInfo& 
         ++out.calls;
         const auto remaining = std::max<std::int64_t>(1, deadline.remaining_ms(*m_clock));
         ProviderRequest pr{req, model, std::chrono::milliseconds(remaining), cancel};
-        m_metrics.add("l04_active_requests", {{"provider", model.provider}}, 1);
+        active_requests(model.provider).add(1);
         Result<InferenceResponse> r = fail(ErrorCode::internal_error, "not run");
         bool sink_refused = false;
         if (sink) {
@@ -111,7 +111,7 @@ Gateway::Attempt Gateway::attempt_model(InferenceRequest& req, const ModelInfo& 
         } else {
             r = prov.complete(pr);
         }
-        m_metrics.add("l04_active_requests", {{"provider", model.provider}}, -1);
+        active_requests(model.provider).add(-1);
         if (r) {
             m_limiter->settle(adm->reservation, r->token_usage.total_tokens);
             m_breaker->on_success(model.provider);

@@ -160,9 +160,9 @@ Result<EmbedResult> Gateway::call_embed(const EmbedRequest& req, const ModelInfo
         ++attempts;
         const auto remaining = std::max<std::int64_t>(1, deadline.remaining_ms(*m_clock));
         EmbedCall call{model, inputs, req.dimensions, std::chrono::milliseconds(remaining), nullptr};
-        m_metrics.add("l04_active_requests", {{"provider", model.provider}}, 1);
+        active_requests(model.provider).add(1);
         auto r = prov->embed(call);
-        m_metrics.add("l04_active_requests", {{"provider", model.provider}}, -1);
+        active_requests(model.provider).add(-1);
         if (r) {
             m_limiter->settle(adm.reservation, r->prompt_tokens);
             m_breaker->on_success(model.provider);

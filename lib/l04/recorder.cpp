@@ -75,8 +75,32 @@ std::string Recorder::agent_label(const std::string& agent) {
     return agent;
 }
 
+const Recorder::Series& Recorder::series(const std::string& provider, const std::string& model) {
+    thread_local std::string key;  // reused: no allocation per request
+    key.assign(provider);
+    key += '\x1f';
+    key += model;
+    return m_series.get(key, [&] {
+        const Labels pm{{"provider", provider}, {"model", model}};
+        auto requests = [&](const char* status) {
+            Labels l = pm;
+            l.emplace_back("status", status);
+            return m_metrics.series("l04_inference_requests_total", l);
+        };
+        return Series{requests("ok"),
+                      requests("error"),
+                      requests("cancelled"),
+                      m_metrics.histogram("l04_inference_latency_seconds", pm),
+                      m_metrics.histogram("l04_time_to_first_token_seconds", pm),
+                      m_metrics.series("l04_token_usage_total", {{"direction", "input"}, {"model", model}}),
+                      m_metrics.series("l04_token_usage_total", {{"direction", "output"}, {"model", model}}),
+                      m_metrics.series("l04_cost_usd_total", {{"model", model}})};
+    });
+}
+
 void Recorder::record(const InferenceRequest& req, const Result<InferenceResponse>& r, const Outcome& o) {
     const std::string model = model_label(o.model);
+    const Series& s = series(o.provider, model);
     UsageRow row;
     row.request_id = req.request_id;
     row.time_ms = m_clock.wall_ms();
@@ -95,11 +119,9 @@ void Recorder::record(const InferenceRequest& req, const Result<InferenceRespons
         row.cost_usd = r->cost_usd;
         row.cached = r->cache_hit;
         const bool spent = r->cache_hit == CacheHit::none;  // a hit used no provider tokens
-        m_metrics.inc("l04_token_usage_total", {{"direction", "input"}, {"model", model}},
-                      static_cast<double>(spent ? r->token_usage.prompt_tokens : 0));
-        m_metrics.inc("l04_token_usage_total", {{"direction", "output"}, {"model", model}},
-                      static_cast<double>(spent ? r->token_usage.completion_tokens : 0));
-        m_metrics.inc("l04_cost_usd_total", {{"model", model}}, r->cost_usd);
+        s.tokens_in.add(static_cast<double>(spent ? r->token_usage.prompt_tokens : 0));
+        s.tokens_out.add(static_cast<double>(spent ? r->token_usage.completion_tokens : 0));
+        s.cost.add(r->cost_usd);
         spdlog::info("request {} agent={} model={} provider={} status=ok tokens={}/{} cost={:.6f} latency={:.1f}ms cached={}",
                      req.request_id, row.agent, model, o.provider, r->token_usage.prompt_tokens,
                      r->token_usage.completion_tokens, r->cost_usd, o.latency_ms, cache_hit_name(r->cache_hit));
@@ -113,10 +135,9 @@ void Recorder::record(const InferenceRequest& req, const Result<InferenceRespons
                      redact_secrets(r.error().message, m_secrets));
     }
     row.status = status;
-    m_metrics.inc("l04_inference_requests_total", {{"provider", o.provider}, {"model", model}, {"status", status}});
-    m_metrics.observe("l04_inference_latency_seconds", {{"provider", o.provider}, {"model", model}}, o.latency_ms / 1000.0);
-    if (o.ttft_ms)
-        m_metrics.observe("l04_time_to_first_token_seconds", {{"provider", o.provider}, {"model", model}}, *o.ttft_ms / 1000.0);
+    (r ? s.ok : o.cancelled ? s.cancelled : s.error).inc();
+    s.latency.observe(o.latency_ms / 1000.0);
+    if (o.ttft_ms) s.ttft.observe(*o.ttft_ms / 1000.0);
     if (auto st = m_ledger.record(row); !st) spdlog::warn("usage ledger write failed: {}", st.error().to_string());
     if (m_exporter) m_exporter->enqueue(row);
 }

@@ -48,7 +48,16 @@ private:
     void declare();
     void seed_from_ledger();
 
+    // The handles one request's record() updates, per (provider, model).
+    struct Series {
+        Metrics::Series ok, error, cancelled;  // l04_inference_requests_total by status
+        Metrics::Histogram latency, ttft;
+        Metrics::Series tokens_in, tokens_out, cost;
+    };
+    const Series& series(const std::string& provider, const std::string& model);
+
     Metrics& m_metrics;
+    HandleCache<Series> m_series;
     Ledger& m_ledger;
     std::shared_ptr<UsageExporter> m_exporter;
     const Registry& m_registry;

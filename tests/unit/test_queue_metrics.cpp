@@ -2,6 +2,8 @@
 #include <l04/queue/request_queue.hpp>
 
 #include <doctest/doctest.h>
+#include <vector>
+#include <cmath>
 
 #include <atomic>
 #include <thread>
@@ -110,6 +112,67 @@ TEST_CASE("metrics: Prometheus text format") {
     CHECK(t.find("l04_latency_seconds_bucket{model=\"x\",le=\"+Inf\"} 3\n") != std::string::npos);
     CHECK(t.find("l04_latency_seconds_count{model=\"x\"} 3\n") != std::string::npos);
     CHECK(m.value("l04_requests_total", {{"model", "a\"b"}}) == 3);
+}
+
+TEST_CASE("metrics: handles update without the registry lock - and agree with the by-name API") {
+    Metrics m;
+    m.declare("c_total", "counter", "C.");
+    m.declare("h_seconds", "histogram", "H.", {1, 0.1});  // sorted when declared
+    const auto c = m.series("c_total", {{"k", "v"}});
+    const auto h = m.histogram("h_seconds", {{"k", "v"}});
+    constexpr int k_threads = 4, k_each = 20000;
+    std::vector<std::thread> threads;
+    std::atomic<bool> stop{false};
+    // A scraper renders while the writers run: +Inf always equals _count.
+    std::thread scraper([&] {
+        while (!stop) {
+            const auto t = m.render();
+            const std::string inf_key = "h_seconds_bucket{k=\"v\",le=\"+Inf\"} ", cnt_key = "h_seconds_count{k=\"v\"} ";
+            const auto inf = t.find(inf_key), cnt = t.find(cnt_key);
+            if (inf == std::string::npos || cnt == std::string::npos) continue;
+            const auto a = std::stoll(t.substr(inf + inf_key.size())), b = std::stoll(t.substr(cnt + cnt_key.size()));
+            CHECK(a == b);
+        }
+    });
+    for (int i = 0; i < k_threads; ++i)
+        threads.emplace_back([&, i] {
+            for (int n = 0; n < k_each; ++n) {
+                c.inc();
+                h.observe(n % 3 == 0 ? 0.05 : n % 3 == 1 ? 0.5 : 5.0 + i);
+            }
+        });
+    for (auto& t : threads) t.join();
+    stop = true;
+    scraper.join();
+    CHECK(m.value("c_total", {{"k", "v"}}) == k_threads * k_each);
+    m.inc("c_total", {{"k", "v"}}, 2);  // by name: the same series
+    CHECK(c.value() == k_threads * k_each + 2);
+    const auto t = m.render();
+    // 20000 = 3 * 6666 + 2: n % 3 == 0 and n % 3 == 1 each once more than n % 3 == 2.
+    CHECK(t.find("h_seconds_bucket{k=\"v\",le=\"0.1\"} " + std::to_string(k_threads * (k_each / 3 + 1)) + "\n") !=
+          std::string::npos);
+    CHECK(t.find("h_seconds_bucket{k=\"v\",le=\"1\"} " + std::to_string(k_threads * (2 * (k_each / 3) + 2)) + "\n") !=
+          std::string::npos);
+    CHECK(t.find("h_seconds_count{k=\"v\"} " + std::to_string(k_threads * k_each) + "\n") != std::string::npos);
+    // A default handle ignores updates; a NaN lands in +Inf only.
+    Metrics::Series none;
+    none.inc();
+    CHECK(none.value() == 0);
+    m.histogram("h_seconds", {{"k", "nan"}}).observe(std::nan(""));
+    const auto t2 = m.render();
+    CHECK(t2.find("h_seconds_bucket{k=\"nan\",le=\"1\"} 0\n") != std::string::npos);
+    CHECK(t2.find("h_seconds_count{k=\"nan\"} 1\n") != std::string::npos);
+
+    // HandleCache builds once per key.
+    HandleCache<Metrics::Series> cache;
+    int built = 0;
+    for (int i = 0; i < 3; ++i)
+        cache.get("openai\x1fgpt-4o", [&] {
+                 ++built;
+                 return m.series("c_total", {{"k", "cached"}});
+             }).inc();
+    CHECK(built == 1);
+    CHECK(m.value("c_total", {{"k", "cached"}}) == 3);
 }
 
 TEST_CASE("deadlines are monotonic: a wall clock step neither expires nor extends one") {

@@ -1,5 +1,6 @@
 #include <l04/metrics/metrics.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -15,30 +16,39 @@ void Metrics::declare(const std::string& name, const std::string& type, const st
     auto& f = m_families[name];
     f.type = type;
     f.help = help;
-    if (type == "histogram") f.buckets = buckets.empty() ? latency_buckets() : std::move(buckets);
+    if (type == "histogram" && f.buckets.empty()) {
+        f.buckets = buckets.empty() ? latency_buckets() : std::move(buckets);
+        std::sort(f.buckets.begin(), f.buckets.end());
+    }
 }
 
-void Metrics::inc(const std::string& name, const Labels& labels, double v) { add(name, labels, v); }
-
-void Metrics::add(const std::string& name, const Labels& labels, double v) {
-    std::lock_guard lk(m_mu);
-    m_families[name].values[labels] += v;
-}
-
-void Metrics::set(const std::string& name, const Labels& labels, double v) {
-    std::lock_guard lk(m_mu);
-    m_families[name].values[labels] = v;
-}
-
-void Metrics::observe(const std::string& name, const Labels& labels, double v) {
+Metrics::Series Metrics::series(const std::string& name, const Labels& labels) {
     std::lock_guard lk(m_mu);
     auto& f = m_families[name];
-    auto& h = f.hists[labels];
-    if (h.counts.size() != f.buckets.size()) h.counts.assign(f.buckets.size(), 0);
-    for (std::size_t i = 0; i < f.buckets.size(); ++i)
-        if (v <= f.buckets[i]) ++h.counts[i];
-    ++h.count;
-    h.sum += v;
+    return Series(&f.values.try_emplace(labels).first->second);
+}
+
+Metrics::Histogram Metrics::histogram(const std::string& name, const Labels& labels) {
+    std::lock_guard lk(m_mu);
+    auto& f = m_families[name];
+    auto [it, fresh] = f.hists.try_emplace(labels);
+    if (fresh) {
+        it->second.bounds = f.buckets;
+        it->second.counts = std::make_unique<std::atomic<std::uint64_t>[]>(f.buckets.size() + 1);
+    }
+    return Histogram(&it->second);
+}
+
+void Metrics::Histogram::observe(double v) const {
+    if (!m_cell) return;
+    // The first bucket whose upper bound holds v (le: v <= bound); NaN
+    // only in +Inf.
+    const auto i = std::isnan(v) ? m_cell->bounds.size()
+                                 : static_cast<std::size_t>(
+                                       std::lower_bound(m_cell->bounds.begin(), m_cell->bounds.end(), v) -
+                                       m_cell->bounds.begin());
+    m_cell->counts[i].fetch_add(1, std::memory_order_relaxed);
+    m_cell->sum.fetch_add(v, std::memory_order_relaxed);
 }
 
 double Metrics::value(const std::string& name, const Labels& labels) {
@@ -46,7 +56,7 @@ double Metrics::value(const std::string& name, const Labels& labels) {
     auto it = m_families.find(name);
     if (it == m_families.end()) return 0;
     auto v = it->second.values.find(labels);
-    return v == it->second.values.end() ? 0 : v->second;
+    return v == it->second.values.end() ? 0 : v->second.load(std::memory_order_relaxed);
 }
 
 namespace {
@@ -97,15 +107,21 @@ std::string Metrics::render() {
         out += "# TYPE " + name + " " + f.type + "\n";
         if (f.type == "histogram") {
             for (const auto& [labels, h] : f.hists) {
-                for (std::size_t i = 0; i < f.buckets.size(); ++i)
-                    out += name + "_bucket" + label_str(labels, "le", num(f.buckets[i])) + " " +
-                           num(static_cast<double>(i < h.counts.size() ? h.counts[i] : 0)) + "\n";
-                out += name + "_bucket" + label_str(labels, "le", "+Inf") + " " + num(static_cast<double>(h.count)) + "\n";
-                out += name + "_sum" + label_str(labels) + " " + num(h.sum) + "\n";
-                out += name + "_count" + label_str(labels) + " " + num(static_cast<double>(h.count)) + "\n";
+                std::uint64_t cumulative = 0;
+                for (std::size_t i = 0; i < h.bounds.size(); ++i) {
+                    cumulative += h.counts[i].load(std::memory_order_relaxed);
+                    out += name + "_bucket" + label_str(labels, "le", num(h.bounds[i])) + " " +
+                           num(static_cast<double>(cumulative)) + "\n";
+                }
+                // +Inf and _count are the same number by construction.
+                cumulative += h.counts[h.bounds.size()].load(std::memory_order_relaxed);
+                out += name + "_bucket" + label_str(labels, "le", "+Inf") + " " + num(static_cast<double>(cumulative)) + "\n";
+                out += name + "_sum" + label_str(labels) + " " + num(h.sum.load(std::memory_order_relaxed)) + "\n";
+                out += name + "_count" + label_str(labels) + " " + num(static_cast<double>(cumulative)) + "\n";
             }
         } else {
-            for (const auto& [labels, v] : f.values) out += name + label_str(labels) + " " + num(v) + "\n";
+            for (const auto& [labels, v] : f.values)
+                out += name + label_str(labels) + " " + num(v.load(std::memory_order_relaxed)) + "\n";
         }
     }
     return out;
