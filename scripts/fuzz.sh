@@ -5,13 +5,13 @@
 # A crash, leak, sanitizer report or timeout fails the script; the input is
 # left in build-fuzz/findings/.
 # Usage: scripts/fuzz.sh [SECONDS] [target ...]   (targets: sse ndjson http_head
-#        chat_request registry settings index batch)
+#        http1_response chat_request registry settings index batch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(sse ndjson http_head chat_request registry settings index batch)
+((${#targets[@]})) || targets=(sse ndjson http_head http1_response chat_request registry settings index batch)
 command -v clang++ >/dev/null || { echo "fuzz: clang++ is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)

@@ -3,7 +3,8 @@
 
 #include <l04/bootstrap.hpp>
 #include <l04/core/clock.hpp>
-#include <l04/http/curl_transport.hpp>
+#include <l04/config/environment.hpp>
+#include <l04/http/http1_transport.hpp>
 #include <l04/provider/adapters.hpp>
 #include <l04/provider/factory.hpp>
 #include <l04/core/strings.hpp>
@@ -36,7 +37,7 @@ int list_installed(Context& ctx, const l04::Registry& reg, const std::string& pr
                                  "--installed needs --provider naming a provider of kind ollama ('" + provider + "' is " +
                                      (p ? "of kind " + p->kind : std::string("not defined")) + ")"));
     const l04::ProviderConfig cfg = l04::resolve_provider_config(*p, ctx.settings);
-    auto names = l04::ollama_installed_models(*l04::make_curl_transport(), l04::SystemClock::instance(), cfg.base_url,
+    auto names = l04::ollama_installed_models(*l04::make_transport(l04::http_proxy_in_environment()), l04::SystemClock::instance(), cfg.base_url,
                                               std::chrono::milliseconds(5000));
     if (!names) return report(names.error());
     std::sort(names->begin(), names->end());

@@ -1,7 +1,8 @@
 // Gateway::create: each stage built from its typed config, or taken from the
 // options when a test injects it.
 #include <l04/gateway.hpp>
-#include <l04/http/curl_transport.hpp>
+#include <l04/config/environment.hpp>
+#include <l04/http/http1_transport.hpp>
 #include <l04/limit/factory.hpp>
 #include <l04/provider/factory.hpp>
 #include <l04/store/schema.hpp>
@@ -16,7 +17,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     g->m_secrets = g->m_settings.secret_values();
     g->m_registry = std::move(opts.registry);
     g->m_clock = opts.clock ? opts.clock : &SystemClock::instance();
-    g->m_transport = opts.transport ? opts.transport : make_curl_transport();
+    g->m_transport = opts.transport ? opts.transport : make_transport(http_proxy_in_environment());
     Clock& clock = *g->m_clock;
     const std::string state_dir = opts.state_dir.empty() ? g->m_settings.state_dir() : opts.state_dir;
 

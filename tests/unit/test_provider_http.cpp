@@ -8,12 +8,14 @@
 
 #include <l04/core/clock.hpp>
 #include <l04/http/curl_transport.hpp>
+#include <l04/http/http1_transport.hpp>
 #include <l04/provider/adapters.hpp>
 #include <l04/provider/factory.hpp>
 
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 #include <nlohmann/json.hpp>
@@ -26,6 +28,14 @@ using test::Route;
 
 namespace {
 
+// What l04 uses (the HTTP/1.1 client for these 127.0.0.1 URLs), or libcurl
+// when L04_TEST_TRANSPORT=curl (CTest runs these cases both ways).
+std::shared_ptr<Transport> test_transport() {
+    const char* t = std::getenv("L04_TEST_TRANSPORT");
+    if (t && std::string(t) == "curl") return make_curl_transport();
+    return make_transport(false);
+}
+
 constexpr const char* k_key = "sk-test-http-SECRET-abcdef";
 
 // One adapter wired to the server through a real CurlTransport.
@@ -33,7 +43,7 @@ struct Client {
     ProviderInfo info;
     ModelInfo model;
     ProviderConfig cfg;
-    std::shared_ptr<Transport> transport = make_curl_transport();
+    std::shared_ptr<Transport> transport = test_transport();
     SystemClock& clock = SystemClock::instance();
     std::unique_ptr<Provider> provider;
 

@@ -12,6 +12,12 @@ std::optional<std::string> env_var(const char* name) {
     return std::string(v);
 }
 
+bool http_proxy_in_environment() {
+    for (const char* name : {"http_proxy", "all_proxy", "ALL_PROXY"})
+        if (auto v = env_var(name); v && !v->empty()) return true;
+    return false;
+}
+
 extern "C" char** environ;
 
 char* const* environment_block() { return environ; }

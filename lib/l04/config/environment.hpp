@@ -11,6 +11,12 @@ namespace l04 {
 // The variable's value; nullopt when unset (an empty value is returned as "").
 std::optional<std::string> env_var(const char* name);
 
+// Whether a proxy variable that libcurl would apply to http:// URLs is set
+// (http_proxy, all_proxy, ALL_PROXY; HTTP_PROXY is ignored for http:// by
+// libcurl, as by most clients). While one is, every upstream request goes
+// through libcurl, which honours it and no_proxy.
+bool http_proxy_in_environment();
+
 // The whole environment, for a child that inherits it (execve's envp).
 char* const* environment_block();
 

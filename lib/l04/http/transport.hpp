@@ -2,8 +2,10 @@
 // Transport: one HTTP exchange with an upstream. The body is delivered to
 // on_data as it arrives (so streams are forwarded chunk by chunk, never
 // buffered whole); on_data returning false cancels the transfer. Tests inject
-// a fake; production uses CurlTransport (keep-alive pool, HTTP/2 where
-// offered, proxies from the environment).
+// a fake; production uses make_transport() (http1_transport.hpp): a lean
+// HTTP/1.1 client for http:// to literal addresses and localhost, libcurl
+// for the rest (keep-alive pool, TLS, HTTP/2 where offered, proxies from the
+// environment).
 #include <l04/core/error.hpp>
 
 #include <atomic>
@@ -26,8 +28,8 @@ struct HttpRequest {
     std::chrono::milliseconds connect_timeout{10000};
     std::chrono::milliseconds total_timeout{120000};
     // When set and it becomes true, the transfer is abandoned (E4604) even
-    // while the upstream sends nothing (libcurl checks it about once a
-    // second while idle, at every received piece otherwise).
+    // while the upstream sends nothing (checked about once a second while
+    // idle, at every received piece otherwise).
     const std::atomic<bool>* cancel = nullptr;
 };
 

@@ -1,0 +1,298 @@
+// The plain-HTTP upstream client: its incremental response parser (every
+// framing, fed whole and byte by byte), which URLs it takes, and the
+// transport's keep-alive, stale-connection and header rules against the
+// FixtureServer on 127.0.0.1. The provider tests in test_provider_http.cpp
+// run over it too (and again over libcurl: L04_TEST_TRANSPORT=curl).
+#include <doctest/doctest.h>
+
+#include <l04/http/http1_parser.hpp>
+#include <l04/http/http1_transport.hpp>
+
+#include "support/fixture_server.hpp"
+#include "support/test_util.hpp"
+
+#include <string>
+#include <vector>
+
+using namespace l04;
+
+namespace {
+
+struct Collect final : Http1ResponseParser::Sink {
+    int heads = 0;
+    HttpResponseHead h;
+    std::string body;
+    std::size_t refuse_after = std::string::npos;  // refuse once the body is this long
+    void head(const HttpResponseHead& x) override {
+        ++heads;
+        h = x;
+    }
+    bool data(std::string_view p) override {
+        if (body.size() >= refuse_after) return false;
+        body.append(p);
+        return true;
+    }
+};
+
+struct Parsed {
+    bool ok = false;
+    bool done = false;
+    bool reusable = false;
+    std::string error;
+    Collect c;
+};
+
+// Feeds the bytes in pieces of `step` (0: whole), then eof when asked.
+Parsed parse(const std::string& bytes, std::size_t step = 0, bool then_eof = false, bool head_request = false) {
+    Parsed out;
+    Http1ResponseParser p(head_request);
+    bool ok = true;
+    if (step == 0) {
+        ok = p.feed(bytes, out.c);
+    } else {
+        for (std::size_t i = 0; ok && i < bytes.size(); i += step)
+            ok = p.feed(std::string_view(bytes).substr(i, step), out.c);
+    }
+    if (ok && then_eof) ok = p.eof(out.c);
+    out.ok = ok;
+    out.done = p.done();
+    out.reusable = p.reusable();
+    out.error = p.error();
+    return out;
+}
+
+// The same result whole, byte by byte and in 7-byte pieces.
+Parsed parse_all_ways(const std::string& bytes, bool then_eof = false, bool head_request = false) {
+    const auto whole = parse(bytes, 0, then_eof, head_request);
+    for (std::size_t step : {1, 7}) {
+        const auto piecewise = parse(bytes, step, then_eof, head_request);
+        CHECK(piecewise.ok == whole.ok);
+        CHECK(piecewise.done == whole.done);
+        CHECK(piecewise.reusable == whole.reusable);
+        CHECK(piecewise.c.body == whole.c.body);
+        CHECK(piecewise.c.heads == whole.c.heads);
+        CHECK(piecewise.c.h.status == whole.c.h.status);
+    }
+    return whole;
+}
+
+}  // namespace
+
+TEST_CASE("http1 parser: Content-Length - chunked - to the end of the connection") {
+    auto a = parse_all_ways("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"a\":\"bc\"}\n");
+    CHECK(a.ok);
+    CHECK(a.done);
+    CHECK(a.reusable);
+    CHECK(a.c.heads == 1);
+    CHECK(a.c.h.status == 200);
+    CHECK(a.c.h.headers.at("content-type") == "application/json");
+    CHECK(a.c.body == "{\"a\":\"bc\"}\n");
+
+    // Chunks with extensions, upper-case hex, trailers.
+    auto b = parse_all_ways(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;name=v\r\nhello\r\nA\r\n, world!!!\r\n0\r\nX-Trailer: 1\r\n\r\n");
+    CHECK(b.ok);
+    CHECK(b.done);
+    CHECK(b.reusable);
+    CHECK(b.c.body == "hello, world!!!");
+
+    // No length: the body is everything until the peer closes.
+    auto c = parse_all_ways("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it", true);
+    CHECK(c.ok);
+    CHECK(c.done);
+    CHECK_FALSE(c.reusable);
+    CHECK(c.c.body == "all of it");
+
+    // Transfer-Encoding not ending in chunked: to the end, not reusable.
+    auto d = parse_all_ways("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", true);
+    CHECK(d.ok);
+    CHECK_FALSE(d.reusable);
+    CHECK(d.c.body == "zz");
+
+    // Both: chunked wins, and the connection is not reused.
+    auto e = parse_all_ways("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+    CHECK(e.ok);
+    CHECK(e.done);
+    CHECK_FALSE(e.reusable);
+    CHECK(e.c.body == "ok");
+
+    // Identical repeated lengths are one length.
+    auto f = parse_all_ways("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok");
+    CHECK(f.ok);
+    CHECK(f.done);
+    CHECK(f.c.body == "ok");
+}
+
+TEST_CASE("http1 parser: no body after HEAD - 204 - 304 - and interim 1xx responses are skipped") {
+    auto a = parse_all_ways("HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n", false, true);
+    CHECK(a.done);
+    CHECK(a.reusable);
+    CHECK(a.c.body.empty());
+    auto b = parse_all_ways("HTTP/1.1 204 No Content\r\n\r\n");
+    CHECK(b.done);
+    CHECK(b.c.h.status == 204);
+    auto c = parse_all_ways("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n");
+    CHECK(c.done);
+    auto d = parse_all_ways("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n"
+                            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 2\r\n\r\n{}");
+    CHECK(d.ok);
+    CHECK(d.done);
+    CHECK(d.c.heads == 1);  // only the final head is handed on
+    CHECK(d.c.h.status == 429);
+    CHECK(d.c.h.headers.at("retry-after") == "7");
+    CHECK(d.c.h.headers.count("link") == 0);
+    CHECK(d.c.body == "{}");
+    auto e = parse_all_ways("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n");
+    CHECK_FALSE(e.ok);
+    CHECK(e.c.heads == 0);
+}
+
+TEST_CASE("http1 parser: keep-alive rules - lenient line ends - folded and repeated headers") {
+    CHECK_FALSE(parse("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").reusable);
+    CHECK_FALSE(parse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").reusable);
+    CHECK(parse("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n").reusable);
+    CHECK(parse("HTTP/1.1 200 OK\r\nConnection: keep-alive, Upgrade\r\nContent-Length: 0\r\n\r\n").reusable);
+    // Bytes after the end of the message: not reused.
+    auto t = parse("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA");
+    CHECK(t.done);
+    CHECK(t.c.body == "ok");
+    CHECK_FALSE(t.reusable);
+
+    auto lf = parse_all_ways("HTTP/1.1 200 OK\nContent-Length: 3\nX-A: 1\n\nabc");
+    CHECK(lf.ok);
+    CHECK(lf.c.body == "abc");
+    CHECK(lf.c.h.headers.at("x-a") == "1");
+    auto fold = parse_all_ways("HTTP/1.1 200 OK\r\nX-Long: a\r\n  b\r\nSet-Thing: 1\r\nSet-Thing: 2\r\nContent-Length: 0\r\n\r\n");
+    CHECK(fold.ok);
+    CHECK(fold.c.h.headers.at("x-long") == "a b");
+    CHECK(fold.c.h.headers.at("set-thing") == "1, 2");
+    // No reason phrase is fine.
+    CHECK(parse("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n").done);
+}
+
+TEST_CASE("http1 parser: malformed framing and limits are errors - never a guessed body") {
+    for (const char* bad : {
+             "HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok",
+             "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokX\r\n",
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n",
+             "HTTP/2 200\r\n\r\n",
+             "ICY 200 OK\r\n\r\n",
+             "HTTP/1.1 2000 OK\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+             "HTTP/1.1 200 OK\r\n: x\r\n\r\n",
+             "HTTP/1.1 200 OK\r\n folded-first\r\n\r\n",
+         }) {
+        CAPTURE(bad);
+        auto r = parse(bad);
+        CHECK_FALSE(r.ok);
+        CHECK_FALSE(r.error.empty());
+        CHECK(r.c.body.size() <= 2);  // only a whole chunk before a broken one was handed on
+    }
+    // Limits.
+    CHECK_FALSE(parse("HTTP/1.1 200 OK\r\nX: " + std::string(70000, 'a') + "\r\n\r\n").ok);
+    std::string many = "HTTP/1.1 200 OK\r\n";
+    for (int i = 0; i < 101; ++i) many += "X-" + std::to_string(i) + ": 1\r\n";
+    CHECK_FALSE(parse(many + "\r\n").ok);
+    CHECK_FALSE(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;" + std::string(2000, 'e') + "\r\n").ok);
+    CHECK_FALSE(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: " + std::string(9000, 't') + "\r\n").ok);
+
+    // Cut short: an error at eof, with what had arrived delivered.
+    auto cut = parse("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0, true);
+    CHECK_FALSE(cut.ok);
+    CHECK(cut.c.body == "abc");
+    CHECK(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 0, true).error == "connection closed mid-body");
+    CHECK(parse("", 0, true).error == "connection closed with no response");
+    CHECK(parse("HTTP/1.1 20", 0, true).error == "connection closed mid-head");
+
+    // A sink that refuses stops the parse: cancelled, not malformed.
+    Collect c;
+    c.refuse_after = 3;
+    Http1ResponseParser p;
+    CHECK(p.feed("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc", c));
+    CHECK_FALSE(p.feed("def", c));
+    CHECK(p.cancelled());
+    CHECK(c.body == "abc");
+}
+
+TEST_CASE("http1 transport: which URLs it takes - the rest go to libcurl") {
+    for (const char* yes : {"http://127.0.0.1:18080/v1/chat/completions", "http://localhost:11434/api/chat",
+                            "HTTP://LOCALHOST/", "http://[::1]:8000/v1", "http://10.0.0.7", "http://127.0.0.1:80?x=1#frag"}) {
+        CAPTURE(yes);
+        CHECK(http1_applies(yes, false));
+        CHECK_FALSE(http1_applies(yes, true));  // a proxy variable: libcurl applies it
+    }
+    for (const char* no : {"https://127.0.0.1/v1", "http://api.example.com/v1", "http://user:pw@127.0.0.1/",
+                           "http://127.0.0.1:0/", "http://127.0.0.1:65536/", "http://[fe80::1%25eth0]:80/",
+                           "http://127.0.0.1/a b", "http://", "ftp://127.0.0.1/", "http://127.1/"}) {
+        CAPTURE(no);
+        CHECK_FALSE(http1_applies(no, false));
+    }
+}
+
+TEST_CASE("http1 transport: a reused connection the server closed is sent again once - on a new connection") {
+    test::FixtureServer server;
+    auto ok = test::Route::recorded("POST", "/v1/chat/completions", "wire/openai/chat_nonstream.headers",
+                                    "wire/openai/chat_nonstream.json");
+    server.add(ok);
+    auto t = make_http1_transport();
+    HttpRequest req;
+    req.url = server.base_url() + "/v1/chat/completions";
+    req.body = "{\"model\":\"x\"}";
+    auto r1 = perform_buffered(*t, req);
+    REQUIRE(r1);
+    CHECK(r1->head.status == 200);
+    // The next request on that kept-alive connection finds it closed.
+    test::Route drop = ok;
+    drop.when_body_contains = "second";
+    drop.times = 1;
+    drop.fault = test::Fault::close_without_answer;
+    server.add(drop);
+    req.body = "{\"model\":\"second\"}";
+    auto r2 = perform_buffered(*t, req);
+    REQUIRE(r2);
+    CHECK(r2->head.status == 200);
+    CHECK(server.connections_accepted() == 2);
+    CHECK(server.requests().size() == 3);  // the dropped one, then its resend
+
+    // On a new connection the same fault is an error, not a resend.
+    auto fresh = make_http1_transport();
+    drop.times = 1;
+    drop.when_body_contains = "third";
+    server.add(drop);
+    req.body = "{\"model\":\"third\"}";
+    auto r3 = perform_buffered(*fresh, req);
+    REQUIRE_FALSE(r3);
+    CHECK(r3.error().code == ErrorCode::provider_unavailable);
+    CHECK(r3.error().retryable);
+    CHECK(r3.error().message.find("request to " + server.base_url() + " failed") != std::string::npos);
+}
+
+TEST_CASE("http1 transport: headers with line breaks are refused - framing headers are the client's own") {
+    test::FixtureServer server;
+    server.add(test::Route::recorded("POST", "/v1/x", "wire/openai/chat_nonstream.headers", "wire/openai/chat_nonstream.json"));
+    auto t = make_http1_transport();
+    HttpRequest req;
+    req.url = server.base_url() + "/v1/x";
+    req.body = "abc";
+    req.headers = {{"Authorization", "Bearer sk-SECRET\r\nX-Injected: 1"}};
+    auto bad = perform_buffered(*t, req);
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find("SECRET") == std::string::npos);
+    CHECK(server.requests().empty());  // nothing was sent
+
+    req.headers = {{"Authorization", "Bearer k"}, {"Content-Length", "999"}, {"Connection", "close"}, {"X-Mine", "1"}};
+    auto r = perform_buffered(*t, req);
+    REQUIRE(r);
+    auto got = server.requests();
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].body == "abc");
+    CHECK(got[0].headers.at("content-length") == "3");
+    CHECK(got[0].headers.count("connection") == 0);
+    CHECK(got[0].headers.at("x-mine") == "1");
+    CHECK(got[0].headers.at("host") == server.base_url().substr(7));
+    CHECK(got[0].headers.at("user-agent").rfind("l04/", 0) == 0);
+}
