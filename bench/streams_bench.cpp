@@ -394,7 +394,8 @@ int main(int argc, char** argv) {
     env.env().insert({{"OPENAI_API_KEY", "bench"}, {"OPENAI_BASE_URL", upstream.base_url() + "/v1"},
                       {"L04_CACHE_ENABLED", "false"}, {"L04_RATE_LIMIT_ENABLED", "false"}, {"L04_LOG_LEVEL", "info"},
                       {"L04_QUEUE_PROVIDER_CONCURRENCY", std::to_string(concurrency)},
-                      {"L04_MAX_CONNECTIONS", std::to_string(std::max(2048, n + 64))}});
+                      {"L04_MAX_CONNECTIONS", std::to_string(std::max(2048, n + 64))},
+                      {"L04_MAX_TCP_CONNECTIONS", std::to_string(std::max(256, n + 64))}});
     env.env()["L04_IDLE_TIMEOUT"] = "0";
     std::filesystem::create_directories(env.state_dir());
     const l04::test::ProcOptions o = env.options();
