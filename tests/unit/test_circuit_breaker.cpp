@@ -38,6 +38,27 @@ Error too_many(std::chrono::milliseconds ra) {
     return e;
 }
 
+// Runs fn(breaker) in a child process with its own connection to the state
+// in dir (another --no-daemon process); returns fn's exit code (3 when the
+// breaker cannot be made).
+template <class Fn>
+int in_child(const test::TempDir& dir, const ManualClock& clock, Fn&& fn) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ManualClock c(clock.wall_ms());
+        auto db = open_state_db(dir.str());
+        if (!db) ::_exit(3);
+        auto cb = SqliteCircuitBreaker::create(std::move(*db), {}, c);
+        if (!cb) ::_exit(3);
+        ::_exit(fn(**cb));
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
 std::int64_t retry_ms(const Status& st) {
     REQUIRE_FALSE(st);
     REQUIRE(st.error().retry_after.has_value());
@@ -370,20 +391,7 @@ TEST_CASE("circuit breaker: a half-open probe held by a process that died is fre
     }
     clock.advance(61s);
     // A --no-daemon process claims the probe and is killed before it reports.
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ManualClock c(clock.wall_ms());
-        auto db = open_state_db(dir.str());
-        if (!db) ::_exit(3);
-        auto cb = SqliteCircuitBreaker::create(std::move(*db), {}, c);
-        if (!cb) ::_exit(3);
-        ::_exit((*cb)->allow("p") ? 0 : 1);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);  // the child held the probe
+    REQUIRE(in_child(dir, clock, [](SqliteCircuitBreaker& cb) { return cb.allow("p") ? 0 : 1; }) == 0);  // held the probe
     auto cb = make_cb(dir, clock);
     CHECK(cb->snapshot("p").state == CircuitState::half_open);
     // No wait for the probe timeout (request.timeout): the owner is gone.
@@ -420,21 +428,10 @@ TEST_CASE("circuit breaker: a CLOSED provider is answered from memory until some
     // Another process's commit is seen at once, with no time passing: it
     // bumps the counter file that both map.
     CHECK(a->allow("q"));
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ManualClock c(clock.wall_ms());
-        auto db = open_state_db(dir.str());
-        if (!db) ::_exit(3);
-        auto cb = SqliteCircuitBreaker::create(std::move(*db), {}, c);
-        if (!cb) ::_exit(3);
-        for (int i = 0; i < 5; ++i) (*cb)->on_failure("q", fault());
-        ::_exit((*cb)->allow("q") ? 1 : 0);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
+    REQUIRE(in_child(dir, clock, [](SqliteCircuitBreaker& cb) {
+                for (int i = 0; i < 5; ++i) cb.on_failure("q", fault());
+                return cb.allow("q") ? 1 : 0;
+            }) == 0);
     CHECK_FALSE(a->allow("q"));
     // This process's own changes too.
     a->on_failure("r", fault());

@@ -78,6 +78,15 @@ bool Http1ResponseParser::deliver(std::string_view piece, Sink& sink) {
     return true;
 }
 
+bool Http1ResponseParser::deliver_counted(std::string_view& bytes, Sink& sink, State next) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(m_remaining, bytes.size()));
+    if (!deliver(bytes.substr(0, n), sink)) return false;
+    bytes.remove_prefix(n);
+    m_remaining -= n;
+    if (m_remaining == 0) m_state = next;
+    return true;
+}
+
 bool Http1ResponseParser::take_line(std::string_view& bytes, std::size_t limit, bool& too_long) {
     const auto lf = bytes.find('\n');
     const auto take = lf == std::string_view::npos ? bytes.size() : lf;
@@ -216,15 +225,10 @@ bool Http1ResponseParser::feed(std::string_view bytes, Sink& sink) {
                 bytes = m_carry;
                 continue;
             }
-            case State::body_length: {
+            case State::body_length:
                 if (bytes.empty()) return true;
-                const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(m_remaining, bytes.size()));
-                if (!deliver(bytes.substr(0, n), sink)) return false;
-                bytes.remove_prefix(n);
-                m_remaining -= n;
-                if (m_remaining == 0) m_state = State::done;
+                if (!deliver_counted(bytes, sink, State::done)) return false;
                 continue;
-            }
             case State::body_close:
                 return deliver(bytes, sink);
             case State::chunk_size: {
@@ -259,15 +263,10 @@ bool Http1ResponseParser::feed(std::string_view bytes, Sink& sink) {
                 }
                 continue;
             }
-            case State::chunk_data: {
+            case State::chunk_data:
                 if (bytes.empty()) return true;
-                const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(m_remaining, bytes.size()));
-                if (!deliver(bytes.substr(0, n), sink)) return false;
-                bytes.remove_prefix(n);
-                m_remaining -= n;
-                if (m_remaining == 0) m_state = State::chunk_crlf;
+                if (!deliver_counted(bytes, sink, State::chunk_crlf)) return false;
                 continue;
-            }
             case State::chunk_crlf: {
                 if (bytes.empty()) return true;
                 bool too_long = false;

@@ -68,6 +68,9 @@ private:
     // framing. Returns false on a malformed head.
     bool parse_head(std::string_view head, Sink& sink);
     bool deliver(std::string_view piece, Sink& sink);
+    // Hands on up to m_remaining bytes from the front of bytes; `next` once
+    // m_remaining reaches 0 (the end of a sized body or of a chunk).
+    bool deliver_counted(std::string_view& bytes, Sink& sink, State next);
     // Takes one line (ending in LF, CR before it dropped) from the front of
     // bytes into m_line; true when a whole line is there.
     bool take_line(std::string_view& bytes, std::size_t limit, bool& too_long);
