@@ -296,3 +296,23 @@ TEST_CASE("http1 transport: headers with line breaks are refused - framing heade
     CHECK(got[0].headers.at("host") == server.base_url().substr(7));
     CHECK(got[0].headers.at("user-agent").rfind("l04/", 0) == 0);
 }
+
+TEST_CASE("http1 transport: a body larger than the socket buffers is sent whole - and the answer read whole") {
+    test::FixtureServer server;
+    auto route = test::Route::recorded("POST", "/v1/big", "wire/openai/chat_nonstream.headers",
+                                       "wire/openai/chat_nonstream.json");
+    route.body = std::string(3 << 20, 'r');  // an answer larger than one read
+    server.add(route);
+    auto t = make_http1_transport();
+    HttpRequest req;
+    req.url = server.base_url() + "/v1/big";
+    req.body = std::string(5 << 20, 'q');
+    auto r = perform_buffered(*t, req);
+    REQUIRE(r);
+    CHECK(r->head.status == 200);
+    CHECK(r->body == route.body);
+    auto got = server.requests();
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].body.size() == req.body.size());
+    CHECK(got[0].body == req.body);
+}

@@ -115,64 +115,8 @@ bool header_ok(const std::string& name, const std::string& value) {
 
 enum class Wait : std::uint8_t { ready, timeout, cancelled, failed };
 
-class Http1Transport final : public Transport {
-public:
-    Result<HttpResponseHead> perform(const HttpRequest& req, const HeadFn& on_head, const DataFn& on_data) override;
-
-    bool applies(const std::string& url) const {
-        Target t;
-        return parse_target(url, t);
-    }
-
-    ~Http1Transport() override {
-        for (auto& [origin, conns] : m_idle)
-            for (auto& c : conns) ::close(c.fd);
-    }
-
-private:
-    struct Idle {
-        int fd;
-        Clock::duration since;
-    };
-    struct Exchange;
-
-    // An idle connection to the origin that still looks open, or -1.
-    int take_idle(const std::string& origin) {
-        const auto now = m_clock.now();
-        std::lock_guard lk(m_mu);
-        auto it = m_idle.find(origin);
-        if (it == m_idle.end()) return -1;
-        auto& v = it->second;
-        while (!v.empty()) {
-            const Idle c = v.back();
-            v.pop_back();
-            // Closed by the server, or sent something unasked: not reusable.
-            pollfd p{c.fd, POLLIN | POLLRDHUP, 0};
-            if (now - c.since > k_max_idle_age || ::poll(&p, 1, 0) != 0) {
-                ::close(c.fd);
-                continue;
-            }
-            return c.fd;
-        }
-        return -1;
-    }
-    void give_back(const std::string& origin, int fd) {
-        std::lock_guard lk(m_mu);
-        auto& v = m_idle[origin];
-        if (v.size() >= k_max_idle_per_origin) {
-            ::close(fd);
-            return;
-        }
-        v.push_back({fd, m_clock.now()});
-    }
-
-    Clock& m_clock = SystemClock::instance();
-    std::mutex m_mu;
-    std::unordered_map<std::string, std::vector<Idle>> m_idle;
-};
-
 // One request on one connection.
-struct Http1Transport::Exchange final : Http1ResponseParser::Sink {
+struct Exchange final : Http1ResponseParser::Sink {
     const HttpRequest& req;
     const HeadFn& on_head;
     const DataFn& on_data;
@@ -218,6 +162,61 @@ struct Http1Transport::Exchange final : Http1ResponseParser::Sink {
     }
 };
 
+class Http1Transport final : public Transport {
+public:
+    Result<HttpResponseHead> perform(const HttpRequest& req, const HeadFn& on_head, const DataFn& on_data) override;
+
+    bool applies(const std::string& url) const {
+        Target t;
+        return parse_target(url, t);
+    }
+
+    ~Http1Transport() override {
+        for (auto& [origin, conns] : m_idle)
+            for (auto& c : conns) ::close(c.fd);
+    }
+
+private:
+    struct Idle {
+        int fd;
+        Clock::duration since;
+    };
+
+    // An idle connection to the origin that still looks open, or -1.
+    int take_idle(const std::string& origin) {
+        const auto now = m_clock.now();
+        std::lock_guard lk(m_mu);
+        auto it = m_idle.find(origin);
+        if (it == m_idle.end()) return -1;
+        auto& v = it->second;
+        while (!v.empty()) {
+            const Idle c = v.back();
+            v.pop_back();
+            // Closed by the server, or sent something unasked: not reusable.
+            pollfd p{c.fd, POLLIN | POLLRDHUP, 0};
+            if (now - c.since > k_max_idle_age || ::poll(&p, 1, 0) != 0) {
+                ::close(c.fd);
+                continue;
+            }
+            return c.fd;
+        }
+        return -1;
+    }
+    void give_back(const std::string& origin, int fd) {
+        std::lock_guard lk(m_mu);
+        auto& v = m_idle[origin];
+        if (v.size() >= k_max_idle_per_origin) {
+            ::close(fd);
+            return;
+        }
+        v.push_back({fd, m_clock.now()});
+    }
+
+    Clock& m_clock = SystemClock::instance();
+    std::mutex m_mu;
+    std::unordered_map<std::string, std::vector<Idle>> m_idle;
+};
+
 Error make_error(ErrorCode code, std::string msg) {
     Error e(code, std::move(msg));
     e.retryable = true;
@@ -225,6 +224,91 @@ Error make_error(ErrorCode code, std::string msg) {
 }
 
 std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+// The request, in one buffer: one send() in the common case. The framing
+// headers are this client's; a header with a line break is refused.
+Result<std::string> request_bytes(const HttpRequest& req, const Target& target) {
+    auto framing = [](const std::string& k) {
+        return iequals(k, "content-length") || iequals(k, "transfer-encoding") || iequals(k, "connection") ||
+               iequals(k, "expect");
+    };
+    std::string out;
+    out.reserve(256 + req.body.size());
+    out.append(req.method).append(" ").append(target.path).append(" HTTP/1.1\r\n");
+    bool has_host = false, has_agent = false, has_accept = false;
+    for (const auto& [k, v] : req.headers) {
+        if (!header_ok(k, v))
+            return fail(ErrorCode::internal_error,
+                        "a request header for " + target.origin + " has a line break or an invalid name");
+        has_host |= iequals(k, "host");
+        has_agent |= iequals(k, "user-agent");
+        has_accept |= iequals(k, "accept");
+    }
+    if (!has_host) out.append("Host: ").append(target.authority).append("\r\n");
+    if (!has_agent) out.append("User-Agent: l04/" L04_VERSION "\r\n");
+    if (!has_accept) out.append("Accept: */*\r\n");
+    for (const auto& [k, v] : req.headers)
+        if (!framing(k)) out.append(k).append(": ").append(v).append("\r\n");
+    if (req.method != "GET" && req.method != "HEAD")
+        out.append("Content-Length: ").append(std::to_string(req.body.size())).append("\r\n");
+    out.append("\r\n").append(req.body);
+    return out;
+}
+
+// A new connection to the first address of the target that answers.
+Result<int> open_connection(const Target& target, Exchange& ex, Clock::duration deadline,
+                            std::chrono::milliseconds connect_timeout) {
+    std::string why = "no address";
+    for (const auto& [family, literal] : target.addrs) {
+        const int s = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s < 0) {
+            why = std::strerror(errno);
+            continue;
+        }
+        int one = 1;
+        (void)::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        (void)::setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        int rc;
+        if (family == AF_INET) {
+            sockaddr_in a{};
+            a.sin_family = AF_INET;
+            a.sin_port = htons(static_cast<std::uint16_t>(target.port));
+            ::inet_pton(AF_INET, literal.c_str(), &a.sin_addr);
+            rc = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        } else {
+            sockaddr_in6 a{};
+            a.sin6_family = AF_INET6;
+            a.sin6_port = htons(static_cast<std::uint16_t>(target.port));
+            ::inet_pton(AF_INET6, literal.c_str(), &a.sin6_addr);
+            rc = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        }
+        if (rc != 0 && errno == EINPROGRESS) {
+            switch (ex.wait(s, POLLOUT, deadline)) {
+                case Wait::ready: {
+                    int err = 0;
+                    socklen_t len = sizeof err;
+                    rc = ::getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0 ? 0 : -1;
+                    if (rc != 0) errno = err ? err : errno;
+                    break;
+                }
+                case Wait::cancelled:
+                    ::close(s);
+                    return fail(make_error(ErrorCode::streaming_error,
+                                           "transfer from " + target.origin + " cancelled by the caller"));
+                case Wait::timeout:
+                    ::close(s);
+                    return fail(make_error(ErrorCode::timeout, "upstream " + target.origin +
+                                                                   " timed out: no connection after " +
+                                                                   ms_text(connect_timeout)));
+                case Wait::failed: rc = -1; break;
+            }
+        }
+        if (rc == 0) return s;
+        why = std::strerror(errno);
+        ::close(s);
+    }
+    return fail(make_error(ErrorCode::provider_unavailable, "cannot reach " + target.origin + ": " + why));
+}
 
 }  // namespace
 
@@ -237,34 +321,9 @@ Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const H
     const auto connect_deadline =
         std::min(deadline, start + std::chrono::duration_cast<Clock::duration>(req.connect_timeout));
 
-    // The request, in one buffer: one send() in the common case.
-    std::string out;
-    out.reserve(256 + req.body.size());
-    out.append(req.method).append(" ").append(target.path).append(" HTTP/1.1\r\n");
-    bool has_host = false, has_agent = false, has_accept = false;
-    for (const auto& [k, v] : req.headers) {
-        if (!header_ok(k, v))
-            return fail(ErrorCode::internal_error,
-                        "a request header for " + target.origin + " has a line break or an invalid name");
-        if (iequals(k, "content-length") || iequals(k, "transfer-encoding") || iequals(k, "connection") ||
-            iequals(k, "expect"))
-            continue;  // the framing is this client's
-        has_host |= iequals(k, "host");
-        has_agent |= iequals(k, "user-agent");
-        has_accept |= iequals(k, "accept");
-    }
-    if (!has_host) out.append("Host: ").append(target.authority).append("\r\n");
-    if (!has_agent) out.append("User-Agent: l04/" L04_VERSION "\r\n");
-    if (!has_accept) out.append("Accept: */*\r\n");
-    for (const auto& [k, v] : req.headers) {
-        if (iequals(k, "content-length") || iequals(k, "transfer-encoding") || iequals(k, "connection") ||
-            iequals(k, "expect"))
-            continue;
-        out.append(k).append(": ").append(v).append("\r\n");
-    }
-    if (req.method != "GET" && req.method != "HEAD")
-        out.append("Content-Length: ").append(std::to_string(req.body.size())).append("\r\n");
-    out.append("\r\n").append(req.body);
+    auto bytes = request_bytes(req, target);
+    if (!bytes) return fail(bytes.error());
+    const std::string& out = *bytes;
 
     for (int attempt = 0;; ++attempt) {
         Exchange ex(req, on_head, on_data, target, m_clock, deadline);
@@ -282,56 +341,9 @@ Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const H
         int fd = attempt == 0 ? take_idle(target.origin) : -1;
         const bool reused = fd >= 0;
         if (!reused) {
-            std::string why = "no address";
-            for (const auto& [family, literal] : target.addrs) {
-                const int s = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-                if (s < 0) {
-                    why = std::strerror(errno);
-                    continue;
-                }
-                int one = 1;
-                (void)::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                (void)::setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-                int rc;
-                if (family == AF_INET) {
-                    sockaddr_in a{};
-                    a.sin_family = AF_INET;
-                    a.sin_port = htons(static_cast<std::uint16_t>(target.port));
-                    ::inet_pton(AF_INET, literal.c_str(), &a.sin_addr);
-                    rc = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-                } else {
-                    sockaddr_in6 a{};
-                    a.sin6_family = AF_INET6;
-                    a.sin6_port = htons(static_cast<std::uint16_t>(target.port));
-                    ::inet_pton(AF_INET6, literal.c_str(), &a.sin6_addr);
-                    rc = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-                }
-                if (rc != 0 && errno == EINPROGRESS) {
-                    switch (ex.wait(s, POLLOUT, connect_deadline)) {
-                        case Wait::ready: {
-                            int err = 0;
-                            socklen_t len = sizeof err;
-                            rc = ::getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0 ? 0 : -1;
-                            if (rc != 0) errno = err ? err : errno;
-                            break;
-                        }
-                        case Wait::cancelled: ::close(s); return fail(cancelled_error());
-                        case Wait::timeout:
-                            ::close(s);
-                            return fail(make_error(ErrorCode::timeout, "upstream " + target.origin +
-                                                                           " timed out: no connection after " +
-                                                                           ms_text(req.connect_timeout)));
-                        case Wait::failed: rc = -1; break;
-                    }
-                }
-                if (rc == 0) {
-                    fd = s;
-                    break;
-                }
-                why = std::strerror(errno);
-                ::close(s);
-            }
-            if (fd < 0) return fail(make_error(ErrorCode::provider_unavailable, "cannot reach " + target.origin + ": " + why));
+            auto c = open_connection(target, ex, connect_deadline, req.connect_timeout);
+            if (!c) return fail(c.error());
+            fd = *c;
         }
 
         // A reused connection the server closed meanwhile: nothing of the
@@ -352,9 +364,10 @@ Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const H
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                 const auto w = ex.wait(fd, POLLOUT, deadline);
                 if (w == Wait::ready) continue;
-                ::close(fd);
-                if (w == Wait::cancelled) return fail(cancelled_error());
-                if (w == Wait::timeout) return fail(timeout_error());
+                if (w != Wait::failed) {
+                    ::close(fd);
+                    return fail(w == Wait::cancelled ? cancelled_error() : timeout_error());
+                }
                 send_why = "poll failed";
                 send_failed = true;
                 break;
@@ -392,9 +405,10 @@ Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const H
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 const auto w = ex.wait(fd, POLLIN, deadline);
                 if (w == Wait::ready) continue;
-                ::close(fd);
-                if (w == Wait::cancelled) return fail(cancelled_error());
-                if (w == Wait::timeout) return fail(timeout_error());
+                if (w != Wait::failed) {
+                    ::close(fd);
+                    return fail(w == Wait::cancelled ? cancelled_error() : timeout_error());
+                }
                 broke = "poll failed";
                 break;
             }
