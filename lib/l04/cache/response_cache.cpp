@@ -206,11 +206,12 @@ void ResponseCache::count_hit_locked(std::int64_t id, std::int64_t now, CounterI
     auto tx = Transaction::begin(*m_db);
     Status st = tx ? Status{} : Status(fail(tx.error()));
     if (st) {
-        auto up = m_db->prepare("UPDATE cache_entries SET last_used_ms = MAX(last_used_ms, ?), hits = hits + 1 WHERE id = ?");
+        auto up = m_db->cached("UPDATE cache_entries SET last_used_ms = MAX(last_used_ms, ?), hits = hits + 1 WHERE id = ?");
         if (!up) st = fail(up.error());
         else {
-            up->bind(1, now).bind(2, id);
-            st = up->run();
+            StmtReset reset(**up);
+            (*up)->bind(1, now).bind(2, id);
+            st = (*up)->run();
         }
     }
     if (st) st = bump_counter(*m_db, counter);

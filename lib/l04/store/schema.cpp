@@ -186,17 +186,20 @@ Result<std::unique_ptr<Db>> open_state_db(const std::string& state_dir) {
 }
 
 Status bump_counter(Db& db, CounterId id, std::int64_t delta) {
-    L04_TRY_ASSIGN(auto st, db.prepare("UPDATE counters SET value = value + ? WHERE id = ?"));
-    st.bind(1, delta).bind(2, static_cast<int>(id));
-    return st.run();
+    // Cached: a cache hit bumps a counter on every request.
+    L04_TRY_ASSIGN(Stmt* st, db.cached("UPDATE counters SET value = value + ? WHERE id = ?"));
+    StmtReset reset(*st);
+    st->bind(1, delta).bind(2, static_cast<int>(id));
+    return st->run();
 }
 
 std::int64_t read_counter(Db& db, CounterId id) {
-    auto st = db.prepare("SELECT value FROM counters WHERE id = ?");
+    auto st = db.cached("SELECT value FROM counters WHERE id = ?");
     if (!st) return 0;
-    st->bind(1, static_cast<int>(id));
-    auto r = st->step();
-    return (r && *r) ? st->col_int(0) : 0;
+    StmtReset reset(**st);  // ends the read: a kept statement must not hold a snapshot
+    (*st)->bind(1, static_cast<int>(id));
+    auto r = (*st)->step();
+    return (r && *r) ? (*st)->col_int(0) : 0;
 }
 
 }  // namespace l04
