@@ -109,6 +109,12 @@ TEST_CASE("http1 parser: Content-Length - chunked - to the end of the connection
     CHECK_FALSE(d.reusable);
     CHECK(d.c.body == "zz");
 
+    // HTTP/1.0 cannot frame by Transfer-Encoding (RFC 9112 6.1): to the end.
+    auto h10 = parse_all_ways("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", true);
+    CHECK(h10.ok);
+    CHECK_FALSE(h10.reusable);
+    CHECK(h10.c.body == "2\r\nok\r\n0\r\n\r\n");
+
     // Both: chunked wins, and the connection is not reused.
     auto e = parse_all_ways("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
     CHECK(e.ok);

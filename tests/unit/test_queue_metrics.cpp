@@ -162,6 +162,7 @@ TEST_CASE("metrics: handles update without the registry lock - and agree with th
     const auto t2 = m.render();
     CHECK(t2.find("h_seconds_bucket{k=\"nan\",le=\"1\"} 0\n") != std::string::npos);
     CHECK(t2.find("h_seconds_count{k=\"nan\"} 1\n") != std::string::npos);
+    CHECK(t2.find("h_seconds_sum{k=\"nan\"} 0\n") != std::string::npos);  // not NaN for good
 
     // HandleCache builds once per key.
     HandleCache<Metrics::Series> cache;

@@ -163,7 +163,9 @@ bool Http1ResponseParser::parse_head(std::string_view head, Sink& sink) {
     if (m_head_request || status == 204 || status == 304) {
         m_state = State::done;
     } else if (const std::string* te = header("transfer-encoding")) {
-        if (last_coding(*te) == "chunked") {
+        // In HTTP/1.0, Transfer-Encoding cannot be trusted (RFC 9112 6.1):
+        // the body runs to the end of the connection.
+        if (http11 && last_coding(*te) == "chunked") {
             m_state = State::chunk_size;
         } else {
             m_state = State::body_close;  // length unknown: to the end of the connection

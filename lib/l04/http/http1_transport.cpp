@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <utility>
 #include <unordered_map>
 #include <vector>
 
@@ -115,6 +116,27 @@ bool header_ok(const std::string& name, const std::string& value) {
 
 enum class Wait : std::uint8_t { ready, timeout, cancelled, failed };
 
+// Closes the socket on every way out, a throwing callback included.
+class Socket {
+public:
+    explicit Socket(int fd = -1) : m_fd(fd) {}
+    ~Socket() { close(); }
+    Socket(const Socket&) = delete;
+    Socket& operator=(const Socket&) = delete;
+    int get() const { return m_fd; }
+    int release() { return std::exchange(m_fd, -1); }
+    void reset(int fd) {
+        close();
+        m_fd = fd;
+    }
+    void close() {
+        if (m_fd >= 0) ::close(std::exchange(m_fd, -1));
+    }
+
+private:
+    int m_fd;
+};
+
 // One request on one connection.
 struct Exchange final : Http1ResponseParser::Sink {
     const HttpRequest& req;
@@ -146,8 +168,8 @@ struct Exchange final : Http1ResponseParser::Sink {
     bool cancel_requested() const { return req.cancel && req.cancel->load(); }
 
     // Waits for events on fd until `until`, looking at the cancel flag at
-    // least every k_cancel_check.
-    Wait wait(int fd, short events, Clock::duration until) {
+    // least every k_cancel_check; `got` receives the events that came.
+    Wait wait(int fd, short events, Clock::duration until, short* revents = nullptr) {
         while (true) {
             if (cancel_requested()) return Wait::cancelled;
             const auto left = until - clock.now();
@@ -156,9 +178,19 @@ struct Exchange final : Http1ResponseParser::Sink {
             const int ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(slice).count());
             pollfd p{fd, events, 0};
             const int n = ::poll(&p, 1, std::max(1, ms));
-            if (n > 0) return Wait::ready;
+            if (n > 0) {
+                if (revents) *revents = p.revents;
+                return Wait::ready;
+            }
             if (n < 0 && errno != EINTR) return Wait::failed;
         }
+    }
+    // The deadline or the cancel flag, checked between reads that keep
+    // finding data (wait() checks them only when there is none).
+    Wait between_reads() const {
+        if (cancel_requested()) return Wait::cancelled;
+        if (clock.now() >= deadline) return Wait::timeout;
+        return Wait::ready;
     }
 };
 
@@ -203,13 +235,21 @@ private:
         return -1;
     }
     void give_back(const std::string& origin, int fd) {
+        const auto now = m_clock.now();
         std::lock_guard lk(m_mu);
         auto& v = m_idle[origin];
+        // Taken last in, first out: the oldest would otherwise sit here
+        // (closed by the server, in CLOSE_WAIT) while traffic continues.
+        std::erase_if(v, [&](const Idle& c) {
+            if (now - c.since <= k_max_idle_age) return false;
+            ::close(c.fd);
+            return true;
+        });
         if (v.size() >= k_max_idle_per_origin) {
             ::close(fd);
             return;
         }
-        v.push_back({fd, m_clock.now()});
+        v.push_back({fd, now});
     }
 
     Clock& m_clock = SystemClock::instance();
@@ -249,7 +289,7 @@ Result<std::string> request_bytes(const HttpRequest& req, const Target& target) 
     if (!has_accept) out.append("Accept: */*\r\n");
     for (const auto& [k, v] : req.headers)
         if (!framing(k)) out.append(k).append(": ").append(v).append("\r\n");
-    if (req.method != "GET" && req.method != "HEAD")
+    if ((req.method != "GET" && req.method != "HEAD") || !req.body.empty())
         out.append("Content-Length: ").append(std::to_string(req.body.size())).append("\r\n");
     out.append("\r\n").append(req.body);
     return out;
@@ -262,7 +302,7 @@ Result<int> open_connection(const Target& target, Exchange& ex, Clock::duration 
     for (const auto& [family, literal] : target.addrs) {
         const int s = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (s < 0) {
-            why = std::strerror(errno);
+            if (why == "no address") why = std::strerror(errno);
             continue;
         }
         int one = 1;
@@ -304,7 +344,7 @@ Result<int> open_connection(const Target& target, Exchange& ex, Clock::duration 
             }
         }
         if (rc == 0) return s;
-        why = std::strerror(errno);
+        if (why == "no address") why = std::strerror(errno);  // the first address's reason (localhost: 127.0.0.1's)
         ::close(s);
     }
     return fail(make_error(ErrorCode::provider_unavailable, "cannot reach " + target.origin + ": " + why));
@@ -318,8 +358,6 @@ Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const H
         return fail(ErrorCode::internal_error, "the HTTP/1.1 client cannot send to this URL (a libcurl URL)");
     const auto start = m_clock.now();
     const auto deadline = start + std::chrono::duration_cast<Clock::duration>(req.total_timeout);
-    const auto connect_deadline =
-        std::min(deadline, start + std::chrono::duration_cast<Clock::duration>(req.connect_timeout));
 
     auto bytes = request_bytes(req, target);
     if (!bytes) return fail(bytes.error());
@@ -336,24 +374,31 @@ Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const H
                                                                 : "upstream " + target.origin + " timed out after ") +
                                                       ms_text(took));
         };
+        auto stopped = [&](Wait w) { return fail(w == Wait::cancelled ? cancelled_error() : timeout_error()); };
+        if (ex.cancel_requested()) return fail(cancelled_error());
 
-        // A connection: an idle one (only on the first attempt), or a new one.
-        int fd = attempt == 0 ? take_idle(target.origin) : -1;
-        const bool reused = fd >= 0;
+        // A connection: an idle one (only on the first attempt), or a new one
+        // (each attempt gets the whole connect timeout, within the total).
+        Socket conn(attempt == 0 ? take_idle(target.origin) : -1);
+        const bool reused = conn.get() >= 0;
         if (!reused) {
+            const auto connect_deadline =
+                std::min(deadline, m_clock.now() + std::chrono::duration_cast<Clock::duration>(req.connect_timeout));
             auto c = open_connection(target, ex, connect_deadline, req.connect_timeout);
             if (!c) return fail(c.error());
-            fd = *c;
+            conn.reset(*c);
         }
+        const int fd = conn.get();
 
         // A reused connection the server closed meanwhile: nothing of the
         // request was read, so it is sent again on a new connection.
         auto stale = [&](bool nothing_back) { return reused && attempt == 0 && nothing_back; };
 
-        // Send.
+        // Send. A server may answer before it has read the whole body (413)
+        // and stop reading: then its answer is read, as libcurl does.
         std::string_view pending = out;
-        bool send_failed = false;
         std::string send_why;
+        bool answered_early = false;
         while (!pending.empty()) {
             const ssize_t n = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
             if (n > 0) {
@@ -362,24 +407,26 @@ Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const H
             }
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                const auto w = ex.wait(fd, POLLOUT, deadline);
-                if (w == Wait::ready) continue;
-                if (w != Wait::failed) {
-                    ::close(fd);
-                    return fail(w == Wait::cancelled ? cancelled_error() : timeout_error());
+                short events = 0;
+                const auto w = ex.wait(fd, POLLOUT | POLLIN, deadline, &events);
+                if (w == Wait::cancelled || w == Wait::timeout) return stopped(w);
+                if (w == Wait::failed) {
+                    send_why = "poll failed";
+                    break;
                 }
-                send_why = "poll failed";
-                send_failed = true;
-                break;
+                if ((events & POLLIN) && !(events & POLLOUT)) {
+                    answered_early = true;
+                    break;
+                }
+                continue;
             }
-            send_why = std::strerror(errno);
-            send_failed = true;
+            send_why = n < 0 ? std::strerror(errno) : "send returned 0";
             break;
         }
-        if (send_failed) {
-            ::close(fd);
+        if (!send_why.empty()) {
             if (stale(true)) continue;
-            return fail(make_error(ErrorCode::provider_unavailable, "request to " + target.origin + " failed: " + send_why));
+            // Whatever the server said before it stopped reading, if anything.
+            answered_early = true;
         }
 
         // Receive.
@@ -391,6 +438,7 @@ Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const H
             const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
             if (n > 0) {
                 if (!parser.feed(std::string_view(buf, static_cast<std::size_t>(n)), ex)) break;
+                if (const auto w = ex.between_reads(); w != Wait::ready && !parser.done()) return stopped(w);
                 continue;
             }
             if (n == 0) {
@@ -405,10 +453,7 @@ Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const H
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 const auto w = ex.wait(fd, POLLIN, deadline);
                 if (w == Wait::ready) continue;
-                if (w != Wait::failed) {
-                    ::close(fd);
-                    return fail(w == Wait::cancelled ? cancelled_error() : timeout_error());
-                }
+                if (w != Wait::failed) return stopped(w);
                 broke = "poll failed";
                 break;
             }
@@ -419,20 +464,16 @@ Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const H
             broke = std::strerror(errno);
             break;
         }
-        if (retry) {
-            ::close(fd);
-            continue;
-        }
+        if (retry) continue;
         if (parser.done() && broke.empty()) {
-            if (parser.reusable())
-                give_back(target.origin, fd);
-            else
-                ::close(fd);
+            // Not reused after an early answer: the rest of the request is
+            // still in the connection as far as the server knows.
+            if (parser.reusable() && !answered_early) give_back(target.origin, conn.release());
             return ex.got;
         }
-        ::close(fd);
         if (ex.cancelled || parser.cancelled()) return fail(cancelled_error());
         if (broke.empty()) broke = parser.error();
+        if (!send_why.empty() && parser.bytes_seen() == 0) broke = send_why;
         if (ex.head_sent)
             return fail(make_error(ErrorCode::streaming_error,
                                    "connection to " + target.origin + " broke mid-response: " + broke));

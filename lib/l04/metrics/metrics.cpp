@@ -48,7 +48,7 @@ void Metrics::Histogram::observe(double v) const {
                                        std::lower_bound(m_cell->bounds.begin(), m_cell->bounds.end(), v) -
                                        m_cell->bounds.begin());
     m_cell->counts[i].fetch_add(1, std::memory_order_relaxed);
-    m_cell->sum.fetch_add(v, std::memory_order_relaxed);
+    if (!std::isnan(v)) m_cell->sum.fetch_add(v, std::memory_order_relaxed);  // one NaN would spoil _sum for good
 }
 
 double Metrics::value(const std::string& name, const Labels& labels) {

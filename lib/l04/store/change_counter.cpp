@@ -12,6 +12,9 @@ namespace l04 {
 namespace {
 
 constexpr std::size_t k_size = sizeof(std::uint64_t);
+// Shared between processes through the mapping: only a lock-free atomic
+// works there (a lock would live in this process's memory).
+static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);
 
 std::atomic_ref<std::uint64_t> cell(void* map) { return std::atomic_ref<std::uint64_t>(*static_cast<std::uint64_t*>(map)); }
 
