@@ -11,7 +11,14 @@
 #include "support/fixture_server.hpp"
 #include "support/test_util.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace l04;
@@ -321,4 +328,47 @@ TEST_CASE("http1 transport: a body larger than the socket buffers is sent whole 
     REQUIRE(got.size() == 1);
     CHECK(got[0].body.size() == req.body.size());
     CHECK(got[0].body == req.body);
+}
+
+TEST_CASE("http1 transport: an answer sent before the body was read (413) is the answer - not a send failure") {
+    // A server that reads the head only, answers 413 and stops reading: the
+    // client's send blocks on full buffers, and the answer is what it must
+    // report, as libcurl does.
+    const int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(ls >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(ls, 4) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    std::promise<void> client_done;
+    auto done = client_done.get_future();
+    std::thread server([&] {
+        const int c = ::accept(ls, nullptr, nullptr);
+        if (c < 0) return;
+        std::string head;
+        char ch;
+        while (head.find("\r\n\r\n") == std::string::npos && ::recv(c, &ch, 1, 0) == 1) head += ch;
+        const std::string answer =
+            "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"error\":\"big\"}\r\n";
+        (void)::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
+        // Keep the connection (unread body and all) until the client is done:
+        // closing with unread data would reset it and drop the answer.
+        done.wait();
+        ::close(c);
+    });
+    auto t = make_http1_transport();
+    HttpRequest req;
+    req.url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/v1/chat/completions";
+    req.body = std::string(32 << 20, 'b');  // far more than the socket buffers hold
+    req.total_timeout = std::chrono::milliseconds(20000);
+    auto r = perform_buffered(*t, req);
+    client_done.set_value();
+    server.join();
+    ::close(ls);
+    REQUIRE(r);
+    CHECK(r->head.status == 413);
+    CHECK(r->body == "{\"error\":\"big\"}\r\n");
 }
