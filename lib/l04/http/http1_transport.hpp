@@ -19,9 +19,11 @@
 // body byte, the body piece by piece, E4201 / E4202 / E4604 as documented
 // there, error messages naming only scheme://host:port. A request sent on
 // a reused connection that the server had closed (nothing came back) is sent
-// again once on a new connection, as libcurl does. The cancel flag is
-// checked at every piece and about once a second while the upstream is
-// silent (as libcurl's progress callback).
+// again once on a new connection, as libcurl does; an answer the server
+// sends before it has read the whole body (413) is read and returned. The
+// cancel flag and the total timeout are checked between pieces and about
+// once a second while the upstream is silent (as libcurl's progress
+// callback).
 #include <l04/http/transport.hpp>
 
 #include <memory>
