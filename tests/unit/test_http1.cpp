@@ -83,6 +83,14 @@ Parsed parse_all_ways(const std::string& bytes, bool then_eof = false, bool head
     return whole;
 }
 
+// A message parsed whole: complete, with this reusability and body.
+void check_whole(const Parsed& p, bool reusable, const std::string& body) {
+    CHECK(p.ok);
+    CHECK(p.done);
+    CHECK(p.reusable == reusable);
+    CHECK(p.c.body == body);
+}
+
 }  // namespace
 
 TEST_CASE("http1 parser: Content-Length - chunked - to the end of the connection") {
@@ -96,44 +104,28 @@ TEST_CASE("http1 parser: Content-Length - chunked - to the end of the connection
     CHECK(a.c.body == "{\"a\":\"bc\"}\n");
 
     // Chunks with extensions, upper-case hex, trailers.
-    auto b = parse_all_ways(
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;name=v\r\nhello\r\nA\r\n, world!!!\r\n0\r\nX-Trailer: 1\r\n\r\n");
-    CHECK(b.ok);
-    CHECK(b.done);
-    CHECK(b.reusable);
-    CHECK(b.c.body == "hello, world!!!");
+    check_whole(parse_all_ways("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;name=v\r\nhello\r\nA\r\n, "
+                               "world!!!\r\n0\r\nX-Trailer: 1\r\n\r\n"),
+                true, "hello, world!!!");
 
     // No length: the body is everything until the peer closes.
-    auto c = parse_all_ways("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it", true);
-    CHECK(c.ok);
-    CHECK(c.done);
-    CHECK_FALSE(c.reusable);
-    CHECK(c.c.body == "all of it");
+    check_whole(parse_all_ways("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it", true), false,
+                "all of it");
 
     // Transfer-Encoding not ending in chunked: to the end, not reusable.
-    auto d = parse_all_ways("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", true);
-    CHECK(d.ok);
-    CHECK_FALSE(d.reusable);
-    CHECK(d.c.body == "zz");
+    check_whole(parse_all_ways("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", true), false, "zz");
 
     // HTTP/1.0 cannot frame by Transfer-Encoding (RFC 9112 6.1): to the end.
-    auto h10 = parse_all_ways("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", true);
-    CHECK(h10.ok);
-    CHECK_FALSE(h10.reusable);
-    CHECK(h10.c.body == "2\r\nok\r\n0\r\n\r\n");
+    check_whole(parse_all_ways("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", true), false,
+                "2\r\nok\r\n0\r\n\r\n");
 
     // Both: chunked wins, and the connection is not reused.
-    auto e = parse_all_ways("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
-    CHECK(e.ok);
-    CHECK(e.done);
-    CHECK_FALSE(e.reusable);
-    CHECK(e.c.body == "ok");
+    check_whole(
+        parse_all_ways("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+        false, "ok");
 
     // Identical repeated lengths are one length.
-    auto f = parse_all_ways("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok");
-    CHECK(f.ok);
-    CHECK(f.done);
-    CHECK(f.c.body == "ok");
+    check_whole(parse_all_ways("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"), true, "ok");
 }
 
 TEST_CASE("http1 parser: no body after HEAD - 204 - 304 - and interim 1xx responses are skipped") {
