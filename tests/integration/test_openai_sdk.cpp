@@ -9,6 +9,10 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -25,13 +29,31 @@ namespace {
 std::string npm_prefix(const std::string& name, const std::vector<std::string>& pkgs, const std::string& check,
                        std::string& why) {
     const std::string prefix = std::filesystem::path(L04_BIN_DIR).parent_path().string() + "/" + name;
-    if (std::filesystem::exists(prefix + "/" + check)) return prefix;
+    // `check` appears early in an install, so a marker written after a
+    // successful one says it is complete; two tests that need the same
+    // packages run at once under ctest -j, so installs take a lock.
+    const std::string done = prefix + "/.l04-installed";
+    auto installed = [&] {
+        return std::filesystem::exists(done) && std::filesystem::exists(prefix + "/" + check);
+    };
+    if (installed()) return prefix;
     for (const char* tool : {"/usr/bin/node", "/usr/bin/npm"})
         if (!std::filesystem::exists(tool)) {
             why = std::string(tool) + " is not installed";
             return {};
         }
     std::filesystem::create_directories(prefix);
+    struct Lock {
+        int fd;
+        ~Lock() {
+            if (fd >= 0) ::close(fd);  // releases the flock
+        }
+    } lock{::open((prefix + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)};
+    if (lock.fd < 0 || ::flock(lock.fd, LOCK_EX) != 0) {
+        why = "cannot lock " + prefix + ".lock";
+        return {};
+    }
+    if (installed()) return prefix;  // the other test installed it meanwhile
     l04::test::ProcOptions o;
     o.timeout = std::chrono::milliseconds(240000);
     std::vector<std::string> argv = {"/usr/bin/npm", "install", "--prefix", prefix, "--no-audit", "--no-fund", "--silent"};
@@ -43,6 +65,7 @@ std::string npm_prefix(const std::string& name, const std::vector<std::string>& 
         why = "npm could not install " + list + " (registry unreachable?): " + r.err.substr(0, 300);
         return {};
     }
+    std::ofstream(done) << "ok\n";
     return prefix;
 }
 
