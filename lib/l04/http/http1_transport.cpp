@@ -196,12 +196,15 @@ struct Exchange final : Http1ResponseParser::Sink {
 
 class Http1Transport final : public Transport {
 public:
-    Result<HttpResponseHead> perform(const HttpRequest& req, const HeadFn& on_head, const DataFn& on_data) override;
-
-    bool applies(const std::string& url) const {
-        Target t;
-        return parse_target(url, t);
+    Result<HttpResponseHead> perform(const HttpRequest& req, const HeadFn& on_head, const DataFn& on_data) override {
+        Target target;
+        if (!parse_target(req.url, target))
+            return fail(ErrorCode::internal_error, "the HTTP/1.1 client cannot send to this URL (a libcurl URL)");
+        return perform(req, target, on_head, on_data);
     }
+    // The request to an already parsed target (the URL is parsed once).
+    Result<HttpResponseHead> perform(const HttpRequest& req, const Target& target, const HeadFn& on_head,
+                                     const DataFn& on_data);
 
     ~Http1Transport() override {
         for (auto& [origin, conns] : m_idle)
@@ -352,10 +355,8 @@ Result<int> open_connection(const Target& target, Exchange& ex, Clock::duration 
 
 }  // namespace
 
-Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const HeadFn& on_head, const DataFn& on_data) {
-    Target target;
-    if (!parse_target(req.url, target))
-        return fail(ErrorCode::internal_error, "the HTTP/1.1 client cannot send to this URL (a libcurl URL)");
+Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const Target& target, const HeadFn& on_head,
+                                                 const DataFn& on_data) {
     const auto start = m_clock.now();
     const auto deadline = start + std::chrono::duration_cast<Clock::duration>(req.total_timeout);
 
@@ -490,7 +491,7 @@ class ChoosingTransport final : public Transport {
 public:
     explicit ChoosingTransport(bool proxy) : m_proxy(proxy) {}
     Result<HttpResponseHead> perform(const HttpRequest& req, const HeadFn& on_head, const DataFn& on_data) override {
-        if (!m_proxy && m_http1->applies(req.url)) return m_http1->perform(req, on_head, on_data);
+        if (Target target; !m_proxy && parse_target(req.url, target)) return m_http1->perform(req, target, on_head, on_data);
         std::call_once(m_curl_once, [&] { m_curl = make_curl_transport(); });
         return m_curl->perform(req, on_head, on_data);
     }
