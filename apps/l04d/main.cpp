@@ -223,7 +223,7 @@ sigset_t block_stop_signals() {
 }
 
 // Serves until SIGTERM/SIGINT or the idle timeout, with housekeeping on the
-// side: rate-limit leases given back every second, a WAL checkpoint every
+// side: rate-limit leases given back and cache counts written every second, a WAL checkpoint every
 // minute, ledger retention and cache expiry at start and hourly.
 void serve_until_stopped(l04::Gateway& gw, l04::HttpServer& server, const sigset_t& sigs, std::int64_t idle_ms) {
     using std::chrono::steady_clock;
@@ -243,9 +243,10 @@ void serve_until_stopped(l04::Gateway& gw, l04::HttpServer& server, const sigset
             housekeeping();
             next_housekeeping = steady_clock::now() + std::chrono::hours(1);
         }
-        // Rate-limit leases go back to the shared buckets at least every
-        // second (l04d's own requests give them back sooner when busy).
-        gw.flush_limits();
+        // Rate-limit leases go back to the shared buckets, and cache hits
+        // counted in memory are written, at least every second (l04d's own
+        // requests do both sooner when busy).
+        gw.flush_pending();
         timespec ts{1, 0};
         const int sig = sigtimedwait(&sigs, nullptr, &ts);
         if (sig == SIGTERM || sig == SIGINT) {
@@ -349,7 +350,7 @@ int main(int argc, char** argv) {
         spdlog::warn("{} connection(s) still busy after 30 s; exiting without waiting for them",
                      server.active_connections());
         (void)(*gw)->flush_ledger();
-        (*gw)->flush_limits();
+        (*gw)->flush_pending();
         spdlog::shutdown();
         std::_Exit(k_exit_ok);
     }

@@ -159,9 +159,10 @@ public:
     // Writes the ledger's queued rows and checkpoints its WAL.
     Status checkpoint();
     Status flush_ledger();
-    // Gives the rate limiter's leases back to the shared buckets (l04d: every
-    // second, so an idle daemon holds none for long).
-    void flush_limits();
+    // Gives the rate limiter's leases back to the shared buckets and writes
+    // the cache's pending hit and miss counts (l04d: every second, so an idle
+    // daemon holds neither for long).
+    void flush_pending();
     // Updates gauges and the counters kept in SQLite (cache hits/misses,
     // circuit states, queue depth) before /metrics is rendered.
     void refresh_metrics();

@@ -52,6 +52,11 @@ Status Gateway::checkpoint() { return m_ledger->checkpoint(); }
 
 Status Gateway::flush_ledger() { return m_ledger->flush(); }
 
-void Gateway::flush_limits() { m_limiter->flush(); }
+void Gateway::flush_pending() {
+    m_limiter->flush();
+    // On failure (another process holding the write lock past the busy
+    // wait) the counts stay pending for the next second.
+    (void)m_cache->flush_counts();
+}
 
 }  // namespace l04

@@ -11,6 +11,10 @@
 
 namespace l04 {
 
+namespace {
+constexpr std::int64_t k_daemon_cache_count_flush_ms = 1000;
+}  // namespace
+
 Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     std::unique_ptr<Gateway> g(new Gateway());
     g->m_settings = std::move(opts.settings);
@@ -29,7 +33,11 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions opts) {
     L04_TRY_ASSIGN(auto cache_db, open_state_db(state_dir));
     L04_TRY_ASSIGN(auto embedder, make_embedder(cfg.embedder, g->m_transport));
     L04_TRY_ASSIGN(g->m_embed_db, open_state_db(state_dir));
-    g->m_cache = std::make_unique<ResponseCache>(std::move(cache_db), cfg.cache, clock, std::move(embedder));
+    CacheConfig cache_cfg = cfg.cache;
+    // l04d counts cache hits in memory and writes them every second, so a
+    // hit costs no write transaction; a short run writes each one.
+    if (opts.daemon) cache_cfg.count_flush_ms = k_daemon_cache_count_flush_ms;
+    g->m_cache = std::make_unique<ResponseCache>(std::move(cache_db), cache_cfg, clock, std::move(embedder));
 
     L04_TRY_ASSIGN(auto ledger_db, open_state_db(state_dir));
     LedgerOptions lo;

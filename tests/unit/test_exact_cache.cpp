@@ -122,51 +122,144 @@ TEST_CASE("exact cache: miss - store - hit - counters persist in SQLite") {
 TEST_CASE("exact cache: hits are counted exactly when several processes read and write the cache at once") {
     // l04d and --no-daemon runs share l04.db: 4 processes x 200 hits on one
     // entry, while each also stores entries of its own (writes that move
-    // the WAL past the readers' snapshots).
-    Fixture f;
-    auto k = make_cache_key(req("shared"), "mock", "");
-    REQUIRE(f.cache->store(k, resp("answer")).has_value());
-    constexpr int kProcs = 4, kHits = 200;
-    int gate[2];
-    REQUIRE(::pipe(gate) == 0);
-    std::vector<pid_t> kids;
-    for (int p = 0; p < kProcs; ++p) {
-        const pid_t pid = ::fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            ::close(gate[1]);
-            char go;
-            (void)!::read(gate[0], &go, 1);
-            auto db = open_state_db(f.dir.str());
-            if (!db) ::_exit(3);
-            ManualClock clock;
-            ResponseCache c(std::move(*db), {}, clock);
-            int got = 0;
-            for (int i = 0; i < kHits; ++i) {
-                if (c.lookup(k)) ++got;
-                auto own = make_cache_key(req("p" + std::to_string(p) + "-" + std::to_string(i)), "mock", "");
-                (void)c.store(own, resp("x"));
+    // the WAL past the readers' snapshots). Each counting its hits one
+    // transaction each (--no-daemon), or in memory (l04d's count_flush_ms).
+    for (const std::int64_t flush_ms : {0, 1000}) {
+        CAPTURE(flush_ms);
+        Fixture f;
+        auto k = make_cache_key(req("shared"), "mock", "");
+        REQUIRE(f.cache->store(k, resp("answer")).has_value());
+        constexpr int kProcs = 4, kHits = 200;
+        int gate[2];
+        REQUIRE(::pipe(gate) == 0);
+        std::vector<pid_t> kids;
+        for (int p = 0; p < kProcs; ++p) {
+            const pid_t pid = ::fork();
+            REQUIRE(pid >= 0);
+            if (pid == 0) {
+                ::close(gate[1]);
+                char go;
+                (void)!::read(gate[0], &go, 1);
+                int got = 0;
+                {
+                    auto db = open_state_db(f.dir.str());
+                    if (!db) ::_exit(3);
+                    ManualClock clock;
+                    CacheConfig cfg;
+                    cfg.count_flush_ms = flush_ms;
+                    ResponseCache c(std::move(*db), cfg, clock);
+                    for (int i = 0; i < kHits; ++i) {
+                        if (c.lookup(k)) ++got;
+                        // Every other round stores: hits pending in memory
+                        // go out with a store, or when the cache closes.
+                        if (i % 2) continue;
+                        auto own = make_cache_key(req("p" + std::to_string(p) + "-" + std::to_string(i)), "mock", "");
+                        (void)c.store(own, resp("x"));
+                    }
+                }
+                ::_exit(got == kHits ? 0 : 4);
             }
-            ::_exit(got == kHits ? 0 : 4);
+            kids.push_back(pid);
         }
-        kids.push_back(pid);
+        ::close(gate[0]);
+        ::close(gate[1]);
+        for (auto pid : kids) {
+            int status = 0;
+            REQUIRE(::waitpid(pid, &status, 0) == pid);
+            REQUIRE(WIFEXITED(status));
+            CHECK(WEXITSTATUS(status) == 0);
+        }
+        CHECK(f.cache->stats().exact_hits == kProcs * kHits);
+        auto db = open_state_db(f.dir.str());
+        REQUIRE(db);
+        auto st = (*db)->prepare("SELECT hits FROM cache_entries WHERE key = ?");
+        REQUIRE(st);
+        st->bind(1, k.exact);
+        REQUIRE(*st->step());
+        CHECK(st->col_int(0) == kProcs * kHits);
     }
-    ::close(gate[0]);
-    ::close(gate[1]);
-    for (auto pid : kids) {
-        int status = 0;
-        REQUIRE(::waitpid(pid, &status, 0) == pid);
-        REQUIRE(WIFEXITED(status));
-        CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("exact cache: hits counted in memory are exact in stats and written within count_flush_ms") {
+    // l04d (count_flush_ms > 0) counts hits and misses in memory; another
+    // process (b, each hit its own transaction) sees them once written.
+    CacheConfig cfg;
+    cfg.count_flush_ms = 1000;
+    Fixture f(cfg);
+    auto other_db = open_state_db(f.dir.str());
+    REQUIRE(other_db);
+    ResponseCache b(std::move(*other_db), {}, f.clock);
+    auto entry_hits = [&](const CacheKey& key) {
+        auto db = open_state_db(f.dir.str());
+        REQUIRE(db);
+        auto st = (*db)->prepare("SELECT hits, last_used_ms FROM cache_entries WHERE key = ?");
+        REQUIRE(st);
+        st->bind(1, key.exact);
+        REQUIRE(*st->step());
+        return std::make_pair(st->col_int(0), st->col_int(1));
+    };
+    auto k = make_cache_key(req("counted"), "mock", "");
+    REQUIRE(f.cache->store(k, resp("v")));
+    for (int i = 0; i < 3; ++i) CHECK(f.cache->lookup(k).has_value());
+    CHECK_FALSE(f.cache->lookup(make_cache_key(req("absent"), "mock", "")).has_value());
+    CHECK(f.cache->stats().exact_hits == 3);  // exact for this process at once
+    CHECK(f.cache->stats().misses == 1);
+    CHECK(b.stats().exact_hits == 0);  // not written yet
+    CHECK(b.stats().misses == 0);
+    CHECK(entry_hits(k).first == 0);
+
+    // Written by the first count once count_flush_ms has passed since the
+    // first pending one, with the entry's hits and LRU stamp.
+    f.clock.advance(std::chrono::milliseconds(999));
+    CHECK(f.cache->lookup(k).has_value());
+    CHECK(b.stats().exact_hits == 0);
+    f.clock.advance(std::chrono::milliseconds(1));
+    CHECK(f.cache->lookup(k).has_value());
+    CHECK(b.stats().exact_hits == 5);
+    CHECK(b.stats().misses == 1);
+    CHECK(entry_hits(k) == std::make_pair<std::int64_t, std::int64_t>(5, f.clock.wall_ms()));
+    CHECK(f.cache->stats().exact_hits == 5);  // written and pending are not counted twice
+
+    // With the next store, by flush_counts() (l04d: every second), on close.
+    CHECK(f.cache->lookup(k).has_value());
+    CHECK(f.cache->lookup(k).has_value());
+    CHECK(b.stats().exact_hits == 5);
+    REQUIRE(f.cache->store(make_cache_key(req("another"), "mock", ""), resp("w")));
+    CHECK(b.stats().exact_hits == 7);
+    CHECK(f.cache->lookup(k).has_value());
+    REQUIRE(f.cache->flush_counts());
+    CHECK(b.stats().exact_hits == 8);
+    CHECK(f.cache->lookup(k).has_value());
+    f.cache.reset();
+    CHECK(b.stats().exact_hits == 9);
+    CHECK(entry_hits(k).first == 9);
+    // The other process's own hits are written at once, and add up.
+    CHECK(b.lookup(k).has_value());
+    CHECK(b.stats().exact_hits == 10);
+}
+
+TEST_CASE("exact cache: pending hits keep an entry from eviction as written ones do") {
+    // The least recently used entry is chosen after the pending LRU stamps
+    // are written, in the store's own transaction.
+    CacheConfig cfg;
+    cfg.max_entries = 3;
+    cfg.count_flush_ms = 60'000;
+    Fixture f(cfg);
+    std::vector<CacheKey> keys;
+    for (int i = 0; i < 3; ++i) {
+        keys.push_back(make_cache_key(req("q" + std::to_string(i)), "mock", ""));
+        REQUIRE(f.cache->store(keys.back(), resp("a" + std::to_string(i))));
+        f.clock.advance(std::chrono::milliseconds(10));
     }
-    CHECK(f.cache->stats().exact_hits == kProcs * kHits);
-    auto db = open_state_db(f.dir.str());
-    REQUIRE(db);
-    auto st = (*db)->prepare("SELECT hits FROM cache_entries WHERE key = ?");
-    REQUIRE(st);
-    st->bind(1, k.exact);
-    REQUIRE(*st->step());
-    CHECK(st->col_int(0) == kProcs * kHits);
+    CHECK(f.cache->lookup(keys[0]).has_value());  // pending: 0 is now the most recently used
+    f.clock.advance(std::chrono::milliseconds(10));
+    keys.push_back(make_cache_key(req("q3"), "mock", ""));
+    REQUIRE(f.cache->store(keys.back(), resp("a3")));
+    CHECK(f.cache->lookup(keys[0]).has_value());
+    CHECK_FALSE(f.cache->lookup(keys[1]).has_value());  // least recently used: evicted
+    CHECK(f.cache->stats().evictions == 1);
+    CHECK(f.cache->stats().exact_hits == 2);
+    CHECK(f.cache->stats().misses == 1);
 }
 
 TEST_CASE("exact cache: TTL on the injected clock") {

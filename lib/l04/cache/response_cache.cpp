@@ -136,6 +136,7 @@ ResponseCache::ResponseCache(std::unique_ptr<Db> db, CacheConfig cfg, Clock& clo
 }
 
 ResponseCache::~ResponseCache() {
+    if (auto st = flush_counts(); !st) spdlog::warn("cache: hits and misses lost: {}", st.error().to_string());
     {
         std::lock_guard cl(m_compact_mu);
         if (m_compactor.joinable()) m_compactor.join();
@@ -199,7 +200,20 @@ std::optional<Vector> ResponseCache::take_vector(const std::string& exact) {
     return std::nullopt;
 }
 
+namespace {
+// Pending entries that force a write before count_flush_ms has passed.
+constexpr std::size_t k_max_pending_entries = 512;
+}  // namespace
+
 void ResponseCache::count_hit_locked(std::int64_t id, std::int64_t now, CounterId counter) {
+    if (m_cfg.count_flush_ms > 0) {
+        auto& e = m_counts.entries[id];
+        e.hits += 1;
+        e.last_used_ms = std::max(e.last_used_ms, now);
+        (counter == CounterId::cache_semantic_hits ? m_counts.semantic_hits : m_counts.exact_hits) += 1;
+        note_pending_locked(now);
+        return;
+    }
     // The entry's LRU stamp and hit count and the global counter in one
     // transaction (BEGIN IMMEDIATE waits for other processes' writers), so
     // hits are exact when l04d and --no-daemon runs share the cache.
@@ -217,6 +231,64 @@ void ResponseCache::count_hit_locked(std::int64_t id, std::int64_t now, CounterI
     if (st) st = bump_counter(*m_db, counter);
     if (st) st = tx->commit();
     if (!st) spdlog::warn("cache: a hit could not be counted: {}", st.error().to_string());
+}
+
+void ResponseCache::count_miss_locked(std::int64_t now) {
+    if (m_cfg.count_flush_ms > 0) {
+        m_counts.misses += 1;
+        note_pending_locked(now);
+        return;
+    }
+    (void)bump_counter(*m_db, CounterId::cache_misses);
+}
+
+void ResponseCache::note_pending_locked(std::int64_t now) {
+    const bool first = m_counts.exact_hits + m_counts.semantic_hits + m_counts.misses == 1;
+    if (first) m_counts.since_ms = now;
+    // A wall clock stepped back counts as time passed.
+    if (now - m_counts.since_ms >= m_cfg.count_flush_ms || now < m_counts.since_ms ||
+        m_counts.entries.size() >= k_max_pending_entries)
+        (void)flush_counts_locked();
+}
+
+bool ResponseCache::write_counts_locked() {
+    if (m_counts.empty()) return true;
+    if (!m_db->exec("SAVEPOINT cache_counts")) return false;
+    auto write = [&]() -> Status {
+        L04_TRY_ASSIGN(Stmt * up, m_db->cached("UPDATE cache_entries SET last_used_ms = MAX(last_used_ms, ?), "
+                                                "hits = hits + ? WHERE id = ?"));
+        for (const auto& [id, e] : m_counts.entries) {
+            StmtReset reset(*up);
+            up->bind(1, e.last_used_ms).bind(2, e.hits).bind(3, id);
+            L04_TRY(up->run());  // an entry deleted since: no row, nothing to count
+        }
+        if (m_counts.exact_hits) L04_TRY(bump_counter(*m_db, CounterId::cache_exact_hits, m_counts.exact_hits));
+        if (m_counts.semantic_hits)
+            L04_TRY(bump_counter(*m_db, CounterId::cache_semantic_hits, m_counts.semantic_hits));
+        if (m_counts.misses) L04_TRY(bump_counter(*m_db, CounterId::cache_misses, m_counts.misses));
+        return {};
+    };
+    if (auto st = write(); !st) {
+        (void)m_db->exec("ROLLBACK TO cache_counts");
+        (void)m_db->exec("RELEASE cache_counts");
+        spdlog::warn("cache: hits and misses not written yet (kept for the next write): {}", st.error().to_string());
+        return false;
+    }
+    return static_cast<bool>(m_db->exec("RELEASE cache_counts"));
+}
+
+Status ResponseCache::flush_counts_locked() {
+    if (m_counts.empty()) return {};
+    L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
+    if (!write_counts_locked()) return fail(ErrorCode::cache_error, "cache counts could not be written");
+    L04_TRY(tx.commit());
+    m_counts = PendingCounts{};
+    return {};
+}
+
+Status ResponseCache::flush_counts() {
+    std::lock_guard lk(m_mu);
+    return flush_counts_locked();
 }
 
 std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std::optional<double> threshold,
@@ -247,7 +319,7 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
     }
     auto count_miss = [&] {
         std::lock_guard lk(m_mu);
-        (void)bump_counter(*m_db, CounterId::cache_misses);
+        count_miss_locked(now);
     };
     if (!semantic_on() || key.prompt.empty()) {
         count_miss();
@@ -338,7 +410,7 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
     }
     for (auto id : gone) idx->remove(id);
     if (!gone.empty()) m_index_dirty = true;
-    if (!hit) (void)bump_counter(*m_db, CounterId::cache_misses);
+    if (!hit) count_miss_locked(now);
     return hit;
 }
 
@@ -387,8 +459,11 @@ Status ResponseCache::store(const CacheKey& key, const InferenceResponse& resp) 
     const std::int64_t id = st->col_int(0);
     L04_TRY(st->step());
     if (auto r = bump_counter(*m_db, CounterId::cache_stores); !r) return r;
+    // Pending hits go out with the store (their LRU stamps before eviction).
+    const bool counted = write_counts_locked();
     L04_TRY_ASSIGN(auto removed, evict_locked());
     if (auto c = tx.commit(); !c) return c;
+    if (counted) m_counts = PendingCounts{};
 
     // Mirror into the index (only when loaded: a later load reconciles).
     if (m_index) {
@@ -643,9 +718,10 @@ CacheStats ResponseCache::stats() {
             if (auto r = st->step(); r && *r) (order[0] == 'A' ? s.oldest_ms : s.newest_ms) = st->col_int(0);
         }
     }
-    s.exact_hits = read_counter(*m_db, CounterId::cache_exact_hits);
-    s.semantic_hits = read_counter(*m_db, CounterId::cache_semantic_hits);
-    s.misses = read_counter(*m_db, CounterId::cache_misses);
+    // Written counts plus this process's pending ones.
+    s.exact_hits = read_counter(*m_db, CounterId::cache_exact_hits) + m_counts.exact_hits;
+    s.semantic_hits = read_counter(*m_db, CounterId::cache_semantic_hits) + m_counts.semantic_hits;
+    s.misses = read_counter(*m_db, CounterId::cache_misses) + m_counts.misses;
     s.evictions = read_counter(*m_db, CounterId::cache_evictions);
     s.expired = read_counter(*m_db, CounterId::cache_expired);
     s.stores = read_counter(*m_db, CounterId::cache_stores);
@@ -681,6 +757,7 @@ Result<std::vector<CacheSearchHit>> ResponseCache::search(const std::string& tex
     std::vector<CacheSearchHit> out;
     std::vector<std::int64_t> gone;
     std::lock_guard lk(m_mu);
+    (void)flush_counts_locked();  // each entry's hits, as shown
     auto st = m_db->prepare(
         "SELECT prompt, target, model_id, scope, created_ms, expires_ms, hits FROM cache_entries WHERE id = ?");
     if (!st) return fail(st.error());
@@ -711,6 +788,7 @@ Result<std::vector<CacheSearchHit>> ResponseCache::search(const std::string& tex
 
 Result<std::int64_t> ResponseCache::clear(const std::string& model, std::optional<std::int64_t> older_than_ms) {
     std::lock_guard lk(m_mu);
+    (void)flush_counts_locked();
     std::string sql = "DELETE FROM cache_entries WHERE 1=1";
     if (!model.empty()) sql += " AND (model_id = ?1 OR target = ?1)";
     if (older_than_ms) sql += " AND created_ms < ?2";
@@ -731,8 +809,10 @@ Result<std::int64_t> ResponseCache::clear(const std::string& model, std::optiona
 Result<std::int64_t> ResponseCache::prune() {
     std::lock_guard lk(m_mu);
     L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
+    const bool counted = write_counts_locked();  // LRU stamps before eviction
     L04_TRY_ASSIGN(auto r, evict_locked());
     L04_TRY(tx.commit());
+    if (counted) m_counts = PendingCounts{};
     forget(r);
     return static_cast<std::int64_t>(r.size());
 }

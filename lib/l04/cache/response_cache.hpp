@@ -66,6 +66,14 @@ struct CacheConfig {
     // Compact a heavily deleted index on a background thread (false: inline,
     // for tests).
     bool background_compaction = true;
+    // 0: every hit and miss is counted in its own write transaction (short
+    // runs, --no-daemon). > 0 (l04d): they are counted in memory and written
+    // in one transaction at most this many ms after the first (sooner when
+    // many entries are pending, or with the next store), by flush_counts()
+    // and on close. stats() adds what is pending, so this process's view is
+    // exact at all times; other processes see the counts once written, and
+    // a process killed with SIGKILL loses at most this long's counts.
+    std::int64_t count_flush_ms = 0;
 };
 
 // Why a lookup missed although a semantic candidate cleared the threshold.
@@ -151,6 +159,9 @@ public:
     Result<std::int64_t> clear(const std::string& model, std::optional<std::int64_t> older_than_ms);
     // Deletes expired entries and enforces the bounds. Returns count removed.
     Result<std::int64_t> prune();
+    // Writes the hits and misses counted in memory (count_flush_ms > 0) in
+    // one transaction; they stay pending when it fails.
+    Status flush_counts();
     // Writes the index file now (no-op when not loaded or not persisted).
     Status save_index();
     // Compacts the index now (loading it first).
@@ -164,9 +175,28 @@ public:
 private:
     struct Row;
     Result<std::vector<std::int64_t>> evict_locked();
-    // Counts a hit on entry id (hits, LRU stamp, the global counter) in one
-    // write transaction; m_mu held.
+    // Counts a hit on entry id (hits, LRU stamp, the global counter): in one
+    // write transaction, or pending (count_flush_ms); m_mu held.
     void count_hit_locked(std::int64_t id, std::int64_t now, CounterId counter);
+    void count_miss_locked(std::int64_t now);
+    // Hits and misses counted in memory, not yet written (m_mu).
+    struct PendingCounts {
+        struct Entry {
+            std::int64_t hits = 0;
+            std::int64_t last_used_ms = 0;
+        };
+        std::unordered_map<std::int64_t, Entry> entries;
+        std::int64_t exact_hits = 0;
+        std::int64_t semantic_hits = 0;
+        std::int64_t misses = 0;
+        std::int64_t since_ms = 0;  // wall time of the first pending count
+        bool empty() const { return entries.empty() && exact_hits == 0 && semantic_hits == 0 && misses == 0; }
+    };
+    void note_pending_locked(std::int64_t now);
+    // Writes the pending counts inside the caller's transaction, all or
+    // nothing (a savepoint); true when written (then clear them on commit).
+    bool write_counts_locked();
+    Status flush_counts_locked();
     bool semantic_on() const { return m_cfg.semantic && m_embedder != nullptr; }
     Result<Vector> embed_prompt(const std::string& text);
     // Loads, verifies and reconciles (or rebuilds) the index on first use.
@@ -186,7 +216,8 @@ private:
     std::shared_ptr<Embedder> m_embedder;
     std::string m_embedder_name;
     std::size_t m_dims = 0;
-    std::mutex m_mu;  // m_db, m_pending, m_max_synced, m_data_version
+    std::mutex m_mu;  // m_db, m_pending, m_counts, m_max_synced, m_data_version
+    PendingCounts m_counts;
     // Prompt vectors computed by lookup() for the store() that follows a
     // miss (bounded, oldest dropped), so a miss embeds once.
     std::list<std::pair<std::string, Vector>> m_pending;
