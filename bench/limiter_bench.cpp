@@ -1,12 +1,17 @@
 // Rate limiter benchmark: decisions per second and latency percentiles with
 // 1 and 16 client processes sharing one SQLite state file.
 //
-//   limiter_bench [--procs 1,16] [--seconds 3] [--rate 10000] [--dir DIR]
+//   limiter_bench [--procs 1,16] [--seconds 3] [--rate 10000] [--lease MS] [--dir DIR]
 //
 // Every decision is SqliteRateLimiter::reserve() for a request that touches
 // six buckets (agent, provider and model; requests and tokens each), all
-// admitted (the limits are far away), so each one is a full BEGIN IMMEDIATE
-// transaction: 6 bucket reads, 6 upserts, 1 reservation insert, COMMIT.
+// admitted (the limits are far away). With --lease 0 each one is a full
+// BEGIN IMMEDIATE transaction: 6 bucket reads, 6 upserts, 1 reservation
+// insert, COMMIT. With --lease MS (default 200, as rate_limit.lease) the
+// processes lease as `--no-daemon` runs do (a bucket decided on within MS),
+// and the threads of the l04d rows as l04d does (from the first decision);
+// a lease is used for at most MS, so each process still makes a
+// transaction at least every MS.
 // Modes:
 //   closed   each process loops reserve() as fast as it can (saturation).
 //   settle   each loop is reserve() + settle() (two transactions; the figure
@@ -49,13 +54,16 @@ struct Options {
     std::vector<int> procs{1, 16};
     double seconds = 3.0;
     double rate = 10'000;
+    std::int64_t lease_ms = 200;
     std::string dir;
 };
 
 std::int64_t now_ns() { return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count(); }
 
-RateLimitConfig bench_config() {
+RateLimitConfig bench_config(std::int64_t lease_ms, bool daemon) {
     RateLimitConfig cfg;
+    cfg.lease_ms = lease_ms;
+    cfg.lease_only_when_busy = !daemon;
     cfg.agent_default = {1'000'000'000, 1'000'000'000'000};
     cfg.scopes["provider:openai"] = {1'000'000'000, 1'000'000'000'000};
     cfg.scopes["model:gpt-4o"] = {1'000'000'000, 1'000'000'000'000};
@@ -78,7 +86,7 @@ struct ChildResult {
     }
     auto db2 = l04::open_state_db(o.dir);
     if (!db2) ::_exit(2);
-    auto rl = SqliteRateLimiter::create(std::move(*db), bench_config(), l04::SystemClock::instance());
+    auto rl = SqliteRateLimiter::create(std::move(*db), bench_config(o.lease_ms, false), l04::SystemClock::instance());
     if (!rl) ::_exit(2);
     auto cb = l04::SqliteCircuitBreaker::create(std::move(*db2), {}, l04::SystemClock::instance());
     if (!cb) ::_exit(2);
@@ -243,7 +251,7 @@ Row run_threads(const Options& o, int nthreads) {
     std::filesystem::remove(l04::state_db_path(o.dir) + "-shm");
     auto db = l04::open_state_db(o.dir);
     if (!db) std::exit(1);
-    auto rl = SqliteRateLimiter::create(std::move(*db), bench_config(), l04::SystemClock::instance());
+    auto rl = SqliteRateLimiter::create(std::move(*db), bench_config(o.lease_ms, true), l04::SystemClock::instance());
     if (!rl) std::exit(1);
     std::vector<std::vector<std::int64_t>> lat(static_cast<std::size_t>(nthreads));
     std::atomic<std::int64_t> errors{0};
@@ -306,9 +314,11 @@ int main(int argc, char** argv) {
         if (a == "--procs") o.procs = parse_list(next());
         else if (a == "--seconds") o.seconds = std::atof(next());
         else if (a == "--rate") o.rate = std::atof(next());
+        else if (a == "--lease") o.lease_ms = std::atoll(next());
         else if (a == "--dir") o.dir = next();
         else {
-            std::fprintf(stderr, "usage: limiter_bench [--procs 1,16] [--seconds 3] [--rate 10000] [--dir DIR]\n");
+            std::fprintf(stderr,
+                         "usage: limiter_bench [--procs 1,16] [--seconds 3] [--rate 10000] [--lease MS] [--dir DIR]\n");
             return 2;
         }
     }
@@ -319,6 +329,7 @@ int main(int argc, char** argv) {
         o.dir = tmpl;
         own_dir = true;
     }
+    std::printf("leases: %lld ms\n\n", static_cast<long long>(o.lease_ms));
     std::printf("| mode | procs | decisions | decisions/s | p50 µs | p99 µs | p99.9 µs | max µs | errors |\n");
     std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (Mode m : {Mode::closed, Mode::settle, Mode::paced, Mode::breaker}) {

@@ -464,7 +464,7 @@ TEST_CASE("rate limiter leases: an expired lease is not used - the next decision
     CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(3979 + 25 + 15 - 1 - 20));
     a->flush();
     CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(4000 + 25 - 7));
-    // No lease is taken by a limiter without lease_ms (the default; --no-daemon).
+    // No lease is taken by a limiter without lease_ms (the default).
     for (int i = 0; i < 5; ++i) CHECK_FALSE(b->reserve(req())->local);
 }
 
@@ -498,7 +498,7 @@ TEST_CASE("rate limiter leases: a refusal keeps the lease - a request leases onl
     CHECK(level(*b, "agent:alice", "tokens") == doctest::Approx(60000 - 50));
 }
 
-TEST_CASE("rate limiter leases: with the clock moving - processes together stay within one lease of the limit") {
+TEST_CASE("rate limiter leases: with the clock moving - processes together admit no more than the bucket alone") {
     test::TempDir dir;
     ManualClock clock;
     auto a = make_rl(dir, clock, leasing({6000, 0}));  // 100/s, leases of 20
@@ -514,7 +514,11 @@ TEST_CASE("rate limiter leases: with the clock moving - processes together stay 
         clock.advance(10ms);
     }
     a->flush();
-    CHECK(admitted <= 6000 + 6000 + 20);
+    // A lease is what the bucket refills while it may be used, so the
+    // shared level cannot refill past the capacity while one is out (a
+    // request bucket has no refunds): exactly the bucket alone's bound. At
+    // most one lease (20) is left unused when the run ends.
+    CHECK(admitted <= 6000 + 6000);
     CHECK(admitted >= 6000 + 6000 - 20);
 }
 
@@ -646,6 +650,7 @@ namespace {
 
 struct HammerResult {
     std::int64_t admitted = 0, rejected = 0, errors = 0;
+    std::int64_t local = 0;  // admitted from a lease
     std::int64_t t0_ms = 0;
     std::int64_t last_ms = 0;  // latest wall time any reserve() returned at
     bool children_ok = true;
@@ -672,7 +677,7 @@ HammerResult hammer(const test::TempDir& dir, int n, const RateLimitConfig& cfg,
         if (pid == 0) {
             ::close(results[0]);
             ::close(gate[1]);
-            std::int64_t out[4] = {0, 0, 0, 0};
+            std::int64_t out[5] = {0, 0, 0, 0, 0};
             auto db = open_state_db(dir.str());
             if (!db) ::_exit(3);
             auto rl = SqliteRateLimiter::create(std::move(*db), cfg, SystemClock::instance());
@@ -683,8 +688,10 @@ HammerResult hammer(const test::TempDir& dir, int n, const RateLimitConfig& cfg,
             while (clock.wall_ms() < t0) std::this_thread::sleep_for(100us);
             while (clock.wall_ms() < t0 + run_ms) {
                 auto r = (*rl)->reserve(LimitRequest{"hammer", "p", "m", 0, -1});
-                if (r) ++out[0];
-                else if (r.error().code == ErrorCode::rate_limit_exceeded) ++out[1];
+                if (r) {
+                    ++out[0];
+                    out[4] += r->local ? 1 : 0;
+                } else if (r.error().code == ErrorCode::rate_limit_exceeded) ++out[1];
                 else ++out[2];
                 out[3] = clock.wall_ms();  // the decision read the clock before this
             }
@@ -711,9 +718,10 @@ HammerResult hammer(const test::TempDir& dir, int n, const RateLimitConfig& cfg,
     ::close(gate[1]);
     res.t0_ms = t0;
     for (int i = 0; i < n; ++i) {
-        std::int64_t out[4] = {0, 0, 0, 0};
+        std::int64_t out[5] = {0, 0, 0, 0, 0};
         if (::read(results[0], out, sizeof out) != sizeof out) res.children_ok = false;
         res.admitted += out[0];
+        res.local += out[4];
         res.rejected += out[1];
         res.errors += out[2];
         res.last_ms = std::max(res.last_ms, out[3]);
@@ -769,6 +777,60 @@ TEST_CASE("rate limiter: N processes on one bucket admit no more than it allows 
             CHECK(static_cast<double>(r.admitted) >= 0.95 * expected);
         }
     }
+}
+
+TEST_CASE("rate limiter leases: busy processes leasing one bucket admit no more than it allows (cross-process)") {
+    // --no-daemon runs deciding flat out lease (lease_only_when_busy); the
+    // bucket starts full, so the leases are used until it is half empty and
+    // every decision after that is a transaction. The processes exit
+    // without giving their leases back, as if killed.
+    constexpr std::int64_t k_run_ms = 1000;
+    for (int n : {2, 8}) {
+        CAPTURE(n);
+        test::TempDir dir;
+        RateLimitConfig cfg = cfg_with({6000, 0});  // 100/s: leases of 20
+        cfg.lease_ms = 200;
+        cfg.lease_only_when_busy = true;
+        auto r = hammer(dir, n, cfg, k_run_ms, std::nullopt);
+        const double refill = 100.0;
+        const double bound = 6000 + refill * static_cast<double>(r.last_ms - r.t0_ms) / 1000.0;
+        const double expected = 6000 + refill * k_run_ms / 1000.0;
+        INFO("n=" << n << " cap 6000 @100/s, leases: admitted " << r.admitted << " (" << r.local
+                     << " from leases) rejected " << r.rejected << " bound " << bound);
+        CHECK(r.children_ok);
+        CHECK(r.errors == 0);
+        CHECK(r.rejected > 0);
+        CHECK(r.local > 0);
+        CHECK(static_cast<double>(r.admitted) <= bound);
+        CHECK(static_cast<double>(r.admitted) >= 0.95 * expected);
+    }
+}
+
+TEST_CASE("rate limiter leases: a --no-daemon run leases only a bucket it decided on within lease_ms") {
+    test::TempDir dir;
+    ManualClock clock;
+    RateLimitConfig cfg = cfg_with({6000, 0});  // 100/s: leases of 20
+    cfg.lease_ms = 200;
+    cfg.lease_only_when_busy = true;
+    auto a = make_rl(dir, clock, cfg);
+    auto b = make_rl(dir, clock, cfg_with({6000, 0}));
+    REQUIRE_FALSE(a->reserve(req())->local);  // a first decision: no lease
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1));
+    clock.advance(200ms);                      // refills the one admitted
+    REQUIRE_FALSE(a->reserve(req())->local);  // the last decision was lease_ms ago: still no lease
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1));
+    clock.advance(199ms);
+    REQUIRE_FALSE(a->reserve(req())->local);  // busy now: this transaction also takes a lease
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1 - 20));
+    for (int i = 0; i < 20; ++i) REQUIRE(a->reserve(req())->local);
+    // Another bucket (agent bob) is not busy because alice's is.
+    REQUIRE_FALSE(a->reserve(req(0, "bob"))->local);
+    REQUIRE_FALSE(a->reserve(req(0, "bob"))->local);  // now it is: a lease for bob
+    REQUIRE(a->reserve(req(0, "bob"))->local);
+    CHECK(level(*b, "agent:bob", "requests") == doctest::Approx(6000 - 2 - 20));
+    a.reset();  // the run ends: what it holds goes back
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1 - 20));
+    CHECK(level(*b, "agent:bob", "requests") == doctest::Approx(6000 - 3));
 }
 
 TEST_CASE("spend budget: worst cases are reserved - concurrent processes cannot overshoot together - release frees") {

@@ -80,9 +80,10 @@ const std::vector<SettingInfo>& settings_table() {
          "Admit a request needing more tokens than a bucket's whole per-minute capacity (when the bucket is full, "
          "leaving it in debt) instead of refusing it with E4401."},
         {"rate_limit.lease", T::duration, "200ms", {"L04_RATE_LIMIT_LEASE"}, false,
-         "l04d: how long it may decide a busy bucket in memory from a lease of what the bucket refills in that "
-         "time (taken only while the bucket is at least half full); 0 = every decision in SQLite. "
-         "--no-daemon runs never lease."},
+         "How long a process may decide a busy bucket in memory from a lease of what the bucket refills in that "
+         "time (taken only while the bucket is at least half full; never more admitted than without leases); "
+         "0 = every decision in SQLite. l04d leases from its first decision, --no-daemon runs only a bucket they "
+         "decided on less than this long before."},
         {"rate_limit.scopes", T::string, "", {"L04_RATE_LIMIT_SCOPES"}, false,
          "Per-scope limits \"scope=rpm[/tpm]\", comma-separated; scope is agent:<id>, provider:<id> or model:<id>; "
          "0 or - = unlimited. Providers and models not listed are not limited."},

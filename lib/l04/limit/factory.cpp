@@ -39,10 +39,11 @@ Result<BudgetConfig> budget_config_from(const Settings& s) {
 }
 
 Result<std::shared_ptr<RateLimiter>> make_rate_limiter(const Settings& s, const std::string& state_dir,
-                                                       Clock& clock, bool leases) {
+                                                       Clock& clock, bool daemon) {
     if (!s.get_bool("rate_limit.enabled")) return std::shared_ptr<RateLimiter>(std::make_shared<UnlimitedRateLimiter>());
     L04_TRY_ASSIGN(auto cfg, rate_limit_config_from(s));
-    if (leases) cfg.lease_ms = std::max<std::int64_t>(0, s.get_duration_ms("rate_limit.lease"));
+    cfg.lease_ms = std::max<std::int64_t>(0, s.get_duration_ms("rate_limit.lease"));
+    cfg.lease_only_when_busy = !daemon;
     L04_TRY_ASSIGN(auto db, open_state_db(state_dir));
     L04_TRY_ASSIGN(auto rl, SqliteRateLimiter::create(std::move(db), std::move(cfg), clock));
     return std::shared_ptr<RateLimiter>(std::move(rl));

@@ -25,10 +25,11 @@ Result<CircuitBreakerConfig> circuit_breaker_config_from(const Settings& s);
 Result<BudgetConfig> budget_config_from(const Settings& s);
 
 // SqliteRateLimiter on $state_dir/l04.db, or UnlimitedRateLimiter when
-// rate_limit.enabled is false; `leases` (l04d) turns on rate_limit.lease.
+// rate_limit.enabled is false; leases of rate_limit.lease from the first
+// decision when `daemon` (l04d), else only of busy buckets.
 // Fails with E4004 (config) or E4000/E4300 (state directory or database).
 Result<std::shared_ptr<RateLimiter>> make_rate_limiter(const Settings& s, const std::string& state_dir,
-                                                       Clock& clock, bool leases = false);
+                                                       Clock& clock, bool daemon = false);
 // SqliteCircuitBreaker on $state_dir/l04.db. Same failures.
 Result<std::shared_ptr<CircuitBreaker>> make_circuit_breaker(const Settings& s, const std::string& state_dir,
                                                              Clock& clock);

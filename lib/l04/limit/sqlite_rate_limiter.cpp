@@ -274,7 +274,9 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
     // memory path needs them all): otherwise none is taken.
     std::vector<double> leased(needs.size(), 0.0);
     for (std::size_t i = 0; i < needs.size(); ++i) leased[i] = lease_size(needs[i], levels[i] - needs[i].amount);
-    if (std::any_of(leased.begin(), leased.end(), [](double l) { return l <= 0; })) std::fill(leased.begin(), leased.end(), 0.0);
+    if (std::any_of(leased.begin(), leased.end(), [](double l) { return l <= 0; }) ||
+        (m_cfg.lease_only_when_busy && !busy(needs)))
+        std::fill(leased.begin(), leased.end(), 0.0);
     for (std::size_t i = 0; i < needs.size(); ++i) {
         L04_TRY(store_level(needs[i], levels[i] - needs[i].amount - leased[i], now_ms));
         has_tokens = has_tokens || needs[i].kind == BucketKind::tokens;
@@ -324,6 +326,18 @@ bool SqliteRateLimiter::take_from_leases(const std::vector<Need>& needs) {
     }
     for (std::size_t i = 0; i < needs.size(); ++i) found[i]->held -= needs[i].amount;
     return true;
+}
+
+bool SqliteRateLimiter::busy(const std::vector<Need>& needs) {
+    const auto now = m_clock.now();
+    const auto window = std::chrono::milliseconds(m_cfg.lease_ms);
+    bool all = true;
+    for (const auto& n : needs) {
+        auto [it, added] = m_last_decided.try_emplace({n.scope, n.kind}, now);
+        if (added || now - it->second >= window) all = false;
+        it->second = now;
+    }
+    return all;
 }
 
 bool SqliteRateLimiter::add_lease_back(const Need& n, double& level) const {

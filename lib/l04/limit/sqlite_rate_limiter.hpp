@@ -11,22 +11,28 @@
 // the real usage (refund bounded at capacity, extra charge bounded at
 // -capacity, i.e. at most one minute of debt).
 //
-// Leases (lease_ms > 0; l04d only): a busy bucket's decisions are made in
-// memory. When a transaction admits a request and the bucket keeps at least
-// half its capacity, it also debits a lease of what the bucket refills in
-// lease_ms (e.g. 200 ms: 0.33% of the per-minute limit) and this process
-// admits the next requests from it without touching SQLite (only when every
-// bucket of a request has a lease). A lease is never used after lease_ms; it
-// is given back (added to the shared level) by the next transaction on its
-// bucket, by flush() (l04d calls it every second) and on destruction.
-// Every admission is debited in the shared database before it happens. Two
-// bounds, both one lease (0.33% of the per-minute limit) per leasing
-// process: other processes can be refused capacity that sits unused in a
-// lease, for about a second (if l04d is killed holding it, as if used); and
-// because the shared level refills up to the capacity while a lease is out,
-// processes together can admit up to one lease more than the bucket alone
-// would. Near the limit (below half) no lease is taken, so a bucket that is
-// being exhausted is decided exactly, as without leases.
+// Leases (lease_ms > 0): a busy bucket's decisions are made in memory. When
+// a transaction admits a request and the bucket keeps at least half its
+// capacity, it also debits a lease of what the bucket refills in lease_ms
+// (e.g. 200 ms: 0.33% of the per-minute limit) and this process admits the
+// next requests from it without touching SQLite (only when every bucket of
+// a request has a lease). l04d leases from its first decision; other
+// processes (lease_only_when_busy: `--no-daemon` runs) only a bucket they
+// decided on less than lease_ms before, so a run that decides once never
+// holds one. A lease is never used after lease_ms; it is given back (added
+// to the shared level) by the next transaction on its bucket, by flush()
+// (l04d calls it every second) and on destruction.
+// Every admission is debited in the shared database before it happens, so
+// leasing processes together admit no more than the bucket alone would: a
+// lease is what the bucket refills while it may be used, so the shared level
+// cannot refill past the capacity while one is out, and a lease given back
+// is capped at the capacity. (A token refund settled into a lease can be
+// used before that cap applies: at most the refund.) The cost is on the
+// other side: other processes can be refused capacity that sits unused in
+// a lease, one lease (0.33% of the per-minute limit) per leasing process,
+// for at most lease_ms (a process killed holding one: as if used). Near the
+// limit (below half) no lease is taken, so a bucket that is being exhausted
+// is decided exactly, as without leases.
 #include <l04/core/clock.hpp>
 #include <l04/limit/rate_limiter.hpp>
 #include <l04/store/db.hpp>
@@ -72,6 +78,9 @@ struct RateLimitConfig {
     std::int64_t busy_timeout_ms = 5'000;
     // How long a lease of a busy bucket may be used (see above); 0 = none.
     std::int64_t lease_ms = 0;
+    // Lease only a bucket this process decided on less than lease_ms before
+    // (`--no-daemon` runs); false: from the first decision (l04d).
+    bool lease_only_when_busy = false;
 };
 
 // Parses the `rate_limit.scopes` setting: entries "scope=rpm[/tpm]" separated
@@ -149,6 +158,12 @@ private:
         Clock::duration until{};  // monotonic; not used after this
     };
     std::map<std::pair<std::string, BucketKind>, Lease> m_leases;
+    // lease_only_when_busy: when each bucket was last decided in SQLite
+    // (monotonic).
+    std::map<std::pair<std::string, BucketKind>, Clock::duration> m_last_decided;
+    // Whether every bucket of needs was decided less than lease_ms ago;
+    // notes now as their last decision.
+    bool busy(const std::vector<Need>& needs);
 
     std::unique_ptr<Db> m_db;
     RateLimitConfig m_cfg;
