@@ -31,6 +31,10 @@ constexpr std::size_t k_max_idle_per_origin = 64;
 constexpr auto k_max_idle_age = std::chrono::seconds(60);
 // The longest poll() between two looks at the cancel flag.
 constexpr auto k_cancel_check = std::chrono::milliseconds(1000);
+// The first read of a response; a read that fills the buffer doubles it up to
+// the largest.
+constexpr std::size_t k_first_read = 2048;
+constexpr std::size_t k_max_read = 65536;
 
 struct Target {
     std::string authority;  // host[:port] as written: the Host header
@@ -432,13 +436,18 @@ Result<HttpResponseHead> Http1Transport::perform(const HttpRequest& req, const T
 
         // Receive.
         Http1ResponseParser parser(req.method == "HEAD");
-        char buf[16384];
+        // On the heap and small while reads are small (a stream's events):
+        // the thread keeps every stack page it touched, for each of up to
+        // 10,000 streams. A read that fills it doubles it, up to 64 KiB.
+        std::string buf(k_first_read, '\0');
         std::string broke;  // why the connection ended early ("" while fine)
         bool retry = false;
         while (!parser.done()) {
-            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
             if (n > 0) {
-                if (!parser.feed(std::string_view(buf, static_cast<std::size_t>(n)), ex)) break;
+                const auto got = static_cast<std::size_t>(n);
+                if (!parser.feed(std::string_view(buf.data(), got), ex)) break;
+                if (got == buf.size() && buf.size() < k_max_read) buf.resize(buf.size() * 2);
                 if (const auto w = ex.between_reads(); w != Wait::ready && !parser.done()) return stopped(w);
                 continue;
             }
