@@ -9,7 +9,8 @@
 # Several binaries (e.g. before and after a change) each get their own l04d
 # and state, on ports 9001, 9002, ..., measured in turn in every round
 # after the proxy. Environment: CONNS (16), DURATION (5 s), REPEATS (2),
-# THREADS (2). Needs nginx, libnginx-mod-http-echo and wrk (Debian); talks
+# THREADS (2), CACHE (on; off: every request goes to the upstream, the
+# proxy's own job, for profiling the pipeline beside it). Needs nginx, libnginx-mod-http-echo and wrk (Debian); talks
 # only to 127.0.0.1 (upstream 18080, proxy 9000, l04d 9001...) and stops
 # what it started, by PID. l04d runs with its defaults except: the
 # cache on (exact hits; semantic off, as a hit on the exact key never
@@ -20,7 +21,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 bins=("$@")
 ((${#bins[@]})) || bins=("$here/build/bin/l04d")
 shared=${SHARED_BENCH:-$here/../shared/bench}
-CONNS=${CONNS:-16} DURATION=${DURATION:-5} REPEATS=${REPEATS:-2} THREADS=${THREADS:-2}
+CONNS=${CONNS:-16} DURATION=${DURATION:-5} REPEATS=${REPEATS:-2} THREADS=${THREADS:-2} CACHE=${CACHE:-on}
+[[ $CACHE == on || $CACHE == off ]] || { echo "cache_hit_bench: CACHE is on or off" >&2; exit 2; }
+cache_enabled=$([[ $CACHE == on ]] && echo true || echo false)
 for tool in nginx wrk curl; do
   command -v "$tool" >/dev/null || { echo "cache_hit_bench: needs $tool (apt-get install nginx libnginx-mod-http-echo wrk curl)" >&2; exit 2; }
 done
@@ -64,7 +67,7 @@ l04d_pids=()
 for i in "${!bins[@]}"; do
   mkdir -m 700 "$work/state$i" "$work/rt$i"
   L04_STATE_DIR="$work/state$i" L04_RUNTIME_DIR="$work/rt$i" OPENAI_API_KEY=sk-bench-not-a-key \
-    OPENAI_BASE_URL=http://127.0.0.1:18080/v1 L04_CACHE_ENABLED=true L04_CACHE_SEMANTIC=false \
+    OPENAI_BASE_URL=http://127.0.0.1:18080/v1 L04_CACHE_ENABLED=$cache_enabled L04_CACHE_SEMANTIC=false \
     L04_RATE_LIMIT_REQUESTS_PER_MINUTE=100000000 L04_RATE_LIMIT_TOKENS_PER_MINUTE=100000000000 \
     L04_QUEUE_PROVIDER_CONCURRENCY=1000 L04_LOG_LEVEL=warn L04_IDLE_TIMEOUT=0 \
     "${bins[$i]}" --foreground --listen "127.0.0.1:${ports[$i]}" 2>"$work/.run/l04d$i.log" &
@@ -76,7 +79,7 @@ for i in "${!bins[@]}"; do
   curl -sf -o /dev/null -H 'Content-Type: application/json' --data-binary @"$body" "$url"
   hit=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' --data-binary @"$body" "$url" |
     tr -d '\r' | awk -F': ' 'tolower($1) == "x-l04-cache-hit" {print $2}')
-  [[ $hit == exact* ]] || { echo "cache_hit_bench: ${bins[$i]}: the repeat was not an exact hit (x-l04-cache-hit: '$hit')" >&2; exit 1; }
+  [[ $CACHE == off || $hit == exact* ]] || { echo "cache_hit_bench: ${bins[$i]}: the repeat was not an exact hit (x-l04-cache-hit: '$hit')" >&2; exit 1; }
 done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -99,7 +102,8 @@ for r in $(seq 1 "$REPEATS"); do
     l04=$(run_wrk "http://127.0.0.1:${ports[$i]}/v1/chat/completions")
     c1=$(cpu_ticks "${l04d_pids[$i]}")
     awk -v r="$r" -v n="$((i + 1))" -v p="$proxy" -v l="$l04" -v dc=$((c1 - c0)) -v hz="$clk" -v d="$DURATION" \
-      'BEGIN { printf "| %d | l04d #%d, exact cache hits | %.0f | %.2f | %.0f |\n", r, n, l, l / p, dc / hz * 1e6 / (l * d) }'
+      -v what="$([[ $CACHE == on ]] && echo "exact cache hits" || echo "cache off, to the upstream")" \
+      'BEGIN { printf "| %d | l04d #%d, %s | %.0f | %.2f | %.0f |\n", r, n, what, l, l / p, dc / hz * 1e6 / (l * d) }'
   done
 done
 echo

@@ -272,10 +272,12 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
     bool has_tokens = false;
     // A lease only helps when every bucket of the request has one (the
     // memory path needs them all): otherwise none is taken.
+    // A run that is not busy on these buckets takes none either (busy()
+    // notes this decision whatever the lease sizes).
+    const bool may_lease = !m_cfg.lease_only_when_busy || busy(needs);
     std::vector<double> leased(needs.size(), 0.0);
     for (std::size_t i = 0; i < needs.size(); ++i) leased[i] = lease_size(needs[i], levels[i] - needs[i].amount);
-    if (std::any_of(leased.begin(), leased.end(), [](double l) { return l <= 0; }) ||
-        (m_cfg.lease_only_when_busy && !busy(needs)))
+    if (!may_lease || std::any_of(leased.begin(), leased.end(), [](double l) { return l <= 0; }))
         std::fill(leased.begin(), leased.end(), 0.0);
     for (std::size_t i = 0; i < needs.size(); ++i) {
         L04_TRY(store_level(needs[i], levels[i] - needs[i].amount - leased[i], now_ms));

@@ -30,7 +30,9 @@
 // used before that cap applies: at most the refund.) The cost is on the
 // other side: other processes can be refused capacity that sits unused in
 // a lease, one lease (0.33% of the per-minute limit) per leasing process,
-// for at most lease_ms (a process killed holding one: as if used). Near the
+// until it is given back (l04d: within a second; a run: at its next decision
+// on that bucket or when it ends; a process killed holding one: as if
+// used). Near the
 // limit (below half) no lease is taken, so a bucket that is being exhausted
 // is decided exactly, as without leases.
 #include <l04/core/clock.hpp>
