@@ -354,7 +354,11 @@ int main(int argc, char** argv) {
         spdlog::shutdown();
         std::_Exit(k_exit_ok);
     }
+    // The gateway is destroyed when main returns (writing the cache's
+    // pending counts, giving leases back, saving the index) and may log
+    // then: the logger stays up until after it (no spdlog::shutdown here).
+    (*gw)->flush_pending();
     spdlog::info("l04d stopped");
-    spdlog::shutdown();
+    spdlog::default_logger()->flush();
     return k_exit_ok;
 }

@@ -211,6 +211,7 @@ TEST_CASE("cache totals: migration 3 initialises the totals from the rows alread
                             "ALTER TABLE usage DROP COLUMN metadata; DROP TABLE ledger_journal; "
                             "ALTER TABLE circuit_breakers DROP COLUMN probe_pid; ALTER TABLE circuit_breakers DROP COLUMN probe_start; "
                             "DROP TABLE budget_reservations; DROP TABLE embedding_cache; DROP TABLE stored_responses; "
+                            "DROP TABLE limit_leases; "
                             "PRAGMA user_version = 2;")
                         .has_value());
         raw_insert(**db, "c", 33);  // no triggers: not counted anywhere yet

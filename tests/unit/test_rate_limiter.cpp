@@ -498,6 +498,68 @@ TEST_CASE("rate limiter leases: a refusal keeps the lease - a request leases onl
     CHECK(level(*b, "agent:alice", "tokens") == doctest::Approx(60000 - 50));
 }
 
+TEST_CASE("rate limiter leases: the level does not refill around a lease - no window admits more than the bucket alone") {
+    test::TempDir dir;
+    ManualClock clock;
+    auto a = make_rl(dir, clock, leasing({6000, 0}));  // 100/s: leases of 20
+    auto b = make_rl(dir, clock, cfg_with({6000, 0}));
+    REQUIRE_FALSE(a->reserve(req())->local);  // full bucket: 1 admitted, a lease of 20 out (5979 left)
+    // 199 ms refill 19.9. Without the lease row the shared level would be
+    // back at 5998.9 while a still holds 20: 6018 admissions at once where
+    // the bucket alone allows 6000.
+    clock.advance(199ms);
+    int admitted = 0;
+    while (b->reserve(req())) ++admitted;
+    CHECK(admitted == 5980);  // the capacity minus the lease out
+    while (true) {
+        auto r = a->reserve(req());
+        if (!r) break;
+        ++admitted;
+        if (!r->local) break;
+    }
+    while (b->reserve(req())) ++admitted;
+    CHECK(admitted == 6000);  // as the bucket alone: full at 199 ms, nothing more
+    a.reset();
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(0).epsilon(1e-9));
+    // The lease's row went with it; an expired row (a process killed
+    // holding its lease) stops holding the level down when it expires.
+    auto db = open_state_db(dir.str());
+    REQUIRE(db);
+    auto rows = (*db)->prepare("SELECT COUNT(*) FROM limit_leases");
+    REQUIRE(rows);
+    REQUIRE(*rows->step());
+    CHECK(rows->col_int(0) == 0);
+}
+
+TEST_CASE("rate limiter leases: a killed process's lease holds the level down only until it expires") {
+    test::TempDir dir;
+    ManualClock clock;
+    auto b = make_rl(dir, clock, cfg_with({6000, 0}));
+    // Another process takes a lease of 20 and exits without giving it back
+    // (no destructors run: as if killed).
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        auto db = open_state_db(dir.str());
+        if (!db) ::_exit(3);
+        auto a = SqliteRateLimiter::create(std::move(*db), leasing({6000, 0}), clock);
+        if (!a) ::_exit(3);
+        auto r = (*a)->reserve(req());
+        ::_exit(r && !r->local ? 0 : 4);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1 - 20));
+    clock.advance(100ms);  // refills 10, but only up to 6000 - 20 while the lease may be used
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(5980));
+    clock.advance(100ms);  // the lease has expired: as if used, and the level refills past it
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1 - 20 + 20));
+    clock.advance(1s);
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000));
+}
+
 TEST_CASE("rate limiter leases: with the clock moving - processes together admit no more than the bucket alone") {
     test::TempDir dir;
     ManualClock clock;
@@ -514,10 +576,9 @@ TEST_CASE("rate limiter leases: with the clock moving - processes together admit
         clock.advance(10ms);
     }
     a->flush();
-    // A lease is what the bucket refills while it may be used, so the
-    // shared level cannot refill past the capacity while one is out (a
-    // request bucket has no refunds): exactly the bucket alone's bound. At
-    // most one lease (20) is left unused when the run ends.
+    // A bucket refills only up to its capacity minus the leases out, so
+    // the bucket alone's bound holds exactly. At most one lease (20) is left
+    // unused when the run ends.
     CHECK(admitted <= 6000 + 6000);
     CHECK(admitted >= 6000 + 6000 - 20);
 }
@@ -781,21 +842,23 @@ TEST_CASE("rate limiter: N processes on one bucket admit no more than it allows 
 
 TEST_CASE("rate limiter leases: busy processes leasing one bucket admit no more than it allows (cross-process)") {
     // --no-daemon runs deciding flat out lease (lease_only_when_busy); the
-    // bucket starts full, so the leases are used until it is half empty and
-    // every decision after that is a transaction. The processes exit
-    // without giving their leases back, as if killed.
+    // bucket starts full, so leases are used until it is half empty and
+    // every decision after that is a transaction (a small capacity: a few
+    // hundred of them, so that a loaded machine or a sanitizer build still
+    // drains it within the second). The processes exit without giving
+    // their leases back, as if killed.
     constexpr std::int64_t k_run_ms = 1000;
     for (int n : {2, 8}) {
         CAPTURE(n);
         test::TempDir dir;
-        RateLimitConfig cfg = cfg_with({6000, 0});  // 100/s: leases of 20
+        RateLimitConfig cfg = cfg_with({600, 0});  // 10/s: leases of 2
         cfg.lease_ms = 200;
         cfg.lease_only_when_busy = true;
         auto r = hammer(dir, n, cfg, k_run_ms, std::nullopt);
-        const double refill = 100.0;
-        const double bound = 6000 + refill * static_cast<double>(r.last_ms - r.t0_ms) / 1000.0;
-        const double expected = 6000 + refill * k_run_ms / 1000.0;
-        INFO("n=" << n << " cap 6000 @100/s, leases: admitted " << r.admitted << " (" << r.local
+        const double refill = 10.0;
+        const double bound = 600 + refill * static_cast<double>(r.last_ms - r.t0_ms) / 1000.0;
+        const double expected = 600 + refill * k_run_ms / 1000.0;
+        INFO("n=" << n << " cap 600 @10/s, leases: admitted " << r.admitted << " (" << r.local
                      << " from leases) rejected " << r.rejected << " bound " << bound);
         CHECK(r.children_ok);
         CHECK(r.errors == 0);

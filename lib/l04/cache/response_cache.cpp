@@ -205,9 +205,11 @@ namespace {
 constexpr std::size_t k_max_pending_entries = 512;
 }  // namespace
 
-void ResponseCache::count_hit_locked(std::int64_t id, std::int64_t now, CounterId counter) {
+void ResponseCache::count_hit_locked(std::int64_t id, std::int64_t created_ms, std::int64_t now, CounterId counter) {
     if (m_cfg.count_flush_ms > 0) {
         auto& e = m_counts.entries[id];
+        if (e.hits > 0 && e.created_ms != created_ms) e = {};  // the id was reused: hits on the old entry go
+        e.created_ms = created_ms;
         e.hits += 1;
         e.last_used_ms = std::max(e.last_used_ms, now);
         (counter == CounterId::cache_semantic_hits ? m_counts.semantic_hits : m_counts.exact_hits) += 1;
@@ -251,16 +253,17 @@ void ResponseCache::note_pending_locked(std::int64_t now) {
         (void)flush_counts_locked();
 }
 
-bool ResponseCache::write_counts_locked() {
+Result<bool> ResponseCache::write_counts_locked() {
     if (m_counts.empty()) return true;
     if (!m_db->exec("SAVEPOINT cache_counts")) return false;
     auto write = [&]() -> Status {
         L04_TRY_ASSIGN(Stmt * up, m_db->cached("UPDATE cache_entries SET last_used_ms = MAX(last_used_ms, ?), "
-                                                "hits = hits + ? WHERE id = ?"));
+                                                "hits = hits + ? WHERE id = ? AND created_ms = ?"));
         for (const auto& [id, e] : m_counts.entries) {
             StmtReset reset(*up);
-            up->bind(1, e.last_used_ms).bind(2, e.hits).bind(3, id);
-            L04_TRY(up->run());  // an entry deleted since: no row, nothing to count
+            up->bind(1, e.last_used_ms).bind(2, e.hits).bind(3, id).bind(4, e.created_ms);
+            // An entry deleted (or replaced) since: no row, nothing to count.
+            L04_TRY(up->run());
         }
         if (m_counts.exact_hits) L04_TRY(bump_counter(*m_db, CounterId::cache_exact_hits, m_counts.exact_hits));
         if (m_counts.semantic_hits)
@@ -268,19 +271,23 @@ bool ResponseCache::write_counts_locked() {
         if (m_counts.misses) L04_TRY(bump_counter(*m_db, CounterId::cache_misses, m_counts.misses));
         return {};
     };
-    if (auto st = write(); !st) {
-        (void)m_db->exec("ROLLBACK TO cache_counts");
-        (void)m_db->exec("RELEASE cache_counts");
-        spdlog::warn("cache: hits and misses not written yet (kept for the next write): {}", st.error().to_string());
-        return false;
-    }
-    return static_cast<bool>(m_db->exec("RELEASE cache_counts"));
+    Status st = write();
+    if (st) st = m_db->exec("RELEASE cache_counts");
+    if (st) return true;
+    // SQLite ends the whole transaction by itself on some errors (a full
+    // disk, I/O): then nothing of the caller's can go on either.
+    if (!m_db->in_transaction()) return fail(st.error());
+    (void)m_db->exec("ROLLBACK TO cache_counts");
+    (void)m_db->exec("RELEASE cache_counts");
+    spdlog::warn("cache: hits and misses not written yet (kept for the next write): {}", st.error().to_string());
+    return false;
 }
 
 Status ResponseCache::flush_counts_locked() {
     if (m_counts.empty()) return {};
     L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
-    if (!write_counts_locked()) return fail(ErrorCode::cache_error, "cache counts could not be written");
+    L04_TRY_ASSIGN(const bool written, write_counts_locked());
+    if (!written) return fail(ErrorCode::cache_error, "cache counts could not be written");
     L04_TRY(tx.commit());
     m_counts = PendingCounts{};
     return {};
@@ -305,6 +312,7 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
             InferenceResponse r;
             if (row && *row && q.col_int("expires_ms") > now && (r = response_from(q)).finish_reason != "error") {
                 const auto id = q.col_int("id");
+                const auto created = q.col_int("created_ms");
                 r.cache_hit = CacheHit::exact;
                 r.similarity = 1.0;
                 // End the read first: an UPDATE inside a read transaction
@@ -312,7 +320,7 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
                 // once with SQLITE_BUSY_SNAPSHOT (no busy wait), and the hit
                 // went uncounted.
                 q.reset();
-                count_hit_locked(id, now, CounterId::cache_exact_hits);
+                count_hit_locked(id, created, now, CounterId::cache_exact_hits);
                 return r;
             }
         }
@@ -347,6 +355,7 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
     struct Loaded {
         InferenceResponse resp;
         std::int64_t id = 0;
+        std::int64_t created_ms = 0;
         std::string prompt;
         std::string answer;
         double similarity = 0;
@@ -374,6 +383,7 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
         Loaded l;
         l.resp = response_from(st);
         l.id = c.label;
+        l.created_ms = st.col_int("created_ms");
         l.prompt = st.col_text("prompt");
         l.answer = l.resp.content + '\x1f' + st.col_blob("tool_calls") + '\x1f' + st.col_blob("extra");  // the whole answer
         if (l.resp.finish_reason == "error") continue;  // a damaged entry: never served
@@ -405,7 +415,7 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
         InferenceResponse r = std::move(l.resp);
         r.cache_hit = CacheHit::semantic;
         r.similarity = l.similarity;
-        count_hit_locked(l.id, now, CounterId::cache_semantic_hits);
+        count_hit_locked(l.id, l.created_ms, now, CounterId::cache_semantic_hits);
         hit = std::move(r);
     }
     for (auto id : gone) idx->remove(id);
@@ -425,6 +435,9 @@ Status ResponseCache::store(const CacheKey& key, const InferenceResponse& resp) 
     std::lock_guard lk(m_mu);
     const auto now = m_clock.wall_ms();
     L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
+    // Pending hits go out with the store: before the upsert (a replaced
+    // entry's hits still reach it) and before eviction (their LRU stamps).
+    L04_TRY_ASSIGN(const bool counted, write_counts_locked());
     auto st = m_db->prepare(
         "INSERT INTO cache_entries(key, scope, target, model_id, provider, prompt, content, finish_reason, "
         "tool_calls, prompt_tokens, completion_tokens, cost_usd, created_ms, expires_ms, last_used_ms, bytes, "
@@ -459,8 +472,6 @@ Status ResponseCache::store(const CacheKey& key, const InferenceResponse& resp) 
     const std::int64_t id = st->col_int(0);
     L04_TRY(st->step());
     if (auto r = bump_counter(*m_db, CounterId::cache_stores); !r) return r;
-    // Pending hits go out with the store (their LRU stamps before eviction).
-    const bool counted = write_counts_locked();
     L04_TRY_ASSIGN(auto removed, evict_locked());
     if (auto c = tx.commit(); !c) return c;
     if (counted) m_counts = PendingCounts{};
@@ -809,7 +820,7 @@ Result<std::int64_t> ResponseCache::clear(const std::string& model, std::optiona
 Result<std::int64_t> ResponseCache::prune() {
     std::lock_guard lk(m_mu);
     L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
-    const bool counted = write_counts_locked();  // LRU stamps before eviction
+    L04_TRY_ASSIGN(const bool counted, write_counts_locked());  // LRU stamps before eviction
     L04_TRY_ASSIGN(auto r, evict_locked());
     L04_TRY(tx.commit());
     if (counted) m_counts = PendingCounts{};

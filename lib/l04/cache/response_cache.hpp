@@ -175,13 +175,16 @@ public:
 private:
     struct Row;
     Result<std::vector<std::int64_t>> evict_locked();
-    // Counts a hit on entry id (hits, LRU stamp, the global counter): in one
-    // write transaction, or pending (count_flush_ms); m_mu held.
-    void count_hit_locked(std::int64_t id, std::int64_t now, CounterId counter);
+    // Counts a hit on entry id created at created_ms (hits, LRU stamp, the
+    // global counter): in one write transaction, or pending (count_flush_ms;
+    // written only to that same entry: an id can be reused once its row is
+    // deleted); m_mu held.
+    void count_hit_locked(std::int64_t id, std::int64_t created_ms, std::int64_t now, CounterId counter);
     void count_miss_locked(std::int64_t now);
     // Hits and misses counted in memory, not yet written (m_mu).
     struct PendingCounts {
         struct Entry {
+            std::int64_t created_ms = 0;
             std::int64_t hits = 0;
             std::int64_t last_used_ms = 0;
         };
@@ -195,7 +198,8 @@ private:
     void note_pending_locked(std::int64_t now);
     // Writes the pending counts inside the caller's transaction, all or
     // nothing (a savepoint); true when written (then clear them on commit).
-    bool write_counts_locked();
+    // A failure that ended the transaction itself is an error.
+    Result<bool> write_counts_locked();
     Status flush_counts_locked();
     bool semantic_on() const { return m_cfg.semantic && m_embedder != nullptr; }
     Result<Vector> embed_prompt(const std::string& text);

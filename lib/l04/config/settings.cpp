@@ -81,7 +81,8 @@ const std::vector<SettingInfo>& settings_table() {
          "leaving it in debt) instead of refusing it with E4401."},
         {"rate_limit.lease", T::duration, "200ms", {"L04_RATE_LIMIT_LEASE"}, false,
          "How long a process may decide a busy bucket in memory from a lease of what the bucket refills in that "
-         "time (taken only while the bucket is at least half full; never more admitted than without leases); "
+         "time (taken only while the bucket is at least half full; a bucket refills only up to its capacity minus the "
+         "leases out, so never more is admitted than without leases); "
          "0 = every decision in SQLite. l04d leases from its first decision, --no-daemon runs only a bucket they "
          "decided on less than this long before."},
         {"rate_limit.scopes", T::string, "", {"L04_RATE_LIMIT_SCOPES"}, false,

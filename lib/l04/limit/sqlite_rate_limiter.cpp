@@ -118,7 +118,15 @@ Status SqliteRateLimiter::prepare() {
                    "SELECT agent, provider, model, tokens FROM limit_reservations WHERE id = ?");
         !s)
         return s;
-    return p(m_delete_reservation, "DELETE FROM limit_reservations WHERE id = ?");
+    if (auto s = p(m_delete_reservation, "DELETE FROM limit_reservations WHERE id = ?"); !s) return s;
+    if (auto s = p(m_select_leased,
+                   "SELECT scope, kind, SUM(amount) FROM limit_leases WHERE scope IN (?, ?, ?) AND until_ms > ? "
+                   "GROUP BY scope, kind");
+        !s)
+        return s;
+    if (auto s = p(m_insert_lease, "INSERT INTO limit_leases(scope, kind, amount, until_ms) VALUES(?,?,?,?)"); !s)
+        return s;
+    return p(m_delete_lease, "DELETE FROM limit_leases WHERE id = ?");
 }
 
 Limits SqliteRateLimiter::limits_for(std::string_view scope) const {
@@ -150,10 +158,12 @@ std::vector<SqliteRateLimiter::Need> SqliteRateLimiter::needs_for(const std::str
     return out;
 }
 
-Result<std::vector<double>> SqliteRateLimiter::load_levels(const std::vector<Need>& needs, std::int64_t now_ms) {
+Result<std::vector<double>> SqliteRateLimiter::load_levels(const std::vector<Need>& needs, std::int64_t now_ms,
+                                                           std::vector<double>* leased) {
     std::vector<double> levels;
     levels.reserve(needs.size());
     for (const auto& n : needs) levels.push_back(n.capacity);  // new buckets start full
+    if (leased) leased->assign(needs.size(), 0.0);
     if (needs.empty()) return levels;
     // Up to three distinct scopes; unused placeholders repeat the first.
     std::vector<const std::string*> scopes;
@@ -174,6 +184,24 @@ Result<std::vector<double>> SqliteRateLimiter::load_levels(const std::vector<Nee
             const double elapsed_s =
                 static_cast<double>(std::max<std::int64_t>(0, now_ms - m_select_bucket.col_int("updated_ms"))) / 1000.0;
             levels[i] = std::min(n.capacity, m_select_bucket.col_double("level") + elapsed_s * n.refill_per_s);
+        }
+    }
+    // Leases out on these buckets: what they hold is outside the level, so
+    // the level refills only up to the capacity minus them.
+    StmtReset reset_leased(m_select_leased);
+    for (int i = 0; i < 3; ++i)
+        m_select_leased.bind(i + 1, *scopes[std::min<std::size_t>(static_cast<std::size_t>(i), scopes.size() - 1)]);
+    m_select_leased.bind(4, now_ms);
+    while (true) {
+        L04_TRY_ASSIGN(auto row, m_select_leased.step());
+        if (!row) break;
+        const auto scope = m_select_leased.col_text(0);
+        const auto kind = static_cast<BucketKind>(m_select_leased.col_int(1));
+        const double out = m_select_leased.col_double(2);
+        for (std::size_t i = 0; i < needs.size(); ++i) {
+            if (needs[i].kind != kind || needs[i].scope != scope) continue;
+            levels[i] = std::min(levels[i], needs[i].capacity - out);
+            if (leased) (*leased)[i] = out;
         }
     }
     return levels;
@@ -202,16 +230,23 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
         return res;
     }
     L04_TRY_ASSIGN(auto tx, Transaction::begin(*m_db));
-    // Take the time inside the lock: transactions then see non-decreasing times.
+    // Take the time inside the lock: transactions then see non-decreasing
+    // times. A new lease's use ends lease_ms after this moment, as its row
+    // does: never later than the refill it stands for.
     const auto now_ms = m_clock.wall_ms();
+    const auto mono_now = m_clock.now();
 
-    L04_TRY_ASSIGN(auto levels, load_levels(needs, now_ms));
+    std::vector<double> out_on;  // leases out on each bucket (all processes')
+    L04_TRY_ASSIGN(auto levels, load_levels(needs, now_ms, &out_on));
     // This process's leases of these buckets go back first: the decision is
     // made on everything not yet admitted. They leave the lease map only
     // once this transaction has committed (a refusal before any write, or a
-    // failed write, keeps them).
+    // failed write, keeps them, and their rows).
     std::vector<bool> given_back(needs.size(), false);
-    for (std::size_t i = 0; i < needs.size(); ++i) given_back[i] = add_lease_back(needs[i], levels[i]);
+    for (std::size_t i = 0; i < needs.size(); ++i) {
+        L04_TRY_ASSIGN(const bool back, add_lease_back(needs[i], levels[i], out_on[i], now_ms));
+        given_back[i] = back;
+    }
     double wait_s = 0;
     const Need* limiting = nullptr;
     double limiting_level = 0;
@@ -279,9 +314,19 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
     for (std::size_t i = 0; i < needs.size(); ++i) leased[i] = lease_size(needs[i], levels[i] - needs[i].amount);
     if (!may_lease || std::any_of(leased.begin(), leased.end(), [](double l) { return l <= 0; }))
         std::fill(leased.begin(), leased.end(), 0.0);
+    std::vector<std::int64_t> lease_rows(needs.size(), 0);
     for (std::size_t i = 0; i < needs.size(); ++i) {
         L04_TRY(store_level(needs[i], levels[i] - needs[i].amount - leased[i], now_ms));
         has_tokens = has_tokens || needs[i].kind == BucketKind::tokens;
+        if (leased[i] > 0) {
+            StmtReset reset(m_insert_lease);
+            m_insert_lease.bind(1, needs[i].scope)
+                .bind(2, static_cast<int>(needs[i].kind))
+                .bind(3, leased[i])
+                .bind(4, now_ms + m_cfg.lease_ms);
+            L04_TRY(m_insert_lease.run());
+            lease_rows[i] = m_db->last_insert_rowid();
+        }
     }
     if (has_tokens) {
         // Random 63-bit ids: never reused (a late second settle cannot hit
@@ -304,11 +349,16 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
     L04_TRY(tx.commit());
     forget_leases(needs, given_back);
     // The leases exist once the transaction that debited them has committed.
-    const auto until = m_clock.now() + std::chrono::milliseconds(m_cfg.lease_ms);
+    const auto until = mono_now + std::chrono::milliseconds(m_cfg.lease_ms);
     for (std::size_t i = 0; i < needs.size(); ++i)
         if (leased[i] > 0)
-            m_leases[{needs[i].scope, needs[i].kind}] =
-                Lease{.held = leased[i], .capacity = needs[i].capacity, .refill_per_s = needs[i].refill_per_s, .until = until};
+            m_leases[{needs[i].scope, needs[i].kind}] = Lease{.held = leased[i],
+                                                              .capacity = needs[i].capacity,
+                                                              .refill_per_s = needs[i].refill_per_s,
+                                                              .until = until,
+                                                              .row_id = lease_rows[i],
+                                                              .amount = leased[i],
+                                                              .row_until_ms = now_ms + m_cfg.lease_ms};
     if (++m_reserves % 1024 == 0) (void)prune_reservations_locked(now_ms);
     return res;
 }
@@ -342,10 +392,19 @@ bool SqliteRateLimiter::busy(const std::vector<Need>& needs) {
     return all;
 }
 
-bool SqliteRateLimiter::add_lease_back(const Need& n, double& level) const {
+Result<bool> SqliteRateLimiter::add_lease_back(const Need& n, double& level, double leased, std::int64_t now_ms) {
     auto it = m_leases.find({n.scope, n.kind});
     if (it == m_leases.end()) return false;
-    level = std::clamp(level + it->second.held, -n.capacity, n.capacity);
+    const Lease& l = it->second;
+    // Its own row no longer holds the level down; the others' still do.
+    const bool counted = l.row_id != 0 && l.row_until_ms > now_ms;
+    const double cap = n.capacity - std::max(0.0, leased - (counted ? l.amount : 0.0));
+    level = std::max(-n.capacity, std::min(level + l.held, cap));
+    if (l.row_id != 0) {
+        StmtReset reset(m_delete_lease);
+        m_delete_lease.bind(1, l.row_id);
+        L04_TRY(m_delete_lease.run());
+    }
     return true;
 }
 
@@ -369,10 +428,12 @@ void SqliteRateLimiter::flush() {
     const auto now_ms = m_clock.wall_ms();
     for (const auto& [key, lease] : m_leases) {
         const Need n{key.first, key.second, 0.0, lease.capacity, lease.refill_per_s};
-        auto levels = load_levels({n}, now_ms);
+        std::vector<double> out_on;
+        auto levels = load_levels({n}, now_ms, &out_on);
         if (!levels) return;
-        const double level = std::clamp((*levels)[0] + lease.held, -n.capacity, n.capacity);
-        if (!store_level(n, level, now_ms)) return;
+        double level = (*levels)[0];
+        auto back = add_lease_back(n, level, out_on[0], now_ms);
+        if (!back || !store_level(n, level, now_ms)) return;
     }
     if (tx->commit()) m_leases.clear();
 }
@@ -419,9 +480,13 @@ Status SqliteRateLimiter::settle_checked(const Reservation& r, std::int64_t actu
     const double delta = static_cast<double>(reserved - std::max<std::int64_t>(0, actual_tokens));
     if (delta != 0) {
         const auto needs = needs_for(agent, provider, model, 0, true);
-        L04_TRY_ASSIGN(auto levels, load_levels(needs, now_ms));
+        std::vector<double> out_on;
+        L04_TRY_ASSIGN(auto levels, load_levels(needs, now_ms, &out_on));
         for (std::size_t i = 0; i < needs.size(); ++i) {
-            const double next = std::clamp((levels)[i] + delta, -needs[i].capacity, needs[i].capacity);
+            // A refund fills the level up to the capacity minus the leases
+            // out, as the refill does.
+            const double cap = needs[i].capacity - out_on[i];
+            const double next = std::max(-needs[i].capacity, std::min(levels[i] + delta, cap));
             L04_TRY(store_level(needs[i], next, now_ms));
         }
     }
@@ -437,6 +502,22 @@ std::vector<BucketState> SqliteRateLimiter::buckets() {
     std::lock_guard lk(m_mu);
     const auto now_ms = m_clock.wall_ms();
     std::map<std::pair<std::string, int>, BucketState> out;
+    // Leases out, per bucket: outside the level, which refills up to the
+    // capacity minus them.
+    std::map<std::pair<std::string, int>, double> out_on;
+    if (auto lq = m_db->prepare("SELECT scope, kind, SUM(amount) FROM limit_leases WHERE until_ms > ? "
+                                "GROUP BY scope, kind")) {
+        lq->bind(1, now_ms);
+        while (true) {
+            auto row = lq->step();
+            if (!row || !*row) break;
+            out_on[{lq->col_text(0), static_cast<int>(lq->col_int(1))}] = lq->col_double(2);
+        }
+    }
+    auto cap_of = [&](const std::string& scope, BucketKind kind, double capacity) {
+        auto it = out_on.find({scope, static_cast<int>(kind)});
+        return it == out_on.end() ? capacity : capacity - it->second;
+    };
     auto st = m_db->prepare("SELECT scope, kind, level, updated_ms FROM limit_buckets");
     if (!st) return {};
     while (true) {
@@ -453,7 +534,7 @@ std::vector<BucketState> SqliteRateLimiter::buckets() {
         b.capacity = static_cast<double>(limit);
         b.refill_per_s = b.capacity / 60.0;
         const double elapsed_s = static_cast<double>(std::max<std::int64_t>(0, now_ms - st->col_int("updated_ms"))) / 1000.0;
-        b.level = std::min(b.capacity, st->col_double("level") + elapsed_s * b.refill_per_s);
+        b.level = std::min(cap_of(scope, kind, b.capacity), st->col_double("level") + elapsed_s * b.refill_per_s);
         out[{scope, static_cast<int>(kind)}] = b;
     }
     for (const auto& [scope, l] : m_cfg.scopes) {
@@ -465,7 +546,7 @@ std::vector<BucketState> SqliteRateLimiter::buckets() {
             b.kind = std::string(bucket_kind_name(kind));
             b.capacity = static_cast<double>(limit);
             b.refill_per_s = b.capacity / 60.0;
-            b.level = b.capacity;
+            b.level = cap_of(scope, kind, b.capacity);
             out[{scope, static_cast<int>(kind)}] = b;
         }
     }
@@ -489,6 +570,12 @@ Result<std::int64_t> SqliteRateLimiter::prune_reservations_locked(std::int64_t n
     st.bind(1, now_ms - m_cfg.reservation_ttl_ms);
     L04_TRY(st.run());
     const auto pruned = static_cast<std::int64_t>(m_db->changes());
+    // Expired leases no longer hold any level down (a live holder deletes
+    // its own row when it gives the rest back; a dead one never will).
+    auto expired = m_db->prepare("DELETE FROM limit_leases WHERE until_ms <= ?");
+    if (!expired) return fail(expired.error());
+    expired->bind(1, now_ms);
+    L04_TRY(expired->run());
     // A bucket that has refilled to its capacity is the same as no row (new
     // buckets start full): rows of idle scopes (one per `user` or agent
     // ever seen) go, so the table holds only the scopes of the last minute.

@@ -22,19 +22,18 @@
 // holds one. A lease is never used after lease_ms; it is given back (added
 // to the shared level) by the next transaction on its bucket, by flush()
 // (l04d calls it every second) and on destruction.
-// Every admission is debited in the shared database before it happens, so
-// leasing processes together admit no more than the bucket alone would: a
-// lease is what the bucket refills while it may be used, so the shared level
-// cannot refill past the capacity while one is out, and a lease given back
-// is capped at the capacity. (A token refund settled into a lease can be
-// used before that cap applies: at most the refund.) The cost is on the
-// other side: other processes can be refused capacity that sits unused in
-// a lease, one lease (0.33% of the per-minute limit) per leasing process,
-// until it is given back (l04d: within a second; a run: at its next decision
-// on that bucket or when it ends; a process killed holding one: as if
-// used). Near the
-// limit (below half) no lease is taken, so a bucket that is being exhausted
-// is decided exactly, as without leases.
+// Every admission is debited in the shared database before it happens, and
+// each lease out has a row (limit_leases) until it expires or is given back:
+// a bucket refills only up to its capacity minus the leases out on it, and a
+// lease given back returns at most up to that. So leasing processes together
+// admit no more than the bucket alone would, in any window. (A token refund
+// settled into a lease can be used before it is given back: at most the
+// refund.) The cost is on the other side: other processes can be refused
+// capacity that sits unused in a lease, one lease (0.33% of the per-minute
+// limit) per leasing process, until it is given back (l04d: within a
+// second; a run: at its next decision on that bucket or when it ends; a
+// process killed holding one never gives it back: as if used). Near the limit (below half) no lease is taken, so a bucket
+// that is being exhausted is decided exactly, as without leases.
 #include <l04/core/clock.hpp>
 #include <l04/limit/rate_limiter.hpp>
 #include <l04/store/db.hpp>
@@ -138,17 +137,22 @@ private:
     std::vector<Need> needs_for(const std::string& agent, const std::string& provider, const std::string& model,
                                 std::int64_t tokens, bool tokens_only) const;
     // Reads the buckets of needs (one SELECT; missing ones are full) and
-    // refills them to now_ms, in the order of needs.
-    Result<std::vector<double>> load_levels(const std::vector<Need>& needs, std::int64_t now_ms);
+    // refills them to now_ms, each up to its capacity minus the leases out
+    // on it (table limit_leases, every process's, this one's included), in
+    // the order of needs. `leased`, when given, gets those leases' sums.
+    Result<std::vector<double>> load_levels(const std::vector<Need>& needs, std::int64_t now_ms,
+                                            std::vector<double>* leased = nullptr);
     // Writes a bucket's level as of now_ms (updated_ms never moves back).
     Status store_level(const Need& n, double level, std::int64_t now_ms);
     Result<std::int64_t> prune_reservations_locked(std::int64_t now_ms);
     // Admits req from the leases of every bucket it needs, or returns false
     // (a lease missing, expired or too small: decide in SQLite).
     bool take_from_leases(const std::vector<Need>& needs);
-    // Adds the lease of n's bucket (if any) to level; true when there was one
-    // (the level must then be stored, and the lease forgotten on commit).
-    bool add_lease_back(const Need& n, double& level) const;
+    // Adds the lease of n's bucket (if any) to level, up to the capacity
+    // minus the other leases out (`leased`: all of them, as load_levels
+    // read), and deletes its row; true when there was one (the level must
+    // then be stored, and the lease forgotten on commit).
+    Result<bool> add_lease_back(const Need& n, double& level, double leased, std::int64_t now_ms);
     void forget_leases(const std::vector<Need>& needs, const std::vector<bool>& given_back);
     // What the bucket refills in lease_ms, when it keeps at least half its
     // capacity after `level_after`; else 0.
@@ -158,6 +162,11 @@ private:
         double held = 0;  // debited in the database, not admitted yet (< 0: a charge still to make)
         double capacity = 0, refill_per_s = 0;
         Clock::duration until{};  // monotonic; not used after this
+        // Its row in limit_leases (0: none, a refund to give back) with the
+        // amount debited and the wall time the row counts until.
+        std::int64_t row_id = 0;
+        double amount = 0;
+        std::int64_t row_until_ms = 0;
     };
     std::map<std::pair<std::string, BucketKind>, Lease> m_leases;
     // lease_only_when_busy: when each bucket was last decided in SQLite
@@ -174,6 +183,7 @@ private:
     std::uint64_t m_reserves = 0;
     std::mt19937_64 m_rng;  // reservation ids: random, never reused
     Stmt m_select_bucket, m_upsert_bucket;
+    Stmt m_select_leased, m_insert_lease, m_delete_lease;
     Stmt m_insert_reservation, m_select_reservation, m_delete_reservation;
 };
 

@@ -167,6 +167,8 @@ Status Db::prepare_into(Stmt& out, std::string_view sql) {
 }
 
 std::int64_t Db::last_insert_rowid() const { return sqlite3_last_insert_rowid(m_db); }
+bool Db::in_transaction() const { return sqlite3_get_autocommit(m_db) == 0; }
+
 int Db::changes() const { return sqlite3_changes(m_db); }
 std::string Db::last_error() const { return sqlite3_errmsg(m_db); }
 

@@ -86,6 +86,9 @@ public:
     Status prepare_into(Stmt& out, std::string_view sql);
     std::int64_t last_insert_rowid() const;
     int changes() const;
+    // Whether a transaction is open (false after SQLite rolled one back by
+    // itself: SQLITE_FULL, SQLITE_IOERR, ...).
+    bool in_transaction() const;
     const std::string& path() const { return m_path; }
     std::string last_error() const;
 
