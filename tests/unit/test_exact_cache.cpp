@@ -42,6 +42,42 @@ struct Fixture {
     }
 };
 
+// An entry's hits and LRU stamp as written in SQLite (read by another
+// connection).
+std::pair<std::int64_t, std::int64_t> written_hits(const test::TempDir& dir, const CacheKey& key) {
+    auto db = open_state_db(dir.str());
+    REQUIRE(db);
+    auto st = (*db)->prepare("SELECT hits, last_used_ms FROM cache_entries WHERE key = ?");
+    REQUIRE(st);
+    st->bind(1, key.exact);
+    REQUIRE(*st->step());
+    return {st->col_int(0), st->col_int(1)};
+}
+
+// Three entries stored 10 ms apart, the first one hit, a fourth stored past
+// max_entries = 3: the second (least recently used) is the one evicted.
+void evicts_least_recently_used(CacheConfig cfg) {
+    cfg.max_entries = 3;
+    Fixture f(cfg);
+    std::vector<CacheKey> keys;
+    for (int i = 0; i < 3; ++i) {
+        keys.push_back(make_cache_key(req("q" + std::to_string(i)), "mock", ""));
+        REQUIRE(f.cache->store(keys.back(), resp("a" + std::to_string(i))));
+        f.clock.advance(std::chrono::milliseconds(10));
+    }
+    CHECK(f.cache->lookup(keys[0]).has_value());  // 0 is now the most recently used
+    f.clock.advance(std::chrono::milliseconds(10));
+    keys.push_back(make_cache_key(req("q3"), "mock", ""));
+    REQUIRE(f.cache->store(keys.back(), resp("a3")));
+    CHECK(f.cache->lookup(keys[0]).has_value());
+    CHECK_FALSE(f.cache->lookup(keys[1]).has_value());  // least recently used: evicted
+    CHECK(f.cache->lookup(keys[2]).has_value());
+    CHECK(f.cache->lookup(keys[3]).has_value());
+    CHECK(f.cache->stats().evictions == 1);
+    CHECK(f.cache->stats().exact_hits == 4);
+    CHECK(f.cache->stats().misses == 1);
+}
+
 }  // namespace
 
 TEST_CASE("cache keys: exact key covers everything - scope leaves out only the last user message") {
@@ -170,13 +206,7 @@ TEST_CASE("exact cache: hits are counted exactly when several processes read and
             CHECK(WEXITSTATUS(status) == 0);
         }
         CHECK(f.cache->stats().exact_hits == kProcs * kHits);
-        auto db = open_state_db(f.dir.str());
-        REQUIRE(db);
-        auto st = (*db)->prepare("SELECT hits FROM cache_entries WHERE key = ?");
-        REQUIRE(st);
-        st->bind(1, k.exact);
-        REQUIRE(*st->step());
-        CHECK(st->col_int(0) == kProcs * kHits);
+        CHECK(written_hits(f.dir, k).first == kProcs * kHits);
     }
 }
 
@@ -189,15 +219,7 @@ TEST_CASE("exact cache: hits counted in memory are exact in stats and written wi
     auto other_db = open_state_db(f.dir.str());
     REQUIRE(other_db);
     ResponseCache b(std::move(*other_db), {}, f.clock);
-    auto entry_hits = [&](const CacheKey& key) {
-        auto db = open_state_db(f.dir.str());
-        REQUIRE(db);
-        auto st = (*db)->prepare("SELECT hits, last_used_ms FROM cache_entries WHERE key = ?");
-        REQUIRE(st);
-        st->bind(1, key.exact);
-        REQUIRE(*st->step());
-        return std::make_pair(st->col_int(0), st->col_int(1));
-    };
+    auto entry_hits = [&](const CacheKey& key) { return written_hits(f.dir, key); };
     auto k = make_cache_key(req("counted"), "mock", "");
     REQUIRE(f.cache->store(k, resp("v")));
     for (int i = 0; i < 3; ++i) CHECK(f.cache->lookup(k).has_value());
@@ -242,24 +264,8 @@ TEST_CASE("exact cache: pending hits keep an entry from eviction as written ones
     // The least recently used entry is chosen after the pending LRU stamps
     // are written, in the store's own transaction.
     CacheConfig cfg;
-    cfg.max_entries = 3;
     cfg.count_flush_ms = 60'000;
-    Fixture f(cfg);
-    std::vector<CacheKey> keys;
-    for (int i = 0; i < 3; ++i) {
-        keys.push_back(make_cache_key(req("q" + std::to_string(i)), "mock", ""));
-        REQUIRE(f.cache->store(keys.back(), resp("a" + std::to_string(i))));
-        f.clock.advance(std::chrono::milliseconds(10));
-    }
-    CHECK(f.cache->lookup(keys[0]).has_value());  // pending: 0 is now the most recently used
-    f.clock.advance(std::chrono::milliseconds(10));
-    keys.push_back(make_cache_key(req("q3"), "mock", ""));
-    REQUIRE(f.cache->store(keys.back(), resp("a3")));
-    CHECK(f.cache->lookup(keys[0]).has_value());
-    CHECK_FALSE(f.cache->lookup(keys[1]).has_value());  // least recently used: evicted
-    CHECK(f.cache->stats().evictions == 1);
-    CHECK(f.cache->stats().exact_hits == 2);
-    CHECK(f.cache->stats().misses == 1);
+    evicts_least_recently_used(cfg);
 }
 
 TEST_CASE("exact cache: TTL on the injected clock") {
@@ -280,24 +286,7 @@ TEST_CASE("exact cache: TTL on the injected clock") {
 }
 
 TEST_CASE("exact cache: least recently used entries are evicted past the bounds") {
-    CacheConfig cfg;
-    cfg.max_entries = 3;
-    Fixture f(cfg);
-    std::vector<CacheKey> keys;
-    for (int i = 0; i < 3; ++i) {
-        keys.push_back(make_cache_key(req("q" + std::to_string(i)), "mock", ""));
-        REQUIRE(f.cache->store(keys.back(), resp("a" + std::to_string(i))));
-        f.clock.advance(std::chrono::milliseconds(10));
-    }
-    CHECK(f.cache->lookup(keys[0]).has_value());  // 0 is now the most recently used
-    f.clock.advance(std::chrono::milliseconds(10));
-    keys.push_back(make_cache_key(req("q3"), "mock", ""));
-    REQUIRE(f.cache->store(keys.back(), resp("a3")));
-    CHECK(f.cache->lookup(keys[0]).has_value());
-    CHECK_FALSE(f.cache->lookup(keys[1]).has_value());  // least recently used: evicted
-    CHECK(f.cache->lookup(keys[2]).has_value());
-    CHECK(f.cache->lookup(keys[3]).has_value());
-    CHECK(f.cache->stats().evictions == 1);
+    evicts_least_recently_used({});
 
     CacheConfig bytes_cfg;
     bytes_cfg.max_bytes = 50;
