@@ -351,7 +351,7 @@ int main(int argc, char** argv) {
                      server.active_connections());
         (void)(*gw)->flush_ledger();
         (*gw)->flush_pending();
-        spdlog::shutdown();
+        spdlog::default_logger()->flush();  // not shutdown(): the busy handler may still log
         std::_Exit(k_exit_ok);
     }
     // The gateway is destroyed when main returns (writing the cache's

@@ -59,6 +59,19 @@ std::int64_t retry_ms(const Result<Reservation>& r) {
     return r.error().retry_after->count();
 }
 
+// Rows of a table in the shared database.
+std::int64_t rows_of(const test::TempDir& dir, const std::string& table) {
+    auto db = open_state_db(dir.str());
+    REQUIRE(db);
+    auto rows = (*db)->prepare("SELECT COUNT(*) FROM " + table);
+    REQUIRE(rows);
+    REQUIRE(*rows->step());
+    return rows->col_int(0);
+}
+
+// Leases out, as rows in the shared database.
+std::int64_t lease_rows(const test::TempDir& dir) { return rows_of(dir, "limit_leases"); }
+
 std::int64_t counter(const test::TempDir& dir, CounterId id) {
     auto db = open_state_db(dir.str());
     REQUIRE(db);
@@ -259,14 +272,7 @@ TEST_CASE("rate limiter: buckets of idle scopes are pruned once refilled - never
     test::TempDir dir;
     ManualClock clock;
     auto rl = make_rl(dir, clock, cfg_with({60, 0}));
-    auto rows = [&] {
-        auto db = open_state_db(dir.str());
-        REQUIRE(db);
-        auto st = (*db)->prepare("SELECT COUNT(*) FROM limit_buckets");
-        REQUIRE(st);
-        REQUIRE(*st->step());
-        return st->col_int(0);
-    };
+    auto rows = [&] { return rows_of(dir, "limit_buckets"); };
     // 500 distinct `user` values, one request each.
     for (int i = 0; i < 500; ++i) REQUIRE(rl->reserve(req(0, "user-" + std::to_string(i))));
     // A busy one: its bucket is well below capacity.
@@ -521,22 +527,37 @@ TEST_CASE("rate limiter leases: the level does not refill around a lease - no wi
     CHECK(admitted == 6000);  // as the bucket alone: full at 199 ms, nothing more
     a.reset();
     CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(0).epsilon(1e-9));
-    // The lease's row went with it; an expired row (a process killed
-    // holding its lease) stops holding the level down when it expires.
-    auto db = open_state_db(dir.str());
-    REQUIRE(db);
-    auto rows = (*db)->prepare("SELECT COUNT(*) FROM limit_leases");
-    REQUIRE(rows);
-    REQUIRE(*rows->step());
-    CHECK(rows->col_int(0) == 0);
+    // The lease's row went with it.
+    CHECK(lease_rows(dir) == 0);
 }
 
-TEST_CASE("rate limiter leases: a killed process's lease holds the level down only until it expires") {
+TEST_CASE("rate limiter leases: a lease used up and never given back releases its refill at the refill rate") {
+    // The review's second case: a uses its whole lease just before it
+    // expires and goes quiet. The level refilled behind the lease's hold
+    // while it could be used; that refill must not all come back at once.
     test::TempDir dir;
     ManualClock clock;
+    auto a = make_rl(dir, clock, leasing({6000, 0}));  // 100/s: leases of 20
     auto b = make_rl(dir, clock, cfg_with({6000, 0}));
+    REQUIRE_FALSE(a->reserve(req())->local);  // 1 admitted, a lease of 20 out until 200 ms
+    clock.advance(199ms);
+    for (int i = 0; i < 20; ++i) REQUIRE(a->reserve(req())->local);
+    clock.advance(1ms);  // the lease can no longer be used
+    int admitted = 0;
+    while (b->reserve(req())) ++admitted;
+    CHECK(admitted == 5980);  // 20 + 5980 within 1 ms: the bucket alone's 6000 (+0.1 of refill)
+    clock.advance(100ms);     // 10 refilled, as for the bucket alone
+    admitted = 0;
+    while (b->reserve(req())) ++admitted;
+    CHECK(admitted == 10);
+}
+
+TEST_CASE("rate limiter leases: a killed process's lease is lost - its hold ends at the refill rate") {
+    test::TempDir dir;
+    ManualClock clock;
     // Another process takes a lease of 20 and exits without giving it back
-    // (no destructors run: as if killed).
+    // (no destructors run: as if killed). The connection of this process
+    // opens after the fork (SQLite: no connection across a fork).
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -551,13 +572,19 @@ TEST_CASE("rate limiter leases: a killed process's lease holds the level down on
     REQUIRE(::waitpid(pid, &status, 0) == pid);
     REQUIRE(WIFEXITED(status));
     REQUIRE(WEXITSTATUS(status) == 0);
+    auto b = make_rl(dir, clock, cfg_with({6000, 0}));
     CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1 - 20));
     clock.advance(100ms);  // refills 10, but only up to 6000 - 20 while the lease may be used
     CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(5980));
-    clock.advance(100ms);  // the lease has expired: as if used, and the level refills past it
-    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000 - 1 - 20 + 20));
-    clock.advance(1s);
+    clock.advance(100ms);  // expired: its 20 are lost (as if used); its hold ends at 100/s
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(5980));
+    clock.advance(100ms);
+    CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(5990));
+    clock.advance(100ms);
     CHECK(level(*b, "agent:alice", "requests") == doctest::Approx(6000));
+    // The row is gone with the next prune.
+    REQUIRE(b->prune_reservations());
+    CHECK(lease_rows(dir) == 0);
 }
 
 TEST_CASE("rate limiter leases: with the clock moving - processes together admit no more than the bucket alone") {

@@ -35,6 +35,18 @@ std::optional<std::int64_t> parse_limit(std::string_view s) {
     return v;
 }
 
+// A lease holds back its whole amount while it may be used (until until_ms),
+// then less and less at the bucket's refill rate: the refill it stood for is
+// paid back as the bucket alone would have refilled after spending it, so
+// its end never releases a step of capacity at once. In SQL over
+// limit_leases (?4 = now in ms) and the same in C++.
+constexpr const char* k_lease_hold = "MAX(0.0, amount - MAX(0, ?4 - until_ms) / 1000.0 * refill_per_s)";
+constexpr const char* k_lease_live = "until_ms + amount * 1000.0 / refill_per_s > ?4";
+
+double lease_hold(double amount, double refill_per_s, std::int64_t until_ms, std::int64_t now_ms) {
+    return std::max(0.0, amount - static_cast<double>(std::max<std::int64_t>(0, now_ms - until_ms)) / 1000.0 * refill_per_s);
+}
+
 std::string fmt_num(double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f", v);
@@ -98,35 +110,28 @@ Result<std::unique_ptr<SqliteRateLimiter>> SqliteRateLimiter::create(std::unique
 }
 
 Status SqliteRateLimiter::prepare() {
-    auto p = [&](Stmt& out, std::string_view sql) { return m_db->prepare_into(out, sql); };
-    if (auto s = p(m_select_bucket,
-                   "SELECT scope, kind, level, updated_ms FROM limit_buckets WHERE scope IN (?, ?, ?)");
-        !s)
-        return s;
-    if (auto s = p(m_upsert_bucket,
-                   "INSERT INTO limit_buckets(scope, kind, level, capacity, refill_per_s, updated_ms) "
-                   "VALUES(?,?,?,?,?,?) ON CONFLICT(scope, kind) DO UPDATE SET level = excluded.level, "
-                   "capacity = excluded.capacity, refill_per_s = excluded.refill_per_s, "
-                   "updated_ms = max(updated_ms, excluded.updated_ms)");
-        !s)
-        return s;
-    if (auto s = p(m_insert_reservation,
-                   "INSERT INTO limit_reservations(id, agent, provider, model, tokens, created_ms) VALUES(?,?,?,?,?,?)");
-        !s)
-        return s;
-    if (auto s = p(m_select_reservation,
-                   "SELECT agent, provider, model, tokens FROM limit_reservations WHERE id = ?");
-        !s)
-        return s;
-    if (auto s = p(m_delete_reservation, "DELETE FROM limit_reservations WHERE id = ?"); !s) return s;
-    if (auto s = p(m_select_leased,
-                   "SELECT scope, kind, SUM(amount) FROM limit_leases WHERE scope IN (?, ?, ?) AND until_ms > ? "
-                   "GROUP BY scope, kind");
-        !s)
-        return s;
-    if (auto s = p(m_insert_lease, "INSERT INTO limit_leases(scope, kind, amount, until_ms) VALUES(?,?,?,?)"); !s)
-        return s;
-    return p(m_delete_lease, "DELETE FROM limit_leases WHERE id = ?");
+    // What each lease holds back (see k_lease_hold), summed per bucket.
+    const std::string select_leased = std::string("SELECT scope, kind, SUM(") + k_lease_hold +
+                                      ") FROM limit_leases WHERE scope IN (?1, ?2, ?3) AND " + k_lease_live +
+                                      " GROUP BY scope, kind";
+    const std::pair<Stmt*, std::string_view> statements[] = {
+        {&m_select_bucket, "SELECT scope, kind, level, updated_ms FROM limit_buckets WHERE scope IN (?, ?, ?)"},
+        {&m_upsert_bucket,
+         "INSERT INTO limit_buckets(scope, kind, level, capacity, refill_per_s, updated_ms) "
+         "VALUES(?,?,?,?,?,?) ON CONFLICT(scope, kind) DO UPDATE SET level = excluded.level, "
+         "capacity = excluded.capacity, refill_per_s = excluded.refill_per_s, "
+         "updated_ms = max(updated_ms, excluded.updated_ms)"},
+        {&m_insert_reservation,
+         "INSERT INTO limit_reservations(id, agent, provider, model, tokens, created_ms) VALUES(?,?,?,?,?,?)"},
+        {&m_select_reservation, "SELECT agent, provider, model, tokens FROM limit_reservations WHERE id = ?"},
+        {&m_delete_reservation, "DELETE FROM limit_reservations WHERE id = ?"},
+        {&m_select_leased, select_leased},
+        {&m_insert_lease,
+         "INSERT INTO limit_leases(id, scope, kind, amount, refill_per_s, until_ms) VALUES(?,?,?,?,?,?)"},
+        {&m_delete_lease, "DELETE FROM limit_leases WHERE id = ?"},
+    };
+    for (const auto& [stmt, sql] : statements) L04_TRY(m_db->prepare_into(*stmt, sql));
+    return {};
 }
 
 Limits SqliteRateLimiter::limits_for(std::string_view scope) const {
@@ -319,13 +324,22 @@ Result<Reservation> SqliteRateLimiter::reserve(const LimitRequest& req) {
         L04_TRY(store_level(needs[i], levels[i] - needs[i].amount - leased[i], now_ms));
         has_tokens = has_tokens || needs[i].kind == BucketKind::tokens;
         if (leased[i] > 0) {
-            StmtReset reset(m_insert_lease);
-            m_insert_lease.bind(1, needs[i].scope)
-                .bind(2, static_cast<int>(needs[i].kind))
-                .bind(3, leased[i])
-                .bind(4, now_ms + m_cfg.lease_ms);
-            L04_TRY(m_insert_lease.run());
-            lease_rows[i] = m_db->last_insert_rowid();
+            // Random ids, never reused: a holder deletes its own row by id
+            // long after it may have expired and been pruned.
+            Status inserted;
+            for (int attempt = 0; attempt < 3; ++attempt) {
+                lease_rows[i] = static_cast<std::int64_t>(m_rng() >> 1) | 1;
+                StmtReset reset(m_insert_lease);
+                m_insert_lease.bind(1, lease_rows[i])
+                    .bind(2, needs[i].scope)
+                    .bind(3, static_cast<int>(needs[i].kind))
+                    .bind(4, leased[i])
+                    .bind(5, needs[i].refill_per_s)
+                    .bind(6, now_ms + m_cfg.lease_ms);
+                inserted = m_insert_lease.run();
+                if (inserted) break;
+            }
+            if (!inserted) return fail(inserted.error());
         }
     }
     if (has_tokens) {
@@ -397,8 +411,8 @@ Result<bool> SqliteRateLimiter::add_lease_back(const Need& n, double& level, dou
     if (it == m_leases.end()) return false;
     const Lease& l = it->second;
     // Its own row no longer holds the level down; the others' still do.
-    const bool counted = l.row_id != 0 && l.row_until_ms > now_ms;
-    const double cap = n.capacity - std::max(0.0, leased - (counted ? l.amount : 0.0));
+    const double own = l.row_id != 0 ? lease_hold(l.amount, n.refill_per_s, l.row_until_ms, now_ms) : 0.0;
+    const double cap = n.capacity - std::max(0.0, leased - own);
     level = std::max(-n.capacity, std::min(level + l.held, cap));
     if (l.row_id != 0) {
         StmtReset reset(m_delete_lease);
@@ -505,9 +519,9 @@ std::vector<BucketState> SqliteRateLimiter::buckets() {
     // Leases out, per bucket: outside the level, which refills up to the
     // capacity minus them.
     std::map<std::pair<std::string, int>, double> out_on;
-    if (auto lq = m_db->prepare("SELECT scope, kind, SUM(amount) FROM limit_leases WHERE until_ms > ? "
-                                "GROUP BY scope, kind")) {
-        lq->bind(1, now_ms);
+    if (auto lq = m_db->prepare(std::string("SELECT scope, kind, SUM(") + k_lease_hold + ") FROM limit_leases WHERE " +
+                                k_lease_live + " GROUP BY scope, kind")) {
+        lq->bind(4, now_ms);
         while (true) {
             auto row = lq->step();
             if (!row || !*row) break;
@@ -572,9 +586,9 @@ Result<std::int64_t> SqliteRateLimiter::prune_reservations_locked(std::int64_t n
     const auto pruned = static_cast<std::int64_t>(m_db->changes());
     // Expired leases no longer hold any level down (a live holder deletes
     // its own row when it gives the rest back; a dead one never will).
-    auto expired = m_db->prepare("DELETE FROM limit_leases WHERE until_ms <= ?");
+    auto expired = m_db->prepare(std::string("DELETE FROM limit_leases WHERE NOT ") + k_lease_live);
     if (!expired) return fail(expired.error());
-    expired->bind(1, now_ms);
+    expired->bind(4, now_ms);
     L04_TRY(expired->run());
     // A bucket that has refilled to its capacity is the same as no row (new
     // buckets start full): rows of idle scopes (one per `user` or agent

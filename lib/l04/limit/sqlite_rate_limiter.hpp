@@ -23,10 +23,13 @@
 // to the shared level) by the next transaction on its bucket, by flush()
 // (l04d calls it every second) and on destruction.
 // Every admission is debited in the shared database before it happens, and
-// each lease out has a row (limit_leases) until it expires or is given back:
-// a bucket refills only up to its capacity minus the leases out on it, and a
-// lease given back returns at most up to that. So leasing processes together
-// admit no more than the bucket alone would, in any window. (A token refund
+// each lease out has a row (limit_leases) until it is given back: it holds
+// back its whole amount while it may be used, then less and less at the
+// bucket's refill rate (the refill it stood for, paid back as the bucket
+// alone would refill). A bucket refills only up to its capacity minus what
+// the leases out hold, and a lease given back returns at most up to that.
+// So leasing processes together admit no more than the bucket alone would,
+// in any window. (A token refund
 // settled into a lease can be used before it is given back: at most the
 // refund.) The cost is on the other side: other processes can be refused
 // capacity that sits unused in a lease, one lease (0.33% of the per-minute

@@ -168,16 +168,19 @@ CREATE TABLE stored_responses(
   turn TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX stored_responses_created ON stored_responses(created_ms);
 )sql",
-        // 11: rate-limit leases out (debited from a bucket, held by one
-        // process until until_ms): a bucket refills only up to its capacity
-        // minus the leases out, so leasing processes admit no more than the
-        // bucket alone would in any window
+        // 11: rate-limit leases out (debited from a bucket, usable by one
+        // process until until_ms, then holding less and less, at the
+        // bucket's refill rate): a bucket refills only up to its capacity
+        // minus what the leases out hold, so leasing processes admit no
+        // more than the bucket alone would in any window. Random ids,
+        // never reused (a holder deletes its own row by id)
         R"sql(
 CREATE TABLE limit_leases(
   id INTEGER PRIMARY KEY,
   scope TEXT NOT NULL,
   kind INTEGER NOT NULL,
   amount REAL NOT NULL,
+  refill_per_s REAL NOT NULL,
   until_ms INTEGER NOT NULL);
 CREATE INDEX limit_leases_bucket ON limit_leases(scope, kind, until_ms);
 )sql",
