@@ -191,8 +191,9 @@ Result<std::vector<double>> SqliteRateLimiter::load_levels(const std::vector<Nee
             levels[i] = std::min(n.capacity, m_select_bucket.col_double("level") + elapsed_s * n.refill_per_s);
         }
     }
-    // Leases out on these buckets: what they hold is outside the level, so
-    // the level refills only up to the capacity minus them.
+    // Leases out on these buckets: what they hold back (k_lease_hold) is
+    // outside the level, so the level refills only up to the capacity
+    // minus it.
     StmtReset reset_leased(m_select_leased);
     for (int i = 0; i < 3; ++i)
         m_select_leased.bind(i + 1, *scopes[std::min<std::size_t>(static_cast<std::size_t>(i), scopes.size() - 1)]);
@@ -584,8 +585,9 @@ Result<std::int64_t> SqliteRateLimiter::prune_reservations_locked(std::int64_t n
     st.bind(1, now_ms - m_cfg.reservation_ttl_ms);
     L04_TRY(st.run());
     const auto pruned = static_cast<std::int64_t>(m_db->changes());
-    // Expired leases no longer hold any level down (a live holder deletes
-    // its own row when it gives the rest back; a dead one never will).
+    // Leases whose hold has ended (expired, then faded at the refill rate)
+    // hold nothing back any more (a live holder deletes its own row when it
+    // gives the rest back; a dead one never will).
     auto expired = m_db->prepare(std::string("DELETE FROM limit_leases WHERE NOT ") + k_lease_live);
     if (!expired) return fail(expired.error());
     expired->bind(4, now_ms);
