@@ -8,6 +8,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libsqlite3-dev libhnswlib-dev libspdlog-dev
   doctest-dev libcurl4-openssl-dev libtomlplusplus-dev
   libedit-dev                # l04ctl chat: line editing and history
+  libboost-context-dev       # l04d: connections served on fibers
   curl python3
   clang libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh)
 )

@@ -321,6 +321,7 @@ int main(int argc, char** argv) {
     l04::ServerOptions so;
     so.max_connections = static_cast<std::size_t>(settings->get_int("daemon.max_connections"));
     so.max_tcp_connections = static_cast<std::size_t>(std::max<std::int64_t>(1, settings->get_int("daemon.max_tcp_connections")));
+    so.io_threads = static_cast<std::size_t>(std::clamp<std::int64_t>(settings->get_int("daemon.io_threads"), 0, 256));
     so.before_body = [&api](const l04::ServerRequest& r, l04::ResponseWriter& w) { return api.admit(r, w); };
     l04::HttpServer server([&api](const l04::ServerRequest& r, l04::ResponseWriter& w) { api.handle(r, w); }, so);
 

@@ -136,6 +136,8 @@ const std::vector<SettingInfo>& settings_table() {
          "with any other Origin header gets 403."},
         {"daemon.max_tcp_connections", T::integer, "256", {"L04_MAX_TCP_CONNECTIONS"}, false,
          "TCP connections l04d serves at once, apart from the Unix socket's."},
+        {"daemon.io_threads", T::integer, "0", {"L04_IO_THREADS"}, false,
+         "Event-loop threads serving l04d's connections, each connection on a fiber (0 = one per core)."},
         {"daemon.idle_timeout", T::duration, "600", {"L04_IDLE_TIMEOUT"}, false,
          "l04d exits after this long with no requests (0 = never)."},
         {"client.status_timeout", T::duration, "5s", {"L04_STATUS_TIMEOUT"}, false,

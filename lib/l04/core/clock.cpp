@@ -1,4 +1,5 @@
 #include <l04/core/clock.hpp>
+#include <l04/core/fiber.hpp>
 
 #include <thread>
 
@@ -14,7 +15,21 @@ std::int64_t SystemClock::wall_ms() const {
         .count();
 }
 
-void SystemClock::sleep_for(duration d) { std::this_thread::sleep_for(d); }
+void SystemClock::sleep_for(duration d) {
+    if (on_fiber()) sleep_real(d);
+    else std::this_thread::sleep_for(d);
+}
+
+void Clock::wait(Condition& c, std::unique_lock<std::mutex>& lk, std::optional<duration> d) {
+    if (!on_fiber()) {
+        wait(c.cv(), lk, d);
+        return;
+    }
+    if (d && *d <= duration::zero()) return;
+    std::optional<duration> until;
+    if (d) until = SystemClock::instance().now() + *d;
+    c.wait_fiber(lk, until);
+}
 
 void Clock::wait(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, std::optional<duration> d) {
     if (!d) {
@@ -30,6 +45,11 @@ void ManualClock::wait(std::condition_variable& cv, std::unique_lock<std::mutex>
     // re-reads this clock, which only advance() moves.
     if (d && *d > duration::zero()) d = std::chrono::milliseconds(1);
     Clock::wait(cv, lk, d);
+}
+
+void ManualClock::wait(Condition& c, std::unique_lock<std::mutex>& lk, std::optional<duration> d) {
+    if (d && *d > duration::zero()) d = std::chrono::milliseconds(1);
+    Clock::wait(c, lk, d);
 }
 
 SystemClock& SystemClock::instance() {

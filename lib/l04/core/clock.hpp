@@ -17,6 +17,8 @@
 
 namespace l04 {
 
+class Condition;  // core/fiber.hpp: a condition variable fibers can wait on too
+
 class Clock {
 public:
     using duration = std::chrono::nanoseconds;
@@ -31,6 +33,9 @@ public:
     // has passed (nullopt: until notified). Wake-ups may be spurious: callers
     // loop on their condition.
     virtual void wait(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, std::optional<duration> d);
+    // The same on a Condition: on a fiber the fiber parks (the loop thread
+    // serves others meanwhile); elsewhere as above.
+    virtual void wait(Condition& c, std::unique_lock<std::mutex>& lk, std::optional<duration> d);
     // As std::condition_variable::wait_for with a predicate, on this clock:
     // true when pred() holds, false when `d` passed first.
     template <class Pred>
@@ -105,6 +110,8 @@ class SystemClock final : public Clock {
 public:
     duration now() const override;
     std::int64_t wall_ms() const override;
+    // On a fiber (core/fiber.hpp) the fiber sleeps and its thread serves
+    // others; elsewhere the thread sleeps.
     void sleep_for(duration d) override;
     static SystemClock& instance();
 };
@@ -120,6 +127,7 @@ public:
     // returns after a short real slice (1 ms) so that its caller re-reads the
     // time; an untimed wait is an ordinary wait.
     void wait(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, std::optional<duration> d) override;
+    void wait(Condition& c, std::unique_lock<std::mutex>& lk, std::optional<duration> d) override;
     void advance(duration d) { m_ns += d.count(); }
     // The wall clock is set (NTP, a person, a resumed laptop): wall_ms()
     // jumps by d, the monotonic clock does not move.

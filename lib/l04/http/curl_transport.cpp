@@ -1,5 +1,6 @@
 #include <l04/core/strings.hpp>
 #include <l04/http/curl_transport.hpp>
+#include <l04/core/fiber.hpp>
 
 #include <l04/http/curl_api.hpp>
 
@@ -182,6 +183,16 @@ public:
     }
 
     Result<HttpResponseHead> perform(const HttpRequest& req, const HeadFn& on_head, const DataFn& on_data) override {
+        // The easy interface blocks its thread for the whole transfer: on a
+        // fiber (l04d) it runs on a helper thread while the fiber waits, and
+        // the callbacks (a stream's chunks to the client) run there too.
+        std::optional<Result<HttpResponseHead>> out;
+        run_blocking([&] { out.emplace(perform_here(req, on_head, on_data)); });
+        return std::move(*out);
+    }
+
+private:
+    Result<HttpResponseHead> perform_here(const HttpRequest& req, const HeadFn& on_head, const DataFn& on_data) {
         if (!m_share) return fail(ErrorCode::provider_unavailable, m_load_error);
         CURL* h = take();
         if (!h) return fail(ErrorCode::internal_error, "libcurl could not create a handle");

@@ -1,4 +1,5 @@
 #include <l04/http/http1_transport.hpp>
+#include <l04/core/fiber.hpp>
 
 #include <l04/core/clock.hpp>
 #include <l04/core/strings.hpp>
@@ -179,11 +180,10 @@ struct Exchange final : Http1ResponseParser::Sink {
             const auto left = until - clock.now();
             if (left <= Clock::duration::zero()) return Wait::timeout;
             const auto slice = std::min<Clock::duration>(left, k_cancel_check);
-            const int ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(slice).count());
-            pollfd p{fd, events, 0};
-            const int n = ::poll(&p, 1, std::max(1, ms));
+            // On a fiber (l04d) the fiber parks and the loop polls.
+            const int n = wait_fd(fd, events, SystemClock::instance().now() + slice);
             if (n > 0) {
-                if (revents) *revents = p.revents;
+                if (revents) *revents = static_cast<short>(n);
                 return Wait::ready;
             }
             if (n < 0 && errno != EINTR) return Wait::failed;

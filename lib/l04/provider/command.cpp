@@ -14,6 +14,7 @@
 // Usage is always estimated (a CLI reports none).
 #include <l04/config/environment.hpp>
 #include <l04/core/clock.hpp>
+#include <l04/core/fiber.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/provider/adapters.hpp>
 #include <l04/provider/factory.hpp>
@@ -373,9 +374,9 @@ public:
 
     const std::string& id() const override { return m_id; }
 
-    Result<InferenceResponse> complete(const ProviderRequest& req) override { return run(req, nullptr); }
+    Result<InferenceResponse> complete(const ProviderRequest& req) override { return run_off_loop(req, nullptr); }
     Result<InferenceResponse> stream(const ProviderRequest& req, const ChunkSink& sink) override {
-        return run(req, &sink);
+        return run_off_loop(req, &sink);
     }
 
     ProviderHealth health_check(std::chrono::milliseconds) override {
@@ -392,6 +393,13 @@ public:
     }
 
 private:
+    // A child process is waited on with poll() and waitpid(): on a fiber
+    // (l04d) that runs on a helper thread while the fiber waits.
+    Result<InferenceResponse> run_off_loop(const ProviderRequest& req, const ChunkSink* sink) {
+        std::optional<Result<InferenceResponse>> out;
+        run_blocking([&] { out.emplace(run(req, sink)); });
+        return std::move(*out);
+    }
     Result<InferenceResponse> run(const ProviderRequest& req, const ChunkSink* sink);
     Error stop_error(Stop stop, std::chrono::milliseconds limit, const std::string& err_text) const;
 

@@ -5,9 +5,9 @@
 // its deadline cannot be met, E4403 when the queue is full).
 #include <l04/core/clock.hpp>
 #include <l04/core/error.hpp>
+#include <l04/core/fiber.hpp>
 #include <l04/core/types.hpp>
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -71,7 +71,7 @@ private:
     QueueConfig m_cfg;
     Clock& m_clock;
     std::mutex m_mu;
-    std::condition_variable m_cv;
+    Condition m_cv;  // threads and fibers (l04d) wait on it
     std::map<std::uint64_t, Waiter> m_waiting;
     std::map<std::string, int> m_active;
     std::uint64_t m_seq = 0;

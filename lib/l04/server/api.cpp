@@ -2,6 +2,7 @@
 #include <l04/wire/admin_json.hpp>
 #include <l04/batch/batch.hpp>
 #include <l04/cache/hit_guard.hpp>
+#include <l04/core/fiber.hpp>
 #include <l04/core/strings.hpp>
 #include <l04/wire/completions_json.hpp>
 #include <l04/wire/openai_json.hpp>
@@ -962,7 +963,9 @@ void Api::batch(const ServerRequest& http, ResponseWriter& w) {
         const nlohmann::ordered_json line = r ? batch_result_json(it, *r) : batch_error_json(it, r.error(), exit_status(r.error().code));
         return w.write(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");  // false: the client is gone, start nothing more
     };
-    run_batch(items, exec, emit, opts);
+    // Its items run on threads of their own, joined at the end: on a fiber
+    // (l04d) the whole run is on a helper thread while the fiber waits.
+    run_blocking([&] { run_batch(items, exec, emit, opts); });
     w.end_stream();
 }
 

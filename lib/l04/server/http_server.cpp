@@ -1,6 +1,9 @@
 #include <l04/server/http_server.hpp>
 #include <l04/core/clock.hpp>
+#include <l04/core/fiber.hpp>
 #include <l04/core/strings.hpp>
+
+#include <spdlog/spdlog.h>
 
 #include <arpa/inet.h>
 #include <cerrno>
@@ -53,56 +56,62 @@ const char* reason(int status) {
     }
 }
 
+// Sockets are non-blocking; a full send buffer waits (a fiber parks) until
+// the client reads, as long as it takes: stop() shuts the socket down.
 bool write_all(int fd, std::string_view data) {
     while (!data.empty()) {
-        ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+        ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR) continue;
-            return false;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+            if (wait_fd(fd, POLLOUT, std::nullopt) < 0) return false;
+            continue;
         }
         data.remove_prefix(static_cast<std::size_t>(n));
     }
     return true;
 }
 
-// Buffered reader over a socket, with an overall idle timeout per read.
+// Buffered reader over a non-blocking socket, with a deadline per read.
 class Reader {
 public:
-    Reader(int fd, std::atomic<bool>& stopping) : m_fd(fd), m_stopping(stopping) {}
-    // Reads more bytes; false on EOF/error/timeout or when stopping while idle.
-    bool fill(std::chrono::milliseconds idle, bool idle_between_requests) {
-        return fill_until(steady_now() + idle, idle_between_requests);
+    explicit Reader(int fd) : m_fd(fd) {}
+    // Reads more bytes; false on EOF, error or timeout. `wait_first`: wait
+    // for readiness before the first recv (between requests, when nothing
+    // is there yet) instead of trying a recv that would find nothing.
+    bool fill(std::chrono::milliseconds idle, bool wait_first) {
+        return fill_until(steady_now() + idle, wait_first);
     }
     // The same with an absolute deadline.
-    bool fill_until(std::chrono::steady_clock::time_point deadline, bool idle_between_requests) {
+    bool fill_until(std::chrono::steady_clock::time_point deadline, bool wait_first) {
+        const Clock::duration until = deadline.time_since_epoch();
         while (true) {
-            if (idle_between_requests && m_stopping.load() && m_buf.empty()) return false;
-            pollfd p{m_fd, POLLIN, 0};
-            int rc = ::poll(&p, 1, 200);
-            if (rc < 0 && errno != EINTR) return false;
-            if (rc > 0) {
-                // Straight into the buffer, not through a stack array: a
-                // connection's thread keeps every stack page it ever touched,
-                // and 10,000 streams each holding 16 KiB of it is 160 MB.
-                // Small reads while the buffer is small (a request head),
-                // larger ones for a body that keeps coming.
-                const std::size_t old = m_buf.size();
-                const std::size_t want = old < 4096 ? 4096 : 16384;
-                m_buf.resize(old + want);
-                ssize_t n = ::recv(m_fd, m_buf.data() + old, want, 0);
-                m_buf.resize(old + static_cast<std::size_t>(std::max<ssize_t>(0, n)));
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) return false;
-                return true;
+            if (wait_first) {
+                wait_first = false;
+                // On a fiber it parks; the loop's epoll watches the socket.
+                if (wait_fd(m_fd, POLLIN, until) <= 0) return false;
             }
-            if (steady_now() >= deadline) return false;
+            // Straight into the buffer, not through a stack array: every
+            // stack page a connection ever touched stays resident, and
+            // 10,000 streams each holding 16 KiB of it is 160 MB. Small
+            // reads while the buffer is small (a request head), larger ones
+            // for a body that keeps coming.
+            const std::size_t old = m_buf.size();
+            const std::size_t want = old < 4096 ? 4096 : 16384;
+            m_buf.resize(old + want);
+            ssize_t n = ::recv(m_fd, m_buf.data() + old, want, MSG_DONTWAIT);
+            m_buf.resize(old + static_cast<std::size_t>(std::max<ssize_t>(0, n)));
+            if (n > 0) return true;
+            if (n == 0) return false;
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+            if (wait_fd(m_fd, POLLIN, until) <= 0) return false;
         }
     }
     std::string& buf() { return m_buf; }
 
 private:
     int m_fd;
-    std::atomic<bool>& m_stopping;
     std::string m_buf;
 };
 
@@ -177,12 +186,6 @@ private:
     bool m_streaming = false;
     bool m_finished = false;
     bool m_ok = true;
-};
-
-struct ConnArg {
-    HttpServer* server;
-    int fd;
-    bool tcp;
 };
 
 // Parses "a%20b" → "a b" (for paths).
@@ -361,6 +364,8 @@ HttpServer::~HttpServer() {
         for (int fd : m_open_fds) ::shutdown(fd, SHUT_RDWR);
         m_cv.wait(lk, [&] { return m_connections.load() == 0; });
     }
+    // Every connection's fiber has left serve(): the loop threads end.
+    m_loops.reset();
     for (int fd : m_wake_pipe)
         if (fd >= 0) ::close(fd);
 }
@@ -454,6 +459,7 @@ Status HttpServer::adopt_fd(int fd, bool is_tcp) {
 }
 
 void HttpServer::start() {
+    m_loops = std::make_unique<EventLoops>(EventLoops::Options{m_opts.io_threads, m_opts.thread_stack_bytes});
     for (const auto& l : m_listeners) m_accept_threads.emplace_back([this, l] { accept_loop(l); });
 }
 
@@ -462,7 +468,7 @@ void HttpServer::accept_loop(Listener l) {
         pollfd p[2] = {{l.fd, POLLIN, 0}, {m_wake_pipe[0], POLLIN, 0}};
         int rc = ::poll(p, m_wake_pipe[0] >= 0 ? 2 : 1, 500);
         if (rc <= 0 || !(p[0].revents & POLLIN)) continue;
-        int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC);
+        int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) continue;
         if (l.tcp ? m_tcp_connections.load() >= m_opts.max_tcp_connections && !evict_unadmitted_tcp()
                   : m_unix_connections.load() >= m_opts.max_connections) {
@@ -492,26 +498,8 @@ void HttpServer::accept_loop(Listener l) {
         ++m_connections;
         if (l.tcp) ++m_tcp_connections;
         else ++m_unix_connections;
-        auto* arg = new ConnArg{this, fd, l.tcp};
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, m_opts.thread_stack_bytes);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_t th;
-        if (pthread_create(&th, &attr, &HttpServer::thread_main, arg) != 0) {
-            delete arg;
-            {
-                std::lock_guard lk(m_mu);
-                m_open_fds.erase(std::remove(m_open_fds.begin(), m_open_fds.end(), fd), m_open_fds.end());
-                m_tcp_conns.erase(fd);
-            }
-            ::close(fd);
-            if (l.tcp) --m_tcp_connections;
-            else --m_unix_connections;
-            --m_connections;
-            m_cv.notify_all();
-        }
-        pthread_attr_destroy(&attr);
+        // Served on a fiber of one of the loop threads.
+        m_loops->spawn([this, fd, tcp = l.tcp] { serve(fd, tcp); });
     }
 }
 
@@ -528,24 +516,32 @@ bool HttpServer::evict_unadmitted_tcp() {
     return true;
 }
 
-void* HttpServer::thread_main(void* p) {
-    std::unique_ptr<ConnArg> arg(static_cast<ConnArg*>(p));
-    arg->server->serve(arg->fd, arg->tcp);
-    return nullptr;
+bool HttpServer::set_idle(int fd, bool idle) {
+    std::lock_guard lk(m_mu);
+    if (!idle) {
+        m_idle_fds.erase(fd);
+        return true;
+    }
+    // Checked under the lock that stop() takes to shut idle connections
+    // down: either this sees m_stopping, or stop() sees this connection.
+    if (m_stopping.load()) return false;
+    m_idle_fds.insert(fd);
+    return true;
 }
 
 void HttpServer::serve(int fd, bool tcp) {
-    Reader rd(fd, m_stopping);
+    Reader rd(fd);
     bool keep = true;
     while (keep && !m_stopping.load()) {
         // Wait (keep-alive idle) for the first byte, then the whole head must
-        // arrive within header_timeout however slowly it trickles in.
-        while (rd.buf().empty())
-            if (!rd.fill(m_opts.keepalive_idle, true)) {
-                keep = false;
-                break;
-            }
-        if (!keep) break;
+        // arrive within header_timeout however slowly it trickles in. While
+        // idle, stop() may shut the connection down.
+        if (rd.buf().empty()) {
+            if (!set_idle(fd, true)) break;
+            const bool got = rd.fill(m_opts.keepalive_idle, true);
+            set_idle(fd, false);
+            if (!got) break;
+        }
         const auto head_deadline = steady_now() + m_opts.header_timeout;
         std::size_t head_end;
         int early = 0;
@@ -694,7 +690,14 @@ void HttpServer::serve(int fd, bool tcp) {
         ++m_requests;
         touch();
         SocketWriter w(fd, keep && !m_stopping.load(), req.method == "HEAD", http10);
-        m_handler(req, w);
+        try {
+            m_handler(req, w);
+        } catch (const std::exception& e) {
+            // Never expected (the handler answers errors itself); the
+            // connection's bookkeeping below must still run.
+            spdlog::error("request handler threw: {}", e.what());
+            keep = false;
+        }
         if (!w.started()) w.send(500, {{"Content-Type", "text/plain"}}, "handler produced no response\n");
         else w.end_stream();
         touch();
@@ -708,6 +711,7 @@ void HttpServer::serve(int fd, bool tcp) {
     {
         // Under the lock, before close: an eviction never hits a reused fd.
         std::lock_guard lk(m_mu);
+        m_idle_fds.erase(fd);
         m_open_fds.erase(std::remove(m_open_fds.begin(), m_open_fds.end(), fd), m_open_fds.end());
         if (tcp) m_tcp_conns.erase(fd);
     }
@@ -741,7 +745,9 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
     }
     m_listeners.clear();
     std::unique_lock lk(m_mu);
-    // In-flight requests finish; idle keep-alive connections notice m_stopping.
+    // In-flight requests finish; idle keep-alive connections are shut down
+    // (a connection that turns idle later sees m_stopping).
+    for (int fd : m_idle_fds) ::shutdown(fd, SHUT_RDWR);
     Clock& clock = SystemClock::instance();
     clock.wait_for(m_cv, lk, grace, [&] { return m_requests.load() == 0 && m_connections.load() == 0; });
     for (int fd : m_open_fds) ::shutdown(fd, SHUT_RDWR);

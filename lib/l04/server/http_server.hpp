@@ -1,11 +1,13 @@
 #pragma once
 // A small HTTP/1.1 server for l04d: Unix-socket and loopback-TCP listeners,
-// one thread per connection (the pipeline below is blocking: provider calls
-// wait on libcurl), keep-alive, Content-Length and chunked request bodies,
-// fixed or chunked (streamed, flushed per write) responses.
+// each connection on a fiber of a few event-loop threads (core/fiber.hpp:
+// the pipeline below stays synchronous and yields where it waits),
+// keep-alive, Content-Length and chunked request bodies, fixed or chunked
+// (streamed, flushed per write) responses.
 // stop() stops accepting, lets in-flight requests finish and closes idle
 // connections. No exceptions cross this API.
 #include <l04/core/error.hpp>
+#include <l04/core/fiber.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -13,10 +15,12 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 namespace l04 {
@@ -90,7 +94,10 @@ struct ServerOptions {
     std::chrono::milliseconds header_timeout{10000};
     std::size_t max_body_bytes = 32u << 20;
     std::chrono::milliseconds keepalive_idle{60000};
+    // Each connection's fiber stack (mapped; only the pages touched are resident).
     std::size_t thread_stack_bytes = 256u << 10;
+    // Event-loop threads; 0: one per core.
+    std::size_t io_threads = 0;
     // Unix-socket peers must be this user or root (SO_PEERCRED).
     bool same_user_only = true;
     // Called with the head of each request before its body is read; when it
@@ -117,7 +124,7 @@ public:
     // Port of the first TCP listener (after listen_tcp with port 0).
     int tcp_port() const { return m_tcp_port; }
 
-    // Starts accepting in background threads.
+    // Starts the event loops and accepts in background threads.
     void start();
     // Stops accepting; waits for in-flight requests to finish (up to grace),
     // then closes every connection.
@@ -136,7 +143,9 @@ private:
     };
     void accept_loop(Listener l);
     void serve(int fd, bool tcp);
-    static void* thread_main(void* arg);
+    // Marks a connection as waiting for its next request (stop() shuts
+    // those down); false when stopping already.
+    bool set_idle(int fd, bool idle);
     void touch();
 
     Handler m_handler;
@@ -154,6 +163,8 @@ private:
     mutable std::mutex m_mu;
     std::condition_variable m_cv;
     std::vector<int> m_open_fds;
+    std::unordered_set<int> m_idle_fds;  // guarded by m_mu
+    std::unique_ptr<EventLoops> m_loops;
     // TCP connections by fd: accept order, and whether a request on it has
     // been admitted (passed before_body: Host, Origin, token). When the TCP
     // budget is full, the oldest connection never admitted is closed to make

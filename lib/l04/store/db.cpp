@@ -2,6 +2,7 @@
 
 #include <cassert>
 #include <l04/core/clock.hpp>
+#include <l04/core/fiber.hpp>
 
 #include <sqlite3.h>
 #include <spdlog/spdlog.h>
@@ -179,6 +180,9 @@ void Db::set_short_busy_wait(std::chrono::milliseconds timeout) {
 
 int Db::short_busy_wait(void* self, int count) {
     auto* db = static_cast<Db*>(self);
+    // Inside an SQLite call, which its caller may make under a mutex: the
+    // thread waits, a fiber never yields here (core/fiber.hpp).
+    const BlockingScope no_yield;
     // Another process holds the lock: real time.
     Clock& clock = SystemClock::instance();
     const auto now_ns = clock.now().count();
