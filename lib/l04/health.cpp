@@ -1,5 +1,6 @@
 #include <l04/health.hpp>
 #include <l04/gateway.hpp>
+#include <l04/core/fiber.hpp>
 
 #include <future>
 
@@ -22,12 +23,16 @@ std::map<std::string, ProviderHealth> HealthProber::probe(const std::vector<std:
             running.emplace_back(id, std::async(std::launch::async, [p, timeout] { return p->health_check(timeout); }));
         }
     }
-    for (auto& [id, fut] : running) {
-        ProviderHealth ph = fut.get();
-        std::lock_guard lk(m_mu);
-        m_last[id] = {m_clock.now(), ph};
-        out[id] = std::move(ph);
-    }
+    // Waiting on the probes' threads blocks: on a fiber (l04d) the wait is
+    // on a helper thread, so a slow provider never stalls the loop thread.
+    run_blocking([&] {
+        for (auto& [id, fut] : running) {
+            ProviderHealth ph = fut.get();
+            std::lock_guard lk(m_mu);
+            m_last[id] = {m_clock.now(), ph};
+            out[id] = std::move(ph);
+        }
+    });
     return out;
 }
 

@@ -101,6 +101,7 @@ bool read_until(int fd, std::string& got, std::string_view needle, std::chrono::
 TEST_CASE("l04d holds 150 open streams on its fixed threads and answers other requests meanwhile") {
     DaemonEnv env;
     FixtureServer server;  // after env: its destructor ends the stalls first
+    server.max_stall = std::chrono::seconds(120);  // beyond every bound below
     Route r = Route::recorded("POST", "/v1/chat/completions", "wire/openai/chat_stream_with_usage.headers",
                               "wire/openai/chat_stream_with_usage.sse");
     r.fault = Fault::stall_mid_body;

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <future>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -36,26 +37,28 @@ struct SocketPair {
     }
 };
 
-// Reads one byte, parking on EAGAIN.
+Clock::duration real_now() { return SystemClock::instance().now(); }
+
+// Reads one byte, parking on EAGAIN; gives up at the bound, so that a case
+// that fails lets its fibers end (the loops' destructor waits for them).
 bool read_byte(int fd, char& c) {
+    const auto until = real_now() + std::chrono::duration_cast<Clock::duration>(k_bound);
     for (;;) {
         const ssize_t n = ::recv(fd, &c, 1, MSG_DONTWAIT);
         if (n == 1) return true;
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;
-        if (wait_fd(fd, POLLIN, std::nullopt) < 0) return false;
+        if (wait_fd(fd, POLLIN, until) <= 0) return false;
     }
 }
 
 bool write_byte(int fd, char c) { return ::send(fd, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1; }
 
-Clock::duration real_now() { return SystemClock::instance().now(); }
-
 }  // namespace
 
 TEST_CASE("fiber: two fibers on one loop thread pass a byte back and forth 1000 times") {
-    EventLoops loops({.threads = 1});
     SocketPair sp;
     std::promise<std::thread::id> a_done, b_done;
+    EventLoops loops({.threads = 1});  // last: destroyed first, while what its fibers use is still there
     loops.spawn([&] {
         CHECK(on_fiber());
         bool ok = true;
@@ -85,16 +88,20 @@ TEST_CASE("fiber: two fibers on one loop thread pass a byte back and forth 1000 
 }
 
 TEST_CASE("fiber: a wait that reaches its deadline returns 0 and the descriptor can be waited on again") {
+    SocketPair sp, other, relay;
+    std::promise<void> timed_out, waiting_on_other, done;
+    std::atomic<int> first{-2}, passed{-2}, second{-2}, on_other{-2};
     EventLoops loops({.threads = 1});
-    SocketPair sp;
-    std::promise<void> timed_out, done;
-    std::atomic<int> first{-2}, passed{-2}, second{-2};
     loops.spawn([&] {
         // A deadline already passed: answered at once, nothing parks.
         passed = wait_fd(sp.fd[0], POLLIN, real_now());
         // A short one: the loop's timer ends the wait.
         first = wait_fd(sp.fd[0], POLLIN, real_now() + 2ms);
         timed_out.set_value();
+        // The fiber moves on to another descriptor: the timed-out one
+        // becoming ready must not end this wait.
+        waiting_on_other.set_value();
+        on_other = wait_fd(other.fd[0], POLLIN, real_now() + k_bound);
         // Waited on again after the timeout took it out of the loop's set.
         second = wait_fd(sp.fd[0], POLLIN, real_now() + k_bound);
         done.set_value();
@@ -102,8 +109,22 @@ TEST_CASE("fiber: a wait that reaches its deadline returns 0 and the descriptor 
     REQUIRE(timed_out.get_future().wait_for(k_bound) == std::future_status::ready);
     CHECK(passed.load() == 0);
     CHECK(first.load() == 0);
-    REQUIRE(write_byte(sp.fd[1], 'x'));
+    REQUIRE(waiting_on_other.get_future().wait_for(k_bound) == std::future_status::ready);
+    REQUIRE(write_byte(sp.fd[1], 'x'));  // the first descriptor is ready now
+    // A round trip through another fiber of the same loop: the loop has
+    // polled at least once with the first descriptor ready.
+    std::promise<void> relayed;
+    loops.spawn([&] {
+        char c;
+        CHECK(read_byte(relay.fd[0], c));
+        relayed.set_value();
+    });
+    REQUIRE(write_byte(relay.fd[1], 'r'));
+    REQUIRE(relayed.get_future().wait_for(k_bound) == std::future_status::ready);
+    CHECK(on_other.load() == -2);  // still waiting on the other descriptor
+    REQUIRE(write_byte(other.fd[1], 'o'));
     REQUIRE(done.get_future().wait_for(k_bound) == std::future_status::ready);
+    CHECK((on_other.load() & POLLIN) != 0);
     CHECK((second.load() & POLLIN) != 0);
 }
 
@@ -118,7 +139,6 @@ TEST_CASE("fiber: off a fiber wait_fd is poll - sleep_real and run_blocking run 
 }
 
 TEST_CASE("fiber: a Condition wakes fibers notified by another thread and by a fiber of their own loop") {
-    EventLoops loops({.threads = 1});
     std::mutex mu;
     Condition cond;
     bool go = false, go2 = false;
@@ -126,6 +146,7 @@ TEST_CASE("fiber: a Condition wakes fibers notified by another thread and by a f
     std::promise<void> all_parked, done;
     constexpr int n = 50;
     std::atomic<int> parked{0};
+    EventLoops loops({.threads = 1});
     for (int i = 0; i < n; ++i)
         loops.spawn([&] {
             std::unique_lock lk(mu);
@@ -158,10 +179,10 @@ TEST_CASE("fiber: the request queue admits fibers of one loop thread in turn at 
     QueueConfig cfg;
     cfg.default_provider_concurrency = 1;
     RequestQueue q(cfg, SystemClock::instance());
-    EventLoops loops({.threads = 1});
     SocketPair sp;  // the first holder waits here, holding its slot, until the test writes
     std::atomic<int> active{0}, max_active{0}, finished{0};
     std::promise<void> first_in, all_done;
+    EventLoops loops({.threads = 1});
     constexpr int n = 20;
     for (int i = 0; i < n; ++i)
         loops.spawn([&, i] {
@@ -194,12 +215,13 @@ TEST_CASE("fiber: the request queue admits fibers of one loop thread in turn at 
 }
 
 TEST_CASE("fiber: run_blocking moves a thread-blocking call off the loop and rethrows its exception") {
-    EventLoops loops({.threads = 1});
     int p[2];
     REQUIRE(::pipe2(p, O_CLOEXEC) == 0);  // blocking descriptors
     std::promise<std::string> got;
     std::promise<void> thrown;
-    loops.spawn([&] {
+    std::optional<EventLoops> loops;
+    loops.emplace(EventLoops::Options{.threads = 1});
+    loops->spawn([&] {
         std::thread::id helper;
         char buf[8] = {};
         ssize_t n = 0;
@@ -217,19 +239,22 @@ TEST_CASE("fiber: run_blocking moves a thread-blocking call off the loop and ret
             thrown.set_value();
         }
     });
-    loops.spawn([&] { CHECK(::write(p[1], "ping", 4) == 4); });
+    loops->spawn([&] { CHECK(::write(p[1], "ping", 4) == 4); });
     auto f = got.get_future();
-    REQUIRE(f.wait_for(k_bound) == std::future_status::ready);
+    const bool ready = f.wait_for(k_bound) == std::future_status::ready;
+    if (!ready) CHECK(::write(p[1], "x", 1) == 1);  // let a stuck reader end before the loops go
+    REQUIRE(ready);
     CHECK(f.get() == "ping");
     REQUIRE(thrown.get_future().wait_for(k_bound) == std::future_status::ready);
+    loops.reset();
     ::close(p[0]);
     ::close(p[1]);
 }
 
 TEST_CASE("fiber: a BlockingScope makes waits block the thread - sleeps park the fiber otherwise") {
-    EventLoops loops({.threads = 1});
     std::promise<void> done;
     std::atomic<bool> other_ran{false};
+    EventLoops loops({.threads = 1});
     loops.spawn([&] {
         CHECK(on_fiber());
         {
@@ -254,11 +279,16 @@ TEST_CASE("fiber: a BlockingScope makes waits block the thread - sleeps park the
 }
 
 TEST_CASE("fiber: an exception escaping a fiber ends that fiber only") {
-    EventLoops loops({.threads = 1});
     std::promise<void> done;
+    EventLoops loops({.threads = 1});
     loops.spawn([] { throw std::runtime_error("escapes"); });
     loops.spawn([&] { done.set_value(); });
     REQUIRE(done.get_future().wait_for(k_bound) == std::future_status::ready);
+    // Both fibers are gone, the one that threw included.
+    for (const auto end = std::chrono::steady_clock::now() + k_bound;
+         loops.fibers() != 0 && std::chrono::steady_clock::now() < end;)
+        std::this_thread::yield();
+    CHECK(loops.fibers() == 0);
 }
 
 TEST_CASE("fiber: 300 fibers parked on their own sockets over 2 threads - then all released") {

@@ -29,7 +29,10 @@
 #define L04_FIBER_ASAN 1
 #endif
 #endif
-#if defined(__SANITIZE_THREAD__)
+// (In a TSan build this file itself is not instrumented and gets
+// L04_FIBER_TSAN from lib/CMakeLists.txt: see there.)
+#if defined(L04_FIBER_TSAN)
+#elif defined(__SANITIZE_THREAD__)
 #define L04_FIBER_TSAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)

@@ -23,7 +23,14 @@
 //     that must wait while holding one opens a BlockingScope, as SQLite's
 //     busy handler does;
 //   - a fiber never moves between threads: thread_locals and errno stay its
-//     own between yields.
+//     own between yields;
+//   - one fiber at a time waits on a given descriptor, and another party
+//     ends that wait with shutdown(), never close(): close() drops the
+//     descriptor from epoll silently and the waiter sleeps to its deadline;
+//   - what can still stall a loop thread: SQLite waiting for another
+//     process's lock (its busy handler blocks the thread, under the stage's
+//     mutex), and CPU-bound work (embedding, loading the HNSW index). Both
+//     are short in l04d's normal running; docs/NOTES.md says more.
 #include <l04/core/clock.hpp>
 
 #include <condition_variable>

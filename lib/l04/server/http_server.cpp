@@ -498,8 +498,20 @@ void HttpServer::accept_loop(Listener l) {
         ++m_connections;
         if (l.tcp) ++m_tcp_connections;
         else ++m_unix_connections;
-        // Served on a fiber of one of the loop threads.
-        m_loops->spawn([this, fd, tcp = l.tcp] { serve(fd, tcp); });
+        // Served on a fiber of one of the loop threads. The slot is given
+        // back when the fiber's function goes, however it goes: serve()
+        // returning, an exception, or a fiber that could not start.
+        struct Slot {
+            Slot(HttpServer* s, int f, bool t) : server(s), fd(f), tcp(t) {}
+            Slot(const Slot&) = delete;
+            Slot& operator=(const Slot&) = delete;
+            ~Slot() { server->close_connection(fd, tcp); }
+            HttpServer* server;
+            int fd;
+            bool tcp;
+        };
+        auto slot = std::make_shared<Slot>(this, fd, l.tcp);
+        m_loops->spawn([slot] { slot->server->serve(slot->fd, slot->tcp); });
     }
 }
 
@@ -693,9 +705,11 @@ void HttpServer::serve(int fd, bool tcp) {
         try {
             m_handler(req, w);
         } catch (const std::exception& e) {
-            // Never expected (the handler answers errors itself); the
-            // connection's bookkeeping below must still run.
+            // Never expected (the handler answers errors itself).
             spdlog::error("request handler threw: {}", e.what());
+            keep = false;
+        } catch (...) {
+            spdlog::error("request handler threw");
             keep = false;
         }
         if (!w.started()) w.send(500, {{"Content-Type", "text/plain"}}, "handler produced no response\n");
@@ -708,6 +722,9 @@ void HttpServer::serve(int fd, bool tcp) {
         }
         if (!w.ok() || !w.keep_alive()) keep = false;
     }
+}
+
+void HttpServer::close_connection(int fd, bool tcp) {
     {
         // Under the lock, before close: an eviction never hits a reused fd.
         std::lock_guard lk(m_mu);

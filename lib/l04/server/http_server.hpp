@@ -143,6 +143,9 @@ private:
     };
     void accept_loop(Listener l);
     void serve(int fd, bool tcp);
+    // Closes a connection's socket and gives its slot back (the last thing
+    // done for a connection).
+    void close_connection(int fd, bool tcp);
     // Marks a connection as waiting for its next request (stop() shuts
     // those down); false when stopping already.
     bool set_idle(int fd, bool idle);
