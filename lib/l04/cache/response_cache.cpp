@@ -298,31 +298,71 @@ Status ResponseCache::flush_counts() {
     return flush_counts_locked();
 }
 
+std::unique_ptr<Db> ResponseCache::take_reader() {
+    const std::string& path = m_db->path();
+    if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return nullptr;
+    {
+        std::lock_guard lk(m_readers_mu);
+        if (!m_readers.empty()) {
+            auto db = std::move(m_readers.back());
+            m_readers.pop_back();
+            return db;
+        }
+    }
+    auto db = Db::open(path);
+    if (!db) {
+        spdlog::warn("cache: cannot open a reader connection ({}); lookups share the writer's", db.error().to_string());
+        return nullptr;
+    }
+    return std::move(*db);
+}
+
+void ResponseCache::give_reader(std::unique_ptr<Db> db) {
+    std::lock_guard lk(m_readers_mu);
+    if (m_readers.size() < 8) m_readers.push_back(std::move(db));
+}
+
 std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std::optional<double> threshold,
                                                       CacheRefusal* refusal) {
     const auto now = m_clock.wall_ms();
     {
-        std::lock_guard lk(m_mu);
-        auto st = m_db->cached(std::string("SELECT ") + k_hit_cols + " FROM cache_entries WHERE key = ?");
-        if (st) {
+        struct Found {
+            InferenceResponse r;
+            std::int64_t id;
+            std::int64_t created;
+        };
+        std::optional<Found> found;
+        // The read ends (StmtReset) before the hit is counted: on one
+        // connection, an UPDATE inside a read transaction whose snapshot
+        // another process has written past fails at once with
+        // SQLITE_BUSY_SNAPSHOT (no busy wait), and the hit went uncounted.
+        auto read = [&](Db& db) {
+            auto st = db.cached(std::string("SELECT ") + k_hit_cols + " FROM cache_entries WHERE key = ?");
+            if (!st) return;
             Stmt& q = **st;
             StmtReset reset(q);
             q.bind(1, key.exact);
             auto row = q.step();
-            InferenceResponse r;
-            if (row && *row && q.col_int("expires_ms") > now && (r = response_from(q)).finish_reason != "error") {
-                const auto id = q.col_int("id");
-                const auto created = q.col_int("created_ms");
-                r.cache_hit = CacheHit::exact;
-                r.similarity = 1.0;
-                // End the read first: an UPDATE inside a read transaction
-                // whose snapshot another process has written past fails at
-                // once with SQLITE_BUSY_SNAPSHOT (no busy wait), and the hit
-                // went uncounted.
-                q.reset();
-                count_hit_locked(id, created, now, CounterId::cache_exact_hits);
-                return r;
-            }
+            if (!row || !*row || q.col_int("expires_ms") <= now) return;
+            InferenceResponse r = response_from(q);
+            if (r.finish_reason == "error") return;
+            found = Found{std::move(r), q.col_int("id"), q.col_int("created_ms")};
+        };
+        if (auto reader = take_reader()) {
+            read(*reader);
+            give_reader(std::move(reader));
+        } else {
+            std::lock_guard lk(m_mu);
+            read(*m_db);
+        }
+        if (found) {
+            found->r.cache_hit = CacheHit::exact;
+            found->r.similarity = 1.0;
+            std::lock_guard lk(m_mu);
+            // Pending counts are keyed by id and creation time: an entry
+            // evicted (and its id reused) since the read gets no count.
+            count_hit_locked(found->id, found->created, now, CounterId::cache_exact_hits);
+            return std::move(found->r);
         }
     }
     auto count_miss = [&] {

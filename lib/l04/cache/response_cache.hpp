@@ -230,6 +230,16 @@ private:
     std::atomic<bool> m_index_dirty{false};
     std::int64_t m_max_synced = 0;
     std::int64_t m_data_version = -1;
+    // Exact lookups read through connections of their own, taken from this
+    // pool (WAL readers run side by side), so that lookups on two threads
+    // never queue behind each other's SELECT under m_mu: in l04d a thread
+    // waiting for a mutex stops every connection of its event loop. None
+    // for an in-memory database (another connection would be another
+    // database).
+    std::unique_ptr<Db> take_reader();
+    void give_reader(std::unique_ptr<Db> db);
+    std::mutex m_readers_mu;
+    std::vector<std::unique_ptr<Db>> m_readers;  // idle ones
     std::mutex m_compact_mu;
     std::thread m_compactor;
     std::atomic<bool> m_compact_running{false};
