@@ -319,7 +319,7 @@ std::unique_ptr<Db> ResponseCache::take_reader() {
 
 void ResponseCache::give_reader(std::unique_ptr<Db> db) {
     std::lock_guard lk(m_readers_mu);
-    if (m_readers.size() < 8) m_readers.push_back(std::move(db));
+    if (m_readers.size() < 32) m_readers.push_back(std::move(db));  // more at once: closed after use
 }
 
 std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std::optional<double> threshold,
