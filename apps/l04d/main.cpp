@@ -231,6 +231,9 @@ void serve_until_stopped(l04::Gateway& gw, l04::HttpServer& server, const sigset
         if (auto n = gw.prune_usage(); n && *n > 0) spdlog::info("pruned {} usage rows past retention", *n);
         if (auto n = gw.prune_cache(); n && *n > 0) spdlog::info("pruned {} expired cache entries", *n);
     };
+    // The semantic index is loaded here, not by the first lookup on an
+    // event-loop thread (a large one takes a second to load or rebuild).
+    gw.warm_cache();
     housekeeping();
     auto next_housekeeping = steady_clock::now() + std::chrono::hours(1);
     auto next_checkpoint = steady_clock::now() + std::chrono::minutes(1);

@@ -163,6 +163,8 @@ public:
     // the cache's pending hit and miss counts (l04d: every second, so an idle
     // daemon holds neither for long).
     void flush_pending();
+    // Loads the semantic cache's index (l04d, at start, off the loop threads).
+    void warm_cache();
     // Updates gauges and the counters kept in SQLite (cache hits/misses,
     // circuit states, queue depth) before /metrics is rendered.
     void refresh_metrics();

@@ -52,6 +52,8 @@ Status Gateway::checkpoint() { return m_ledger->checkpoint(); }
 
 Status Gateway::flush_ledger() { return m_ledger->flush(); }
 
+void Gateway::warm_cache() { m_cache->warm_index(); }
+
 void Gateway::flush_pending() {
     m_limiter->flush();
     // On failure (another process holding the write lock past the busy

@@ -6,6 +6,9 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <thread>
+
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -319,4 +322,84 @@ TEST_CASE("exact cache: clear by model and by age") {
     REQUIRE(bym);
     CHECK(*bym == 1);
     CHECK(f.cache->stats().entries == 0);
+}
+
+TEST_CASE("exact cache: an in-memory database serves exact hits on its one connection") {
+    auto db = open_state_db(":memory:");
+    REQUIRE(db);
+    ManualClock clock;
+    ResponseCache cache(std::move(*db), {}, clock);
+    auto k = make_cache_key(req("in memory"), "mock", "");
+    CHECK_FALSE(cache.lookup(k));
+    REQUIRE(cache.store(k, resp("kept")));
+    auto hit = cache.lookup(k);
+    REQUIRE(hit);
+    CHECK(hit->content == "kept");
+    CHECK(cache.stats().exact_hits == 1);
+}
+
+namespace {
+
+// Lookups of key A on two threads while this thread clears the cache and
+// stores A and B again in alternating order (SQLite reuses freed ids, so
+// each id moves between the two keys): exact lookups read through their own
+// connections, outside the cache's mutex, and a read of A may be counted
+// after its id went to B. Every hit returned is counted once, A's rows get
+// at most the hits returned for A, and B, never looked up, never gets one.
+void hits_race_clear_and_store(CacheConfig cfg) {
+    Fixture f(cfg);
+    const auto ka = make_cache_key(req("race a"), "mock", "");
+    const auto kb = make_cache_key(req("race b"), "mock", "");
+    REQUIRE(f.cache->store(ka, resp("a")));
+    REQUIRE(f.cache->store(kb, resp("b")));
+    std::atomic<bool> stop{false};
+    std::atomic<std::int64_t> hits_a{0}, wrong{0};
+    auto reader = [&] {
+        while (!stop.load())
+            if (auto h = f.cache->lookup(ka)) (h->content == "a" ? hits_a : wrong)++;
+    };
+    auto written = [&](const CacheKey& k) -> std::int64_t {
+        auto db = open_state_db(f.dir.str());
+        REQUIRE(db);
+        auto st = (*db)->prepare("SELECT hits FROM cache_entries WHERE key = ?");
+        REQUIRE(st);
+        st->bind(1, k.exact);
+        auto row = st->step();
+        return row && *row ? st->col_int(0) : 0;
+    };
+    std::int64_t credited_a = 0, credited_b = 0;
+    std::thread r1(reader), r2(reader);
+    for (int i = 0; i < 300; ++i) {
+        REQUIRE(f.cache->flush_counts());
+        credited_a += written(ka);
+        credited_b += written(kb);
+        f.clock.advance(std::chrono::milliseconds(1));  // a new created_ms for each incarnation
+        REQUIRE(f.cache->clear("", std::nullopt));
+        const bool a_first = i % 2 != 0;
+        REQUIRE(f.cache->store(a_first ? ka : kb, resp(a_first ? "a" : "b")));
+        REQUIRE(f.cache->store(a_first ? kb : ka, resp(a_first ? "b" : "a")));
+    }
+    stop = true;
+    r1.join();
+    r2.join();
+    REQUIRE(f.cache->flush_counts());
+    credited_a += written(ka);
+    credited_b += written(kb);
+    CHECK(wrong.load() == 0);
+    CHECK(hits_a.load() > 0);
+    CHECK(f.cache->stats().exact_hits == hits_a.load());
+    CHECK(credited_a <= hits_a.load());
+    CHECK(credited_b == 0);
+}
+
+}  // namespace
+
+TEST_CASE("exact cache: hits read outside the mutex while entries are cleared and stored again - counted per hit") {
+    hits_race_clear_and_store({});
+}
+
+TEST_CASE("exact cache: the same race with hits counted in memory") {
+    CacheConfig cfg;
+    cfg.count_flush_ms = 1000;
+    hits_race_clear_and_store(cfg);
 }

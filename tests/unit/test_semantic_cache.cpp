@@ -400,6 +400,25 @@ TEST_CASE("semantic cache: a stale index (rows written by another process) is re
     CHECK(c->stats().index_size == 10);
 }
 
+TEST_CASE("semantic cache: warm_index loads the index before any lookup - and is a no-op when it is loaded") {
+    Fixture f;
+    {
+        auto c = f.open();
+        for (int i = 0; i < 5; ++i)
+            REQUIRE(c->store(key("Warm question " + std::to_string(i) + " about tides"), answer("w" + std::to_string(i))));
+    }
+    auto c = f.open();
+    CHECK_FALSE(c->stats().index_loaded);
+    c->warm_index();
+    CHECK(c->stats().index_loaded);
+    CHECK(c->stats().index_size == 5);
+    c->warm_index();
+    CHECK(c->stats().index_size == 5);
+    auto hit = c->lookup(key("warm question 2 about tides please"));
+    REQUIRE(hit);
+    CHECK(hit->content == "w2");
+}
+
 TEST_CASE("semantic cache: rows added by another connection are picked up while open") {
     Fixture f;
     auto a = f.open();

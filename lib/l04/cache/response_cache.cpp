@@ -207,12 +207,20 @@ constexpr std::size_t k_max_pending_entries = 512;
 
 void ResponseCache::count_hit_locked(std::int64_t id, std::int64_t created_ms, std::int64_t now, CounterId counter) {
     if (m_cfg.count_flush_ms > 0) {
+        (counter == CounterId::cache_semantic_hits ? m_counts.semantic_hits : m_counts.exact_hits) += 1;
         auto& e = m_counts.entries[id];
+        // Exact lookups read outside m_mu: a read of an older row (replaced
+        // by a store, or deleted and its id reused) can be counted after
+        // hits on the newer one. The newer entry keeps its pending hits; the
+        // older one's hit counts only globally.
+        if (e.hits > 0 && created_ms < e.created_ms) {
+            note_pending_locked(now);
+            return;
+        }
         if (e.hits > 0 && e.created_ms != created_ms) e = {};  // the id was reused: hits on the old entry go
         e.created_ms = created_ms;
         e.hits += 1;
         e.last_used_ms = std::max(e.last_used_ms, now);
-        (counter == CounterId::cache_semantic_hits ? m_counts.semantic_hits : m_counts.exact_hits) += 1;
         note_pending_locked(now);
         return;
     }
@@ -222,11 +230,13 @@ void ResponseCache::count_hit_locked(std::int64_t id, std::int64_t created_ms, s
     auto tx = Transaction::begin(*m_db);
     Status st = tx ? Status{} : Status(fail(tx.error()));
     if (st) {
-        auto up = m_db->cached("UPDATE cache_entries SET last_used_ms = MAX(last_used_ms, ?), hits = hits + 1 WHERE id = ?");
+        // Only the entry that was read: its id may have been reused since.
+        auto up = m_db->cached(
+            "UPDATE cache_entries SET last_used_ms = MAX(last_used_ms, ?), hits = hits + 1 WHERE id = ? AND created_ms = ?");
         if (!up) st = fail(up.error());
         else {
             StmtReset reset(**up);
-            (*up)->bind(1, now).bind(2, id);
+            (*up)->bind(1, now).bind(2, id).bind(3, created_ms);
             st = (*up)->run();
         }
     }
@@ -309,9 +319,15 @@ std::unique_ptr<Db> ResponseCache::take_reader() {
             return db;
         }
     }
-    auto db = Db::open(path);
+    const auto now = m_clock.now();
+    if (now < m_readers_retry_at.load()) return nullptr;
+    auto db = Db::open_reader(path);
     if (!db) {
-        spdlog::warn("cache: cannot open a reader connection ({}); lookups share the writer's", db.error().to_string());
+        // Out of descriptors, or the file went: the writer's connection
+        // serves lookups, and a reader is tried again in 10 s.
+        m_readers_retry_at = now + std::chrono::seconds(10);
+        spdlog::warn("cache: cannot open a reader connection ({}); lookups use the writer's for 10 s",
+                     db.error().to_string());
         return nullptr;
     }
     return std::move(*db);
@@ -338,7 +354,10 @@ std::optional<InferenceResponse> ResponseCache::lookup(const CacheKey& key, std:
         // SQLITE_BUSY_SNAPSHOT (no busy wait), and the hit went uncounted.
         auto read = [&](Db& db) {
             auto st = db.cached(std::string("SELECT ") + k_hit_cols + " FROM cache_entries WHERE key = ?");
-            if (!st) return;
+            if (!st) {
+                spdlog::warn("cache: exact lookup failed: {}", st.error().to_string());
+                return;
+            }
             Stmt& q = **st;
             StmtReset reset(q);
             q.bind(1, key.exact);

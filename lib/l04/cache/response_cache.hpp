@@ -166,6 +166,10 @@ public:
     Status save_index();
     // Compacts the index now (loading it first).
     Status compact_index();
+    // Loads (or rebuilds) the semantic index now, when the semantic cache is
+    // on: l04d does it at start on its main thread, so that the first
+    // semantic lookup neither waits for it nor stalls an event loop.
+    void warm_index() { (void)ensure_index(); }
     // Path of this embedder's index file ("" when not persisted).
     std::string index_path() const;
 
@@ -240,6 +244,7 @@ private:
     void give_reader(std::unique_ptr<Db> db);
     std::mutex m_readers_mu;
     std::vector<std::unique_ptr<Db>> m_readers;  // idle ones
+    std::atomic<Clock::duration> m_readers_retry_at{Clock::duration::zero()};  // after a failed open
     std::mutex m_compact_mu;
     std::thread m_compactor;
     std::atomic<bool> m_compact_running{false};

@@ -126,6 +126,18 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path) {
     return db;
 }
 
+Result<std::unique_ptr<Db>> Db::open_reader(const std::string& path) {
+    std::unique_ptr<Db> db(new Db());
+    db->m_path = path;
+    // READWRITE without CREATE: a WAL reader needs write access to the -shm
+    // file; query_only refuses every write on this connection.
+    int rc = sqlite3_open_v2(path.c_str(), &db->m_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) return fail(db_error(db->m_db, "cannot open database " + path));
+    sqlite3_busy_timeout(db->m_db, 10000);
+    L04_TRY(db->exec("PRAGMA query_only=1"));
+    return db;
+}
+
 Db::~Db() {
     m_stmts.clear();  // finalized before the connection closes
     if (m_db) sqlite3_close_v2(m_db);

@@ -72,6 +72,9 @@ class Db {
 public:
     // Opens (creating) the file at path; ":memory:" works for tests.
     static Result<std::unique_ptr<Db>> open(const std::string& path);
+    // A second connection to an existing database, for reads only (query_only;
+    // never creates the file, never changes its journal mode).
+    static Result<std::unique_ptr<Db>> open_reader(const std::string& path);
     ~Db();
     Db(const Db&) = delete;
     Db& operator=(const Db&) = delete;

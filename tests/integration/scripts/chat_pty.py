@@ -59,22 +59,31 @@ def send(s):
 
 def wait_line_editor():
     """Waits until libedit has put the terminal in raw mode (ICANON off).
-    libedit prints its prompt, then switches: a Ctrl-D arriving in between
-    is taken by the kernel's canonical line discipline (echoed as "^D") and
-    reaches libedit as a literal character, so the line is no longer empty
-    and every later Ctrl-D only rings the bell. A person is never that fast;
-    a script is. The pty master reports the slave's modes."""
+    libedit prints its prompt, then switches: an EOF typed in between goes
+    through the kernel's canonical line discipline and reaches libedit as
+    a character on the line (shown as "^D"), so the line is no longer
+    empty and every later Ctrl-D only rings the bell. A person is never
+    that fast; a script is. The pty master reports the slave's modes."""
     global buf
     end = time.time() + 20
-    while termios.tcgetattr(fd)[3] & termios.ICANON:
+    while True:
+        try:
+            canonical = termios.tcgetattr(fd)[3] & termios.ICANON
+        except termios.error:
+            fail("the terminal went away while waiting for the line editor")
+        if not canonical:
+            return
         if time.time() >= end:
             fail("the line editor never switched the terminal to raw mode")
         r, _, _ = select.select([fd], [], [], 0.01)
         if r:
             try:
-                buf += os.read(fd, 4096)
+                data = os.read(fd, 4096)
             except OSError:
                 fail("the session ended while waiting for the line editor")
+            if not data:
+                fail("end of output while waiting for the line editor")
+            buf += data
 
 
 expect("> ")
