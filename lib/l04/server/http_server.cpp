@@ -699,6 +699,10 @@ void HttpServer::serve(int fd, bool tcp) {
 
         const std::string conn = to_lower(req.header("connection"));
         keep = http10 ? conn == "keep-alive" : conn != "close";
+        // Nothing of the next request has arrived: the read buffer (4 KiB
+        // or more) goes back to the heap for the handler's length, which
+        // for a stream is minutes (the next request allocates it again).
+        if (rd.buf().empty()) rd.buf().shrink_to_fit();
         ++m_requests;
         touch();
         SocketWriter w(fd, keep && !m_stopping.load(), req.method == "HEAD", http10);
