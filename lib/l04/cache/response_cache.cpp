@@ -129,6 +129,8 @@ std::uint64_t digest_tag(const std::string& hex) {
 
 ResponseCache::ResponseCache(std::unique_ptr<Db> db, CacheConfig cfg, Clock& clock, std::shared_ptr<Embedder> embedder)
     : m_db(std::move(db)), m_cfg(std::move(cfg)), m_clock(clock), m_embedder(std::move(embedder)) {
+    const std::string& path = m_db->path();
+    m_has_readers = !path.empty() && path != ":memory:" && path.rfind("file:", 0) != 0;
     if (m_embedder) {
         m_embedder_name = m_embedder->name();
         m_dims = m_embedder->dimension();
@@ -309,8 +311,7 @@ Status ResponseCache::flush_counts() {
 }
 
 std::unique_ptr<Db> ResponseCache::take_reader() {
-    const std::string& path = m_db->path();
-    if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return nullptr;
+    if (!m_has_readers) return nullptr;
     {
         std::lock_guard lk(m_readers_mu);
         if (!m_readers.empty()) {
@@ -321,7 +322,7 @@ std::unique_ptr<Db> ResponseCache::take_reader() {
     }
     const auto now = m_clock.now();
     if (now < m_readers_retry_at.load()) return nullptr;
-    auto db = Db::open_reader(path);
+    auto db = Db::open_reader(m_db->path());
     if (!db) {
         // Out of descriptors, or the file went: the writer's connection
         // serves lookups, and a reader is tried again in 10 s.

@@ -242,6 +242,7 @@ private:
     // database).
     std::unique_ptr<Db> take_reader();
     void give_reader(std::unique_ptr<Db> db);
+    bool m_has_readers = false;  // a file database: another connection sees the same data
     std::mutex m_readers_mu;
     std::vector<std::unique_ptr<Db>> m_readers;  // idle ones
     std::atomic<Clock::duration> m_readers_retry_at{Clock::duration::zero()};  // after a failed open

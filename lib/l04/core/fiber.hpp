@@ -61,6 +61,13 @@ void sleep_real(Clock::duration d);
 // Runs fn on a helper thread while the calling fiber waits; off a fiber,
 // runs fn right here. An exception fn throws is rethrown to the caller.
 void run_blocking(const std::function<void()>& fn);
+// The same for a call with a result (need not be default-constructible).
+template <class F>
+auto run_blocking_result(F&& fn) -> decltype(fn()) {
+    std::optional<decltype(fn())> out;
+    run_blocking([&] { out.emplace(fn()); });
+    return std::move(*out);
+}
 
 // While one is open on this thread, on_fiber() is false: every wait above
 // blocks the thread instead of yielding. For waits made while a mutex is

@@ -186,9 +186,7 @@ public:
         // The easy interface blocks its thread for the whole transfer: on a
         // fiber (l04d) it runs on a helper thread while the fiber waits, and
         // the callbacks (a stream's chunks to the client) run there too.
-        std::optional<Result<HttpResponseHead>> out;
-        run_blocking([&] { out.emplace(perform_here(req, on_head, on_data)); });
-        return std::move(*out);
+        return run_blocking_result([&] { return perform_here(req, on_head, on_data); });
     }
 
 private:

@@ -396,9 +396,7 @@ private:
     // A child process is waited on with poll() and waitpid(): on a fiber
     // (l04d) that runs on a helper thread while the fiber waits.
     Result<InferenceResponse> run_off_loop(const ProviderRequest& req, const ChunkSink* sink) {
-        std::optional<Result<InferenceResponse>> out;
-        run_blocking([&] { out.emplace(run(req, sink)); });
-        return std::move(*out);
+        return run_blocking_result([&] { return run(req, sink); });
     }
     Result<InferenceResponse> run(const ProviderRequest& req, const ChunkSink* sink);
     Error stop_error(Stop stop, std::chrono::milliseconds limit, const std::string& err_text) const;
